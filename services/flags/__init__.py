@@ -1,0 +1,1 @@
+"""Safeguard flags service."""

@@ -1,0 +1,1 @@
+"""Safeguard recovery service."""

@@ -1,0 +1,1 @@
+"""Safeguard SLA stream processor (faust-streaming)."""

@@ -1,0 +1,17 @@
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from shared.settings import HttpSettings, KafkaSettings, TelemetrySettings
+
+__all__ = ["SlaSettings"]
+
+
+class SlaSettings(HttpSettings):
+    model_config = SettingsConfigDict(env_prefix="SLA_", extra="ignore")
+    port: int = 8003
+    app_id: str = "safeguard-sla"
+    data_dir: str = ".stack/sla"
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)

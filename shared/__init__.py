@@ -1,0 +1,1 @@
+"""Code shared by every Safeguard service: the event contract, Kafka, settings, telemetry."""

@@ -1,0 +1,59 @@
+"""Events about the health of targets and processes."""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, NonNegativeInt
+
+from shared import topics
+from shared.events.base import Event
+
+__all__ = ["HealthCheckCompleted", "ProcessStatsReported", "PoolStats", "ProbeKind", "ProbeStatus"]
+
+ProbeKind = Literal["http", "tcp", "postgres", "redis", "kafka", "process"]
+ProbeStatus = Literal["pass", "warn", "fail"]
+
+
+class HealthCheckCompleted(Event):
+    """One probe of one target by the health service.
+
+    `status` is this probe's result; `state` is the target's debounced state after N
+    consecutive failures / M successes, so consumers need not re-implement hysteresis.
+    """
+
+    topic: ClassVar[str] = topics.HEALTH_CHECKS
+    type: Literal["health.check_completed"] = "health.check_completed"
+    service: str = Field(min_length=1, description="The service the target belongs to.")
+    target: str = Field(min_length=1)
+    kind: ProbeKind
+    status: ProbeStatus
+    state: Literal["up", "down"]
+    latency_ms: NonNegativeFloat
+    observed_value: float | str | None = None
+    observed_unit: str | None = None
+    message: str = ""
+    consecutive: NonNegativeInt = 1
+
+
+class PoolStats(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+    name: str = "postgres"
+    size: NonNegativeInt
+    idle: NonNegativeInt
+    max_size: NonNegativeInt
+    connected: bool
+
+
+class ProcessStatsReported(Event):
+    """Memory and connection-pool state of one process of a protected app (or of a service)."""
+
+    topic: ClassVar[str] = topics.HEALTH_CHECKS
+    type: Literal["health.process_stats_reported"] = "health.process_stats_reported"
+    service: str = Field(min_length=1)
+    instance: str = Field(min_length=1)
+    pid: NonNegativeInt
+    rss_bytes: NonNegativeInt
+    memory_limit_bytes: NonNegativeInt
+    memory_percent: NonNegativeFloat = Field(description="rss / limit * 100 (cgroup limit, else host RAM).")
+    pools: list[PoolStats] = Field(default_factory=list)

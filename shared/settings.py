@@ -1,0 +1,51 @@
+"""Settings shared by the services; each service adds its own `<Service>Settings`.
+
+Defaults are those of the native stack (`make up`), so a service started by hand on a
+developer machine finds Kafka, Postgres and Redis without any environment.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["KafkaSettings", "PostgresSettings", "RedisSettings", "TelemetrySettings", "HttpSettings"]
+
+
+class KafkaSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="KAFKA_", extra="ignore")
+    bootstrap_servers: str = "127.0.0.1:9092"
+    client_id: str = "safeguard"
+    topic_prefix: str = Field(default="", description="Prepended to every topic name, e.g. 'staging.'.")
+    consumer_max_retries: int = Field(default=3, ge=0, description="Handler attempts before the DLQ.")
+    consumer_retry_backoff_s: float = Field(default=0.2, ge=0)
+
+
+class PostgresSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="POSTGRES_", extra="ignore")
+    dsn: SecretStr = SecretStr("postgresql://safeguard:safeguard@127.0.0.1:5432/safeguard")
+    min_size: int = 1
+    max_size: int = 10
+    command_timeout_s: float = 5.0
+
+
+class RedisSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="REDIS_", extra="ignore")
+    url: SecretStr = SecretStr("redis://127.0.0.1:6379/0")
+
+
+class TelemetrySettings(BaseSettings):
+    """OpenTelemetry export. With no endpoint, spans are still made (trace ids in logs) but not exported."""
+
+    model_config = SettingsConfigDict(env_prefix="OTEL_", extra="ignore")
+    exporter_otlp_endpoint: str | None = None
+    log_level: str = Field(default="INFO", validation_alias="LOG_LEVEL")
+    log_format: str = Field(default="json", validation_alias="LOG_FORMAT")
+
+
+class HttpSettings(BaseSettings):
+    """Where a service listens. Subclass with the service's env prefix (FLAGS_PORT, ...)."""
+
+    model_config = SettingsConfigDict(extra="ignore")
+    host: str = "127.0.0.1"
+    port: int = 8000

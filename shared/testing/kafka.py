@@ -1,0 +1,70 @@
+"""Helpers for integration tests against a real broker."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Callable
+
+from aiokafka import AIOKafkaConsumer, ConsumerRecord
+
+from shared.events import Event
+from shared.kafka.codec import decode
+
+__all__ = ["expect_records", "expect_events", "wait_for_kafka"]
+
+
+async def wait_for_kafka(bootstrap_servers: str, timeout_s: float = 20.0) -> None:
+    """Raise a clear error when no broker answers at `bootstrap_servers`."""
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=5000)
+    try:
+        await asyncio.wait_for(admin.start(), timeout_s)
+    except Exception as exc:  # noqa: BLE001
+        raise RuntimeError(f"Kafka at {bootstrap_servers} does not answer ({exc!r}); run `make up`") from exc
+    finally:
+        await admin.close()
+
+
+async def expect_records(
+    bootstrap_servers: str,
+    topic: str,
+    *,
+    count: int,
+    timeout: float = 20.0,
+    where: Callable[[ConsumerRecord[bytes, bytes]], bool] = lambda r: True,
+) -> list[ConsumerRecord[bytes, bytes]]:
+    """Read `topic` from the beginning until `count` records match `where`; fail on timeout."""
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap_servers, group_id=f"expect-{uuid.uuid4().hex[:8]}",
+        auto_offset_reset="earliest", enable_auto_commit=False,
+    )
+    await consumer.start()
+    found: list[ConsumerRecord[bytes, bytes]] = []
+    try:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while len(found) < count:
+            left = deadline - asyncio.get_running_loop().time()
+            if left <= 0:
+                raise AssertionError(f"{topic}: wanted {count} matching records within {timeout}s, got {len(found)}")
+            batches = await consumer.getmany(timeout_ms=int(min(left, 0.5) * 1000))
+            found += [r for records in batches.values() for r in records if where(r)]
+        return found
+    finally:
+        await consumer.stop()
+
+
+async def expect_events(
+    bootstrap_servers: str,
+    topic: str,
+    *,
+    count: int,
+    timeout: float = 20.0,
+    where: Callable[[Event], bool] = lambda e: True,
+) -> list[Event]:
+    """Like `expect_records`, decoded with the topic's contract."""
+    records = await expect_records(
+        bootstrap_servers, topic, count=count, timeout=timeout, where=lambda r: where(decode(topic, r.value))
+    )
+    return [decode(topic, r.value) for r in records]

@@ -1,0 +1,121 @@
+"""Every Kafka topic Safeguard uses, in one place.
+
+`python -m shared.topics create` creates them all idempotently (and the `.dlq` twin of
+each consumed topic); `python -m shared.topics list` prints them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from dataclasses import dataclass, field
+
+__all__ = [
+    "TELEMETRY_REQUESTS", "TELEMETRY_PAGELOADS", "HEALTH_CHECKS", "FLAGS_CHANGES", "FLAGS_STATE",
+    "SLA_TRIGGERS", "SLA_BUDGETS", "RECOVERY_COMMANDS", "RECOVERY_ACTIONS", "INCIDENTS_EVENTS",
+    "NOTIFIER_DELIVERIES", "TopicSpec", "TOPICS", "dlq", "create_topics",
+]
+
+TELEMETRY_REQUESTS = "telemetry.requests"
+TELEMETRY_PAGELOADS = "telemetry.pageloads"
+HEALTH_CHECKS = "health.checks"
+FLAGS_CHANGES = "flags.changes"
+FLAGS_STATE = "flags.state"
+SLA_TRIGGERS = "sla.triggers"
+SLA_BUDGETS = "sla.budgets"
+RECOVERY_COMMANDS = "recovery.commands"
+RECOVERY_ACTIONS = "recovery.actions"
+INCIDENTS_EVENTS = "incidents.events"
+NOTIFIER_DELIVERIES = "notifier.deliveries"
+
+DLQ_SUFFIX = ".dlq"
+
+
+def dlq(topic: str) -> str:
+    """The dead-letter topic of `topic`."""
+    return topic + DLQ_SUFFIX
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    description: str
+    key: str
+    producer: str
+    partitions: int = 3
+    config: dict[str, str] = field(default_factory=dict)
+
+
+_WEEK_MS = str(7 * 24 * 3600 * 1000)
+
+TOPICS: tuple[TopicSpec, ...] = (
+    TopicSpec(TELEMETRY_REQUESTS, "Per instance per second request outcomes and latency sketch.",
+              "service", "sdk middleware", config={"retention.ms": _WEEK_MS}),
+    TopicSpec(TELEMETRY_PAGELOADS, "Browser navigation timing beacons.", "service", "sdk / pages",
+              config={"retention.ms": _WEEK_MS}),
+    TopicSpec(HEALTH_CHECKS, "Probe results and process stats.", "service", "health, sdk",
+              config={"retention.ms": _WEEK_MS}),
+    TopicSpec(FLAGS_CHANGES, "Every change to a flag: who, what, before, after, why.", "flag_key", "flags"),
+    TopicSpec(FLAGS_STATE, "Compacted: the current definition of every flag (tombstone on delete).",
+              "flag_key", "flags", config={"cleanup.policy": "compact"}),
+    TopicSpec(SLA_TRIGGERS, "Trigger episodes: fired and cleared.", "service", "sla"),
+    TopicSpec(SLA_BUDGETS, "Availability, error budget left, burn rates.", "service", "sla"),
+    TopicSpec(RECOVERY_COMMANDS, "Commands to protected apps: restart pool, open breaker, exit.",
+              "service", "recovery"),
+    TopicSpec(RECOVERY_ACTIONS, "What recovery did and how it went.", "service", "recovery"),
+    TopicSpec(INCIDENTS_EVENTS, "Incident life cycle.", "service", "notifier"),
+    TopicSpec(NOTIFIER_DELIVERIES, "Each notification sent or failed.", "service", "notifier"),
+)
+
+
+def all_topic_names() -> list[str]:
+    return [t.name for t in TOPICS] + [dlq(t.name) for t in TOPICS]
+
+
+async def create_topics(bootstrap_servers: str, *, timeout_s: float = 60.0) -> list[str]:
+    """Create every topic and its DLQ when missing. Returns the names it created."""
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+    from aiokafka.errors import KafkaConnectionError
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=10000)
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while True:
+        try:
+            await admin.start()
+            break
+        except KafkaConnectionError:
+            if asyncio.get_running_loop().time() > deadline:
+                raise
+            await asyncio.sleep(0.5)
+    try:
+        existing = set(await admin.list_topics())
+        wanted = [NewTopic(t.name, t.partitions, 1, topic_configs=t.config) for t in TOPICS]
+        wanted += [NewTopic(dlq(t.name), 1, 1) for t in TOPICS]
+        missing = [t for t in wanted if t.name not in existing]
+        if missing:
+            await admin.create_topics(missing)
+        return [t.name for t in missing]
+    finally:
+        await admin.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m shared.topics")
+    parser.add_argument("command", choices=["create", "list"])
+    parser.add_argument("--bootstrap-servers", default=None)
+    args = parser.parse_args(argv)
+    if args.command == "list":
+        for name in all_topic_names():
+            print(name)
+        return 0
+    from shared.settings import KafkaSettings
+
+    servers = args.bootstrap_servers or KafkaSettings().bootstrap_servers
+    created = asyncio.run(create_topics(servers))
+    print(f"topics: {len(created)} created, {len(all_topic_names()) - len(created)} already there")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

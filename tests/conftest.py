@@ -1,0 +1,75 @@
+"""Fixtures shared by every test folder.
+
+Integration fixtures read `KAFKA_BOOTSTRAP_SERVERS`, `POSTGRES_DSN` and `REDIS_URL` (set by
+`make test`, which starts the native stack). A service that does not answer fails the test:
+never a silent skip.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from shared.settings import KafkaSettings
+from shared.telemetry import setup_telemetry
+
+_SPANS = InMemorySpanExporter()
+
+
+@pytest.fixture(scope="session")
+def span_exporter() -> InMemorySpanExporter:
+    """Every finished span of the test process (a SimpleSpanProcessor feeds it)."""
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+
+    setup_telemetry("tests")
+    provider = trace.get_tracer_provider()
+    assert isinstance(provider, TracerProvider)
+    provider.add_span_processor(SimpleSpanProcessor(_SPANS))
+    return _SPANS
+
+
+@pytest.fixture
+def unique() -> str:
+    """A short unique id for topic prefixes, group ids and keys."""
+    return uuid.uuid4().hex[:10]
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap() -> str:
+    return os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    return os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+@pytest.fixture(scope="session")
+def postgres_dsn() -> str:
+    return os.environ.get("POSTGRES_DSN", "postgresql://safeguard:safeguard@127.0.0.1:5432/safeguard")
+
+
+@pytest.fixture
+def kafka_settings(kafka_bootstrap: str, unique: str) -> KafkaSettings:
+    """Kafka settings with a per-test topic prefix, so tests never see each other's messages."""
+    return KafkaSettings(bootstrap_servers=kafka_bootstrap, topic_prefix=f"t{unique}.",
+                         consumer_retry_backoff_s=0.01)
+
+
+@pytest.fixture
+async def redis_client(redis_url: str) -> AsyncIterator[object]:
+    import redis.asyncio as aioredis
+
+    client = aioredis.from_url(redis_url)
+    try:
+        await client.ping()
+    except Exception as exc:  # noqa: BLE001
+        pytest.fail(f"Redis at {redis_url} does not answer ({exc}); run `make up` or set REDIS_URL")
+    yield client
+    await client.aclose()
