@@ -1,0 +1,1 @@
+"""Benchmarks (`make bench`). Each module `bench/<area>.py` has `async def main() -> None` printing its figures."""
