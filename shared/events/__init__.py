@@ -12,7 +12,10 @@ from pydantic import Field, TypeAdapter
 
 from shared.events.base import Event, utcnow
 from shared.events.flags import FlagAction, FlagChanged, FlagSnapshot
-from shared.events.health import HealthCheckCompleted, PoolStats, ProbeKind, ProbeStatus, ProcessStatsReported
+from shared.events.health import (
+    BreakerState, CircuitBreakerStateChanged, HealthCheckCompleted, PoolStats, ProbeKind, ProbeStatus,
+    ProcessStatsReported,
+)
 from shared.events.incidents import (
     IncidentAcknowledged, IncidentEscalated, IncidentMitigated, IncidentOpened, IncidentResolved,
     NotificationDelivered, NotificationFailed, Severity,
@@ -27,7 +30,7 @@ from shared.events.telemetry import PageLoadObserved, RequestsObserved
 __all__ = [
     "Event", "utcnow", "contract_topic", "EVENT_TYPES", "TOPIC_EVENTS", "event_class", "parse", "topic_adapter",
     "RequestsObserved", "PageLoadObserved", "HealthCheckCompleted", "ProcessStatsReported", "PoolStats",
-    "ProbeKind", "ProbeStatus", "FlagChanged", "FlagSnapshot", "FlagAction", "TriggerFired", "TriggerCleared",
+    "ProbeKind", "ProbeStatus", "BreakerState", "CircuitBreakerStateChanged", "FlagChanged", "FlagSnapshot", "FlagAction", "TriggerFired", "TriggerCleared",
     "TriggerKind", "BudgetReported", "BurnRate", "Command", "RestartConnectionPool", "RestartProcess",
     "OpenCircuitBreaker", "DisableNewFeatures", "RecoveryActionStarted", "RecoveryActionSucceeded",
     "RecoveryActionFailed", "IncidentOpened", "IncidentEscalated", "IncidentAcknowledged",
@@ -39,7 +42,7 @@ _ALL: tuple[type[Event], ...] = (
     FlagSnapshot, TriggerFired, TriggerCleared, BudgetReported, RestartConnectionPool, RestartProcess,
     OpenCircuitBreaker, DisableNewFeatures, RecoveryActionStarted, RecoveryActionSucceeded,
     RecoveryActionFailed, IncidentOpened, IncidentEscalated, IncidentAcknowledged, IncidentMitigated,
-    IncidentResolved, NotificationDelivered, NotificationFailed,
+    IncidentResolved, NotificationDelivered, NotificationFailed, CircuitBreakerStateChanged,
 )
 
 

@@ -9,10 +9,14 @@ from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, NonNegative
 from shared import topics
 from shared.events.base import Event
 
-__all__ = ["HealthCheckCompleted", "ProcessStatsReported", "PoolStats", "ProbeKind", "ProbeStatus"]
+__all__ = [
+    "HealthCheckCompleted", "ProcessStatsReported", "PoolStats", "ProbeKind", "ProbeStatus", "BreakerState",
+    "CircuitBreakerStateChanged",
+]
 
 ProbeKind = Literal["http", "tcp", "postgres", "redis", "kafka", "process"]
 ProbeStatus = Literal["pass", "warn", "fail"]
+BreakerState = Literal["closed", "open", "half_open", "forced_open", "disabled"]
 
 
 class HealthCheckCompleted(Event):
@@ -57,3 +61,28 @@ class ProcessStatsReported(Event):
     memory_limit_bytes: NonNegativeInt
     memory_percent: NonNegativeFloat = Field(description="rss / limit * 100 (cgroup limit, else host RAM).")
     pools: list[PoolStats] = Field(default_factory=list)
+    breakers: dict[str, BreakerState] = Field(
+        default_factory=dict, description="Current state of each circuit breaker of the process, by name."
+    )
+
+
+class CircuitBreakerStateChanged(Event):
+    """A circuit breaker of one process of a protected app changed state (emitted by the SDK).
+
+    `shared` is true when the change came from another instance through the shared OPEN
+    state in Redis (or from a recovery command), false when this instance's own sliding
+    window decided it. Rates are percentages over the window that decided, -1 when unknown.
+    """
+
+    topic: ClassVar[str] = topics.HEALTH_CHECKS
+    type: Literal["health.breaker_state_changed"] = "health.breaker_state_changed"
+    service: str = Field(min_length=1)
+    instance: str = Field(min_length=1)
+    breaker: str = Field(min_length=1)
+    from_state: BreakerState
+    to_state: BreakerState
+    reason: str = ""
+    shared: bool = False
+    failure_rate: float = -1.0
+    slow_call_rate: float = -1.0
+    open_for_seconds: NonNegativeFloat | None = None
