@@ -1,0 +1,239 @@
+"""API rate limiting on `limits` (Redis storage, in-memory fallback): 429 + Retry-After + IETF RateLimit headers.
+
+Use it as an ASGI middleware over a whole app, or as a FastAPI dependency on one route:
+
+    limiter = RateLimiter.from_settings(RateLimitSettings(), redis_url=settings.redis.url)
+    app.add_middleware(RateLimitMiddleware, limiter=limiter, exempt=("/healthz",))
+    @router.post("/x", dependencies=[Depends(limiter.dependency("10/second"))])
+
+Each client gets its own window, keyed by a hash of its token (`Authorization: Bearer`
+or `X-API-Key`) or else by its address (`client_address`: X-Forwarded-For is believed
+only from a trusted proxy). Headers follow draft-ietf-httpapi-ratelimit-headers (09):
+`RateLimit-Policy: "default";q=100;w=1` and `RateLimit: "default";r=99;t=1`.
+When Redis does not answer, counting moves to process memory (per instance, so a
+little looser) and goes back to Redis after `retry_redis_s`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import logging
+import math
+import time
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from limits import RateLimitItem, parse
+from limits.aio.storage import MemoryStorage, Storage
+from limits.storage import storage_from_string
+from limits.aio.strategies import MovingWindowRateLimiter, RateLimiter as _Strategy, SlidingWindowCounterRateLimiter
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from starlette.requests import HTTPConnection
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+__all__ = [
+    "RateLimitSettings", "RateLimiter", "RateLimitMiddleware", "RateLimitExceeded", "Decision",
+    "client_address", "client_key",
+]
+
+logger = logging.getLogger(__name__)
+Strategy = Literal["moving-window", "sliding-window-counter"]
+
+
+class RateLimitSettings(BaseSettings):
+    """`RATELIMIT_*`. `default` is a `limits` string ("100/second", "1000 per minute")."""
+
+    model_config = SettingsConfigDict(env_prefix="RATELIMIT_", extra="ignore")
+    enabled: bool = True
+    default: str = "100/second"
+    strategy: Strategy = "sliding-window-counter"
+    storage_url: SecretStr | None = Field(default=None, description="async+redis://...; default: the Redis url.")
+    retry_redis_s: float = Field(default=5.0, gt=0, description="After Redis failed, use memory this long.")
+    trusted_proxies: list[str] = Field(default_factory=lambda: ["127.0.0.1/32", "::1/128"])
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    allowed: bool
+    limit: int
+    remaining: int
+    reset_s: int
+    window_s: int
+    policy: str = "default"
+
+    def headers(self) -> dict[str, str]:
+        out = {
+            "RateLimit-Policy": f'"{self.policy}";q={self.limit};w={self.window_s}',
+            "RateLimit": f'"{self.policy}";r={self.remaining};t={self.reset_s}',
+        }
+        if not self.allowed:
+            out["Retry-After"] = str(max(1, self.reset_s))
+        return out
+
+
+class RateLimitExceeded(Exception):
+    """Raised by the FastAPI dependency; `install_handler` turns it into a 429."""
+
+    def __init__(self, decision: Decision) -> None:
+        super().__init__("rate limit exceeded")
+        self.decision = decision
+
+
+def _networks(cidrs: Iterable[str]) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    return tuple(ipaddress.ip_network(c, strict=False) for c in cidrs)
+
+
+def _in(addr: str, nets: Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> bool:
+    try:
+        ip = ipaddress.ip_address(addr)
+    except ValueError:
+        return False
+    return any(ip in n for n in nets)
+
+
+def client_address(conn: HTTPConnection, trusted_proxies: Iterable[str] = ("127.0.0.1/32", "::1/128")) -> str:
+    """The caller's address. X-Forwarded-For counts only when the peer is a trusted proxy,
+    and then only its right-most entry: the one our proxy appended, which a client cannot forge."""
+    peer = conn.client.host if conn.client else ""
+    nets = _networks(trusted_proxies)
+    if not _in(peer, nets):
+        return peer
+    forwarded = [p.strip() for h in conn.headers.getlist("x-forwarded-for") for p in h.split(",") if p.strip()]
+    return forwarded[-1] if forwarded else peer
+
+
+def client_key(conn: HTTPConnection, trusted_proxies: Iterable[str] = ("127.0.0.1/32", "::1/128")) -> str:
+    """Per-client bucket key: a hash of the presented token, else the address (never the token itself)."""
+    auth = conn.headers.get("authorization", "")
+    token = auth[7:].strip() if auth[:7].lower() == "bearer " else conn.headers.get("x-api-key", "")
+    if token:
+        return "tok:" + hashlib.sha256(token.encode()).hexdigest()[:24]
+    return "ip:" + client_address(conn, trusted_proxies)
+
+
+class RateLimiter:
+    """A `limits` strategy over Redis with an in-memory fallback while Redis is down."""
+
+    def __init__(self, *, storage: Storage | None, strategy: Strategy = "sliding-window-counter",
+                 default: str = "100/second", retry_redis_s: float = 5.0,
+                 trusted_proxies: Iterable[str] = ("127.0.0.1/32", "::1/128"), enabled: bool = True) -> None:
+        kind = MovingWindowRateLimiter if strategy == "moving-window" else SlidingWindowCounterRateLimiter
+        self._primary: _Strategy | None = kind(storage) if storage is not None else None
+        self._memory: _Strategy = kind(MemoryStorage())
+        self._retry_s = retry_redis_s
+        self._down_until = 0.0
+        self.default = parse(default)
+        self.trusted_proxies = tuple(trusted_proxies)
+        self.enabled = enabled
+
+    @classmethod
+    def from_settings(cls, settings: RateLimitSettings, *, redis_url: SecretStr | str | None = None) -> RateLimiter:
+        url = settings.storage_url.get_secret_value() if settings.storage_url else None
+        if url is None and redis_url is not None:
+            raw = redis_url.get_secret_value() if isinstance(redis_url, SecretStr) else redis_url
+            url = raw if raw.startswith("async+") else "async+" + raw
+        storage = None
+        if url:
+            storage = storage_from_string(url, implementation="redispy", socket_timeout=0.5,
+                                          socket_connect_timeout=0.5, wrap_exceptions=True)
+        return cls(storage=storage, strategy=settings.strategy, default=settings.default,
+                   retry_redis_s=settings.retry_redis_s, trusted_proxies=settings.trusted_proxies,
+                   enabled=settings.enabled)
+
+    @property
+    def degraded(self) -> bool:
+        """True while counting in memory because Redis failed."""
+        return self._primary is not None and time.monotonic() < self._down_until
+
+    async def hit(self, key: str, item: RateLimitItem | None = None, *, cost: int = 1,
+                  policy: str = "default") -> Decision:
+        item = item or self.default
+        strategy = self._memory if self._primary is None or self.degraded else self._primary
+        try:
+            return await self._hit(strategy, item, key, cost, policy)
+        except Exception:  # noqa: BLE001 - any storage failure: count in memory for a while
+            if strategy is self._memory:
+                raise
+            logger.warning("rate limit storage failed; counting in memory for %.0f s", self._retry_s,
+                           exc_info=True)
+            self._down_until = time.monotonic() + self._retry_s
+            return await self._hit(self._memory, item, key, cost, policy)
+
+    @staticmethod
+    async def _hit(strategy: _Strategy, item: RateLimitItem, key: str, cost: int, policy: str) -> Decision:
+        allowed = await strategy.hit(item, key, cost=cost)
+        stats = await strategy.get_window_stats(item, key)
+        window = item.get_expiry()
+        reset = max(0, min(window, math.ceil(stats.reset_time - time.time())))
+        return Decision(allowed=allowed, limit=item.amount, remaining=max(0, stats.remaining),
+                        reset_s=reset, window_s=window, policy=policy)
+
+    def dependency(self, limit: str | None = None, *, name: str = "route",
+                   ) -> Callable[[HTTPConnection], Awaitable[Decision]]:
+        """A FastAPI dependency enforcing `limit` (default: the limiter's) per client on one route.
+
+        `name` is the policy name in the RateLimit headers."""
+        item = parse(limit) if limit else self.default
+
+        async def enforce(conn: HTTPConnection) -> Decision:
+            if not self.enabled:
+                return Decision(True, item.amount, item.amount, 0, item.get_expiry(), name)
+            key = f"{name}:{conn.url.path}:{client_key(conn, self.trusted_proxies)}"
+            decision = await self.hit(key, item, policy=name)
+            if not decision.allowed:
+                raise RateLimitExceeded(decision)
+            return decision
+
+        return enforce
+
+    @staticmethod
+    def install_handler(app: Any) -> None:
+        """Map `RateLimitExceeded` to 429 with Retry-After and RateLimit headers on a FastAPI app."""
+        from starlette.responses import JSONResponse
+
+        async def handler(_request: Any, exc: Exception) -> JSONResponse:
+            assert isinstance(exc, RateLimitExceeded)
+            return JSONResponse({"detail": "rate limit exceeded", "errorCode": "RATE_LIMITED"},
+                                status_code=429, headers=exc.decision.headers())
+
+        app.add_exception_handler(RateLimitExceeded, handler)
+
+
+class RateLimitMiddleware:
+    """Pure ASGI middleware: one window per client over every HTTP request except `exempt` paths.
+
+    Normal answers carry the RateLimit headers; a refused one is 429 with Retry-After.
+    """
+
+    def __init__(self, app: ASGIApp, *, limiter: RateLimiter, exempt: Iterable[str] = ("/healthz", "/readyz"),
+                 key_func: Callable[[HTTPConnection], str] | None = None) -> None:
+        self.app = app
+        self.limiter = limiter
+        self.exempt = tuple(exempt)
+        self.key_func = key_func
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not self.limiter.enabled or scope["path"].startswith(self.exempt):
+            await self.app(scope, receive, send)
+            return
+        conn = HTTPConnection(scope)
+        key = self.key_func(conn) if self.key_func else client_key(conn, self.limiter.trusted_proxies)
+        decision = await self.limiter.hit(key)
+        extra = [(k.lower().encode(), v.encode()) for k, v in decision.headers().items()]
+        if not decision.allowed:
+            body = b'{"detail":"rate limit exceeded","errorCode":"RATE_LIMITED"}'
+            await send({"type": "http.response.start", "status": 429,
+                        "headers": [(b"content-type", b"application/json"),
+                                    (b"content-length", str(len(body)).encode()), *extra]})
+            await send({"type": "http.response.body", "body": body})
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", []), *extra]}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
