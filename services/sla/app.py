@@ -2,21 +2,40 @@
 
 from __future__ import annotations
 
+from collections import Counter, defaultdict
+from dataclasses import dataclass
 from typing import Any
 
 import faust
-from faust.web import Request, Response, View
 
+from services.sla.agents import Counters, FaustPublisher, register_agents
+from services.sla.api import register_views
+from services.sla.policy import SlaPolicy, load_policy
+from services.sla.service import SlaCore
 from services.sla.settings import SlaSettings
+from services.sla.tables import Tables, define_tables
 
-__all__ = ["create_app"]
+__all__ = ["create_app", "SlaApp"]
 
 
-def create_app(settings: SlaSettings) -> faust.App:
+@dataclass(frozen=True)
+class SlaApp:
+    app: faust.App
+    core: SlaCore
+    tables: Tables
+    agents: dict[str, Any]
+    counters: Counters
+
+
+def create_app(settings: SlaSettings, *, policy: SlaPolicy | None = None, publisher: Any = None) -> SlaApp:
+    """Build the Faust app. `policy` defaults to `settings.policy_file` (PolicyError when invalid);
+    `publisher` (publish / dead_letter) defaults to Faust topics with CloudEvents headers."""
+    policy = policy or load_policy(settings.policy_file or None)
     app = faust.App(
         settings.app_id,
         broker=f"kafka://{settings.kafka.bootstrap_servers}",
         datadir=settings.data_dir,
+        web_enabled=settings.web_enabled,
         web_host=settings.host,
         web_port=settings.port,
         web_bind=settings.host,
@@ -24,11 +43,12 @@ def create_app(settings: SlaSettings) -> faust.App:
         topic_replication_factor=1,
         producer_acks=-1,
         store="memory://",
+        table_cleanup_interval=60.0,
     )
-
-    @app.page("/healthz")
-    class Healthz(View):
-        async def get(self, request: Request, **kwargs: Any) -> Response:
-            return self.json({"status": "pass", "service": "sla"})
-
-    return app
+    tables = define_tables(app)
+    core = SlaCore(policy=policy, buckets=tables.bucket_to_counts, status=tables.service_to_status)
+    counters: Counters = defaultdict(Counter)
+    publisher = publisher or FaustPublisher(app, topic_prefix=settings.kafka.topic_prefix)
+    agents = register_agents(app, core=core, publisher=publisher, topic_prefix=settings.kafka.topic_prefix, counters=counters)
+    register_views(app, core=core, counters=counters)
+    return SlaApp(app=app, core=core, tables=tables, agents=agents, counters=counters)

@@ -13,5 +13,7 @@ class SlaSettings(HttpSettings):
     port: int = 8003
     app_id: str = "safeguard-sla"
     data_dir: str = ".stack/sla"
+    policy_file: str | None = Field(default="config/sla.yaml", description="SLA policy YAML; empty for the defaults.")
+    web_enabled: bool = True
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)

@@ -16,7 +16,12 @@ TriggerKind = Literal["error_rate_high", "latency_high", "memory_high", "db_conn
 
 
 class TriggerFired(Event):
-    """A runbook trigger started an episode for a service (exactly one per episode)."""
+    """A runbook trigger started an episode for a service (exactly one per episode).
+
+    Emitted by the sla processor. `time` is the event time of detection, `first_bad_at`
+    when the condition first held; `id` is derived from `episode_id`, so a replay after a
+    crash repeats the same ce_id and consumers' dedupe drops it.
+    """
 
     topic: ClassVar[str] = topics.SLA_TRIGGERS
     type: Literal["sla.trigger_fired"] = "sla.trigger_fired"
@@ -28,6 +33,7 @@ class TriggerFired(Event):
     window_seconds: NonNegativeFloat
     samples: int = 0
     first_bad_at: datetime | None = None
+    instance: str | None = Field(default=None, description="The instance at fault, when one is (memory_high, pools).")
     detail: str = ""
 
 
@@ -42,6 +48,7 @@ class TriggerCleared(Event):
     value: float
     threshold: float
     fired_at: datetime | None = None
+    instance: str | None = None
 
 
 class BurnRate(BaseModel):
@@ -66,3 +73,5 @@ class BudgetReported(Event):
     budget_remaining_minutes: float
     burn_rates: list[BurnRate] = Field(default_factory=list)
     alerts: list[str] = Field(default_factory=list, description="Firing multiwindow alerts, e.g. 'page:1h/5m'.")
+    good: int = Field(default=0, ge=0, description="Good events (requests served, probes up) in the period.")
+    total: int = Field(default=0, ge=0, description="All events in the period, planned maintenance excluded.")

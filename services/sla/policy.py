@@ -1,0 +1,266 @@
+"""The SLA policy (`config/sla.yaml`): thresholds, windows, holds, budgets, maintenance.
+
+Validated at start: a bad file raises `PolicyError` naming the field, and the service
+stops with that message instead of running on a guess.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, time, timedelta
+from pathlib import Path
+from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+__all__ = [
+    "PolicyError", "SlaPolicy", "TriggerRule", "TriggerRules", "BurnAlertRule", "BudgetPolicy", "Objectives",
+    "WeeklyWindow", "OneOffWindow", "BusinessHours", "load_policy", "parse_duration",
+]
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+Day = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+
+
+class PolicyError(ValueError):
+    """The policy file is missing a field, has a bad value, or cannot be read."""
+
+
+def parse_duration(value: object) -> float:
+    """Seconds from `30`, `2.5`, `"90s"`, `"5m"`, `"1h"`, `"3d"`."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, str):
+        m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*", value)
+        if m:
+            return float(m.group(1)) * _UNITS[m.group(2) or "s"]
+    raise ValueError(f"not a duration: {value!r} (use seconds or 90s / 5m / 1h / 3d)")
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration), Field(ge=0)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TriggerRule(_Strict):
+    """When a trigger fires and clears.
+
+    Fires when `value > threshold` on every evaluation for `hold_fire` seconds with at least
+    `min_samples` samples in `window`; clears when `value <= clear_threshold` (default: the
+    threshold) for `hold_clear` seconds. Too few samples change nothing.
+    """
+
+    enabled: bool = True
+    threshold: float
+    clear_threshold: float | None = None
+    window: Duration = Field(gt=0)
+    min_samples: int = Field(ge=1)
+    hold_fire: Duration = 0.0
+    hold_clear: Duration = 0.0
+
+    @model_validator(mode="after")
+    def _clear_below_fire(self) -> TriggerRule:
+        if self.clear_threshold is not None and self.clear_threshold > self.threshold:
+            raise ValueError("clear_threshold must not exceed threshold")
+        return self
+
+    @property
+    def clear_at(self) -> float:
+        return self.threshold if self.clear_threshold is None else self.clear_threshold
+
+
+class TriggerRules(_Strict):
+    error_rate_high: TriggerRule = TriggerRule(threshold=0.05, window=5, min_samples=20, hold_fire=1, hold_clear=10)
+    latency_high: TriggerRule = TriggerRule(threshold=5000, window=5, min_samples=20, hold_fire=1, hold_clear=10)
+    latency_quantile: Literal[0.5, 0.9, 0.95, 0.99] = 0.95
+    memory_high: TriggerRule = TriggerRule(threshold=90, window=15, min_samples=2, hold_fire=0, hold_clear=10)
+    db_connection_lost: TriggerRule = TriggerRule(threshold=0.5, window=60, min_samples=1, hold_fire=0, hold_clear=5)
+    budget_burn: TriggerRule = TriggerRule(threshold=1.0, window=300, min_samples=10, hold_fire=0, hold_clear=60)
+
+
+class BurnAlertRule(_Strict):
+    """A Google SRE workbook multiwindow burn-rate alert: both windows burn at >= factor."""
+
+    long: Duration = Field(gt=0)
+    short: Duration = Field(gt=0)
+    factor: float = Field(gt=0)
+    severity: Literal["page", "ticket"]
+
+    @property
+    def name(self) -> str:
+        return f"{self.severity}:{_fmt(self.long)}/{_fmt(self.short)}"
+
+
+def _fmt(seconds: float) -> str:
+    for unit in ("d", "h", "m"):
+        if seconds >= _UNITS[unit] and seconds % _UNITS[unit] == 0:
+            return f"{int(seconds // _UNITS[unit])}{unit}"
+    return f"{seconds:g}s"
+
+
+_WORKBOOK = (
+    BurnAlertRule(long=3600, short=300, factor=14.4, severity="page"),
+    BurnAlertRule(long=6 * 3600, short=1800, factor=6, severity="page"),
+    BurnAlertRule(long=86400, short=2 * 3600, factor=3, severity="ticket"),
+    BurnAlertRule(long=3 * 86400, short=6 * 3600, factor=1, severity="ticket"),
+)
+
+
+class BudgetPolicy(_Strict):
+    objective: float = Field(default=0.999, gt=0, lt=1)
+    period: Duration = Field(default=30 * 86400, gt=0)
+    report_every: Duration = Field(default=10, gt=0)
+    alerts: tuple[BurnAlertRule, ...] = _WORKBOOK
+
+    @model_validator(mode="after")
+    def _windows_fit(self) -> BudgetPolicy:
+        for rule in self.alerts:
+            if rule.short >= rule.long:
+                raise ValueError(f"alert {rule.name}: short window must be shorter than long")
+            if rule.long > self.period:
+                raise ValueError(f"alert {rule.name}: long window exceeds the budget period")
+        return self
+
+
+class Objectives(_Strict):
+    """The runbook's performance objectives (reported, not triggers)."""
+
+    response_ms: float = Field(default=2000, gt=0)
+    db_query_ms: float = Field(default=500, gt=0)
+    page_load_ms: float = Field(default=3000, gt=0)
+
+
+def _hhmm(value: object) -> time:
+    if isinstance(value, time):
+        return value
+    if isinstance(value, int):  # YAML reads 02:00 unquoted as sexagesimal minutes
+        return time(value // 60 % 24, value % 60)
+    m = re.fullmatch(r"(\d{1,2}):(\d{2})", str(value).strip())
+    if not m or int(m.group(1)) > 24 or int(m.group(2)) > 59:
+        raise ValueError(f"not a time of day: {value!r} (use HH:MM)")
+    return time(0, 0) if int(m.group(1)) == 24 else time(int(m.group(1)), int(m.group(2)))
+
+
+Clock = Annotated[time, BeforeValidator(_hhmm)]
+
+
+def _zone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"unknown time zone {value!r}") from exc
+    return value
+
+
+class _Weekly(_Strict):
+    days: tuple[Day, ...] = Field(min_length=1)
+    start: Clock
+    end: Clock
+    timezone: str = "UTC"
+
+    _check_zone = field_validator("timezone")(_zone)
+
+    @field_validator("days", mode="before")
+    @classmethod
+    def _lower(cls, v: object) -> object:
+        return tuple(str(d).lower()[:3] for d in v) if isinstance(v, list | tuple) else v
+
+    def contains(self, t: datetime) -> bool:
+        local = t.astimezone(ZoneInfo(self.timezone))
+        day, now = _DAYS[local.weekday()], local.time()
+        if self.start < self.end:
+            return day in self.days and self.start <= now < self.end
+        yesterday = _DAYS[(local.weekday() - 1) % 7]
+        return (day in self.days and now >= self.start) or (yesterday in self.days and now < self.end)
+
+
+class BusinessHours(_Weekly):
+    days: tuple[Day, ...] = ("mon", "tue", "wed", "thu", "fri")
+    start: Clock = time(9, 0)
+    end: Clock = time(18, 0)
+    timezone: str = "Asia/Bangkok"
+
+
+class WeeklyWindow(_Weekly):
+    """A recurring planned maintenance window, e.g. sun 02:00-04:00 (may cross midnight)."""
+
+    kind: Literal["weekly"] = "weekly"
+    reason: str = ""
+
+
+class OneOffWindow(_Strict):
+    kind: Literal["once"] = "once"
+    start: datetime
+    end: datetime
+    reason: str = ""
+
+    @model_validator(mode="after")
+    def _ordered(self) -> OneOffWindow:
+        if self.start.tzinfo is None or self.end.tzinfo is None:
+            raise ValueError("start and end need a UTC offset, e.g. 2025-01-05T02:00:00+07:00")
+        if self.end <= self.start:
+            raise ValueError("end must be after start")
+        return self
+
+    def contains(self, t: datetime) -> bool:
+        return self.start <= t < self.end
+
+
+MaintenanceWindow = Annotated[WeeklyWindow | OneOffWindow, Field(discriminator="kind")]
+
+
+class SlaPolicy(_Strict):
+    triggers: TriggerRules = TriggerRules()
+    budget: BudgetPolicy = BudgetPolicy()
+    objectives: Objectives = Objectives()
+    business_hours: BusinessHours = BusinessHours()
+    maintenance: tuple[MaintenanceWindow, ...] = ()
+    pageload_window: Duration = Field(default=300, gt=0)
+
+    @model_validator(mode="after")
+    def _maintenance_outside_business_hours(self) -> SlaPolicy:
+        for i, window in enumerate(self.maintenance):
+            if _overlaps_business_hours(window, self.business_hours):
+                raise ValueError(f"maintenance[{i}] overlaps business hours (runbook: outside business hours)")
+        return self
+
+    def in_maintenance(self, t: datetime) -> bool:
+        return any(w.contains(t) for w in self.maintenance)
+
+
+def _overlaps_business_hours(window: WeeklyWindow | OneOffWindow, hours: BusinessHours) -> bool:
+    if isinstance(window, OneOffWindow):
+        start, end = window.start, window.end
+    else:
+        start = datetime(2024, 1, 1, tzinfo=UTC)  # a Monday; one week in 5-minute steps covers every case
+        end = start + timedelta(days=8)
+    t, step = start, timedelta(minutes=5)
+    while t < end:
+        if window.contains(t) and hours.contains(t):
+            return True
+        t += step
+    return False
+
+
+def load_policy(path: str | Path | None) -> SlaPolicy:
+    """The policy in `path` (defaults when `path` is None). Raises PolicyError naming the bad field."""
+    if path is None:
+        return SlaPolicy()
+    try:
+        raw = yaml.safe_load(Path(path).read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise PolicyError(f"{path}: cannot read the SLA policy: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise PolicyError(f"{path}: the SLA policy must be a mapping at top level")
+    try:
+        return SlaPolicy.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '(root)'}: {err['msg']}" for err in exc.errors()
+        )
+        raise PolicyError(f"{path}: invalid SLA policy: {problems}") from exc

@@ -1,0 +1,284 @@
+"""The SLA core: events in, trigger and budget events out. No Faust, no Kafka.
+
+`SlaCore` keeps all its state in two mutable mappings (Faust tables in the app, dicts in
+unit tests): `buckets` (time-bucketed counts, see `windows.BucketStore`) and `status` (one
+small dict per service: watermark, trigger states, instances, probes, last budgets).
+Time is event time: the end of a `RequestsObserved` window, the `time` of other events;
+each service's watermark is the latest of those.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import MutableMapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from uuid import NAMESPACE_URL, uuid5
+
+from services.sla import budgets
+from services.sla.budgets import Counts
+from services.sla.detection import TriggerState, step
+from services.sla.policy import SlaPolicy, TriggerRule
+from services.sla.windows import BucketStore
+from shared.events import (
+    BudgetReported, BurnRate, Event, HealthCheckCompleted, PageLoadObserved, ProcessStatsReported,
+    RequestsObserved, TriggerCleared, TriggerFired,
+)
+from shared.histogram import LatencySketch
+
+__all__ = ["SlaCore", "TRIGGERS"]
+
+TRIGGERS = ("error_rate_high", "latency_high", "memory_high", "db_connection_lost", "budget_burn")
+_DAY = 86400.0
+_FORGET_INSTANCE_S = 600.0
+
+
+def _ts(t: datetime) -> float:
+    return t.timestamp()
+
+
+def _dt(t: float) -> datetime:
+    return datetime.fromtimestamp(t, UTC)
+
+
+class SlaCore:
+    def __init__(self, *, policy: SlaPolicy, buckets: MutableMapping[str, Any], status: MutableMapping[str, Any]) -> None:
+        self.policy = policy
+        self.store = BucketStore(buckets)
+        self.status = status
+        t = policy.triggers
+        self._keep_seconds = math.ceil(max(t.error_rate_high.window, t.latency_high.window)) + 2
+        minute_windows = [w for w in self._budget_windows() if w < _DAY] + [300.0, policy.pageload_window]
+        self._keep_minutes = math.ceil(max(minute_windows) / 60) + 1
+        self._keep_hours = math.ceil(policy.budget.period / 3600) + 1
+
+    # ---- inbound -------------------------------------------------------------------------
+    def observe_requests(self, event: RequestsObserved) -> list[Event]:
+        svc, start = event.service, _ts(event.window_start)
+        st = self._status(svc)
+        now = self._advance(st, start + event.window_seconds)
+        sec = int(start)
+        old = self.store.get(svc, "rs", sec) or [0, 0, 0.0, {}]
+        self.store.put(svc, "rs", sec, _add_requests(old, event), keep=self._keep_seconds)
+        if not self.policy.in_maintenance(event.window_start):
+            minute, hour = sec // 60, sec // 3600
+            m_old = self.store.get(svc, "rm", minute) or [0, 0, 0.0, {}]
+            good = event.count - event.errors
+            self.store.put(svc, "rm", minute, _add_requests(m_old, event, good=True), keep=self._keep_minutes)
+            h_old = self.store.get(svc, "rh", hour) or [0, 0]
+            self.store.put(svc, "rh", hour, [h_old[0] + good, h_old[1] + event.count], keep=self._keep_hours)
+        out = self._evaluate_requests(svc, st, now)
+        out += self._maybe_report_budgets(svc, st, now)
+        self.status[svc] = st
+        return out
+
+    def observe_page_load(self, event: PageLoadObserved) -> list[Event]:
+        svc, t = event.service, _ts(event.time)
+        st = self._status(svc)
+        now = self._advance(st, t)
+        minute = int(t // 60)
+        old = self.store.get(svc, "lm", minute) or [0.0, {}]
+        sketch = LatencySketch.from_wire(old[1], old[0])
+        sketch.add(event.load_ms)
+        self.store.put(svc, "lm", minute, [sketch.total_ms, sketch.to_wire()], keep=self._keep_minutes)
+        out = self._maybe_report_budgets(svc, st, now)
+        self.status[svc] = st
+        return out
+
+    def observe_probe(self, event: HealthCheckCompleted) -> list[Event]:
+        svc, t = event.service, _ts(event.time)
+        st = self._status(svc)
+        now = self._advance(st, t)
+        st["probes"][event.target] = {
+            "kind": event.kind, "status": event.status, "state": event.state, "latency_ms": event.latency_ms, "at": t,
+        }
+        if not self.policy.in_maintenance(event.time):
+            up = 1 if event.state == "up" else 0
+            for series, bucket, keep in (("pm", int(t // 60), self._keep_minutes), ("ph", int(t // 3600), self._keep_hours)):
+                old = self.store.get(svc, series, bucket) or [0, 0]
+                self.store.put(svc, series, bucket, [old[0] + up, old[1] + 1], keep=keep)
+        out = self._evaluate_db(svc, st, now)
+        out += self._maybe_report_budgets(svc, st, now)
+        self.status[svc] = st
+        return out
+
+    def observe_process(self, event: ProcessStatsReported) -> list[Event]:
+        svc, t = event.service, _ts(event.time)
+        st = self._status(svc)
+        now = self._advance(st, t)
+        inst = st["instances"].setdefault(event.instance, {"mem": [], "pools": {}, "at": t})
+        window = self.policy.triggers.memory_high.window
+        inst["mem"] = [m for m in inst["mem"] if m[0] > now - window] + [[t, event.memory_percent]]
+        inst["pools"] = {p.name: p.connected for p in event.pools}
+        inst["at"], inst["rss_bytes"], inst["pid"] = t, event.rss_bytes, event.pid
+        st["instances"] = {k: v for k, v in st["instances"].items() if v["at"] > now - _FORGET_INSTANCE_S}
+        out = self._evaluate_memory(svc, st, now) + self._evaluate_db(svc, st, now)
+        out += self._maybe_report_budgets(svc, st, now)
+        self.status[svc] = st
+        return out
+
+    # ---- windows -------------------------------------------------------------------------
+    def request_window(self, service: str, *, now: float, window: float) -> tuple[int, int, LatencySketch]:
+        """(count, errors, merged latency sketch) of the seconds in `[now - window, now)`."""
+        count = errors = 0
+        sketch = LatencySketch()
+        for sec, (c, e, total_ms, wire) in self.store.items(service, "rs", since=math.floor(now - window)):
+            if sec + 1 <= now - window or sec >= now:
+                continue
+            count, errors = count + c, errors + e
+            sketch.merge(LatencySketch.from_wire(wire, total_ms))
+        return count, errors, sketch
+
+    def minute_window(self, service: str, series: str, *, now: float, window: float) -> list[Any]:
+        since = math.floor((now - window) / 60)
+        return [v for m, v in self.store.items(service, series, since=since) if m * 60 < now]
+
+    # ---- triggers ------------------------------------------------------------------------
+    def _evaluate_requests(self, svc: str, st: dict[str, Any], now: float) -> list[Event]:
+        rules = self.policy.triggers
+        out: list[Event] = []
+        er = rules.error_rate_high
+        count, errors, _ = self.request_window(svc, now=now, window=er.window)
+        out += self._step(svc, st, "error_rate_high", er, now=now, value=errors / count if count else None, samples=count)
+        lt = rules.latency_high
+        count, _, sketch = self.request_window(svc, now=now, window=lt.window)
+        value = sketch.quantile(rules.latency_quantile) if count else None
+        out += self._step(svc, st, "latency_high", lt, now=now, value=value, samples=count,
+                          detail=f"p{round(rules.latency_quantile * 100)} over {lt.window:g}s")
+        return out
+
+    def _evaluate_memory(self, svc: str, st: dict[str, Any], now: float) -> list[Event]:
+        rule = self.policy.triggers.memory_high
+        best: tuple[float, int, str] | None = None
+        for name, inst in st["instances"].items():
+            recent = [pct for t, pct in inst["mem"] if t > now - rule.window]
+            if len(recent) >= rule.min_samples:
+                candidate = (min(recent), len(recent), name)  # above the threshold for every recent report
+                best = candidate if best is None or candidate[0] > best[0] else best
+        if best is None:
+            return []
+        return self._step(svc, st, "memory_high", rule, now=now, value=best[0], samples=best[1], instance=best[2],
+                          detail=f"instance {best[2]}: lowest of {best[1]} reports in {rule.window:g}s")
+
+    def _evaluate_db(self, svc: str, st: dict[str, Any], now: float) -> list[Event]:
+        rule = self.policy.triggers.db_connection_lost
+        seen, lost = 0, []
+        for name, inst in st["instances"].items():
+            if inst["at"] > now - rule.window and inst["pools"]:
+                seen += 1
+                lost += [f"{name}/{pool}" for pool, ok in inst["pools"].items() if not ok]
+        for target, probe in st["probes"].items():
+            if probe["kind"] == "postgres" and probe["at"] > now - rule.window:
+                seen += 1
+                lost += [target] if probe["state"] == "down" else []
+        if not seen:
+            return []
+        instance = lost[0].split("/")[0] if lost and "/" in lost[0] else None
+        return self._step(svc, st, "db_connection_lost", rule, now=now, value=1.0 if lost else 0.0, samples=seen,
+                          instance=instance, detail=", ".join(lost) or "connected")
+
+    def _step(
+        self, svc: str, st: dict[str, Any], trigger: str, rule: TriggerRule, *, now: float, value: float | None,
+        samples: int, instance: str | None = None, detail: str = "",
+    ) -> list[Event]:
+        if not rule.enabled:
+            return []
+        before = TriggerState.from_dict(st["triggers"].get(trigger))
+        after, transition = step(before, rule=rule, now=now, value=value, samples=samples, service=svc,
+                                 trigger=trigger, instance=instance)
+        st["triggers"][trigger] = after.to_dict()
+        if transition == "fired":
+            assert after.episode_id is not None and after.first_bad_at is not None
+            return [TriggerFired(
+                id=uuid5(NAMESPACE_URL, f"{after.episode_id}#fired"), time=_dt(now), service=svc,
+                trigger=trigger, episode_id=after.episode_id, value=after.value or 0.0, threshold=rule.threshold,
+                window_seconds=rule.window, samples=samples, first_bad_at=_dt(after.first_bad_at),
+                instance=after.instance, detail=detail,
+            )]  # type: ignore[arg-type]
+        if transition == "cleared":
+            assert after.episode_id is not None
+            return [TriggerCleared(
+                id=uuid5(NAMESPACE_URL, f"{after.episode_id}#cleared"), time=_dt(now), service=svc,
+                trigger=trigger, episode_id=after.episode_id, value=value or 0.0, threshold=rule.clear_at,
+                fired_at=_dt(after.fired_at) if after.fired_at is not None else None, instance=after.instance,
+            )]  # type: ignore[arg-type]
+        return []
+
+    # ---- budgets -------------------------------------------------------------------------
+    def _budget_windows(self) -> list[float]:
+        alerts = self.policy.budget.alerts
+        return sorted({w for a in alerts for w in (a.long, a.short)})
+
+    def _maybe_report_budgets(self, svc: str, st: dict[str, Any], now: float) -> list[Event]:
+        every = self.policy.budget.report_every
+        if st.get("budget_at") is not None and now - st["budget_at"] < every:
+            return []
+        st["budget_at"] = now
+        out: list[Event] = []
+        worst: tuple[float, int, str] | None = None
+        for basis, (minutes, hours) in {"requests": ("rm", "rh"), "probes": ("pm", "ph")}.items():
+            report, burn_ratio = self.budget(svc, basis=basis, minutes=minutes, hours=hours, now=now)
+            if report is None:
+                continue
+            st["budgets"][basis] = report.model_dump(mode="json", exclude={"id", "type"})
+            out.append(report)
+            if burn_ratio is not None and (worst is None or burn_ratio[0] > worst[0]):
+                worst = (burn_ratio[0], burn_ratio[1], f"{basis}: {', '.join(report.alerts) or 'no page alert'}")
+        if worst is not None:
+            out += self._step(svc, st, "budget_burn", self.policy.triggers.budget_burn, now=now, value=worst[0],
+                              samples=worst[1], detail=worst[2])
+        return out
+
+    def budget(self, svc: str, *, basis: str, minutes: str, hours: str, now: float) -> tuple[BudgetReported | None, tuple[float, int] | None]:
+        """The budget report of one basis and (page burn / factor, short-window events) for budget_burn."""
+        policy = self.policy.budget
+        windows = self._budget_windows()
+        minute_buckets = [(m * 60.0, Counts(v[0], v[1])) for m, v in self.store.items(svc, minutes)]
+        hour_buckets = [(h * 3600.0, Counts(v[0], v[1])) for h, v in self.store.items(svc, hours)]
+        counts = budgets.window_counts(minute_buckets, now=now, windows=[w for w in windows if w < _DAY])
+        counts |= budgets.window_counts(hour_buckets, now=now, windows=[w for w in windows if w >= _DAY] + [policy.period])
+        period = counts.pop(policy.period)
+        if period.total == 0:
+            return None, None
+        burn = {w: budgets.burn_rate(c, objective=policy.objective) for w, c in counts.items()}
+        min_events = self.policy.triggers.budget_burn.min_samples
+        firing = budgets.firing_alerts(policy.alerts, burn=burn, short_counts=counts, min_events=min_events)
+        left, minutes_left = budgets.budget_remaining(period, objective=policy.objective, period=timedelta(seconds=policy.period))
+        report = BudgetReported(
+            time=_dt(now), service=svc, basis=basis, objective=policy.objective, period_days=policy.period / _DAY,
+            availability=budgets.availability(period), budget_remaining_ratio=left, budget_remaining_minutes=minutes_left,
+            burn_rates=[BurnRate(window=_window_name(w), rate=r) for w, r in burn.items() if r is not None],
+            alerts=[a.name for a in firing], good=period.good, total=period.total,
+        )  # type: ignore[arg-type]
+        pages = [(min(burn[a.long] or 0.0, burn[a.short] or 0.0) / a.factor, counts[a.short].total)
+                 for a in policy.alerts if a.severity == "page" and counts[a.short].total >= min_events]
+        return report, (max(pages) if pages else None)
+
+    # ---- state ---------------------------------------------------------------------------
+    def _status(self, svc: str) -> dict[str, Any]:
+        st = self.status.get(svc)
+        if st is None:
+            return {"watermark": None, "triggers": {}, "instances": {}, "probes": {}, "budget_at": None, "budgets": {}}
+        return dict(st)
+
+    @staticmethod
+    def _advance(st: dict[str, Any], t: float) -> float:
+        st["watermark"] = t if st["watermark"] is None else max(st["watermark"], t)
+        return float(st["watermark"])
+
+    def services(self) -> list[str]:
+        return sorted(self.status.keys())
+
+
+def _window_name(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{seconds:g}s"
+
+
+def _add_requests(old: list[Any], event: RequestsObserved, *, good: bool = False) -> list[Any]:
+    sketch = LatencySketch.from_wire(old[3], old[2]).merge(LatencySketch.from_wire(event.latency_buckets, event.latency_sum_ms))
+    first = old[0] + (event.count - event.errors if good else event.count)
+    second = old[1] + (event.count if good else event.errors)
+    return [first, second, sketch.total_ms, sketch.to_wire()]
