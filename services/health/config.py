@@ -1,0 +1,145 @@
+"""`config/health.yaml`: probe targets and hysteresis, validated at start.
+
+A bad file stops the service with a message naming the field (`targets[2].url: ...`).
+Strings may use `${VAR}` / `${VAR:-default}` so ports follow the environment. Secrets
+(DSNs, Redis URLs) are never written here: `dsn_env` / `url_env` name the variable to read.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, ValidationError, model_validator
+
+__all__ = ["HealthConfig", "Target", "HttpTarget", "TcpTarget", "PostgresTarget", "RedisTarget", "KafkaTarget",
+           "ProcessTarget", "ConfigError", "load_config", "parse_config"]
+
+Role = Literal["service", "dependency"]
+
+
+class ConfigError(ValueError):
+    """The health config is invalid; the message names the file and field."""
+
+
+class _Target(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.:-]+$")
+    service: str = Field(default="", description="Service the target belongs to; default: the name.")
+    critical: bool = Field(default=True, description="Down -> overall fail (else warn).")
+    role: Role | None = None
+    warn_latency_ms: PositiveFloat | None = None
+    timeout_seconds: PositiveFloat | None = None
+
+    @model_validator(mode="after")
+    def _defaults(self) -> _Target:
+        if not self.service:
+            object.__setattr__(self, "service", self.name)
+        if self.role is None:
+            object.__setattr__(self, "role", "service" if self.kind in ("http", "process") else "dependency")  # type: ignore[attr-defined]
+        return self
+
+
+class HttpTarget(_Target):
+    kind: Literal["http"]
+    url: str = Field(pattern=r"^https?://")
+    method: Literal["GET", "HEAD", "POST"] = "GET"
+    expect_status: list[int] = Field(default_factory=lambda: [200], min_length=1)
+    body_contains: str | None = None
+    json_field: str | None = Field(default=None, description="Dotted path in a JSON body, e.g. status.")
+    json_equals: Any = None
+
+
+class TcpTarget(_Target):
+    kind: Literal["tcp"]
+    host: str = "127.0.0.1"
+    port: int = Field(ge=1, le=65535)
+
+
+class PostgresTarget(_Target):
+    kind: Literal["postgres"]
+    dsn_env: str | None = Field(default=None, description="Env var with the DSN; default: POSTGRES_DSN.")
+    query: str = "SELECT 1"
+
+
+class RedisTarget(_Target):
+    kind: Literal["redis"]
+    url_env: str | None = Field(default=None, description="Env var with the URL; default: REDIS_URL.")
+
+
+class KafkaTarget(_Target):
+    kind: Literal["kafka"]
+    bootstrap_servers: str | None = None
+
+
+class ProcessTarget(_Target):
+    kind: Literal["process"]
+    cmdline_contains: str = Field(min_length=1)
+    max_memory_percent: float = Field(default=90.0, gt=0, le=100)
+
+
+Target = Annotated[HttpTarget | TcpTarget | PostgresTarget | RedisTarget | KafkaTarget | ProcessTarget,
+                   Field(discriminator="kind")]
+
+
+class HealthConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    interval_seconds: PositiveFloat = 30.0
+    timeout_seconds: PositiveFloat = 5.0
+    down_after: PositiveInt = Field(default=3, description="N consecutive failures -> down.")
+    up_after: PositiveInt = Field(default=2, description="M consecutive successes -> up.")
+    max_concurrency: PositiveInt = 50
+    targets: list[Target] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> HealthConfig:
+        seen: set[str] = set()
+        for t in self.targets:
+            if t.name in seen:
+                raise ValueError(f"duplicate target name {t.name!r}")
+            seen.add(t.name)
+        return self
+
+
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def _expand(value: Any, env: dict[str, str]) -> Any:
+    if isinstance(value, str):
+        return _VAR.sub(lambda m: env.get(m.group(1)) or (m.group(2) or ""), value)
+    if isinstance(value, list):
+        return [_expand(v, env) for v in value]
+    if isinstance(value, dict):
+        return {k: _expand(v, env) for k, v in value.items()}
+    return value
+
+
+def _where(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part not in ("http", "tcp", "postgres", "redis", "kafka", "process"):
+            out += f".{part}" if out else str(part)
+    return out or "(top level)"
+
+
+def parse_config(raw: Any, *, source: str = "config", env: dict[str, str] | None = None) -> HealthConfig:
+    try:
+        return HealthConfig.model_validate(_expand(raw, dict(os.environ) if env is None else env))
+    except ValidationError as exc:
+        problems = "; ".join(f"{_where(e['loc'])}: {e['msg']}" for e in exc.errors())
+        raise ConfigError(f"{source}: {problems}") from None
+
+
+def load_config(path: Path) -> HealthConfig:
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({exc})") from None
+    return parse_config(raw, source=str(path))
