@@ -2,30 +2,187 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
 
+from services.flags import api, ofrep, rules
+from services.flags.cache import FlagCache, open_redis
+from services.flags.models import DefinitionError, FlagCreate
+from services.flags.repository import PgRepository, Repository, migrate, open_pool
+from services.flags.service import FlagService, Unavailable
 from services.flags.settings import FlagsSettings
-from shared.http import healthz_router
+from shared.auth import Authenticator
 from shared.kafka import KafkaPublisher, Publisher
+from shared.ratelimit import RateLimiter, RateLimitMiddleware
 from shared.telemetry import setup_telemetry
 
 __all__ = ["create_app"]
 
+logger = logging.getLogger(__name__)
 
-def create_app(settings: FlagsSettings, *, publisher: Publisher | None = None) -> FastAPI:
+
+def create_app(settings: FlagsSettings, *, publisher: Publisher | None = None,
+               repository: Repository | None = None, limiter: RateLimiter | None = None) -> FastAPI:
+    """`publisher`/`repository` replace Kafka/Postgres (tests). Without a repository, Postgres from settings."""
+    auth = Authenticator(settings.auth)
+    limiter = limiter or RateLimiter.from_settings(settings.ratelimit, redis_url=settings.redis.url)
+
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         setup_telemetry("flags", settings.telemetry)
-        if publisher is not None:
-            yield {"publisher": publisher}
-            return
-        async with KafkaPublisher.start(settings.kafka, source="/safeguard/flags") as pub:
-            yield {"publisher": pub}
+        async with AsyncExitStack() as stack:
+            repo, pool = repository, None
+            if repo is None:
+                pool = await stack.enter_async_context(open_pool(settings.postgres))
+                repo = PgRepository(pool)
+            redis = await stack.enter_async_context(open_redis(settings.redis.url.get_secret_value()))
+            svc = FlagService(repo=repo, cache=FlagCache(redis, prefix=settings.cache_prefix), publisher=publisher,
+                              topic_prefix=settings.kafka.topic_prefix)
+            app.state.flags = svc
+            migrated = pool is None or await _try(migrate(pool), "migrations")
+            await svc.load()
+            if migrated:
+                await _seed(svc, settings)
+            tasks = [asyncio.create_task(_every(settings.refresh_interval_s, svc.refresh, "refresh")),
+                     asyncio.create_task(_every(settings.scheduler_interval_s, svc.run_due, "scheduler")),
+                     asyncio.create_task(_every(settings.relay_interval_s, svc.publish_pending, "relay"))]
+            if pool is not None and not migrated:
+                tasks.append(asyncio.create_task(_migrate_later(pool, svc, settings)))
+            if publisher is None:
+                tasks.append(asyncio.create_task(_connect_kafka(svc, settings, stack)))
+            try:
+                yield
+            finally:
+                svc.broadcaster.close()
+                for t in tasks:
+                    t.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
 
-    app = FastAPI(title="Safeguard flags", lifespan=lifespan)
-    app.include_router(healthz_router("flags"))
+    app = FastAPI(title="Safeguard flags", version="1.0.0", lifespan=lifespan,
+                  description="Feature flags (flagd definitions), OFREP evaluation, kill switch, audit.")
+    app.include_router(api.build_router(auth, write_limit=limiter.dependency(settings.write_limit, name="writes")))
+    app.include_router(ofrep.build_ofrep_router(auth))
+    _install_health(app)
+    _install_errors(app)
+    RateLimiter.install_handler(app)
+    app.add_middleware(RateLimitMiddleware, limiter=limiter, exempt=("/healthz", "/readyz", "/api/flags/_stream"))
     return app
+
+
+async def _try(aw: Awaitable[Any], what: str) -> bool:
+    try:
+        await aw
+        return True
+    except Exception:  # noqa: BLE001 - retried in the background
+        logger.warning("%s failed; will retry", what, exc_info=True)
+        return False
+
+
+async def _every(interval: float, fn: Callable[[], Awaitable[Any]], name: str) -> None:
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await fn()
+        except Exception:  # noqa: BLE001 - a loop must survive one failed round
+            logger.warning("%s round failed", name, exc_info=True)
+
+
+async def _migrate_later(pool: Any, svc: FlagService, settings: FlagsSettings) -> None:
+    while not await _try(migrate(pool), "migrations"):
+        await asyncio.sleep(5)
+    await svc.load()
+    await _seed(svc, settings)
+
+
+async def _seed(svc: FlagService, settings: FlagsSettings) -> None:
+    """The local stack's `gamification` flag: new and off, created once (never overwritten)."""
+    if not (settings.seed if settings.seed is not None else settings.auth.env == "local"):
+        return
+    if svc.get("gamification") is not None:
+        return
+    body = FlagCreate(key="gamification", description="The demo app's gamification feature (runbook example).",
+                      reason="seeded by the local stack")
+    try:
+        await svc.create(body, actor="seed")
+    except rules.Conflict:
+        pass
+    except Exception:  # noqa: BLE001
+        logger.warning("could not seed gamification", exc_info=True)
+
+
+async def _connect_kafka(svc: FlagService, settings: FlagsSettings, stack: AsyncExitStack) -> None:
+    """Kafka may be down at start: keep trying; until then changes wait in the outbox."""
+    while True:
+        try:
+            pub = await stack.enter_async_context(KafkaPublisher.start(settings.kafka, source="/safeguard/flags"))
+        except Exception as exc:  # noqa: BLE001
+            svc._mark("kafka", False, exc)
+            await asyncio.sleep(5)
+            continue
+        svc.publisher = pub
+        svc._mark("kafka", True)
+        await svc.publish_pending()
+        return
+
+
+def _install_health(app: FastAPI) -> None:
+    @app.get("/healthz", tags=["ops"])
+    async def healthz(request: Request) -> dict[str, Any]:
+        """Liveness (always 200 while the process serves) with the state of each dependency."""
+        svc: FlagService = request.app.state.flags
+        degraded = any(v == "down" for v in svc.status.values())
+        return {"status": "warn" if degraded else "pass", "service": "flags", "checks": dict(svc.status),
+                "flags": len(svc.snapshot.entries), "revision": svc.snapshot.revision,
+                "loaded_from": svc.loaded_from, "sse_subscribers": svc.broadcaster.subscribers}
+
+    @app.get("/readyz", tags=["ops"])
+    async def readyz(request: Request) -> JSONResponse:
+        """Ready when flags are loaded (from Postgres or the Redis copy): evaluation can answer."""
+        svc: FlagService = request.app.state.flags
+        ok = svc.snapshot.loaded
+        return JSONResponse({"status": "pass" if ok else "fail", "loaded_from": svc.loaded_from},
+                            status_code=200 if ok else 503)
+
+
+def _install_errors(app: FastAPI) -> None:
+    def handler(status: int, code: str) -> Callable[[Request, Exception], Awaitable[JSONResponse]]:
+        async def h(_: Request, exc: Exception) -> JSONResponse:
+            body: dict[str, Any] = {"errorCode": code, "detail": str(exc)}
+            headers = {"Retry-After": "5"} if status == 503 else None
+            if isinstance(exc, rules.FlagNotFound):
+                body["key"] = exc.key
+            if isinstance(exc, DefinitionError):
+                body["detail"] = [{"loc": ["body", exc.field], "msg": exc.message, "type": "value_error"}]
+            return JSONResponse(body, status_code=status, headers=headers)
+        return h
+
+    app.add_exception_handler(rules.FlagNotFound, handler(404, "FLAG_NOT_FOUND"))
+    app.add_exception_handler(rules.Conflict, handler(409, "CONFLICT"))
+    app.add_exception_handler(DefinitionError, handler(422, "INVALID_DEFINITION"))
+    app.add_exception_handler(Unavailable, handler(503, "UNAVAILABLE"))
+
+    async def bad_body(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, api.BadBody)
+        return JSONResponse({"errorCode": "BAD_REQUEST" if exc.status == 400 else "INVALID_BODY",
+                             "detail": exc.detail}, status_code=exc.status)
+
+    async def validation(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        errors = exc.errors()
+        status = 400 if any(e.get("type") == "json_invalid" for e in errors) else 422
+        return JSONResponse({"errorCode": "INVALID_REQUEST", "detail": jsonable(errors)}, status_code=status)
+
+    app.add_exception_handler(api.BadBody, bad_body)
+    app.add_exception_handler(RequestValidationError, validation)
+
+
+def jsonable(errors: Any) -> Any:
+    from fastapi.encoders import jsonable_encoder
+    return jsonable_encoder(errors, custom_encoder={Exception: str})

@@ -3,6 +3,8 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
+from shared.auth import AuthSettings
+from shared.ratelimit import RateLimitSettings
 from shared.settings import HttpSettings, KafkaSettings, PostgresSettings, RedisSettings, TelemetrySettings
 
 __all__ = ["FlagsSettings"]
@@ -15,3 +17,12 @@ class FlagsSettings(HttpSettings):
     postgres: PostgresSettings = Field(default_factory=PostgresSettings)
     redis: RedisSettings = Field(default_factory=RedisSettings)
     telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
+    auth: AuthSettings = Field(default_factory=AuthSettings)
+    ratelimit: RateLimitSettings = Field(default_factory=lambda: RateLimitSettings(default="1000/second"))
+    write_limit: str = Field(default="20/second", description="Per-client limit on changes (admin + runbook).")
+    cache_prefix: str = "safeguard:flags:"
+    refresh_interval_s: float = Field(default=1.0, gt=0)
+    scheduler_interval_s: float = Field(default=1.0, gt=0)
+    relay_interval_s: float = Field(default=2.0, gt=0)
+    seed: bool | None = Field(default=None, description="Create `gamification` (new, off) if absent. "
+                                                        "Default: on when SAFEGUARD_ENV=local.")

@@ -1,0 +1,1 @@
+"""What a protected app imports from Safeguard."""

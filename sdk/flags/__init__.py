@@ -1,0 +1,1 @@
+"""Safeguard flag client: local evaluation, live updates, OpenFeature provider."""

@@ -1,0 +1,219 @@
+"""Outbound edge: Postgres (asyncpg). Schema `flags`, own migrations applied at start."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+import asyncpg
+
+from services.flags.models import AuditEntry, FlagRecord, ScheduleRead
+from shared.settings import PostgresSettings
+
+__all__ = ["Repository", "PgRepository", "Change", "Mutation", "open_pool", "migrate", "MIGRATIONS"]
+
+logger = logging.getLogger(__name__)
+MIGRATIONS = Path(__file__).parent / "migrations"
+_LOCK_ID = 0x5AFE_F1A6
+
+
+class Change:
+    """What one mutation did: the audit action and the flag after it (None = deleted)."""
+
+    __slots__ = ("action", "after")
+
+    def __init__(self, action: str, after: FlagRecord | None) -> None:
+        self.action = action
+        self.after = after
+
+
+Mutation = Callable[[FlagRecord | None], Change]
+
+
+class Repository(Protocol):
+    async def ping(self) -> None: ...
+    async def load_all(self) -> list[FlagRecord]: ...
+    async def revision(self) -> int: ...
+    async def get(self, key: str) -> FlagRecord | None: ...
+    async def keys_where_new_and_enabled(self) -> list[str]: ...
+    async def change(self, key: str, mutate: Mutation, *, actor: str, reason: str
+                     ) -> tuple[FlagRecord | None, FlagRecord | None, AuditEntry]: ...
+    async def audit(self, key: str | None, *, limit: int, before_id: int | None) -> list[AuditEntry]: ...
+    async def unpublished(self, *, limit: int) -> list[AuditEntry]: ...
+    async def mark_published(self, ids: list[int]) -> None: ...
+    async def add_schedule(self, key: str, *, action: str, percent: float | None, run_at: datetime,
+                           reason: str, requested_by: str) -> ScheduleRead: ...
+    async def schedules(self, key: str | None) -> list[ScheduleRead]: ...
+    async def cancel_schedule(self, key: str, schedule_id: int) -> bool: ...
+    async def due_schedules(self, now: datetime) -> list[ScheduleRead]: ...
+    async def finish_schedule(self, schedule_id: int, *, status: str, error: str | None) -> None: ...
+
+
+async def _init_conn(conn: asyncpg.Connection) -> None:
+    await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+
+
+@asynccontextmanager
+async def open_pool(settings: PostgresSettings) -> AsyncIterator[asyncpg.Pool]:
+    """A lazy pool (min_size 0): the service starts even while Postgres is down."""
+    pool = await asyncpg.create_pool(settings.dsn.get_secret_value(), min_size=0, max_size=settings.max_size,
+                                     command_timeout=settings.command_timeout_s, init=_init_conn, timeout=2.0)
+    try:
+        yield pool
+    finally:
+        await pool.close()
+
+
+async def migrate(pool: asyncpg.Pool, directory: Path = MIGRATIONS) -> list[str]:
+    """Apply every `NNNN_name.up.sql` not yet in flags.schema_migrations, in order, under an advisory lock."""
+    applied: list[str] = []
+    async with pool.acquire() as conn:
+        await conn.execute("SELECT pg_advisory_lock($1)", _LOCK_ID)
+        try:
+            await conn.execute("CREATE SCHEMA IF NOT EXISTS flags")
+            await conn.execute("CREATE TABLE IF NOT EXISTS flags.schema_migrations ("
+                               "version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())")
+            done = {r["version"] for r in await conn.fetch("SELECT version FROM flags.schema_migrations")}
+            for path in sorted(directory.glob("*.up.sql")):
+                version = path.name.removesuffix(".up.sql")
+                if version in done:
+                    continue
+                async with conn.transaction():
+                    await conn.execute(path.read_text())
+                    await conn.execute("INSERT INTO flags.schema_migrations (version) VALUES ($1)", version)
+                applied.append(version)
+        finally:
+            await conn.execute("SELECT pg_advisory_unlock($1)", _LOCK_ID)
+    if applied:
+        logger.info("flags migrations applied", extra={"migrations": applied})
+    return applied
+
+
+_FLAG_COLS = ("key, definition, off_variant, is_new, killed, rollout_percent, description, version, revision,"
+              " created_at, updated_at, deleted_at")
+
+
+def _record(row: asyncpg.Record) -> FlagRecord:
+    return FlagRecord(key=row["key"], definition=row["definition"], off_variant=row["off_variant"],
+                      new=row["is_new"], killed=row["killed"], rollout_percent=row["rollout_percent"],
+                      description=row["description"], version=row["version"], revision=row["revision"],
+                      created_at=row["created_at"], updated_at=row["updated_at"], deleted_at=row["deleted_at"])
+
+
+def _audit(row: asyncpg.Record) -> AuditEntry:
+    return AuditEntry(id=row["id"], flag_key=row["flag_key"], action=row["action"], actor=row["actor"],
+                      reason=row["reason"], version=row["version"], before=row["before"], after=row["after"],
+                      at=row["at"])
+
+
+def _schedule(row: asyncpg.Record) -> ScheduleRead:
+    return ScheduleRead(**dict(row))
+
+
+class PgRepository:
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+
+    async def ping(self) -> None:
+        await self.pool.fetchval("SELECT 1")
+
+    async def load_all(self) -> list[FlagRecord]:
+        rows = await self.pool.fetch(f"SELECT {_FLAG_COLS} FROM flags.flags WHERE deleted_at IS NULL ORDER BY key")
+        return [_record(r) for r in rows]
+
+    async def revision(self) -> int:
+        return int(await self.pool.fetchval("SELECT coalesce(max(revision), 0) FROM flags.flags"))
+
+    async def get(self, key: str) -> FlagRecord | None:
+        row = await self.pool.fetchrow(
+            f"SELECT {_FLAG_COLS} FROM flags.flags WHERE key = $1 AND deleted_at IS NULL", key)
+        return _record(row) if row else None
+
+    async def keys_where_new_and_enabled(self) -> list[str]:
+        rows = await self.pool.fetch("SELECT key FROM flags.flags WHERE deleted_at IS NULL AND is_new"
+                                     " AND definition->>'state' = 'ENABLED' ORDER BY key")
+        return [r["key"] for r in rows]
+
+    async def change(self, key: str, mutate: Mutation, *, actor: str, reason: str
+                     ) -> tuple[FlagRecord | None, FlagRecord | None, AuditEntry]:
+        """Run `mutate` on the locked row (None if absent or deleted) and write it and its audit entry atomically."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow(f"SELECT {_FLAG_COLS} FROM flags.flags WHERE key = $1 FOR UPDATE", key)
+            stored = _record(row) if row else None
+            before = stored if stored and stored.deleted_at is None else None
+            change = mutate(before)
+            version = (stored.version + 1) if stored else 1
+            after = change.after
+            if after is None:
+                await conn.execute("UPDATE flags.flags SET deleted_at = now(), version = $2,"
+                                   " revision = nextval('flags.revision_seq'), updated_at = now() WHERE key = $1",
+                                   key, version)
+            else:
+                saved = await conn.fetchrow(
+                    "INSERT INTO flags.flags (key, definition, off_variant, is_new, killed, rollout_percent,"
+                    " description, version) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+                    " ON CONFLICT (key) DO UPDATE SET definition = $2, off_variant = $3, is_new = $4, killed = $5,"
+                    " rollout_percent = $6, description = $7, version = $8, deleted_at = NULL, updated_at = now(),"
+                    " revision = nextval('flags.revision_seq'),"
+                    " created_at = CASE WHEN flags.flags.deleted_at IS NULL THEN flags.flags.created_at ELSE now() END"
+                    f" RETURNING {_FLAG_COLS}",
+                    key, after.definition, after.off_variant, after.new, after.killed, after.rollout_percent,
+                    after.description, version)
+                after = _record(saved)
+            entry = await conn.fetchrow(
+                "INSERT INTO flags.audit_log (flag_key, action, actor, reason, version, before, after)"
+                " VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING *",
+                key, change.action, actor, reason, version,
+                before.audit_view() if before else None, after.audit_view() if after else None)
+            return before, after, _audit(entry)
+
+    async def audit(self, key: str | None, *, limit: int, before_id: int | None) -> list[AuditEntry]:
+        rows = await self.pool.fetch(
+            "SELECT * FROM flags.audit_log WHERE ($1::text IS NULL OR flag_key = $1)"
+            " AND ($2::bigint IS NULL OR id < $2) ORDER BY id DESC LIMIT $3", key, before_id, limit)
+        return [_audit(r) for r in rows]
+
+    async def unpublished(self, *, limit: int) -> list[AuditEntry]:
+        rows = await self.pool.fetch("SELECT * FROM flags.audit_log WHERE NOT published ORDER BY id LIMIT $1", limit)
+        return [_audit(r) for r in rows]
+
+    async def mark_published(self, ids: list[int]) -> None:
+        await self.pool.execute("UPDATE flags.audit_log SET published = true WHERE id = ANY($1::bigint[])", ids)
+
+    async def add_schedule(self, key: str, *, action: str, percent: float | None, run_at: datetime,
+                           reason: str, requested_by: str) -> ScheduleRead:
+        row = await self.pool.fetchrow(
+            "INSERT INTO flags.scheduled_changes (flag_key, action, percent, run_at, reason, requested_by)"
+            " VALUES ($1, $2, $3, $4, $5, $6) RETURNING *", key, action, percent, run_at, reason, requested_by)
+        return _schedule(row)
+
+    async def schedules(self, key: str | None) -> list[ScheduleRead]:
+        rows = await self.pool.fetch("SELECT * FROM flags.scheduled_changes WHERE ($1::text IS NULL OR flag_key = $1)"
+                                     " ORDER BY run_at, id", key)
+        return [_schedule(r) for r in rows]
+
+    async def cancel_schedule(self, key: str, schedule_id: int) -> bool:
+        done = await self.pool.execute("UPDATE flags.scheduled_changes SET status = 'cancelled', done_at = now()"
+                                       " WHERE id = $1 AND flag_key = $2 AND status = 'pending'", schedule_id, key)
+        return bool(done.endswith(" 1"))
+
+    async def due_schedules(self, now: datetime) -> list[ScheduleRead]:
+        """Claim due changes (status -> running) so two instances never run one twice."""
+        rows = await self.pool.fetch(
+            "UPDATE flags.scheduled_changes SET status = 'running' WHERE id IN (SELECT id FROM flags.scheduled_changes"
+            " WHERE status = 'pending' AND run_at <= $1 ORDER BY run_at, id LIMIT 50 FOR UPDATE SKIP LOCKED)"
+            " RETURNING *", now)
+        return sorted((_schedule(r) for r in rows), key=lambda s: (s.run_at, s.id))
+
+    async def finish_schedule(self, schedule_id: int, *, status: str, error: str | None) -> None:
+        await self.pool.execute("UPDATE flags.scheduled_changes SET status = $2, error = $3, done_at = now()"
+                                " WHERE id = $1", schedule_id, status, error)
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), sort_keys=True)

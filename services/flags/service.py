@@ -1,0 +1,340 @@
+"""The core of the flags service: changes (audited, outboxed), evaluation from memory, refresh and fallbacks.
+
+Reads and evaluations come from the in-memory `Snapshot`, never from the network. The snapshot is
+loaded from Postgres (else from the Redis copy), and refreshed when the revision in Redis (else in
+Postgres) moves. Every change is one Postgres transaction that also writes the audit entry; the
+audit log doubles as the Kafka outbox (`published`), so a change made while Kafka is down is
+published when it is back.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from services.flags import rules
+from services.flags.cache import FlagCache
+from services.flags.models import (
+    KEY_RE, AuditEntry, DefinitionError, FlagCreate, FlagRecord, FlagUpdate, ImportRequest, ScheduleCreate, ScheduleRead, validate_definition,
+)
+from services.flags.repository import Change, Repository
+from services.flags.snapshot import Broadcaster, Snapshot
+from sdk.flags.evaluator import Resolution, evaluate
+from sdk.flags.jsonlogic import resolve_refs
+from shared.events import FlagChanged, FlagSnapshot
+from shared.kafka import Publisher
+
+__all__ = ["FlagService", "Unavailable", "EventSink"]
+
+logger = logging.getLogger(__name__)
+_NS = uuid.UUID("8f0d7a52-3c55-4a7e-9a51-5afe00f1a6a5")
+
+
+class Unavailable(RuntimeError):
+    """Postgres is down: changes cannot be made (evaluation still answers)."""
+
+
+class EventSink(Protocol):
+    """Where change events go (a KafkaPublisher, or InMemoryPublisher in tests). Tombstones need publish_raw."""
+
+    async def publish(self, event: Any, *, topic: str | None = None) -> None: ...
+
+
+class FlagService:
+    def __init__(self, *, repo: Repository, cache: FlagCache | None, publisher: Publisher | None = None,
+                 topic_prefix: str = "", clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+        self.repo = repo
+        self.cache = cache
+        self.publisher = publisher
+        self.topic_prefix = topic_prefix
+        self.clock = clock
+        self.snapshot = Snapshot()
+        self.broadcaster = Broadcaster()
+        self.status: dict[str, str] = {"postgres": "unknown", "redis": "unknown" if cache else "absent",
+                                       "kafka": "unknown" if publisher is None else "up"}
+        self.loaded_from = "nothing"
+
+    # ---------------------------------------------------------------- loading and refresh
+    def _mark(self, name: str, ok: bool, exc: BaseException | None = None) -> None:
+        new = "up" if ok else "down"
+        if self.status.get(name) != new:
+            (logger.info if ok else logger.warning)("%s is %s", name, new, extra={"error": repr(exc) if exc else None})
+        self.status[name] = new
+
+    async def load(self) -> None:
+        """Full load: Postgres first (and refill Redis), else the Redis copy, else keep what we have."""
+        try:
+            records, revision = await self.repo.load_all(), await self.repo.revision()
+            self._mark("postgres", True)
+            self._replace(records, revision, "postgres")
+            if self.cache is not None:
+                try:
+                    await self.cache.replace_all(records, revision)
+                    self._mark("redis", True)
+                except Exception as exc:  # noqa: BLE001 - cache is optional
+                    self._mark("redis", False, exc)
+            return
+        except Exception as exc:  # noqa: BLE001 - fall back to the cache
+            self._mark("postgres", False, exc)
+        if self.cache is None:
+            return
+        try:
+            records, revision = await self.cache.load_all()
+            self._mark("redis", True)
+            if not self.snapshot.loaded or revision >= self.snapshot.revision:
+                self._replace(records, revision, "redis")
+        except Exception as exc:  # noqa: BLE001 - keep serving the last snapshot
+            self._mark("redis", False, exc)
+
+    def _replace(self, records: list[FlagRecord], revision: int, source: str) -> None:
+        for key in self.snapshot.replace_all(records, revision):
+            entry = self.snapshot.get(key)
+            self._broadcast(key, entry.record if entry else None)
+        self.loaded_from = source
+
+    async def refresh(self) -> None:
+        """Cheap check of the shared revision (Redis, else Postgres); reload when another instance changed flags."""
+        revision: int | None = None
+        if self.cache is not None:
+            try:
+                revision = await self.cache.revision()
+                self._mark("redis", True)
+            except Exception as exc:  # noqa: BLE001
+                self._mark("redis", False, exc)
+        if revision is None or self.status["postgres"] != "up" or self.loaded_from != "postgres":
+            try:
+                revision = await self.repo.revision()
+                self._mark("postgres", True)
+            except Exception as exc:  # noqa: BLE001
+                self._mark("postgres", False, exc)
+        if revision is not None and (revision != self.snapshot.revision or self.loaded_from != "postgres"):
+            await self.load()
+
+    # ---------------------------------------------------------------- evaluation (memory only)
+    def evaluate(self, key: str, context: Mapping[str, Any]) -> Resolution | None:
+        entry = self.snapshot.get(key)
+        return evaluate(entry.compiled, context) if entry else None
+
+    def evaluate_all(self, context: Mapping[str, Any]) -> list[tuple[str, Resolution]]:
+        return [(k, evaluate(e.compiled, context)) for k, e in sorted(self.snapshot.entries.items())]
+
+    def get(self, key: str) -> FlagRecord | None:
+        entry = self.snapshot.get(key)
+        return entry.record if entry else None
+
+    def all(self) -> list[FlagRecord]:
+        return [e.record for _, e in sorted(self.snapshot.entries.items())]
+
+    # ---------------------------------------------------------------- changes
+    async def _commit(self, key: str, mutate: Callable[[FlagRecord | None], Change], *, actor: str,
+                      reason: str) -> tuple[FlagRecord | None, AuditEntry]:
+        try:
+            _before, after, entry = await self.repo.change(key, mutate, actor=actor, reason=reason)
+        except (rules.FlagNotFound, rules.Conflict, ValueError):
+            raise
+        except Exception as exc:
+            self._mark("postgres", False, exc)
+            raise Unavailable("the flag store (Postgres) is not available; changes are refused, evaluation goes on"
+                              ) from exc
+        self._mark("postgres", True)
+        revision = after.revision if after else max(self.snapshot.revision + 1, await self._safe_revision())
+        self.snapshot.apply(key, after)
+        self.snapshot.revision = max(self.snapshot.revision, revision)
+        self._broadcast(key, after)
+        if self.cache is not None:
+            try:
+                await self.cache.put(after, key, self.snapshot.revision)
+                self._mark("redis", True)
+            except Exception as exc:  # noqa: BLE001 - the refresher heals the cache later
+                self._mark("redis", False, exc)
+        await self.publish_pending()
+        return after, entry
+
+    async def _safe_revision(self) -> int:
+        try:
+            return await self.repo.revision()
+        except Exception:  # noqa: BLE001 - only used to order a delete
+            return 0
+
+    def _broadcast(self, key: str, record: FlagRecord | None) -> None:
+        self.broadcaster.publish({"type": "flag", "key": key, "revision": self.snapshot.revision,
+                                  "flag": record.client_view() if record else None})
+
+    async def create(self, body: FlagCreate, *, actor: str) -> FlagRecord:
+        after, _ = await self._commit(body.key, lambda cur: Change("created", rules.create(cur, body)),
+                                      actor=actor, reason=body.reason)
+        assert after is not None
+        return after
+
+    async def update(self, key: str, body: FlagUpdate, *, actor: str) -> FlagRecord:
+        after, _ = await self._commit(key, lambda cur: Change("updated", rules.update(cur, key, body)),
+                                      actor=actor, reason=body.reason)
+        assert after is not None
+        return after
+
+    async def set_enabled(self, key: str, *, enabled: bool, actor: str, reason: str, kill: bool = False
+                          ) -> FlagRecord:
+        action = "enabled" if enabled else ("killed" if kill else "disabled")
+        after, _ = await self._commit(
+            key, lambda cur: Change(action, rules.set_enabled(cur, key, enabled=enabled, kill=kill)),
+            actor=actor, reason=reason)
+        assert after is not None
+        return after
+
+    async def kill_new(self, *, actor: str, reason: str) -> list[str]:
+        """Kill every flag marked `new` that is on. Returns the keys killed (already-off ones are skipped)."""
+        try:
+            keys = await self.repo.keys_where_new_and_enabled()
+        except Exception as exc:  # noqa: BLE001 - Postgres down: kill what the snapshot knows? no: refuse clearly
+            self._mark("postgres", False, exc)
+            raise Unavailable("the flag store (Postgres) is not available") from exc
+        killed = []
+        for key in keys:
+            try:
+                await self.set_enabled(key, enabled=False, actor=actor, reason=reason, kill=True)
+                killed.append(key)
+            except (rules.FlagNotFound, ValueError):
+                continue  # deleted or changed meanwhile
+        return killed
+
+    async def rollout(self, key: str, percent: float, *, actor: str, reason: str) -> FlagRecord:
+        after, _ = await self._commit(key, lambda cur: Change("rollout", rules.rollout(cur, key, percent)),
+                                      actor=actor, reason=reason)
+        assert after is not None
+        return after
+
+    async def delete(self, key: str, *, actor: str, reason: str) -> None:
+        def mutate(cur: FlagRecord | None) -> Change:
+            rules.delete(cur, key)
+            return Change("deleted", None)
+        await self._commit(key, mutate, actor=actor, reason=reason)
+
+    async def import_flags(self, req: ImportRequest, *, actor: str, reason: str, strict: bool) -> list[str]:
+        """Create or replace each flag of a flagd file. `$ref`s are resolved at import. With `strict`, a rule
+        that cannot compile is refused (400); without, it is stored and evaluates to PARSE_ERROR like flagd."""
+        prepared = []
+        for key, raw in req.flags.items():
+            definition = {k: v for k, v in resolve_refs(raw, req.evaluators).items()
+                          if k in ("state", "variants", "defaultVariant", "targeting", "metadata")}
+            definition.setdefault("state", "ENABLED")
+            rules_key_ok = rules_key(key)
+            validate_definition(definition, None, strict=strict)
+            prepared.append((rules_key_ok, definition))
+        for key, definition in prepared:
+            def mutate(cur: FlagRecord | None, key: str = key, definition: dict[str, Any] = definition) -> Change:
+                base = cur or FlagRecord(key=key, definition=definition, new=False)
+                return Change("imported", base.model_copy(update={
+                    "definition": definition, "killed": False, "rollout_percent": None}))
+            await self._commit(key, mutate, actor=actor, reason=reason)
+        return [k for k, _ in prepared]
+
+    def export(self, *, serve_off: bool = False) -> dict[str, Any]:
+        """A flagd flag file. `serve_off`: write killed/off flags as ENABLED with their off variant as the
+        static default, so a plain flagd serves the off value too (flagd's DISABLED serves the code default)."""
+        flags: dict[str, Any] = {}
+        for rec in self.all():
+            d = dict(rec.definition)
+            entry = self.snapshot.get(rec.key)
+            off = entry.compiled.off_variant if entry else None
+            if serve_off and d["state"] == "DISABLED" and off is not None:
+                d = {"state": "ENABLED", "variants": d["variants"], "defaultVariant": off,
+                     **({"metadata": d["metadata"]} if d.get("metadata") else {})}
+            flags[rec.key] = d
+        return {"$schema": "https://flagd.dev/schema/v0/flags.json", "flags": flags}
+
+    # ---------------------------------------------------------------- audit, schedule
+    async def audit(self, key: str | None, *, limit: int, before_id: int | None) -> list[AuditEntry]:
+        return await self._pg(self.repo.audit(key, limit=limit, before_id=before_id))
+
+    async def schedule(self, key: str, body: ScheduleCreate, *, actor: str) -> ScheduleRead:
+        if self.get(key) is None:
+            raise rules.FlagNotFound(key)
+        return await self._pg(self.repo.add_schedule(key, action=body.action, percent=body.percent, run_at=body.at,
+                                                     reason=body.reason, requested_by=actor))
+
+    async def schedules(self, key: str | None) -> list[ScheduleRead]:
+        return await self._pg(self.repo.schedules(key))
+
+    async def cancel_schedule(self, key: str, schedule_id: int) -> bool:
+        return await self._pg(self.repo.cancel_schedule(key, schedule_id))
+
+    async def run_due(self) -> int:
+        """Apply scheduled changes whose time has come. Each is audited as done by `scheduler`."""
+        due = await self.repo.due_schedules(self.clock())
+        for s in due:
+            actor = f"scheduler:{s.requested_by}"
+            reason = s.reason or f"scheduled change #{s.id}"
+            try:
+                if s.action == "rollout":
+                    assert s.percent is not None
+                    await self.rollout(s.flag_key, s.percent, actor=actor, reason=reason)
+                else:
+                    await self.set_enabled(s.flag_key, enabled=s.action == "enable", actor=actor, reason=reason,
+                                           kill=s.action == "kill")
+                await self.repo.finish_schedule(s.id, status="done", error=None)
+            except (rules.FlagNotFound, ValueError) as exc:
+                await self.repo.finish_schedule(s.id, status="failed", error=str(exc))
+        return len(due)
+
+    async def _pg(self, aw: Any) -> Any:
+        try:
+            result = await aw
+        except Exception as exc:
+            self._mark("postgres", False, exc)
+            raise Unavailable("the flag store (Postgres) is not available") from exc
+        self._mark("postgres", True)
+        return result
+
+    # ---------------------------------------------------------------- outbox -> Kafka
+    async def publish_pending(self) -> int:
+        """Publish unpublished audit entries as FlagChanged + FlagSnapshot (tombstone on delete), in order."""
+        pub = self.publisher
+        if pub is None:
+            return 0
+        try:
+            pending = await self.repo.unpublished(limit=200)
+        except Exception as exc:  # noqa: BLE001 - Postgres down: nothing to relay now
+            self._mark("postgres", False, exc)
+            return 0
+        done: list[int] = []
+        try:
+            for e in pending:
+                await pub.publish(_changed(e))
+                if e.after is not None:
+                    await pub.publish(FlagSnapshot(id=uuid.uuid5(_NS, f"s{e.id}:{e.at.isoformat()}"),
+                                                   flag_key=e.flag_key, version=e.version,
+                                                   definition=_snapshot_definition(e.after)))
+                elif hasattr(pub, "publish_raw"):
+                    await pub.publish_raw(self.topic_prefix + FlagSnapshot.topic, key=e.flag_key.encode(),
+                                          value=None, headers=[])
+                done.append(e.id)
+            self._mark("kafka", True)
+        except Exception as exc:  # noqa: BLE001 - retried by the relay loop
+            self._mark("kafka", False, exc)
+        if done:
+            await self.repo.mark_published(done)
+        return len(done)
+
+
+def _changed(e: AuditEntry) -> FlagChanged:
+    return FlagChanged(id=uuid.uuid5(_NS, f"c{e.id}:{e.at.isoformat()}"), time=e.at, flag_key=e.flag_key,
+                       action=e.action if e.action in _ACTIONS else "updated", actor=e.actor, reason=e.reason,
+                       version=e.version, before=e.before, after=e.after)
+
+
+_ACTIONS = {"created", "updated", "deleted", "enabled", "disabled", "killed", "rollout", "scheduled", "imported"}
+
+
+def _snapshot_definition(after: dict[str, Any]) -> dict[str, Any]:
+    """The flagd definition plus Safeguard's fields (offVariant, new, killed) for consumers of flags.state."""
+    return {**after["definition"], "offVariant": after.get("off_variant"), "new": after.get("new", False),
+            "killed": after.get("killed", False), "rolloutPercent": after.get("rollout_percent")}
+
+
+def rules_key(key: str) -> str:
+    if not KEY_RE.match(key):
+        raise DefinitionError("flags", f"flag key {key!r} is not valid (letters, digits, _ . -; at most 128)")
+    return key

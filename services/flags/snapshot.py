@@ -1,0 +1,108 @@
+"""The in-memory, compiled copy of every flag that evaluation reads, and the change fan-out for SSE."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from services.flags.models import FlagRecord
+from sdk.flags.evaluator import CompiledFlag, FlagSpec, compile_flag
+
+__all__ = ["Snapshot", "Entry", "Broadcaster", "etag_for"]
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    record: FlagRecord
+    compiled: CompiledFlag
+
+
+def _entry(rec: FlagRecord) -> Entry:
+    return Entry(rec, compile_flag(FlagSpec(rec.key, rec.definition, rec.off_variant)))
+
+
+class Snapshot:
+    """Flags by key, compiled once per change. `revision` is the highest change number applied."""
+
+    def __init__(self) -> None:
+        self.entries: dict[str, Entry] = {}
+        self.revision = 0
+        self.loaded = False
+
+    def replace_all(self, records: Iterable[FlagRecord], revision: int) -> list[str]:
+        """Swap in a full load; returns the keys whose definition changed (incl. removed)."""
+        new = {r.key: r for r in records}
+        changed = [k for k in self.entries if k not in new]
+        changed += [k for k, r in new.items() if k not in self.entries or self.entries[k].record.version != r.version]
+        self.entries = {k: (self.entries[k] if k not in changed else _entry(r)) for k, r in new.items()}
+        self.revision = revision
+        self.loaded = True
+        return changed
+
+    def apply(self, key: str, record: FlagRecord | None) -> bool:
+        """Apply one change if it is newer than what we hold. Returns True when applied."""
+        cur = self.entries.get(key)
+        if record is None:
+            if cur is None:
+                return False
+            del self.entries[key]
+            return True
+        if cur is not None and cur.record.revision >= record.revision and cur.record.version >= record.version:
+            return False
+        self.entries[key] = _entry(record)
+        self.revision = max(self.revision, record.revision)
+        return True
+
+    def get(self, key: str) -> Entry | None:
+        return self.entries.get(key)
+
+    def client_payload(self) -> dict[str, Any]:
+        return {"revision": self.revision, "flags": {k: e.record.client_view() for k, e in self.entries.items()}}
+
+
+def etag_for(revision: int, context: Mapping[str, Any], count: int) -> str:
+    """Changes when any flag changes (revision, count) or the context changes."""
+    body = json.dumps(context, sort_keys=True, separators=(",", ":"), default=str)
+    return '"' + hashlib.sha256(f"{revision}:{count}:{body}".encode()).hexdigest()[:32] + '"'
+
+
+class Broadcaster:
+    """Fan-out of change messages to SSE subscribers; a slow subscriber is dropped, never waited for."""
+
+    def __init__(self, maxsize: int = 1000) -> None:
+        self._subs: set[asyncio.Queue[dict[str, Any] | None]] = set()
+        self._maxsize = maxsize
+
+    def subscribe(self) -> asyncio.Queue[dict[str, Any] | None]:
+        q: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(self._maxsize)
+        self._subs.add(q)
+        return q
+
+    def unsubscribe(self, q: asyncio.Queue[dict[str, Any] | None]) -> None:
+        self._subs.discard(q)
+
+    @property
+    def subscribers(self) -> int:
+        return len(self._subs)
+
+    def publish(self, message: dict[str, Any]) -> None:
+        for q in list(self._subs):
+            try:
+                q.put_nowait(message)
+            except asyncio.QueueFull:  # too slow: drop it; the client reconnects and bootstraps again
+                self._subs.discard(q)
+                while not q.empty():
+                    q.get_nowait()
+                q.put_nowait(None)
+
+    def close(self) -> None:
+        for q in list(self._subs):
+            try:
+                q.put_nowait(None)
+            except asyncio.QueueFull:
+                pass
+        self._subs.clear()
