@@ -1,0 +1,1 @@
+"""Example protected apps that use the Safeguard SDK."""

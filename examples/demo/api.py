@@ -1,0 +1,126 @@
+"""The demo's routes: a tiny shop, the `gamification` feature, and fault injection."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from fastapi import APIRouter, Depends, HTTPException, Request
+
+from examples.demo.faults import FaultUpdate
+from shared.breakers import CallNotPermittedError
+
+__all__ = ["router", "admin_router"]
+
+log = logging.getLogger(__name__)
+router = APIRouter()
+admin_router = APIRouter()
+
+
+def _s(request: Request) -> Any:
+    return request.state
+
+
+async def faulty(request: Request) -> None:
+    """Applied to every business route: injected latency and errors."""
+    faults = _s(request).faults
+    if faults.latency_ms:
+        await asyncio.sleep(faults.latency_ms / 1000)
+    if faults.should_fail():
+        raise HTTPException(500, "injected failure")
+
+
+async def _query(request: Request, method: str, sql: str, *args: Any) -> Any:
+    st = _s(request)
+    if st.faults.slow_query_ms:
+        sql = f"SELECT pg_sleep({st.faults.slow_query_ms / 1000:.3f}) AS _slow, q.* FROM ({sql}) AS q"
+    try:
+        return await getattr(st.db, method)(sql, *args)
+    except CallNotPermittedError as exc:
+        raise HTTPException(503, "database breaker open", headers={"Retry-After": "5"}) from exc
+    except (OSError, ConnectionError) as exc:
+        raise HTTPException(503, "database unavailable") from exc
+
+
+@router.get("/", dependencies=[Depends(faulty)])
+async def home(request: Request, user: str = "guest") -> dict[str, Any]:
+    st = _s(request)
+    return {"app": "demo", "color": st.settings.color, "user": user,
+            "gamification": await st.flags.enabled("gamification", targeting_key=user)}
+
+
+@router.get("/api/items", dependencies=[Depends(faulty)])
+async def items(request: Request) -> list[dict[str, Any]]:
+    rows = await _query(request, "fetch", "SELECT id, name, points FROM demo.items ORDER BY id LIMIT 50")
+    return [{"id": r["id"], "name": r["name"], "points": r["points"]} for r in rows]
+
+
+@router.get("/api/gamification/leaderboard", dependencies=[Depends(faulty)])
+async def leaderboard(request: Request, user: str = "guest") -> dict[str, Any]:
+    """The new feature: 404 while the flag is off for this user."""
+    st = _s(request)
+    if not await st.flags.enabled("gamification", targeting_key=user):
+        raise HTTPException(404, "gamification is not enabled")
+    cached = None
+    try:
+        cached = await st.cache.get("demo:leaderboard")
+    except (CallNotPermittedError, OSError, ConnectionError) as exc:
+        log.info("cache skipped: %s", type(exc).__name__)  # Redis away or its breaker open: go to the DB
+    if cached is not None:
+        return {"source": "cache", "leaders": __import__("json").loads(cached)}
+    rows = await _query(request, "fetch", "SELECT name, points FROM demo.items ORDER BY points DESC LIMIT 5")
+    leaders = [{"name": r["name"], "points": r["points"]} for r in rows]
+    try:
+        await st.cache.set("demo:leaderboard", __import__("json").dumps(leaders), ex=5)
+    except (CallNotPermittedError, OSError, ConnectionError):
+        pass  # a cold cache is fine
+    return {"source": "db", "leaders": leaders}
+
+
+@router.get("/api/breakers")
+async def breakers(request: Request) -> dict[str, Any]:
+    reg = _s(request).registry
+    return {name: {"state": cb.state.value, "failure_rate": cb.snapshot().failure_rate,
+                   "slow_call_rate": cb.snapshot().slow_call_rate, "not_permitted": cb.counters.not_permitted}
+            for name, cb in reg.breakers.items()}
+
+
+@admin_router.get("/api/faults")
+async def get_faults(request: Request) -> dict[str, Any]:
+    st = _s(request)
+    return {**st.faults.describe(), "db_dropped": st.db.held_down, "db_connected": st.db.connected}
+
+
+@admin_router.put("/api/faults")
+async def set_faults(request: Request, update: FaultUpdate) -> dict[str, Any]:
+    """Change the injected faults (admin token, or loopback in the local stack); audited in the log."""
+    st = _s(request)
+    actor = await st.auth.require_admin_or_loopback(request)
+    f = st.faults
+    if update.error_rate is not None:
+        f.error_rate = update.error_rate
+    if update.latency_ms is not None:
+        f.latency_ms = update.latency_ms
+    if update.slow_query_ms is not None:
+        f.slow_query_ms = update.slow_query_ms
+    if update.grow_memory_mb:
+        await asyncio.to_thread(f.grow, update.grow_memory_mb)
+    if update.drop_db is True:
+        await st.db.drop()
+    elif update.drop_db is False and st.db.held_down:
+        await st.db.restart()
+    log.warning("faults changed", extra={"actor": actor, "audit": True,
+                                         "change": update.model_dump(exclude_none=True)})
+    return await get_faults(request)
+
+
+@admin_router.delete("/api/faults")
+async def reset_faults(request: Request) -> dict[str, Any]:
+    st = _s(request)
+    actor = await st.auth.require_admin_or_loopback(request)
+    st.faults.reset()
+    if st.db.held_down:
+        await st.db.restart()
+    log.warning("faults reset", extra={"actor": actor, "audit": True})
+    return await get_faults(request)

@@ -1,0 +1,108 @@
+"""Composition root of the demo protected app: every SDK piece wired in one lifespan."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+
+from examples.demo import api
+from examples.demo.faults import Faults
+from examples.demo.flags import FlagSource, OfrepFlags
+from examples.demo.settings import DemoSettings
+from sdk.breakers import BreakerRegistry, GuardedPool, GuardedRedis
+from sdk.commands import CommandHandlers, CommandListener
+from sdk.middleware import RequestRecorder, RequestsMiddleware, add_rate_limiting
+from sdk.stats import ProcessStatsReporter
+from shared.auth import Authenticator
+from shared.breakers import BreakerConfig, RedisBreakerState
+from shared.kafka import KafkaPublisher, Publisher
+from shared.telemetry import setup_telemetry
+
+__all__ = ["create_app"]
+
+log = logging.getLogger(__name__)
+
+_SCHEMA = """
+CREATE SCHEMA IF NOT EXISTS demo;
+CREATE TABLE IF NOT EXISTS demo.items (id serial PRIMARY KEY, name text NOT NULL, points integer NOT NULL DEFAULT 0);
+INSERT INTO demo.items (name, points)
+  SELECT 'item ' || g, (g * 37) % 100 FROM generate_series(1, 20) AS g
+  WHERE NOT EXISTS (SELECT 1 FROM demo.items);
+"""
+
+
+async def prepare_schema(dsn: str) -> None:
+    """Create and seed the demo's own schema (an advisory lock: blue and green start together)."""
+    import asyncpg
+
+    try:
+        conn = await asyncpg.connect(dsn, timeout=5)
+    except Exception as exc:  # noqa: BLE001 - the app starts without its database; queries then fail fast
+        log.warning("schema not prepared, database unavailable: %s", type(exc).__name__)
+        return
+    try:
+        async with conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock(81018102)")
+            await conn.execute(_SCHEMA)
+    finally:
+        await conn.close()
+
+
+def create_app(settings: DemoSettings, *, publisher: Publisher | None = None,
+               flags: FlagSource | None = None) -> FastAPI:
+    recorder = RequestRecorder(service=settings.service, instance=settings.instance)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
+        import redis.asyncio as aioredis
+
+        setup_telemetry(settings.instance, settings.telemetry)
+        logging.getLogger("httpx").setLevel(logging.WARNING)
+        dsn = settings.postgres.dsn.get_secret_value()
+        async with AsyncExitStack() as stack:
+            pub = publisher or await stack.enter_async_context(
+                KafkaPublisher.start(settings.kafka, source=f"/demo/{settings.instance}"))
+            redis = aioredis.from_url(settings.redis.url.get_secret_value(), socket_timeout=0.5,
+                                      socket_connect_timeout=0.5)
+            stack.push_async_callback(redis.aclose)
+            registry = BreakerRegistry(service=settings.service, instance=settings.instance,
+                                       shared=RedisBreakerState(redis, service=settings.service))
+            db = GuardedPool(dsn=dsn, breaker=registry.breaker("postgres", BreakerConfig.for_database()),
+                             max_size=settings.postgres.max_size, command_timeout_s=settings.postgres.command_timeout_s)
+            cache = GuardedRedis(redis, breaker=registry.breaker("redis", BreakerConfig.for_cache()))
+            await prepare_schema(dsn)
+            await stack.enter_async_context(db)
+            await stack.enter_async_context(registry.running(pub))
+            await stack.enter_async_context(recorder.running(pub))
+            stats = ProcessStatsReporter(service=settings.service, instance=settings.instance,
+                                         interval_s=settings.stats_interval_s,
+                                         memory_limit=int(settings.memory_limit_mb * 1024 * 1024),
+                                         pools=lambda: [db.stats()], breakers=registry.states)
+            await stack.enter_async_context(stats.running(pub))
+            if settings.commands:
+                handlers = CommandHandlers(service=settings.service, instance=settings.instance,
+                                           pools={"postgres": db}, breakers=registry)
+                await stack.enter_async_context(CommandListener(handlers=handlers, kafka=settings.kafka).running())
+            source = flags
+            if source is None:
+                ofrep = OfrepFlags(settings.flags_url, cache_s=settings.flag_cache_s)
+                stack.push_async_callback(ofrep.aclose)
+                source = ofrep
+            yield {"settings": settings, "db": db, "cache": cache, "registry": registry, "flags": source,
+                   "faults": Faults(), "auth": Authenticator(settings.auth), "recorder": recorder}
+
+    app = FastAPI(title=f"Safeguard demo ({settings.color})", lifespan=lifespan)
+
+    @app.get("/healthz", tags=["ops"])
+    async def healthz() -> dict[str, str]:
+        return {"status": "pass", "service": settings.service, "instance": settings.instance}
+
+    app.include_router(api.router)
+    app.include_router(api.admin_router)
+    add_rate_limiting(app, settings.ratelimit, redis_url=settings.redis.url, exempt=("/healthz", "/api/faults"))
+    app.add_middleware(RequestsMiddleware, recorder=recorder)  # outermost: 429s are counted too
+    return app

@@ -1,0 +1,37 @@
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import AliasChoices, Field, PositiveFloat
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shared.auth import AuthSettings
+from shared.ratelimit import RateLimitSettings
+from shared.settings import KafkaSettings, PostgresSettings, RedisSettings, TelemetrySettings
+
+__all__ = ["DemoSettings"]
+
+
+class DemoSettings(BaseSettings):
+    """`DEMO_*`; the port also from `PORT` (what the native stack sets per program)."""
+
+    model_config = SettingsConfigDict(env_prefix="DEMO_", extra="ignore", populate_by_name=True)
+    color: Literal["blue", "green"] = "blue"
+    host: str = "127.0.0.1"
+    port: int = Field(default=8101, validation_alias=AliasChoices("DEMO_PORT", "PORT"))
+    service: str = "demo"
+    flags_url: str = Field(default="http://127.0.0.1:8001", description="OFREP base URL of the flags service.")
+    flag_cache_s: float = Field(default=0.5, ge=0, description="How long one flag answer is reused.")
+    memory_limit_mb: PositiveFloat = Field(default=512, description="'Memory > 90 %' is measured against this.")
+    stats_interval_s: PositiveFloat = 5.0
+    commands: bool = Field(default=True, description="Listen on recovery.commands.")
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    postgres: PostgresSettings = Field(default_factory=PostgresSettings)
+    redis: RedisSettings = Field(default_factory=RedisSettings)
+    telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
+    ratelimit: RateLimitSettings = Field(default_factory=RateLimitSettings)
+    auth: AuthSettings = Field(default_factory=AuthSettings)
+
+    @property
+    def instance(self) -> str:
+        return f"{self.service}-{self.color}"
