@@ -152,13 +152,13 @@ class SlaCore:
         best: tuple[float, int, str] | None = None
         for name, inst in st["instances"].items():
             recent = [pct for t, pct in inst["mem"] if t > now - rule.window]
-            if len(recent) >= rule.min_samples:
-                candidate = (min(recent), len(recent), name)  # above the threshold for every recent report
+            if len(recent) >= rule.min_samples:  # the lowest of the last min_samples reports: no single spike
+                candidate = (min(recent[-rule.min_samples:]), len(recent), name)
                 best = candidate if best is None or candidate[0] > best[0] else best
         if best is None:
             return []
         return self._step(svc, st, "memory_high", rule, now=now, value=best[0], samples=best[1], instance=best[2],
-                          detail=f"instance {best[2]}: lowest of {best[1]} reports in {rule.window:g}s")
+                          detail=f"instance {best[2]}: lowest of its last {rule.min_samples} reports")
 
     def _evaluate_db(self, svc: str, st: dict[str, Any], now: float) -> list[Event]:
         rule = self.policy.triggers.db_connection_lost
