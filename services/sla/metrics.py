@@ -8,7 +8,7 @@ from typing import Any
 
 __all__ = ["render", "CONTENT_TYPE"]
 
-CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+CONTENT_TYPE = "text/plain; version=0.0.4"  # UTF-8 is the format's default; aiohttp refuses a charset here
 
 _HELP = {
     "sla_error_ratio": ("gauge", "5xx ratio over the error-rate trigger window"),
