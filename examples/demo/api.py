@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request
+from redis.exceptions import RedisError
 
 from examples.demo.faults import FaultUpdate
 from shared.breakers import CallNotPermittedError
@@ -65,15 +67,15 @@ async def leaderboard(request: Request, user: str = "guest") -> dict[str, Any]:
     cached = None
     try:
         cached = await st.cache.get("demo:leaderboard")
-    except (CallNotPermittedError, OSError, ConnectionError) as exc:
+    except (CallNotPermittedError, OSError, ConnectionError, RedisError) as exc:
         log.info("cache skipped: %s", type(exc).__name__)  # Redis away or its breaker open: go to the DB
     if cached is not None:
-        return {"source": "cache", "leaders": __import__("json").loads(cached)}
+        return {"source": "cache", "leaders": json.loads(cached)}
     rows = await _query(request, "fetch", "SELECT name, points FROM demo.items ORDER BY points DESC LIMIT 5")
     leaders = [{"name": r["name"], "points": r["points"]} for r in rows]
     try:
-        await st.cache.set("demo:leaderboard", __import__("json").dumps(leaders), ex=5)
-    except (CallNotPermittedError, OSError, ConnectionError):
+        await st.cache.set("demo:leaderboard", json.dumps(leaders), ex=5)
+    except (CallNotPermittedError, OSError, ConnectionError, RedisError):
         pass  # a cold cache is fine
     return {"source": "db", "leaders": leaders}
 

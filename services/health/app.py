@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
@@ -30,6 +31,7 @@ def create_app(settings: HealthSettings, *, config: HealthConfig | None = None,
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
         setup_telemetry("health", settings.telemetry)
+        logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per probe is noise
         async with AsyncExitStack() as stack:
             pub = publisher or await stack.enter_async_context(
                 KafkaPublisher.start(settings.kafka, source="/safeguard/health"))
