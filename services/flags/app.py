@@ -40,13 +40,13 @@ def create_app(settings: FlagsSettings, *, publisher: Publisher | None = None,
         async with AsyncExitStack() as stack:
             repo, pool = repository, None
             if repo is None:
-                pool = await stack.enter_async_context(open_pool(settings.postgres))
+                pool = await stack.enter_async_context(open_pool(settings.postgres, schema=settings.db_schema))
                 repo = PgRepository(pool)
             redis = await stack.enter_async_context(open_redis(settings.redis.url.get_secret_value()))
             svc = FlagService(repo=repo, cache=FlagCache(redis, prefix=settings.cache_prefix), publisher=publisher,
                               topic_prefix=settings.kafka.topic_prefix)
             app.state.flags = svc
-            migrated = pool is None or await _try(migrate(pool), "migrations")
+            migrated = pool is None or await _try(migrate(pool, schema=settings.db_schema), "migrations")
             await svc.load()
             if migrated:
                 await _seed(svc, settings)
@@ -95,7 +95,7 @@ async def _every(interval: float, fn: Callable[[], Awaitable[Any]], name: str) -
 
 
 async def _migrate_later(pool: Any, svc: FlagService, settings: FlagsSettings) -> None:
-    while not await _try(migrate(pool), "migrations"):
+    while not await _try(migrate(pool, schema=settings.db_schema), "migrations"):
         await asyncio.sleep(5)
     await svc.load()
     await _seed(svc, settings)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import zlib
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -59,36 +60,39 @@ async def _init_conn(conn: asyncpg.Connection) -> None:
 
 
 @asynccontextmanager
-async def open_pool(settings: PostgresSettings) -> AsyncIterator[asyncpg.Pool]:
-    """A lazy pool (min_size 0): the service starts even while Postgres is down."""
+async def open_pool(settings: PostgresSettings, *, schema: str = "flags") -> AsyncIterator[asyncpg.Pool]:
+    """A lazy pool (min_size 0): the service starts even while Postgres is down. Every connection works
+    in `schema` (search_path), so tests can run in a schema of their own."""
     pool = await asyncpg.create_pool(settings.dsn.get_secret_value(), min_size=0, max_size=settings.max_size,
-                                     command_timeout=settings.command_timeout_s, init=_init_conn, timeout=2.0)
+                                     command_timeout=settings.command_timeout_s, init=_init_conn, timeout=2.0,
+                                     server_settings={"search_path": schema})
     try:
         yield pool
     finally:
         await pool.close()
 
 
-async def migrate(pool: asyncpg.Pool, directory: Path = MIGRATIONS) -> list[str]:
-    """Apply every `NNNN_name.up.sql` not yet in flags.schema_migrations, in order, under an advisory lock."""
+async def migrate(pool: asyncpg.Pool, *, schema: str = "flags", directory: Path = MIGRATIONS) -> list[str]:
+    """Apply every `NNNN_name.up.sql` not yet in schema_migrations, in order, under an advisory lock."""
     applied: list[str] = []
     async with pool.acquire() as conn:
-        await conn.execute("SELECT pg_advisory_lock($1)", _LOCK_ID)
+        lock = _LOCK_ID + zlib.crc32(schema.encode())
+        await conn.execute("SELECT pg_advisory_lock($1)", lock)
         try:
-            await conn.execute("CREATE SCHEMA IF NOT EXISTS flags")
-            await conn.execute("CREATE TABLE IF NOT EXISTS flags.schema_migrations ("
+            await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+            await conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations ("
                                "version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())")
-            done = {r["version"] for r in await conn.fetch("SELECT version FROM flags.schema_migrations")}
+            done = {r["version"] for r in await conn.fetch("SELECT version FROM schema_migrations")}
             for path in sorted(directory.glob("*.up.sql")):
                 version = path.name.removesuffix(".up.sql")
                 if version in done:
                     continue
                 async with conn.transaction():
                     await conn.execute(path.read_text())
-                    await conn.execute("INSERT INTO flags.schema_migrations (version) VALUES ($1)", version)
+                    await conn.execute("INSERT INTO schema_migrations (version) VALUES ($1)", version)
                 applied.append(version)
         finally:
-            await conn.execute("SELECT pg_advisory_unlock($1)", _LOCK_ID)
+            await conn.execute("SELECT pg_advisory_unlock($1)", lock)
     if applied:
         logger.info("flags migrations applied", extra={"migrations": applied})
     return applied
@@ -123,19 +127,19 @@ class PgRepository:
         await self.pool.fetchval("SELECT 1")
 
     async def load_all(self) -> list[FlagRecord]:
-        rows = await self.pool.fetch(f"SELECT {_FLAG_COLS} FROM flags.flags WHERE deleted_at IS NULL ORDER BY key")
+        rows = await self.pool.fetch(f"SELECT {_FLAG_COLS} FROM flags WHERE deleted_at IS NULL ORDER BY key")
         return [_record(r) for r in rows]
 
     async def revision(self) -> int:
-        return int(await self.pool.fetchval("SELECT coalesce(max(revision), 0) FROM flags.flags"))
+        return int(await self.pool.fetchval("SELECT coalesce(max(revision), 0) FROM flags"))
 
     async def get(self, key: str) -> FlagRecord | None:
         row = await self.pool.fetchrow(
-            f"SELECT {_FLAG_COLS} FROM flags.flags WHERE key = $1 AND deleted_at IS NULL", key)
+            f"SELECT {_FLAG_COLS} FROM flags WHERE key = $1 AND deleted_at IS NULL", key)
         return _record(row) if row else None
 
     async def keys_where_new_and_enabled(self) -> list[str]:
-        rows = await self.pool.fetch("SELECT key FROM flags.flags WHERE deleted_at IS NULL AND is_new"
+        rows = await self.pool.fetch("SELECT key FROM flags WHERE deleted_at IS NULL AND is_new"
                                      " AND definition->>'state' = 'ENABLED' ORDER BY key")
         return [r["key"] for r in rows]
 
@@ -143,30 +147,30 @@ class PgRepository:
                      ) -> tuple[FlagRecord | None, FlagRecord | None, AuditEntry]:
         """Run `mutate` on the locked row (None if absent or deleted) and write it and its audit entry atomically."""
         async with self.pool.acquire() as conn, conn.transaction():
-            row = await conn.fetchrow(f"SELECT {_FLAG_COLS} FROM flags.flags WHERE key = $1 FOR UPDATE", key)
+            row = await conn.fetchrow(f"SELECT {_FLAG_COLS} FROM flags WHERE key = $1 FOR UPDATE", key)
             stored = _record(row) if row else None
             before = stored if stored and stored.deleted_at is None else None
             change = mutate(before)
             version = (stored.version + 1) if stored else 1
             after = change.after
             if after is None:
-                await conn.execute("UPDATE flags.flags SET deleted_at = now(), version = $2,"
-                                   " revision = nextval('flags.revision_seq'), updated_at = now() WHERE key = $1",
+                await conn.execute("UPDATE flags SET deleted_at = now(), version = $2,"
+                                   " revision = nextval('revision_seq'), updated_at = now() WHERE key = $1",
                                    key, version)
             else:
                 saved = await conn.fetchrow(
-                    "INSERT INTO flags.flags (key, definition, off_variant, is_new, killed, rollout_percent,"
+                    "INSERT INTO flags (key, definition, off_variant, is_new, killed, rollout_percent,"
                     " description, version) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
                     " ON CONFLICT (key) DO UPDATE SET definition = $2, off_variant = $3, is_new = $4, killed = $5,"
                     " rollout_percent = $6, description = $7, version = $8, deleted_at = NULL, updated_at = now(),"
-                    " revision = nextval('flags.revision_seq'),"
-                    " created_at = CASE WHEN flags.flags.deleted_at IS NULL THEN flags.flags.created_at ELSE now() END"
+                    " revision = nextval('revision_seq'),"
+                    " created_at = CASE WHEN flags.deleted_at IS NULL THEN flags.created_at ELSE now() END"
                     f" RETURNING {_FLAG_COLS}",
                     key, after.definition, after.off_variant, after.new, after.killed, after.rollout_percent,
                     after.description, version)
                 after = _record(saved)
             entry = await conn.fetchrow(
-                "INSERT INTO flags.audit_log (flag_key, action, actor, reason, version, before, after)"
+                "INSERT INTO audit_log (flag_key, action, actor, reason, version, before, after)"
                 " VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING *",
                 key, change.action, actor, reason, version,
                 before.audit_view() if before else None, after.audit_view() if after else None)
@@ -174,44 +178,44 @@ class PgRepository:
 
     async def audit(self, key: str | None, *, limit: int, before_id: int | None) -> list[AuditEntry]:
         rows = await self.pool.fetch(
-            "SELECT * FROM flags.audit_log WHERE ($1::text IS NULL OR flag_key = $1)"
+            "SELECT * FROM audit_log WHERE ($1::text IS NULL OR flag_key = $1)"
             " AND ($2::bigint IS NULL OR id < $2) ORDER BY id DESC LIMIT $3", key, before_id, limit)
         return [_audit(r) for r in rows]
 
     async def unpublished(self, *, limit: int) -> list[AuditEntry]:
-        rows = await self.pool.fetch("SELECT * FROM flags.audit_log WHERE NOT published ORDER BY id LIMIT $1", limit)
+        rows = await self.pool.fetch("SELECT * FROM audit_log WHERE NOT published ORDER BY id LIMIT $1", limit)
         return [_audit(r) for r in rows]
 
     async def mark_published(self, ids: list[int]) -> None:
-        await self.pool.execute("UPDATE flags.audit_log SET published = true WHERE id = ANY($1::bigint[])", ids)
+        await self.pool.execute("UPDATE audit_log SET published = true WHERE id = ANY($1::bigint[])", ids)
 
     async def add_schedule(self, key: str, *, action: str, percent: float | None, run_at: datetime,
                            reason: str, requested_by: str) -> ScheduleRead:
         row = await self.pool.fetchrow(
-            "INSERT INTO flags.scheduled_changes (flag_key, action, percent, run_at, reason, requested_by)"
+            "INSERT INTO scheduled_changes (flag_key, action, percent, run_at, reason, requested_by)"
             " VALUES ($1, $2, $3, $4, $5, $6) RETURNING *", key, action, percent, run_at, reason, requested_by)
         return _schedule(row)
 
     async def schedules(self, key: str | None) -> list[ScheduleRead]:
-        rows = await self.pool.fetch("SELECT * FROM flags.scheduled_changes WHERE ($1::text IS NULL OR flag_key = $1)"
+        rows = await self.pool.fetch("SELECT * FROM scheduled_changes WHERE ($1::text IS NULL OR flag_key = $1)"
                                      " ORDER BY run_at, id", key)
         return [_schedule(r) for r in rows]
 
     async def cancel_schedule(self, key: str, schedule_id: int) -> bool:
-        done = await self.pool.execute("UPDATE flags.scheduled_changes SET status = 'cancelled', done_at = now()"
+        done = await self.pool.execute("UPDATE scheduled_changes SET status = 'cancelled', done_at = now()"
                                        " WHERE id = $1 AND flag_key = $2 AND status = 'pending'", schedule_id, key)
         return bool(done.endswith(" 1"))
 
     async def due_schedules(self, now: datetime) -> list[ScheduleRead]:
         """Claim due changes (status -> running) so two instances never run one twice."""
         rows = await self.pool.fetch(
-            "UPDATE flags.scheduled_changes SET status = 'running' WHERE id IN (SELECT id FROM flags.scheduled_changes"
+            "UPDATE scheduled_changes SET status = 'running' WHERE id IN (SELECT id FROM scheduled_changes"
             " WHERE status = 'pending' AND run_at <= $1 ORDER BY run_at, id LIMIT 50 FOR UPDATE SKIP LOCKED)"
             " RETURNING *", now)
         return sorted((_schedule(r) for r in rows), key=lambda s: (s.run_at, s.id))
 
     async def finish_schedule(self, schedule_id: int, *, status: str, error: str | None) -> None:
-        await self.pool.execute("UPDATE flags.scheduled_changes SET status = $2, error = $3, done_at = now()"
+        await self.pool.execute("UPDATE scheduled_changes SET status = $2, error = $3, done_at = now()"
                                 " WHERE id = $1", schedule_id, status, error)
 
 

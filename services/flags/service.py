@@ -9,6 +9,7 @@ published when it is back.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from collections.abc import Callable, Mapping
@@ -56,6 +57,7 @@ class FlagService:
         self.status: dict[str, str] = {"postgres": "unknown", "redis": "unknown" if cache else "absent",
                                        "kafka": "unknown" if publisher is None else "up"}
         self.loaded_from = "nothing"
+        self._relay_lock = asyncio.Lock()
 
     # ---------------------------------------------------------------- loading and refresh
     def _mark(self, name: str, ok: bool, exc: BaseException | None = None) -> None:
@@ -291,9 +293,12 @@ class FlagService:
     # ---------------------------------------------------------------- outbox -> Kafka
     async def publish_pending(self) -> int:
         """Publish unpublished audit entries as FlagChanged + FlagSnapshot (tombstone on delete), in order."""
-        pub = self.publisher
-        if pub is None:
+        if self.publisher is None:
             return 0
+        async with self._relay_lock:  # the relay loop and a fresh change must not publish one entry twice
+            return await self._relay(self.publisher)
+
+    async def _relay(self, pub: Any) -> int:
         try:
             pending = await self.repo.unpublished(limit=200)
         except Exception as exc:  # noqa: BLE001 - Postgres down: nothing to relay now

@@ -20,6 +20,7 @@ class FlagsSettings(HttpSettings):
     auth: AuthSettings = Field(default_factory=AuthSettings)
     ratelimit: RateLimitSettings = Field(default_factory=lambda: RateLimitSettings(default="1000/second"))
     write_limit: str = Field(default="20/second", description="Per-client limit on changes (admin + runbook).")
+    db_schema: str = Field(default="flags", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
     cache_prefix: str = "safeguard:flags:"
     refresh_interval_s: float = Field(default=1.0, gt=0)
     scheduler_interval_s: float = Field(default=1.0, gt=0)

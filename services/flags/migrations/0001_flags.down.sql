@@ -1,7 +1,7 @@
 -- Rollback of 0001_flags: drops the flags schema and everything in it (flags, audit, schedule).
-DROP TABLE IF EXISTS flags.scheduled_changes;
-DROP TABLE IF EXISTS flags.audit_log;
-DROP TABLE IF EXISTS flags.flags;
-DROP SEQUENCE IF EXISTS flags.revision_seq;
-DROP TABLE IF EXISTS flags.schema_migrations;
-DROP SCHEMA IF EXISTS flags;
+DROP TABLE IF EXISTS scheduled_changes;
+DROP TABLE IF EXISTS audit_log;
+DROP TABLE IF EXISTS flags;
+DROP SEQUENCE IF EXISTS revision_seq;
+DROP TABLE IF EXISTS schema_migrations;
+
