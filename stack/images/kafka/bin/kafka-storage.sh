@@ -1,0 +1,4 @@
+#!/usr/bin/env bash
+# Stand-in for Kafka's kafka-storage.sh
+export KAFKA_HEAP_OPTS="${KAFKA_HEAP_OPTS:--Xmx256M}"
+exec "$(dirname "$0")/kafka-run-class.sh" kafka.tools.StorageTool "$@"
