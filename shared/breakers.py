@@ -50,12 +50,17 @@ class Outcome(StrEnum):
     SLOW_FAILURE = "slow_failure"
 
     @property
-    def failed(self) -> bool:
-        return self in (Outcome.FAILURE, Outcome.SLOW_FAILURE)
+    def failed(self) -> int:
+        return _FAILED[self]
 
     @property
-    def slow(self) -> bool:
-        return self in (Outcome.SLOW_SUCCESS, Outcome.SLOW_FAILURE)
+    def slow(self) -> int:
+        return _SLOW[self]
+
+
+# Plain dict lookups: this sits on every guarded call, and enum tuple membership is slow.
+_FAILED = {Outcome.SUCCESS: 0, Outcome.FAILURE: 1, Outcome.SLOW_SUCCESS: 0, Outcome.SLOW_FAILURE: 1}
+_SLOW = {Outcome.SUCCESS: 0, Outcome.FAILURE: 0, Outcome.SLOW_SUCCESS: 1, Outcome.SLOW_FAILURE: 1}
 
 
 class CallNotPermittedError(Exception):
@@ -145,11 +150,11 @@ class CountWindow:
     def record(self, outcome: Outcome, now: float) -> WindowSnapshot:
         if len(self._ring) == self._ring.maxlen:
             old = self._ring[0]
-            self._failed -= old.failed
-            self._slow -= old.slow
+            self._failed -= _FAILED[old]
+            self._slow -= _SLOW[old]
         self._ring.append(outcome)
-        self._failed += outcome.failed
-        self._slow += outcome.slow
+        self._failed += _FAILED[outcome]
+        self._slow += _SLOW[outcome]
         return self.snapshot(now)
 
     def snapshot(self, now: float) -> WindowSnapshot:
@@ -178,12 +183,13 @@ class TimeWindow:
         if not self._buckets or self._buckets[-1][0] != sec:
             self._buckets.append([sec, 0, 0, 0])
         b = self._buckets[-1]
+        f, sl = _FAILED[outcome], _SLOW[outcome]
         b[1] += 1
-        b[2] += outcome.failed
-        b[3] += outcome.slow
+        b[2] += f
+        b[3] += sl
         self._calls += 1
-        self._failed += outcome.failed
-        self._slow += outcome.slow
+        self._failed += f
+        self._slow += sl
         return WindowSnapshot(self._calls, self._failed, self._slow)
 
     def snapshot(self, now: float) -> WindowSnapshot:
@@ -366,7 +372,7 @@ class CircuitBreaker:
         self._record(Outcome.SLOW_FAILURE if slow else Outcome.FAILURE)
 
     def _record(self, outcome: Outcome) -> None:
-        self.counters.slow += outcome.slow
+        self.counters.slow += _SLOW[outcome]
         p = self._phase
         if p.window is None or p.state not in (BreakerState.CLOSED, BreakerState.HALF_OPEN):
             return  # DISABLED, or a call that started before the breaker opened
