@@ -11,7 +11,7 @@ plain dict in the Faust table, so a restart resumes mid-hold.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from typing import Any, Literal, Protocol
 
 __all__ = ["Rule", "TriggerState", "Transition", "step", "episode_id"]
@@ -47,7 +47,7 @@ class TriggerState:
         return self.phase in ("firing", "clearing")
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return dict(self.__dict__)  # flat fields: no need for asdict's deep copy
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> TriggerState:

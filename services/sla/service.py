@@ -118,15 +118,16 @@ class SlaCore:
         return out
 
     # ---- windows -------------------------------------------------------------------------
-    def request_window(self, service: str, *, now: float, window: float) -> tuple[int, int, LatencySketch]:
-        """(count, errors, merged latency sketch) of the seconds in `[now - window, now)`."""
+    def request_window(self, service: str, *, now: float, window: float, latency: bool = True) -> tuple[int, int, LatencySketch]:
+        """(count, errors, merged latency sketch unless `latency=False`) of the seconds in `[now - window, now)`."""
         count = errors = 0
         sketch = LatencySketch()
         for sec, (c, e, total_ms, wire) in self.store.items(service, "rs", since=math.floor(now - window)):
             if sec + 1 <= now - window or sec >= now:
                 continue
             count, errors = count + c, errors + e
-            sketch.merge(LatencySketch.from_wire(wire, total_ms))
+            if latency:
+                sketch.merge(LatencySketch.from_wire(wire, total_ms))
         return count, errors, sketch
 
     def minute_window(self, service: str, series: str, *, now: float, window: float) -> list[Any]:
@@ -138,7 +139,7 @@ class SlaCore:
         rules = self.policy.triggers
         out: list[Event] = []
         er = rules.error_rate_high
-        count, errors, _ = self.request_window(svc, now=now, window=er.window)
+        count, errors, _ = self.request_window(svc, now=now, window=er.window, latency=False)
         out += self._step(svc, st, "error_rate_high", er, now=now, value=errors / count if count else None, samples=count)
         lt = rules.latency_high
         count, _, sketch = self.request_window(svc, now=now, window=lt.window)
