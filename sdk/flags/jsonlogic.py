@@ -7,6 +7,7 @@ functions, but walk the rule once at compile time instead of on every evaluation
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -15,6 +16,17 @@ from json_logic.builtins import BUILTINS, not_, op_var, to_bool
 from openfeature.contrib.tools.flagd.core.targeting.custom_ops import ends_with, fractional, sem_ver, starts_with
 
 __all__ = ["LogicError", "Rule", "compile_rule", "resolve_refs"]
+
+
+class _QuietOperators(logging.Filter):
+    """flagd-core's operators log every bad input (one line per evaluation, with a traceback for sem_ver);
+    for us a bad input is an answer (null -> default variant), not an event worth a log line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.pathname.endswith("custom_ops.py")
+
+
+logging.getLogger("openfeature.contrib").addFilter(_QuietOperators())
 
 Rule = Callable[[dict[str, Any]], Any]
 OPERATORS: dict[str, Callable[..., Any]] = {

@@ -6,7 +6,7 @@ import json
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import ValidationError
 
@@ -122,7 +122,7 @@ def build_router(auth: Authenticator, *, write_limit: Any = None) -> APIRouter: 
 
     @router.get("/api/flags/_audit", tags=["audit"], response_model=list[AuditEntry])
     async def audit_all(svc: Svc, _: Admin, limit: int = Query(default=100, ge=1, le=1000),
-                        before_id: int | None = Query(default=None, ge=1)) -> list[AuditEntry]:
+                        before_id: int | None = Query(default=None, ge=1, le=2**63 - 1)) -> list[AuditEntry]:
         return await svc.audit(None, limit=limit, before_id=before_id)
 
     @router.get("/api/flags/_schedule", tags=["schedule"], response_model=list[ScheduleRead])
@@ -174,7 +174,7 @@ def build_router(auth: Authenticator, *, write_limit: Any = None) -> APIRouter: 
 
     @router.get("/api/flags/{key}/audit", tags=["audit"], response_model=list[AuditEntry])
     async def audit(key: Key, svc: Svc, _: Admin, limit: int = Query(default=100, ge=1, le=1000),
-                    before_id: int | None = Query(default=None, ge=1)) -> list[AuditEntry]:
+                    before_id: int | None = Query(default=None, ge=1, le=2**63 - 1)) -> list[AuditEntry]:
         return await svc.audit(key, limit=limit, before_id=before_id)
 
     @router.post("/api/flags/{key}/schedule", dependencies=W, tags=["schedule"], status_code=201, response_model=ScheduleRead,
@@ -188,7 +188,7 @@ def build_router(auth: Authenticator, *, write_limit: Any = None) -> APIRouter: 
         return await svc.schedules(key)
 
     @router.delete("/api/flags/{key}/schedule/{schedule_id}", dependencies=W, tags=["schedule"], status_code=204)
-    async def cancel(key: Key, schedule_id: int, svc: Svc, _: Admin) -> Response:
+    async def cancel(key: Key, schedule_id: Annotated[int, Path(ge=1, le=2**63 - 1)], svc: Svc, _: Admin) -> Response:
         if not await svc.cancel_schedule(key, schedule_id):
             return JSONResponse({"detail": f"no pending scheduled change {schedule_id} for {key!r}"}, status_code=404)
         return Response(status_code=204)

@@ -61,8 +61,25 @@ def validate_definition(definition: dict[str, Any], off_variant: str | None, *, 
         raise DefinitionError("metadata", "must be an object of string, number or boolean values")
 
 
+def _has_nul(v: Any) -> bool:
+    if isinstance(v, str):
+        return "\x00" in v
+    if isinstance(v, dict):
+        return any(_has_nul(k) or _has_nul(x) for k, x in v.items())
+    if isinstance(v, list):
+        return any(_has_nul(x) for x in v)
+    return False
+
+
+def _refuse_nul(data: Any) -> Any:
+    if _has_nul(data):
+        raise ValueError("strings must not contain NUL (\\u0000) characters")
+    return data
+
+
 class _Api(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    _nul = model_validator(mode="before")(staticmethod(_refuse_nul))
 
 
 class FlagCreate(_Api):
@@ -160,6 +177,7 @@ class SystemStatusRequest(BaseModel):
     """The runbook's body: `{"feature": "gamification", "enabled": false}`."""
 
     model_config = ConfigDict(extra="ignore")
+    _nul = model_validator(mode="before")(staticmethod(_refuse_nul))
     feature: FlagKey
     enabled: bool
     reason: Reason = ""
@@ -176,6 +194,7 @@ class ImportRequest(BaseModel):
     """A flagd flag file: `{"flags": {...}, "$evaluators": {...}, "metadata": {...}}`."""
 
     model_config = ConfigDict(extra="ignore", populate_by_name=True)
+    _nul = model_validator(mode="before")(staticmethod(_refuse_nul))
     flags: dict[str, dict[str, Any]]
     evaluators: dict[str, Any] = Field(default_factory=dict, alias="$evaluators")
 

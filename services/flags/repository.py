@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 import asyncpg
 
-from services.flags.models import AuditEntry, FlagRecord, ScheduleRead
+from services.flags.models import AuditEntry, DefinitionError, FlagRecord, ScheduleRead
 from shared.settings import PostgresSettings
 
 __all__ = ["Repository", "PgRepository", "Change", "Mutation", "open_pool", "migrate", "MIGRATIONS"]
@@ -146,6 +146,13 @@ class PgRepository:
     async def change(self, key: str, mutate: Mutation, *, actor: str, reason: str
                      ) -> tuple[FlagRecord | None, FlagRecord | None, AuditEntry]:
         """Run `mutate` on the locked row (None if absent or deleted) and write it and its audit entry atomically."""
+        try:
+            return await self._change(key, mutate, actor=actor, reason=reason)
+        except asyncpg.exceptions.DataError as exc:  # e.g. \u0000 in a string: bad input, not an outage
+            raise DefinitionError("body", f"the store refused a value: {exc.__class__.__name__}") from None
+
+    async def _change(self, key: str, mutate: Mutation, *, actor: str, reason: str
+                      ) -> tuple[FlagRecord | None, FlagRecord | None, AuditEntry]:
         async with self.pool.acquire() as conn, conn.transaction():
             row = await conn.fetchrow(f"SELECT {_FLAG_COLS} FROM flags WHERE key = $1 FOR UPDATE", key)
             stored = _record(row) if row else None
