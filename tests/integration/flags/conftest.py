@@ -67,3 +67,42 @@ async def flags(unique: str, kafka_settings: KafkaSettings, postgres_dsn: str, r
                 yield Flags(app, client, settings)
     finally:
         await drop(settings, redis_url)
+
+
+class ThreadServer:
+    """Our app under uvicorn on a free loopback port, in a thread (for clients that need real HTTP)."""
+
+    def __init__(self, app: FastAPI, port: int | None = None) -> None:
+        import socket
+        import threading
+
+        import uvicorn
+
+        if port is None:
+            with socket.socket() as s:
+                s.bind(("127.0.0.1", 0))
+                port = int(s.getsockname()[1])
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        # SSE streams never end by themselves: give them 1 s before the server cancels them
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None,
+                                                    access_log=False, lifespan="on", timeout_graceful_shutdown=1))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def start(self) -> ThreadServer:
+        import time
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(self.url + "/readyz", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                pytest.fail("the flags service did not start (Postgres/Redis up? `make up`)")
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(15)
