@@ -27,6 +27,7 @@ import re
 from typing import Literal
 
 from fastapi import HTTPException, Request
+from starlette.requests import HTTPConnection
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -50,7 +51,7 @@ class AuthSettings(BaseSettings):
         return self.trust_loopback if self.trust_loopback is not None else self.env == "local"
 
 
-def _presented(request: Request) -> str:
+def _presented(request: HTTPConnection) -> str:
     auth = request.headers.get("authorization", "")
     if auth[:7].lower() == "bearer ":
         return auth[7:].strip()
@@ -71,14 +72,14 @@ class Authenticator:
     def __init__(self, settings: AuthSettings) -> None:
         self.settings = settings
 
-    def _admin_actor(self, request: Request) -> str | None:
+    def _admin_actor(self, request: HTTPConnection) -> str | None:
         token = _presented(request)
         if not token or not _same(token, self.settings.admin_token):
             return None
         name = _ACTOR_NAME.sub("", request.headers.get("x-safeguard-actor", ""))[:64]
         return f"admin:{name}" if name else "admin"
 
-    def _client_actor(self, request: Request) -> str | None:
+    def _client_actor(self, request: HTTPConnection) -> str | None:
         token = _presented(request)
         found = None
         for name, key in self.settings.client_keys.items():  # no early exit: same time for every key
@@ -107,10 +108,15 @@ class Authenticator:
             return f"loopback:{client_address(request, self.settings.trusted_proxies)}"
         raise _unauthorized("admin token required (trusted loopback is off or the caller is not local)")
 
-    async def require_reader(self, request: Request) -> str:
-        actor = self._admin_actor(request) or self._client_actor(request)
+    def reader_actor(self, conn: HTTPConnection) -> str | None:
+        """The reader's actor name, or None when a client key is required and missing (for plain ASGI code)."""
+        actor = self._admin_actor(conn) or self._client_actor(conn)
         if actor is not None:
             return actor
-        if not self.settings.client_keys:
-            return "anonymous"
-        raise _unauthorized("client key required (Authorization: Bearer <key> or X-API-Key)")
+        return None if self.settings.client_keys else "anonymous"
+
+    async def require_reader(self, request: Request) -> str:
+        actor = self.reader_actor(request)
+        if actor is None:
+            raise _unauthorized("client key required (Authorization: Bearer <key> or X-API-Key)")
+        return actor

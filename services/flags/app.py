@@ -32,7 +32,8 @@ def create_app(settings: FlagsSettings, *, publisher: Publisher | None = None,
                repository: Repository | None = None, limiter: RateLimiter | None = None) -> FastAPI:
     """`publisher`/`repository` replace Kafka/Postgres (tests). Without a repository, Postgres from settings."""
     auth = Authenticator(settings.auth)
-    limiter = limiter or RateLimiter.from_settings(settings.ratelimit, redis_url=settings.redis.url)
+    limiter = limiter or RateLimiter.from_settings(settings.ratelimit.model_copy(update={"default": settings.rate_limit}),
+                                                   redis_url=settings.redis.url)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -72,6 +73,7 @@ def create_app(settings: FlagsSettings, *, publisher: Publisher | None = None,
     _install_health(app)
     _install_errors(app)
     RateLimiter.install_handler(app)
+    app.add_middleware(ofrep.OfrepFastPath, auth=auth)
     app.add_middleware(RateLimitMiddleware, limiter=limiter, exempt=("/healthz", "/readyz", "/api/flags/_stream"))
     return app
 

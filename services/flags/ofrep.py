@@ -13,13 +13,15 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import JSONResponse, Response
+from starlette.requests import HTTPConnection
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from services.flags.service import FlagService
 from services.flags.snapshot import etag_for
 from sdk.flags.evaluator import Resolution
 from shared.auth import Authenticator
 
-__all__ = ["build_ofrep_router", "ofrep_body"]
+__all__ = ["build_ofrep_router", "ofrep_body", "parse_context", "OfrepFastPath"]
 
 _CONTEXT_SCHEMA = {"type": "object", "properties": {"context": {
     "type": "object", "properties": {"targetingKey": {"type": "string"}}, "additionalProperties": True}}}
@@ -51,7 +53,10 @@ def _invalid(detail: str, key: str | None = None) -> JSONResponse:
 
 async def _context(request: Request) -> dict[str, Any] | str:
     """The evaluation context, or an error message. A missing body or context is an empty context."""
-    raw = await request.body()
+    return parse_context(await request.body())
+
+
+def parse_context(raw: bytes) -> dict[str, Any] | str:
     if not raw.strip():
         return {}
     try:
@@ -103,3 +108,51 @@ def build_ofrep_router(auth: Authenticator) -> APIRouter:
         return JSONResponse({"flags": flags}, headers={"ETag": etag})
 
     return router
+
+
+_SINGLE = "/ofrep/v1/evaluate/flags/"
+
+
+class OfrepFastPath:
+    """Plain-ASGI hot path for single OFREP evaluations: same answers as the FastAPI route above (which
+    stays for the OpenAPI document and for anything unusual), without FastAPI's routing and dependency
+    resolution per call. Sits inside the rate limiter."""
+
+    def __init__(self, app: ASGIApp, *, auth: Authenticator) -> None:
+        self.app = app
+        self.auth = auth
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if scope["type"] != "http" or scope["method"] != "POST" or not path.startswith(_SINGLE):
+            await self.app(scope, receive, send)
+            return
+        key = path[len(_SINGLE):]
+        if not key or "/" in key:
+            await self.app(scope, receive, send)
+            return
+        conn = HTTPConnection(scope)
+        if self.auth.reader_actor(conn) is None:
+            await self.app(scope, receive, send)  # the FastAPI route answers 401 with its usual body
+            return
+        chunks = []
+        while True:
+            message = await receive()
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body"):
+                break
+        ctx = parse_context(b"".join(chunks))
+        if isinstance(ctx, str):
+            status, body = 400, {"key": key, "errorCode": "INVALID_CONTEXT", "errorDetails": ctx}
+        else:
+            service: FlagService = scope["app"].state.flags
+            r = service.evaluate(key, ctx)
+            if r is None:
+                status, body = 404, {"key": key, "errorCode": "FLAG_NOT_FOUND",
+                                     "errorDetails": f"flag {key!r} was not found"}
+            else:
+                status, body = ofrep_body(key, r)
+        raw = json.dumps(body, separators=(",", ":")).encode()
+        await send({"type": "http.response.start", "status": status,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(raw)).encode())]})
+        await send({"type": "http.response.body", "body": raw})

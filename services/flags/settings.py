@@ -18,7 +18,8 @@ class FlagsSettings(HttpSettings):
     redis: RedisSettings = Field(default_factory=RedisSettings)
     telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
-    ratelimit: RateLimitSettings = Field(default_factory=lambda: RateLimitSettings(default="1000/second"))
+    ratelimit: RateLimitSettings = Field(default_factory=RateLimitSettings)
+    rate_limit: str = Field(default="1000/second", description="Per-client limit on every request (FLAGS_RATE_LIMIT).")
     write_limit: str = Field(default="20/second", description="Per-client limit on changes (admin + runbook).")
     db_schema: str = Field(default="flags", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
     cache_prefix: str = "safeguard:flags:"

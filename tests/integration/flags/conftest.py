@@ -15,7 +15,6 @@ from services.flags.app import create_app
 from services.flags.service import FlagService
 from services.flags.settings import FlagsSettings
 from shared.auth import AuthSettings
-from shared.ratelimit import RateLimitSettings
 from shared.settings import KafkaSettings, PostgresSettings, RedisSettings
 
 ADMIN = {"Authorization": "Bearer test-admin-token"}
@@ -39,7 +38,7 @@ def flags_settings(unique: str, kafka_settings: KafkaSettings, postgres_dsn: str
         db_schema=f"flags_t{unique}", cache_prefix=f"t{unique}:flags:", kafka=kafka_settings,
         postgres=PostgresSettings(dsn=SecretStr(postgres_dsn)), redis=RedisSettings(url=SecretStr(redis_url)),
         auth=AuthSettings(env="local", admin_token=SecretStr("test-admin-token")),
-        ratelimit=RateLimitSettings(default="10000/second"), write_limit="10000/second",
+        rate_limit="10000/second", write_limit="10000/second",
         refresh_interval_s=0.2, scheduler_interval_s=0.2, relay_interval_s=0.5, seed=True, **over)
 
 
