@@ -135,9 +135,10 @@ class RateLimiter:
         if url is None and redis_url is not None:
             raw = redis_url.get_secret_value() if isinstance(redis_url, SecretStr) else redis_url
             url = raw if raw.startswith("async+") else "async+" + raw
-        storage = None
+        storage: Storage | None = None
         if url:
-            storage = storage_from_string(url, implementation="redispy", socket_timeout=0.5,
+            # an async+ URL always gives an async storage
+            storage = storage_from_string(url, implementation="redispy", socket_timeout=0.5,  # type: ignore[assignment]
                                           socket_connect_timeout=0.5, wrap_exceptions=True)
         return cls(storage=storage, strategy=settings.strategy, default=settings.default,
                    retry_redis_s=settings.retry_redis_s, trusted_proxies=settings.trusted_proxies,

@@ -24,7 +24,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import httpx
 
@@ -116,10 +116,10 @@ class FlagClient:
         r = self.evaluate(key, context)
         if r.error_code is not None or r.is_code_default:
             return default
-        v = r.value
+        v: Any = r.value
         if not isinstance(v, _TYPES[kind]) or (kind is not bool and isinstance(v, bool)):
             return default
-        return float(v) if kind is float else v  # type: ignore[return-value]
+        return cast(T, float(cast(float, v)) if kind is float else v)
 
     def get_boolean(self, key: str, default: bool, context: Mapping[str, Any] | None = None) -> bool:
         return self._value(key, default, context, bool)
@@ -165,12 +165,12 @@ class FlagClient:
             backoff = min(self._max_backoff, backoff * 2)
 
     async def _read(self, resp: httpx.Response) -> None:
-        event, data = "message", []
+        event, data = "message", list[str]()
         async for line in resp.aiter_lines():
             if line == "":
                 if data:
                     self._handle(event, json.loads("\n".join(data)))
-                event, data = "message", []
+                event, data = "message", list[str]()
             elif line.startswith("event:"):
                 event = line[6:].strip()
             elif line.startswith("data:"):

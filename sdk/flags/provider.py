@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from openfeature.evaluation_context import EvaluationContext
 from openfeature.exception import ErrorCode
@@ -42,12 +42,12 @@ class SafeguardProvider(AbstractProvider):
                                          error_message=r.error_message)
         if r.is_code_default:
             return FlagResolutionDetails(default, reason=Reason(r.reason), variant=None)
-        v = r.value
+        v: Any = r.value
         if not isinstance(v, _KINDS[kind]) or (kind != "bool" and isinstance(v, bool)):
             return FlagResolutionDetails(default, reason=Reason.ERROR, error_code=ErrorCode.TYPE_MISMATCH,
                                          error_message=f"flag {key!r} is not of type {kind}")
         if kind == "float":
-            v = float(v)
+            v = float(cast(float, v))
         return FlagResolutionDetails(v, reason=Reason(r.reason), variant=r.variant,
                                      flag_metadata=dict(r.metadata))
 

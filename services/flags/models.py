@@ -244,8 +244,9 @@ class FlagRead(BaseModel):
     @classmethod
     def of(cls, r: FlagRecord) -> FlagRead:
         d = r.definition
-        return cls(key=r.key, state=d["state"], variants=d["variants"], default_variant=d.get("defaultVariant"),
-                   targeting=d.get("targeting"), metadata=d.get("metadata"),
-                   off_variant=off_variant_of(d, r.off_variant), new=r.new, killed=r.killed,
-                   rollout_percent=r.rollout_percent, description=r.description, version=r.version,
-                   created_at=r.created_at, updated_at=r.updated_at)
+        return cls.model_validate({
+            "key": r.key, "state": d["state"], "variants": d["variants"], "defaultVariant": d.get("defaultVariant"),
+            "targeting": d.get("targeting"), "metadata": d.get("metadata"),
+            "offVariant": off_variant_of(d, r.off_variant), "new": r.new, "killed": r.killed,
+            "rolloutPercent": r.rollout_percent, "description": r.description, "version": r.version,
+            "createdAt": r.created_at, "updatedAt": r.updated_at})

@@ -14,7 +14,7 @@ import logging
 import uuid
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from services.flags import rules
 from services.flags.cache import FlagCache
@@ -26,6 +26,7 @@ from services.flags.snapshot import Broadcaster, Snapshot
 from sdk.flags.evaluator import Resolution, evaluate
 from sdk.flags.jsonlogic import resolve_refs
 from shared.events import FlagChanged, FlagSnapshot
+from shared.events.flags import FlagAction
 from shared.kafka import Publisher
 
 __all__ = ["FlagService", "Unavailable", "EventSink"]
@@ -326,7 +327,7 @@ class FlagService:
 
 def _changed(e: AuditEntry) -> FlagChanged:
     return FlagChanged(id=uuid.uuid5(_NS, f"c{e.id}:{e.at.isoformat()}"), time=e.at, flag_key=e.flag_key,
-                       action=e.action if e.action in _ACTIONS else "updated", actor=e.actor, reason=e.reason,
+                       action=cast(FlagAction, e.action if e.action in _ACTIONS else "updated"), actor=e.actor, reason=e.reason,
                        version=e.version, before=e.before, after=e.after)
 
 
