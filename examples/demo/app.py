@@ -11,7 +11,7 @@ from fastapi import FastAPI
 
 from examples.demo import api
 from examples.demo.faults import Faults
-from examples.demo.flags import FlagSource, OfrepFlags
+from examples.demo.flags import FlagSource, OfrepFlags, SdkFlags
 from examples.demo.settings import DemoSettings
 from sdk.breakers import BreakerRegistry, GuardedPool, GuardedRedis
 from sdk.commands import CommandHandlers, CommandListener
@@ -88,7 +88,12 @@ def create_app(settings: DemoSettings, *, publisher: Publisher | None = None,
                                            pools={"postgres": db}, breakers=registry)
                 await stack.enter_async_context(CommandListener(handlers=handlers, kafka=settings.kafka).running())
             source = flags
-            if source is None:
+            if source is None and settings.flag_source == "sdk":
+                from sdk.flags import FlagClient
+
+                client = await stack.enter_async_context(FlagClient(settings.flags_url))
+                source = SdkFlags(client)
+            elif source is None:
                 ofrep = OfrepFlags(settings.flags_url, cache_s=settings.flag_cache_s)
                 stack.push_async_callback(ofrep.aclose)
                 source = ofrep

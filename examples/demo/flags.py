@@ -6,11 +6,11 @@ Errors answer the default (off): a new feature never turns on because the flag s
 from __future__ import annotations
 
 import time
-from typing import Protocol
+from typing import Any, Protocol
 
 import httpx
 
-__all__ = ["FlagSource", "OfrepFlags", "StaticFlags"]
+__all__ = ["FlagSource", "OfrepFlags", "SdkFlags", "StaticFlags"]
 
 
 class FlagSource(Protocol):
@@ -53,3 +53,13 @@ class OfrepFlags:
 
     async def aclose(self) -> None:
         await self.http.aclose()
+
+
+class SdkFlags:
+    """`sdk.flags.FlagClient`: local evaluation, live updates over SSE (the default source)."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    async def enabled(self, key: str, *, targeting_key: str) -> bool:
+        return bool(self.client.get_boolean(key, False, {"targetingKey": targeting_key}))

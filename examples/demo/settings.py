@@ -21,6 +21,7 @@ class DemoSettings(BaseSettings):
     port: int = Field(default=8101, validation_alias=AliasChoices("DEMO_PORT", "PORT"))
     service: str = "demo"
     flags_url: str = Field(default="http://127.0.0.1:8001", description="OFREP base URL of the flags service.")
+    flag_source: Literal["sdk", "ofrep"] = Field(default="sdk", description="sdk.flags client, or plain OFREP.")
     flag_cache_s: float = Field(default=0.5, ge=0, description="How long one flag answer is reused.")
     memory_limit_mb: PositiveFloat = Field(default=512, description="'Memory > 90 %' is measured against this.")
     stats_interval_s: PositiveFloat = 5.0
