@@ -45,6 +45,10 @@ class AuthSettings(BaseSettings):
     client_keys: dict[str, SecretStr] = Field(default_factory=dict)
     trust_loopback: bool | None = Field(default=None, description="Default: True only when env is local.")
     trusted_proxies: list[str] = Field(default_factory=lambda: ["127.0.0.1/32", "::1/128"])
+    local_networks: list[str] = Field(
+        default_factory=lambda: ["127.0.0.0/8", "::1/128"],
+        description="Caller addresses that count as 'loopback' for the trusted-loopback rule. Only widen it "
+                    "where the front door is not reachable from outside (e.g. docker compose's bridge gateway).")
 
     @property
     def loopback_trusted(self) -> bool:
@@ -87,12 +91,13 @@ class Authenticator:
                 found = f"client:{name}"
         return found
 
-    def is_loopback(self, request: Request) -> bool:
+    def is_loopback(self, request: HTTPConnection) -> bool:
         addr = client_address(request, self.settings.trusted_proxies)
         try:
-            return ipaddress.ip_address(addr).is_loopback
+            ip = ipaddress.ip_address(addr)
         except ValueError:
             return False
+        return any(ip in ipaddress.ip_network(n, strict=False) for n in self.settings.local_networks)
 
     async def require_admin(self, request: Request) -> str:
         actor = self._admin_actor(request)
