@@ -12,7 +12,7 @@ t=$(now)
 ilog "building stand-in $tag (stack/images/$dir) ..."
 log="$IMAGES_CACHE/build-$dir.log"
 mkdir -p "$IMAGES_CACHE"
-DOCKER_BUILDKIT=0 docker build --network host --build-arg "BASE=$BASE_IMAGE" \
+DOCKER_BUILDKIT=0 docker build --force-rm --network host --build-arg "BASE=$BASE_IMAGE" \
   --label "$STANDIN_LABEL=true" -f "$IMAGES_SRC/$dir/Dockerfile" -t "$tag" "$@" "$ctx" >"$log" 2>&1 \
   || { tail -n 40 "$log" >&2; idie "building $tag failed (log: $log)"; }
 ilog "$tag built in $(elapsed "$t")s ($(image_size "$tag"))"
