@@ -1,0 +1,186 @@
+#!/usr/bin/env bash
+# `make compose-check`: proves docker-compose.yml on this machine, offline if need be.
+#   1. Docker: installs docker.io / docker-compose / debootstrap when missing, starts dockerd
+#      when none answers (and stops it again at the end if it was ours).
+#   2. Images: stack/images/build.sh (present > pulled > offline stand-in), then our image.
+#   3. `up -d` as project "safeguard-check", waits until every service is healthy (topics: exited 0).
+#   4. Through the front door: the runbook's Step 1 curl verbatim, GET /api/health, an OFREP
+#      evaluation of `gamification` (with a traceparent of ours), and that trace in Jaeger's
+#      query API.
+#   5. `down -v` (always), then a PASS/FAIL table, timings and image sizes.
+# Ports: when the native stack (or anything) holds the default ports, every published port is
+# moved by COMPOSE_PORT_OFFSET (default 10000: front door 13000, Kafka 19092 ...). Set
+# COMPOSE_PORT_OFFSET=0 to insist on the defaults. KEEP=1 leaves the stack up for debugging.
+set -euo pipefail
+# shellcheck source=stack/images/lib.sh
+. "$(dirname "$0")/images/lib.sh"
+cd "$ROOT"
+
+PROJECT="${COMPOSE_PROJECT:-safeguard-check}"
+WAIT_S="${COMPOSE_WAIT:-420}"
+T0=$(now)
+results=()
+pass() { results+=("PASS  $1"); printf '\033[32mPASS\033[0m  %s\n' "$1"; }
+fail() { results+=("FAIL  $1"); printf '\033[31mFAIL\033[0m  %s\n' "$1"; }
+
+# ------------------------------------------------------------------ docker and tools
+ensure_packages curl=curl jq=jq
+ensure_docker
+COMPOSE="$(compose_cmd)"
+ilog "compose: $COMPOSE ($($COMPOSE version --short 2>/dev/null || true))"
+
+# ------------------------------------------------------------------ host ports
+declare -A DEFAULT_PORTS=(
+  [FRONT_PORT]=3000 [DEMO_PORT]=8100 [FLAGS_PORT]=8001 [HEALTH_PORT]=8002 [SLA_PORT]=8003
+  [RECOVERY_PORT]=8004 [NOTIFIER_PORT]=8005 [KAFKA_PORT]=9092 [POSTGRES_PORT]=5432 [REDIS_PORT]=6379
+  [JAEGER_UI_PORT]=16686 [OTLP_GRPC_PORT]=4317 [OTLP_HTTP_PORT]=4318
+)
+port_busy() {  # a listener, or any socket (e.g. an outgoing connection) holding 127.0.0.1:<port>
+  ! python3 -c 'import socket, sys; s = socket.socket(); s.bind(("127.0.0.1", int(sys.argv[1]))); s.close()' "$1" 2>/dev/null
+}
+all_free() {  # all_free <offset>: every port not set explicitly is free at default + offset
+  local v p
+  for v in "${!DEFAULT_PORTS[@]}"; do
+    p="${!v:-$((DEFAULT_PORTS[$v] + $1))}"
+    ! port_busy "$p" || return 1
+  done
+}
+offset="${COMPOSE_PORT_OFFSET:-}"
+if [ -z "$offset" ]; then
+  for offset in 0 10000 20000 11000 21000 12000 22000 13000 14000 none; do all_free "$offset" 2>/dev/null && break; done
+  [ "$offset" != none ] || idie "no free set of host ports (tried offsets 0, 10000 .. 22000): set COMPOSE_PORT_OFFSET"
+  [ "$offset" = 0 ] || ilog "default ports are in use (native stack?): publishing on default port + $offset"
+fi
+for v in "${!DEFAULT_PORTS[@]}"; do
+  [ -n "${!v:-}" ] || export "$v=$((DEFAULT_PORTS[$v] + offset))"
+  ! port_busy "${!v}" || idie "host port ${!v} ($v) is in use: set COMPOSE_PORT_OFFSET or $v"
+done
+FRONT="http://localhost:$FRONT_PORT"
+JAEGER="http://127.0.0.1:$JAEGER_UI_PORT"
+
+# ------------------------------------------------------------------ images
+t=$(now)
+"$IMAGES_SRC/build.sh"
+T_STANDINS="$(elapsed "$t")"
+t=$(now)
+SAFEGUARD_IMAGE="${SAFEGUARD_IMAGE:-safeguard:local}"
+ilog "building $SAFEGUARD_IMAGE (Dockerfile) ..."
+mkdir -p "$IMAGES_CACHE"
+DOCKER_BUILDKIT=0 docker build --force-rm --network host -f "${DOCKERFILE:-Dockerfile}" -t "$SAFEGUARD_IMAGE" . >"$IMAGES_CACHE/build-safeguard.log" 2>&1 \
+  || { tail -n 40 "$IMAGES_CACHE/build-safeguard.log" >&2; idie "docker build of $SAFEGUARD_IMAGE failed"; }
+T_IMAGE="$(elapsed "$t")"
+ilog "$SAFEGUARD_IMAGE ready in ${T_IMAGE}s ($(image_size "$SAFEGUARD_IMAGE"))"
+
+# ------------------------------------------------------------------ up
+export HEALTH_INTERVAL_SECONDS="${HEALTH_INTERVAL_SECONDS:-5}"
+dc() { $COMPOSE -p "$PROJECT" -f "${COMPOSE_FILE_PATH:-docker-compose.yml}" --project-directory "$ROOT" "$@"; }
+teardown() {
+  local rc=$?
+  if [ "${KEEP:-0}" = 1 ]; then
+    ilog "KEEP=1: leaving project $PROJECT up (stop it: $COMPOSE -p $PROJECT down -v)"
+  else
+    ilog "down -v"
+    dc down -v --remove-orphans >/dev/null 2>&1 || iwarn "down -v failed"
+  fi
+  [ "${KEEP_DOCKERD:-0}" = 1 ] || stop_docker_if_ours
+  exit "$rc"
+}
+trap teardown EXIT
+trap 'exit 130' INT TERM
+
+dc down -v --remove-orphans >/dev/null 2>&1 || true   # leftovers of an interrupted run
+t=$(now)
+ilog "up -d (project $PROJECT, front door :$FRONT_PORT)"
+dc up -d --no-build >"$IMAGES_CACHE/compose-up.log" 2>&1 || { cat "$IMAGES_CACHE/compose-up.log" >&2; fail "compose up -d"; exit 1; }
+
+# Healthy = every container with a healthcheck is healthy, the one-shot topics exited 0, the
+# rest run. Fails early on an exited/unhealthy container.
+state() {
+  local ids; ids="$(docker ps -a -q --filter "label=com.docker.compose.project=$PROJECT")"
+  [ -n "$ids" ] || return 0
+  # shellcheck disable=SC2086
+  docker inspect -f '{{index .Config.Labels "com.docker.compose.service"}} {{.State.Status}} {{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}} {{.State.ExitCode}}' $ids
+}
+healthy=0
+while :; do
+  st="$(state)"
+  bad="$(awk '($2 == "exited" && $4 != 0) || $3 == "unhealthy" || $2 == "dead" {print $1}' <<<"$st")"
+  waiting="$(awk '!(($2 == "exited" && $4 == 0) || $3 == "healthy" || ($3 == "none" && $2 == "running")) {print $1}' <<<"$st")"
+  if [ -n "$bad" ]; then
+    for s in $bad; do echo "--- $s (last lines)" >&2; dc logs --no-color --tail 40 "$s" >&2 || true; done
+    fail "stack healthy (broken: $(echo $bad))"; exit 1
+  fi
+  if [ -z "$waiting" ]; then healthy=1; break; fi
+  if [ "$(awk -v a="$t" -v b="$(now)" 'BEGIN { print (b - a > '"$WAIT_S"') }')" = 1 ]; then
+    printf '%s\n' "$st" >&2
+    for s in $waiting; do echo "--- $s (last lines)" >&2; dc logs --no-color --tail 30 "$s" >&2 || true; done
+    fail "stack healthy within ${WAIT_S}s (still waiting: $(echo $waiting))"; exit 1
+  fi
+  sleep 2
+done
+T_HEALTHY="$(elapsed "$t")"
+pass "stack healthy in ${T_HEALTHY}s ($(wc -l <<<"$st") containers: $(awk '{print $1}' <<<"$st" | sort | paste -sd' ' -))"
+
+# ------------------------------------------------------------------ checks through the front door
+body="$(mktemp)"
+http() {  # http <expected-code> <curl args...>: prints the code, body in $body
+  curl -sS -o "$body" -w '%{http_code}' --max-time 10 "${@:2}" 2>/dev/null || echo 000
+}
+
+# 1. the runbook's Step 1, verbatim (only the host port differs when the defaults were taken)
+step1=(curl -X POST "$FRONT/api/system/status" -d '{"feature": "gamification", "enabled": false}')
+ilog "runbook Step 1: ${step1[*]}"
+code="$(http 200 "${step1[@]:1}")"
+if [ "$code" = 200 ]; then pass "runbook Step 1 POST /api/system/status -> 200 $(head -c 200 "$body")"
+else fail "runbook Step 1 POST /api/system/status -> $code $(head -c 300 "$body")"; fi
+
+# 2. /api/health: the health service probes every HEALTH_INTERVAL_SECONDS (5 s here) and needs
+#    two passing rounds for a target that came up after it: poll up to HEALTH_WAIT seconds
+t=$(now)
+for _ in $(seq "${HEALTH_WAIT:-90}"); do
+  code="$(http 200 "$FRONT/api/health")"
+  [ "$code" = 200 ] && break
+  sleep 1
+done
+if [ "$code" = 200 ] && jq -e '.status == "pass" or .status == "warn"' "$body" >/dev/null 2>&1; then
+  pass "GET /api/health -> 200 status=$(jq -r .status "$body") after $(elapsed "$t")s ($(jq -r '[.checks[][] | .status] | group_by(.) | map("\(.[0]) \(length)") | join(", ")' "$body"))"
+else
+  fail "GET /api/health -> $code status=$(jq -r '.status // "?"' "$body" 2>/dev/null) not passing: $(jq -c '[.checks | to_entries[] | select(.value[0].status == "fail") | .key + ": " + (.value[0].output // "")]' "$body" 2>/dev/null || head -c 300 "$body")"
+fi
+
+# 3. OFREP, carrying a trace id of ours
+trace_id="$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
+span_id="$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')"
+code="$(http 200 -X POST "$FRONT/ofrep/v1/evaluate/flags/gamification" -H 'Content-Type: application/json' \
+  -H "traceparent: 00-$trace_id-$span_id-01" -d '{"context": {"targetingKey": "compose-check"}}')"
+if [ "$code" = 200 ] && [ "$(jq -r '.value' "$body" 2>/dev/null)" = false ]; then
+  pass "OFREP gamification -> 200 value=false (reason $(jq -r '.reason' "$body")), after Step 1 turned it off"
+else fail "OFREP POST /ofrep/v1/evaluate/flags/gamification -> $code $(head -c 300 "$body") (want 200, value false)"; fi
+
+# 4. that request's trace in Jaeger (the query API; exports are batched: poll)
+FLAGS_SERVICE="${FLAGS_TRACE_SERVICE:-safeguard-flags}"
+found=0
+for _ in $(seq 30); do
+  code="$(http 200 "$JAEGER/api/traces?service=$FLAGS_SERVICE&lookback=1h&limit=200")"
+  if [ "$code" = 200 ] && jq -e --arg t "$trace_id" '[.data[]? | select(.traceID == $t)] | length > 0' "$body" >/dev/null 2>&1; then
+    found=1; break
+  fi
+  sleep 1
+done
+services="$(curl -s --max-time 5 "$JAEGER/api/services" | jq -r '.data // [] | join(",")' 2>/dev/null || true)"
+if [ "$found" = 1 ]; then
+  pass "Jaeger has trace $trace_id of the OFREP request (service $FLAGS_SERVICE; $(jq --arg t "$trace_id" '[.data[] | select(.traceID == $t) | .spans[]] | length' "$body") spans)"
+else
+  fail "Jaeger: no trace $trace_id for service $FLAGS_SERVICE (services with traces: ${services:-none})"
+fi
+rm -f "$body"
+
+# ------------------------------------------------------------------ report
+echo
+echo "compose-check ($COMPOSE, project $PROJECT, front door :$FRONT_PORT)"
+printf '  %s\n' "${results[@]}"
+echo "  timings: stand-in/upstream images ${T_STANDINS}s, safeguard image ${T_IMAGE}s, up -> healthy ${T_HEALTHY}s, total $(elapsed "$T0")s"
+"$IMAGES_SRC/build.sh" --list | sed 's/^/  /'
+printf '  %-36s %-10s %s\n' "$SAFEGUARD_IMAGE" ours "$(image_size "$SAFEGUARD_IMAGE")"
+if printf '%s\n' "${results[@]}" | grep -q '^FAIL'; then exit 1; fi
+ilog "compose-check passed"
