@@ -13,12 +13,13 @@ __all__ = ["DemoSettings"]
 
 
 class DemoSettings(BaseSettings):
-    """`DEMO_*`; the port also from `PORT` (what the native stack sets per program)."""
+    """`DEMO_*`; the port from `PORT` (what the native stack sets per program) or `DEMO_APP_PORT`
+    (`DEMO_PORT` is the HAProxy front of blue/green, :8100)."""
 
     model_config = SettingsConfigDict(env_prefix="DEMO_", extra="ignore", populate_by_name=True)
     color: Literal["blue", "green"] = "blue"
     host: str = "127.0.0.1"
-    port: int = Field(default=8101, validation_alias=AliasChoices("DEMO_PORT", "PORT"))
+    port: int = Field(default=8101, validation_alias=AliasChoices("PORT", "DEMO_APP_PORT"))
     service: str = "demo"
     flags_url: str = Field(default="http://127.0.0.1:8001", description="OFREP base URL of the flags service.")
     flag_source: Literal["sdk", "ofrep"] = Field(default="sdk", description="sdk.flags client, or plain OFREP.")

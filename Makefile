@@ -1,0 +1,51 @@
+# Safeguard: developer and CI entry points. The native stack lives in .stack/ (see stack/).
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV   := .venv
+STAMP  := $(VENV)/.installed
+
+.PHONY: help up down status logs venv test bench compose-check clean
+
+help:
+	@echo "make venv           create .venv (python3.11) and pip install -e '.[dev]' (redone when pyproject.toml changes)"
+	@echo "make up             start the native stack (Kafka, Postgres, Redis, HAProxy, services) in .stack/"
+	@echo "make down           stop it"
+	@echo "make status         state and health of every program"
+	@echo "make logs           follow the logs (P=kafka for one program)"
+	@echo "make test           run the tests, ARGS='-k x' for pytest (starts the stack unless KAFKA_BOOTSTRAP_SERVERS/POSTGRES_DSN/REDIS_URL are set)"
+	@echo "make bench          run the benchmarks (bench/)"
+	@echo "make compose-check  prove docker-compose.yml offline (not yet implemented)"
+	@echo "make clean          down + remove .stack data (keeps the cached Kafka jars)"
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml stack/venv.sh
+	@stack/venv.sh
+	@touch $@
+
+up: venv
+	@stack/up.sh
+
+down:
+	@stack/down.sh
+
+status:
+	@stack/status.sh
+
+logs:
+	@test -d .stack/logs || { echo "no logs yet (.stack/logs): run make up" >&2; exit 1; }
+	@if [ -n "$(P)" ]; then tail -n 100 -F .stack/logs/$(P).log; else tail -n 20 -F .stack/logs/*.log; fi
+
+test:
+	@stack/test.sh $(ARGS)
+
+bench: venv
+	@test -f bench/__init__.py -o -f bench/__main__.py || { echo "make bench: no bench/ package yet (bench/__main__.py)" >&2; exit 1; }
+	$(VENV)/bin/python -m bench
+
+compose-check:
+	@echo "make compose-check: not yet implemented" >&2; exit 1
+
+clean:
+	@stack/clean.sh

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Renders stack/haproxy.compose.cfg (committed, used by docker-compose.yml) from the same
+# template as the native stack, so the two front doors cannot drift.
+#   stack/gen-compose-haproxy.sh          rewrite the file
+#   stack/gen-compose-haproxy.sh --check  exit 1 if the committed file is stale
+set -euo pipefail
+# shellcheck source=stack/lib.sh
+. "$(dirname "$0")/lib.sh"
+# In compose every container listens on the default port; only host publishing changes.
+HAPROXY_SOCK=/var/lib/haproxy/admin.sock
+HAPROXY_RESOLVERS=$'\nresolvers docker\n    nameserver dns 127.0.0.11:53\n    hold valid 5s\n'
+HAPROXY_SERVER_OPTS="resolvers docker init-addr last,libc,none"
+FRONT_BIND=":3000"
+DEMO_BIND=":8100"
+FLAGS_ADDR=flags:8001 HEALTH_ADDR=health:8002 SLA_ADDR=sla:8003
+RECOVERY_ADDR=recovery:8004 NOTIFIER_ADDR=notifier:8005
+DEMO_BLUE_ADDR=demo-blue:8101 DEMO_GREEN_ADDR=demo-green:8102
+out="$STACK_SRC/haproxy.compose.cfg"
+if [ "${1:-}" = --check ]; then
+  tmp="$(mktemp)"; trap 'rm -f "$tmp" "$tmp.tmp"' EXIT
+  render "$STACK_SRC/haproxy.cfg.in" "$tmp" || true
+  if ! cmp -s "$tmp" "$out"; then
+    echo "stack/haproxy.compose.cfg is stale: run stack/gen-compose-haproxy.sh" >&2; exit 1
+  fi
+  echo "stack/haproxy.compose.cfg is up to date"
+else
+  render "$STACK_SRC/haproxy.cfg.in" "$out" && echo "wrote $out" || echo "$out unchanged"
+fi

@@ -1,0 +1,259 @@
+"""Small helpers for the native stack scripts (run with .venv/bin/python, stdlib + aiokafka).
+
+    stackutil.py holders OWNER_MARK PORT...     who listens on these ports (any address)
+    stackutil.py wait-tcp HOST PORT TIMEOUT
+    stackutil.py redis-ping HOST PORT TIMEOUT
+    stackutil.py kafka-ready BOOTSTRAP TIMEOUT  a metadata round trip that lists a broker
+    stackutil.py haproxy-stat SOCK [OPTIONAL_BACKEND...]   servers' states via the admin socket
+    stackutil.py wait-programs SUPERVISOR_SOCK TIMEOUT NAME=URL...
+                                                wait until each program is RUNNING with
+                                                URL answering 200 (or FATAL), print a table
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import sys
+import time
+import urllib.error
+import urllib.request
+import xmlrpc.client
+
+LISTEN = "0A"
+
+
+def _listening_inodes(ports: set[int]) -> dict[int, set[str]]:
+    found: dict[int, set[str]] = {}
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as fh:
+                next(fh)
+                for line in fh:
+                    parts = line.split()
+                    local, state, inode = parts[1], parts[3], parts[9]
+                    port = int(local.rsplit(":", 1)[1], 16)
+                    if state == LISTEN and port in ports:
+                        found.setdefault(port, set()).add(inode)
+        except FileNotFoundError:
+            pass
+    return found
+
+
+def _inode_owners() -> dict[str, int]:
+    owners: dict[str, int] = {}
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        fd_dir = f"/proc/{pid}/fd"
+        try:
+            for fd in os.listdir(fd_dir):
+                try:
+                    target = os.readlink(f"{fd_dir}/{fd}")
+                except OSError:
+                    continue
+                if target.startswith("socket:["):
+                    owners.setdefault(target[8:-1], int(pid))
+        except OSError:
+            continue
+    return owners
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as fh:
+            return fh.read().replace(b"\0", b" ").decode(errors="replace").strip()
+    except OSError:
+        return "?"
+
+
+def _has_mark(pid: int, mark: str) -> bool:
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as fh:
+            return mark.encode() in fh.read().split(b"\0")
+    except OSError:
+        return False
+
+
+def _ppid(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return int(fh.read().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
+def _is_ours(pid: int, mark: str) -> bool:
+    """The process or one of its ancestors carries our mark (a process that rewrites its
+    title, like a postgres backend, may have lost its own copy of the environment)."""
+    while pid > 1:
+        if _has_mark(pid, mark):
+            return True
+        pid = _ppid(pid)
+    return False
+
+
+def holders(mark: str, *ports: str) -> int:
+    """Print `port<TAB>pid<TAB>ours|foreign<TAB>cmdline` for each listening port."""
+    wanted = {int(p) for p in ports}
+    inodes = _listening_inodes(wanted)
+    owners = _inode_owners() if inodes else {}
+    for port in sorted(inodes):
+        pids = sorted({owners[i] for i in inodes[port] if i in owners})
+        if not pids:  # socket owned by a process we cannot see (other user / namespace)
+            print(f"{port}\t?\tforeign\t(unknown process)")
+        for pid in pids:
+            kind = "ours" if _is_ours(pid, mark) else "foreign"
+            print(f"{port}\t{pid}\t{kind}\t{_cmdline(pid)[:200]}")
+    return 0
+
+
+def wait_tcp(host: str, port: str, timeout: str) -> int:
+    deadline = time.monotonic() + float(timeout)
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((host, int(port)), timeout=1):
+                return 0
+        except OSError:
+            time.sleep(0.2)
+    return 1
+
+
+def redis_ping(host: str, port: str, timeout: str) -> int:
+    deadline = time.monotonic() + float(timeout)
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((host, int(port)), timeout=1) as s:
+                s.sendall(b"PING\r\n")
+                if s.recv(64).startswith(b"+PONG"):
+                    return 0
+        except OSError:
+            pass
+        time.sleep(0.2)
+    return 1
+
+
+def kafka_ready(bootstrap: str, timeout: str) -> int:
+    import logging
+
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+    from aiokafka.client import AIOKafkaClient
+
+    async def once() -> bool:
+        client = AIOKafkaClient(bootstrap_servers=bootstrap, request_timeout_ms=3000)
+        try:
+            await client.bootstrap()
+            return bool(client.cluster.brokers())
+        except Exception:
+            return False
+        finally:
+            await client.close()
+
+    deadline = time.monotonic() + float(timeout)
+    while time.monotonic() < deadline:
+        if asyncio.run(once()):
+            return 0
+        time.sleep(0.3)
+    return 1
+
+
+class _UnixTransport(xmlrpc.client.Transport):
+    def __init__(self, path: str):
+        super().__init__()
+        self.path = path
+
+    def make_connection(self, host):  # noqa: ANN001
+        import http.client
+
+        path = self.path
+
+        class Conn(http.client.HTTPConnection):
+            def connect(self) -> None:
+                self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                self.sock.settimeout(5)
+                self.sock.connect(path)
+
+        return Conn("localhost")
+
+
+def _http_status(url: str) -> int | None:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as resp:
+            return resp.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+    except Exception:
+        return None
+
+
+def wait_programs(sock: str, timeout: str, *specs: str) -> int:
+    targets = dict(spec.split("=", 1) for spec in specs)
+    server = xmlrpc.client.ServerProxy("http://localhost", transport=_UnixTransport(sock))
+    deadline = time.monotonic() + float(timeout)
+    states: dict[str, str] = {}
+    codes: dict[str, int | None] = {}
+    while True:
+        infos = {}
+        for i in server.supervisor.getAllProcessInfo():
+            infos[i["name"] if i["group"] == i["name"] else f'{i["group"]}:{i["name"]}'] = i
+        for name, url in targets.items():
+            states[name] = infos.get(name, {}).get("statename", "MISSING")
+            codes[name] = _http_status(url) if states[name] == "RUNNING" else None
+        settled = all(
+            (states[n] == "RUNNING" and codes[n] == 200) or states[n] in ("FATAL", "MISSING")
+            for n in targets
+        )
+        if settled or time.monotonic() >= deadline:
+            break
+        time.sleep(0.5)
+    bad = 0
+    for name, url in targets.items():
+        ok = states[name] == "RUNNING" and codes[name] == 200
+        bad += not ok
+        health = f"HTTP {codes[name]}" if codes[name] else "no answer"
+        print(f"  {'ok ' if ok else 'BAD'}  {name:<20} {states[name]:<9} {url:<38} {health}")
+    return 1 if bad else 0
+
+
+def haproxy_stat(sock: str, *optional_backends: str) -> int:
+    """Print each HAProxy server's state from the admin socket; non-zero when a server of a
+    backend not listed in optional_backends is not UP."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(3)
+        s.connect(sock)
+        s.sendall(b"show stat\n")
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+    lines = data.decode().lstrip("# ").splitlines()
+    header = lines[0].split(",")
+    bad = 0
+    for line in lines[1:]:
+        row = dict(zip(header, line.split(",")))
+        if not row.get("svname") or row["svname"] in ("FRONTEND", "BACKEND"):
+            continue
+        optional = row["pxname"] in optional_backends
+        ok = row["status"].startswith("UP") or optional
+        bad += not ok
+        role = "backup" if row.get("bck") == "1" else "active"
+        note = "" if row["status"].startswith("UP") else (" (nothing there yet is fine)" if optional else "")
+        print(f"  {'ok ' if ok else 'BAD'}  {row['pxname'] + '/' + row['svname']:<20} {row['status']:<9} "
+              f"{role:<7} {row.get('check_desc', '')}{note}")
+    return 1 if bad else 0
+
+
+COMMANDS = {
+    "haproxy-stat": haproxy_stat,
+    "holders": holders,
+    "wait-tcp": wait_tcp,
+    "redis-ping": redis_ping,
+    "kafka-ready": kafka_ready,
+    "wait-programs": wait_programs,
+}
+
+if __name__ == "__main__":
+    if len(sys.argv) < 2 or sys.argv[1] not in COMMANDS:
+        print(__doc__, file=sys.stderr)
+        sys.exit(2)
+    sys.exit(COMMANDS[sys.argv[1]](*sys.argv[2:]))

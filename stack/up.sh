@@ -1,0 +1,274 @@
+#!/usr/bin/env bash
+# Starts the native local stack (`make up`): Kafka (KRaft), Postgres, Redis, HAProxy and the
+# Safeguard programs of stack/programs.conf, all under ONE supervisord from .venv.
+# State, data and logs live in .stack/. Idempotent: with the stack running it re-reads the
+# config, starts what is stopped and waits again.
+# Exit status: 0 when every program is RUNNING and every Safeguard program answers its
+# health path with 200; non-zero otherwise (the stack is left running for debugging).
+set -euo pipefail
+STACK_READ_PORTS=0
+# shellcheck source=stack/lib.sh
+. "$(dirname "$0")/lib.sh"
+cd "$ROOT"
+
+T0=$(now)
+cold=()
+
+[ -x "$VENV/bin/supervisord" ] || die "no $VENV/bin/supervisord: run 'make venv' first"
+mkdir -p "$LOGS" "$RUN" "$STACK/kafka/data" "$STACK/redis"
+
+# ------------------------------------------------------------------ programs list sanity
+while read -r name pvar hpath cmd; do
+  [ -n "${cmd:-}" ] || die "stack/programs.conf: line for '$name' needs <name> <PORT_VAR> <health-path> <command>"
+  [ -n "${!pvar:-}" ] || die "stack/programs.conf: $name uses \$$pvar which has no value (add a default in stack/lib.sh)"
+done < <(programs)
+
+# ------------------------------------------------------------------ install / fetch
+jars_before="$(cat "$STACK/kafka/lib/.pom.sha256" 2>/dev/null || true)"
+t=$(now)
+"$STACK_SRC/install.sh" || die "stack/install.sh failed"
+[ "$(cat "$STACK/kafka/lib/.pom.sha256" 2>/dev/null || true)" = "$jars_before" ] || cold+=("fetched Kafka jars ($(elapsed "$t")s)")
+
+# ------------------------------------------------------------------ ports
+SUP_PID="$(supervisor_pid || true)"
+check_ports() {
+  local report foreign leftovers
+  # shellcheck disable=SC2046
+  report="$("$PY" "$STACK_SRC/stackutil.py" holders "$OWNER_MARK" $(all_ports))"
+  foreign="$(awk -F'\t' '$3 == "foreign"' <<<"$report")"
+  if [ -n "$foreign" ]; then
+    while IFS=$'\t' read -r port pid _ cmd; do
+      printf '\033[31m[stack] ERROR:\033[0m port %s is already in use by pid %s: %s\n' "$port" "$pid" "$cmd" >&2
+    done <<<"$foreign"
+    die "free the port(s) above or choose others (e.g. KAFKA_PORT=19092 make up); nothing was started"
+  fi
+  if [ -z "$SUP_PID" ]; then
+    leftovers="$(awk -F'\t' '$3 == "ours" {print $1 " (pid " $2 ")"}' <<<"$report" | paste -sd, -)"
+    [ -z "$leftovers" ] || die "port(s) $leftovers held by leftovers of an earlier stack whose supervisord is gone: run 'make down' first"
+  fi
+}
+check_ports
+
+# ------------------------------------------------------------------ generate config
+JAVA="$(command -v java)"
+REDIS_SERVER="$(command -v redis-server)"
+HAPROXY="$(command -v haproxy)"
+HAPROXY_SOCK="$RUN/haproxy.sock"
+HAPROXY_RESOLVERS=""
+HAPROXY_SERVER_OPTS=""
+FRONT_BIND="127.0.0.1:$FRONT_PORT"
+DEMO_BIND="127.0.0.1:$DEMO_PORT"
+FLAGS_ADDR="127.0.0.1:$FLAGS_PORT" HEALTH_ADDR="127.0.0.1:$HEALTH_PORT" SLA_ADDR="127.0.0.1:$SLA_PORT"
+RECOVERY_ADDR="127.0.0.1:$RECOVERY_PORT" NOTIFIER_ADDR="127.0.0.1:$NOTIFIER_PORT"
+DEMO_BLUE_ADDR="127.0.0.1:$DEMO_BLUE_PORT" DEMO_GREEN_ADDR="127.0.0.1:$DEMO_GREEN_PORT"
+
+# Postgres runs as the postgres OS user: its dirs must be reachable by it. When the checkout
+# is not traversable by that user (e.g. under /root), keep pg data in /var/tmp, linked from .stack/pg.
+PG_HOME="$STACK/pg"
+if [ "$(id -u)" = 0 ] && [ "$PG_OS_USER" != root ]; then
+  mkdir -p "$PG_HOME"
+  chown "$PG_OS_USER:" "$PG_HOME" 2>/dev/null || true
+  if ! runuser -u "$PG_OS_USER" -- test -w "$PG_HOME/." 2>/dev/null; then
+    alt="/var/tmp/safeguard-pg-$(printf '%s' "$STACK" | md5sum | cut -c1-12)"
+    warn "$PG_OS_USER cannot reach $PG_HOME; keeping Postgres data in $alt (linked as .stack/pg)"
+    rmdir "$PG_HOME" 2>/dev/null || true
+    mkdir -p "$alt"; chown "$PG_OS_USER:" "$alt"; chmod 700 "$alt"
+    [ -L "$PG_HOME" ] || ln -s "$alt" "$PG_HOME"
+    PG_HOME="$alt"
+  fi
+fi
+mkdir -p "$PG_HOME"
+PGDATA="$PG_HOME/data"
+PG_SOCKET_DIR="$RUN/pg"
+[ "$PG_HOME" = "$STACK/pg" ] || PG_SOCKET_DIR="$PG_HOME/run"   # fallback: all of it reachable
+mkdir -p "$PG_SOCKET_DIR"
+if [ "$(id -u)" = 0 ] && [ "$PG_OS_USER" != root ]; then
+  chown "$PG_OS_USER:" "$PG_HOME" "$PG_SOCKET_DIR"
+  PG_USER_LINE="user=$PG_OS_USER"
+  SUPERVISOR_USER_LINE="user=root"
+else
+  PG_USER_LINE=""
+  SUPERVISOR_USER_LINE=""
+fi
+
+# Kafka class data sharing: written at the first clean stop, used from then on. While our
+# supervisord runs keep the current choice (changing it would restart Kafka on `update`).
+KAFKA_JSA="$STACK/kafka/kafka.jsa"
+if [ -n "$SUP_PID" ] && cur="$(grep -o -- '-XX:[A-Za-z]*Archive[A-Za-z]*=[^ ]*' "$SUPERVISOR_CONF" 2>/dev/null)"; then
+  KAFKA_CDS_OPT="$cur"
+elif [ -s "$KAFKA_JSA" ]; then
+  KAFKA_CDS_OPT="-XX:SharedArchiveFile=$KAFKA_JSA"
+else
+  KAFKA_CDS_OPT="-XX:ArchiveClassesAtExit=$KAFKA_JSA"
+fi
+
+# the Safeguard programs' sections, from stack/programs.conf
+SAFEGUARD_PROGRAM_NAMES="$(program_names | paste -sd, -)"
+SAFEGUARD_PROGRAMS=""
+while read -r name pvar hpath cmd; do
+  SAFEGUARD_PROGRAMS+="[program:$name]
+command=$STACK_SRC/run.sh $name $pvar $cmd
+directory=$ROOT
+priority=50
+autostart=false
+autorestart=true
+startsecs=2
+startretries=10
+stopsignal=TERM
+stopwaitsecs=20
+stopasgroup=true
+killasgroup=true
+redirect_stderr=true
+stdout_logfile=$LOGS/$name.log
+stdout_logfile_maxbytes=20MB
+stdout_logfile_backups=2
+
+"
+done < <(programs)
+
+# The admin token for changes (flags, fault injection): made once, kept in .stack/admin-token (mode 600)
+[ -s "$STACK/admin-token" ] || (umask 077 && head -c 24 /dev/urandom | base64 | tr '+/' '-_' > "$STACK/admin-token")
+
+# .stack/env: what every Safeguard program (and the tests) get; it holds the token, so only we read it
+: > "$ENV_FILE.tmp" && chmod 600 "$ENV_FILE.tmp"
+{
+  echo "# Generated by stack/up.sh -- environment of the Safeguard programs in the native stack"
+  echo "KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:$KAFKA_PORT"
+  echo "POSTGRES_DSN=postgresql://$POSTGRES_USER:$POSTGRES_PASSWORD@127.0.0.1:$POSTGRES_PORT/$POSTGRES_DB"
+  echo "REDIS_URL=redis://127.0.0.1:$REDIS_PORT/0"
+  echo "SAFEGUARD_ENV=local"
+  echo "SAFEGUARD_ADMIN_TOKEN=$(cat "$STACK/admin-token")"
+  echo "SAFEGUARD_FRONT_URL=http://127.0.0.1:$FRONT_PORT"
+  echo "SAFEGUARD_DEMO_URL=http://127.0.0.1:$DEMO_PORT"
+  echo "HAPROXY_ADMIN_SOCKET=$HAPROXY_SOCK"
+  # every port (config/health.yaml reads FRONT_PORT, DEMO_PORT, FLAGS_PORT, ...)
+  for v in FLAGS_PORT HEALTH_PORT SLA_PORT RECOVERY_PORT NOTIFIER_PORT $(port_vars); do
+    echo "$v=${!v}"
+  done | awk '!seen[$0]++'
+} >> "$ENV_FILE.tmp" && mv "$ENV_FILE.tmp" "$ENV_FILE"
+for v in $(port_vars); do echo "$v=${!v}"; done | awk '!seen[$0]++' > "$STACK/ports"
+
+changed=()
+render "$STACK_SRC/kafka/server.properties.in" "$STACK/kafka/server.properties" && changed+=(kafka)
+render "$STACK_SRC/redis.conf.in" "$STACK/redis/redis.conf" && changed+=(redis)
+render "$STACK_SRC/haproxy.cfg.in" "$STACK/haproxy.cfg" && changed+=(haproxy)
+render "$STACK_SRC/supervisord.conf.in" "$SUPERVISOR_CONF" || true
+"$HAPROXY" -c -q -f "$STACK/haproxy.cfg" || die "generated .stack/haproxy.cfg is invalid (see above)"
+
+# ------------------------------------------------------------------ one-time initialisation
+if [ ! -s "$STACK/kafka/data/meta.properties" ]; then
+  t=$(now)
+  [ -s "$STACK/kafka/cluster.id" ] ||
+    "$JAVA" -cp "$STACK/kafka/lib/*" kafka.tools.StorageTool random-uuid 2>/dev/null | tail -n1 > "$STACK/kafka/cluster.id"
+  "$JAVA" -cp "$STACK/kafka/lib/*" kafka.tools.StorageTool format -t "$(cat "$STACK/kafka/cluster.id")" \
+    -c "$STACK/kafka/server.properties" --ignore-formatted >"$LOGS/kafka-format.log" 2>&1 ||
+    { cat "$LOGS/kafka-format.log" >&2; die "Kafka storage format failed"; }
+  cold+=("formatted Kafka storage ($(elapsed "$t")s)")
+fi
+
+if [ ! -s "$PGDATA/PG_VERSION" ]; then
+  t=$(now)
+  mkdir -p "$PGDATA"; chmod 700 "$PGDATA"
+  [ "$(id -u)" != 0 ] || chown "$PG_OS_USER:" "$PGDATA"
+  (cd / && as_pg "$PG_BIN/initdb" -D "$PGDATA" --username=postgres --auth-local=trust \
+      --auth-host=scram-sha-256 --encoding=UTF8 --locale=C) >"$LOGS/initdb.log" 2>&1 ||
+    { cat "$LOGS/initdb.log" >&2; die "initdb failed"; }
+  cold+=("initdb ($(elapsed "$t")s)")
+fi
+
+# ------------------------------------------------------------------ start infra
+if [ -n "$SUP_PID" ]; then
+  log "supervisord already running (pid $SUP_PID): re-reading config"
+  ctl reread >/dev/null
+  ctl update >/dev/null
+  for p in "${changed[@]}"; do
+    if [[ "$(ctl status "infra:$p" 2>/dev/null || true)" == *RUNNING* ]]; then
+      log "config of $p changed: restarting it"; ctl restart "infra:$p" >/dev/null || true
+    fi
+  done
+  ctl start 'infra:*' >/dev/null 2>&1 || true
+else
+  log "starting supervisord"
+  rm -f "$SUPERVISOR_SOCK"
+  "$VENV/bin/supervisord" -c "$SUPERVISOR_CONF"
+  for _ in $(seq 50); do [ -S "$SUPERVISOR_SOCK" ] && ctl pid >/dev/null 2>&1 && break; sleep 0.1; done
+  SUP_PID="$(supervisor_pid)" || die "supervisord did not start: see $LOGS/supervisord.log"
+fi
+T_INFRA=$(now)
+
+fail_infra() {
+  ctl status 'infra:*' >&2 || true
+  echo "--- last lines of $LOGS/$1.log" >&2; tail -n 30 "$LOGS/$1.log" >&2 || true
+  die "$2"
+}
+
+pg_ready() {
+  local i
+  for i in $(seq 300); do
+    "$PG_BIN/pg_isready" -q -h 127.0.0.1 -p "$POSTGRES_PORT" -t 2 && return 0
+    sleep 0.2
+  done
+  return 1
+}
+pg_ready || fail_infra postgres "Postgres is not ready on :$POSTGRES_PORT"
+# role and database, idempotently (over the unix socket, as the postgres superuser)
+(cd / && as_pg "$PG_BIN/psql" -h "$PG_SOCKET_DIR" -p "$POSTGRES_PORT" -U postgres -d postgres -qAt \
+   -v ON_ERROR_STOP=1 -v u="$POSTGRES_USER" -v p="$POSTGRES_PASSWORD" -v d="$POSTGRES_DB") >/dev/null <<'SQL' ||
+SELECT format('CREATE ROLE %I LOGIN', :'u') WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = :'u') \gexec
+SELECT format('ALTER ROLE %I LOGIN PASSWORD %L', :'u', :'p') \gexec
+SELECT format('CREATE DATABASE %I OWNER %I', :'d', :'u') WHERE NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = :'d') \gexec
+SQL
+  die "could not create role/database $POSTGRES_USER/$POSTGRES_DB"
+log "postgres ready  (127.0.0.1:$POSTGRES_PORT, db $POSTGRES_DB) at +$(elapsed "$T_INFRA")s"
+
+"$PY" "$STACK_SRC/stackutil.py" redis-ping 127.0.0.1 "$REDIS_PORT" 30 || fail_infra redis "Redis does not answer PING on :$REDIS_PORT"
+log "redis ready     (127.0.0.1:$REDIS_PORT) at +$(elapsed "$T_INFRA")s"
+
+"$PY" "$STACK_SRC/stackutil.py" kafka-ready "127.0.0.1:$KAFKA_PORT" 120 || fail_infra kafka "Kafka is not ready on :$KAFKA_PORT"
+KAFKA_SECS="$(elapsed "$T_INFRA")"
+log "kafka ready     (127.0.0.1:$KAFKA_PORT) at +${KAFKA_SECS}s"
+
+"$PY" "$STACK_SRC/stackutil.py" wait-tcp 127.0.0.1 "$FRONT_PORT" 15 || fail_infra haproxy "HAProxy does not listen on :$FRONT_PORT"
+
+# ------------------------------------------------------------------ topics
+if "$PY" -c 'import importlib.util as u, sys; sys.exit(0 if u.find_spec("shared.topics") else 1)' 2>/dev/null; then
+  t=$(now)
+  (set -a; . "$ENV_FILE"; set +a; export "$OWNER_MARK"; timeout 120 "$PY" -m shared.topics create) \
+    >"$LOGS/topics.log" 2>&1 || { tail -n 30 "$LOGS/topics.log" >&2; die "python -m shared.topics create failed (log: $LOGS/topics.log)"; }
+  log "topics created  ($(elapsed "$t")s)"
+else
+  warn "shared.topics is not there yet: skipping topic creation (auto.create.topics.enable=true)"
+fi
+
+# ------------------------------------------------------------------ Safeguard programs
+T_SVC=$(now)
+ctl start 'safeguard:*' >/dev/null 2>&1 || true   # crashing programs keep retrying; judged below
+specs=()
+while read -r name pvar hpath cmd; do specs+=("safeguard:$name=http://127.0.0.1:${!pvar}$hpath"); done < <(programs)
+log "waiting for the Safeguard programs (up to ${SERVICE_WAIT:-60}s) ..."
+svc_ok=0
+"$PY" "$STACK_SRC/stackutil.py" wait-programs "$SUPERVISOR_SOCK" "${SERVICE_WAIT:-60}" "${specs[@]}" || svc_ok=1
+SVC_SECS="$(elapsed "$T_SVC")"
+
+# ------------------------------------------------------------------ report
+infra_ok=0
+infra_status="$(ctl status 'infra:*' 2>&1 || true)"
+if grep -v ' RUNNING ' <<<"$infra_status" >&2; then infra_ok=1; fi
+
+echo
+echo "  front door       http://127.0.0.1:$FRONT_PORT   (/api/health /api/system/status /api/flags /ofrep /api/incidents /status /api/recovery /api/sla)"
+while read -r name pvar hpath cmd; do printf '  %-16s http://127.0.0.1:%s\n' "$name" "${!pvar}"; done < <(programs)
+echo "  demo app         http://127.0.0.1:$DEMO_PORT   (blue :$DEMO_BLUE_PORT, green :$DEMO_GREEN_PORT backup)"
+echo "  kafka            127.0.0.1:$KAFKA_PORT"
+echo "  postgres         postgresql://$POSTGRES_USER:$POSTGRES_PASSWORD@127.0.0.1:$POSTGRES_PORT/$POSTGRES_DB"
+echo "  redis            redis://127.0.0.1:$REDIS_PORT/0"
+echo "  haproxy admin    $HAPROXY_SOCK"
+echo "  admin token      $STACK/admin-token  (Authorization: Bearer \$(cat .stack/admin-token))"
+echo "  env / logs       $ENV_FILE   $LOGS/  (make logs, make status)"
+echo
+if [ "${#cold[@]}" -gt 0 ]; then mode="cold: $(IFS=,; echo "${cold[*]}" | sed 's/,/, /g')"; else mode="warm"; fi
+log "timings: total $(elapsed "$T0")s [$mode]; kafka ready ${KAFKA_SECS}s after start; Safeguard programs settled in ${SVC_SECS}s"
+
+[ "$infra_ok" = 0 ] || die "some infrastructure program is not RUNNING (above)"
+[ "$svc_ok" = 0 ] || die "some Safeguard program is not RUNNING/healthy (above); logs in $LOGS/<name>.log"
+log "stack is up"
