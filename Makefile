@@ -5,7 +5,7 @@ SHELL := /bin/bash
 VENV   := .venv
 STAMP  := $(VENV)/.installed
 
-.PHONY: help up down status logs venv test bench compose-check clean
+.PHONY: help up down status logs venv test bench contract-snapshots compose-check clean
 
 help:
 	@echo "make venv           create .venv (python3.11) and pip install -e '.[dev]' (redone when pyproject.toml changes)"
@@ -14,7 +14,8 @@ help:
 	@echo "make status         state and health of every program"
 	@echo "make logs           follow the logs (P=kafka for one program)"
 	@echo "make test           run the tests, ARGS='-k x' for pytest (starts the stack unless KAFKA_BOOTSTRAP_SERVERS/POSTGRES_DSN/REDIS_URL are set)"
-	@echo "make bench          run the benchmarks (bench/)"
+	@echo "make bench          start the stack if needed and run the benchmarks (bench/; B=flags for one)"
+	@echo "make contract-snapshots  regenerate event schema snapshots and docs/asyncapi.yaml"
 	@echo "make compose-check  prove docker-compose.yml offline (not yet implemented)"
 	@echo "make clean          down + remove .stack data (keeps the cached Kafka jars)"
 
@@ -40,9 +41,11 @@ logs:
 test:
 	@stack/test.sh $(ARGS)
 
-bench: venv
-	@test -f bench/__init__.py -o -f bench/__main__.py || { echo "make bench: no bench/ package yet (bench/__main__.py)" >&2; exit 1; }
-	$(VENV)/bin/python -m bench
+bench: up
+	set -a && . .stack/env && set +a && $(VENV)/bin/python -m bench $(B)
+
+contract-snapshots: venv
+	$(VENV)/bin/python -m shared.contract
 
 compose-check:
 	@echo "make compose-check: not yet implemented" >&2; exit 1
