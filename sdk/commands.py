@@ -69,7 +69,7 @@ class CommandHandlers:
         if cmd.service != self.service or (cmd.instance is not None and cmd.instance != self.instance):
             return False
         if utcnow() - cmd.time > timedelta(seconds=self.max_age_s):
-            log.warning("ignoring stale command %s from %s", cmd.type, cmd.time.isoformat())
+            log.warning("ignoring stale command %s from %s", type(cmd).__name__, cmd.time.isoformat())
             return False
         return True
 

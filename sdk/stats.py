@@ -57,7 +57,7 @@ class ProcessStatsReporter:
         return ProcessStatsReported(
             service=self.service, instance=self.instance, pid=self._process.pid, rss_bytes=rss,
             memory_limit_bytes=self.limit, memory_percent=round(100.0 * rss / self.limit, 2),
-            pools=self.pools(), breakers=self.breakers(),  # type: ignore[arg-type]
+            pools=self.pools(), breakers=self.breakers(),
         )
 
     @asynccontextmanager

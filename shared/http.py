@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import signal
+import sys
+
 import uvicorn
 from fastapi import APIRouter, FastAPI
 
@@ -20,5 +23,11 @@ def healthz_router(service: str) -> APIRouter:
 
 
 def serve(app: FastAPI, *, host: str, port: int) -> None:
-    """Run until SIGTERM/SIGINT; uvicorn drains in-flight requests and runs the lifespan exit."""
+    """Run until SIGTERM/SIGINT; uvicorn drains in-flight requests and runs the lifespan exit.
+
+    uvicorn re-raises the signal it caught once it has shut down; these handlers turn that into
+    exit status 0, so a process manager sees a clean exit rather than death by signal.
+    """
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: sys.exit(0))
     uvicorn.run(app, host=host, port=port, log_config=None, access_log=False, timeout_graceful_shutdown=10)
