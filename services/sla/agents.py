@@ -1,15 +1,15 @@
 """Inbound edge: raw records -> shared pydantic events -> SlaCore -> published events.
 
-Each topic has one agent; a record that does not parse goes to `<topic>.dlq` with the
-reason in its headers (the same headers as `shared.kafka.EventConsumer`), and the stream
-moves on.
+Each topic has one agent, which processes records in batches (see `register_agents`); a
+record that does not parse goes to `<topic>.dlq` with the reason in its headers (the same
+headers as `shared.kafka.EventConsumer`), and the stream moves on.
 """
 
 from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
 import faust
@@ -18,6 +18,7 @@ from opentelemetry.trace import SpanKind
 from pydantic import ValidationError
 
 from services.sla.service import SlaCore
+from services.sla.tables import Tables
 from shared import topics
 from shared.events import Event, HealthCheckCompleted, PageLoadObserved, ProcessStatsReported, RequestsObserved
 from shared.kafka.codec import decode, encode
@@ -60,33 +61,60 @@ class FaustPublisher:
         await self.topic(topics.dlq(msg.topic)).send(key=msg.key, value=msg.value, headers=headers)
 
 
-def register_agents(app: faust.App, *, core: SlaCore, publisher: Any, topic_prefix: str, counters: Counters) -> dict[str, Any]:
-    """Define one agent per input topic. `publisher` has `publish(event)` and `dead_letter(record, ...)`."""
+def register_agents(
+    app: faust.App, *, core: SlaCore, tables: Tables, publisher: Any, topic_prefix: str, counters: Counters,
+    batch_size: int = 1000, batch_within: float = 0.05,
+) -> dict[str, Any]:
+    """Define one agent per input topic, each taking up to `batch_size` records or what came within
+    `batch_within` seconds. `publisher` has `publish(event)` and `dead_letter(record, ...)`.
+
+    Per batch: every record is parsed and run through the core (state in `tables`' write-back
+    overlays), then the changed table keys go to the changelogs once, then the outputs and dead
+    letters are sent; the records are acked after that (Faust's `take_events`), so offsets never
+    run ahead of the state on the changelog.
+    """
     handlers: dict[type[Event], Callable[[Any], list[Event]]] = {
         RequestsObserved: core.observe_requests,
         PageLoadObserved: core.observe_page_load,
         HealthCheckCompleted: core.observe_probe,
         ProcessStatsReported: core.observe_process,
     }
+    group = app.conf.id
 
-    async def handle(record: Any) -> None:
-        msg = record.message
-        counters["sla_events_total"][msg.topic] += 1
+    async def handle_batch(records: Sequence[Any]) -> None:
+        emitted: list[tuple[Any, list[Event]]] = []
+        dead: list[tuple[Any, str]] = []
+        topic = records[0].message.topic
         try:
-            event = decode(msg.topic, record.value)
-        except (ValidationError, ValueError, KeyError) as exc:
-            counters["sla_dead_lettered_total"][msg.topic] += 1
-            log.warning("dead-lettered", extra={"topic": msg.topic, "offset": msg.offset})
-            await publisher.dead_letter(record, reason=f"invalid event: {_first_line(exc)}", group=app.conf.id)
-            return
-        handler = handlers.get(type(event))
-        if handler is None:
-            return
-        headers = msg.headers.items() if isinstance(msg.headers, dict) else msg.headers
-        with _tracer.start_as_current_span(f"{msg.topic} process", context=extract_context(headers), kind=SpanKind.CONSUMER):
-            for out in handler(event):
-                counters["sla_published_total"][str(getattr(out, "type"))] += 1
-                await publisher.publish(out)
+            for record in records:
+                msg = record.message
+                try:
+                    event = decode(msg.topic, record.value)
+                except (ValidationError, ValueError, KeyError) as exc:
+                    dead.append((record, f"invalid event: {_first_line(exc)}"))
+                    continue
+                handler = handlers.get(type(event))
+                if handler is None:
+                    continue
+                tables.set_partition(msg.partition)
+                out = handler(event)
+                if out:
+                    emitted.append((record, out))
+        finally:
+            tables.flush()  # the state of every record handled so far, also when one raised
+        for record, reason in dead:
+            counters["sla_dead_lettered_total"][record.message.topic] += 1
+            log.warning("dead-lettered", extra={"topic": record.message.topic, "offset": record.message.offset})
+            await publisher.dead_letter(record, reason=reason, group=group)
+        for record, outputs in emitted:
+            msg = record.message
+            headers = msg.headers.items() if isinstance(msg.headers, dict) else msg.headers
+            # The span of the record that tipped a trigger, so the trigger continues its trace.
+            with _tracer.start_as_current_span(f"{msg.topic} process", context=extract_context(headers), kind=SpanKind.CONSUMER):
+                for out in outputs:
+                    counters["sla_published_total"][str(getattr(out, "type"))] += 1
+                    await publisher.publish(out)
+        counters["sla_events_total"][topic] += len(records)
 
     def source(name: str) -> Any:
         return app.topic(topic_prefix + name, key_serializer="raw", value_serializer="raw", partitions=3)
@@ -94,22 +122,24 @@ def register_agents(app: faust.App, *, core: SlaCore, publisher: Any, topic_pref
     def agent(name: str, topic: str) -> Callable[[Callable[..., Awaitable[None]]], Any]:
         return app.agent(source(topic), name=f"sla.{name}")  # type: ignore[no-any-return]
 
+    async def consume(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
+        async for records in stream.take_events(batch_size, within=batch_within):
+            await handle_batch(records)
+            yield None
+
     @agent("observe_requests", topics.TELEMETRY_REQUESTS)
     async def observe_requests(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
-        async for record in stream.events():
-            await handle(record)
+        async for _ in consume(stream):
             yield None
 
     @agent("observe_page_loads", topics.TELEMETRY_PAGELOADS)
     async def observe_page_loads(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
-        async for record in stream.events():
-            await handle(record)
+        async for _ in consume(stream):
             yield None
 
     @agent("observe_health", topics.HEALTH_CHECKS)
     async def observe_health(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
-        async for record in stream.events():
-            await handle(record)
+        async for _ in consume(stream):
             yield None
 
     return {"observe_requests": observe_requests, "observe_page_loads": observe_page_loads, "observe_health": observe_health}

@@ -46,9 +46,10 @@ def create_app(settings: SlaSettings, *, policy: SlaPolicy | None = None, publis
         table_cleanup_interval=60.0,
     )
     tables = define_tables(app)
-    core = SlaCore(policy=policy, buckets=tables.bucket_to_counts, status=tables.service_to_status)
+    core = SlaCore(policy=policy, buckets=tables.buckets, status=tables.status)
     counters: Counters = defaultdict(Counter)
     publisher = publisher or FaustPublisher(app, topic_prefix=settings.kafka.topic_prefix)
-    agents = register_agents(app, core=core, publisher=publisher, topic_prefix=settings.kafka.topic_prefix, counters=counters)
+    agents = register_agents(app, core=core, tables=tables, publisher=publisher, topic_prefix=settings.kafka.topic_prefix,
+                             counters=counters, batch_size=settings.batch_size, batch_within=settings.batch_within)
     register_views(app, core=core, counters=counters)
     return SlaApp(app=app, core=core, tables=tables, agents=agents, counters=counters)

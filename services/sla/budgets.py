@@ -76,14 +76,16 @@ def window_counts(buckets: Iterable[tuple[float, Counts]], *, now: float, window
     A bucket belongs to a window when it starts inside it, so a window is as precise as
     the bucket size (minutes for windows up to hours, hours beyond).
     """
-    sums = {w: Counts() for w in windows}
+    good = dict.fromkeys(windows, 0)
+    total = dict.fromkeys(windows, 0)
     for start, counts in buckets:
         if start >= now:
             continue
         for w in windows:
             if start >= now - w:
-                sums[w] = sums[w] + counts
-    return sums
+                good[w] += counts.good
+                total[w] += counts.total
+    return {w: Counts(good[w], total[w]) for w in windows}
 
 
 def firing_alerts(

@@ -9,6 +9,7 @@ each service's watermark is the latest of those.
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import MutableMapping
 from datetime import UTC, datetime, timedelta
@@ -33,10 +34,6 @@ _DAY = 86400.0
 _FORGET_INSTANCE_S = 600.0
 
 
-def _ts(t: datetime) -> float:
-    return t.timestamp()
-
-
 def _dt(t: float) -> datetime:
     return datetime.fromtimestamp(t, UTC)
 
@@ -51,59 +48,69 @@ class SlaCore:
         minute_windows = [w for w in self._budget_windows() if w < _DAY] + [300.0, policy.pageload_window]
         self._keep_minutes = math.ceil(max(minute_windows) / 60) + 1
         self._keep_hours = math.ceil(policy.budget.period / 3600) + 1
+        self._report_every = policy.budget.report_every
+        self._maintenance_cache: dict[float, bool] = {}
+        self._late: list[tuple[str, int, list[Any], int]] = []
 
     # ---- inbound -------------------------------------------------------------------------
     def observe_requests(self, event: RequestsObserved) -> list[Event]:
-        svc, start = event.service, _ts(event.window_start)
+        svc, start = event.service, event.window_start.timestamp()
         st = self._status(svc)
         now = self._advance(st, start + event.window_seconds)
         sec = int(start)
-        old = self.store.get(svc, "rs", sec) or [0, 0, 0.0, {}]
-        self.store.put(svc, "rs", sec, _add_requests(old, event), keep=self._keep_seconds)
-        if not self.policy.in_maintenance(event.window_start):
-            minute, hour = sec // 60, sec // 3600
-            m_old = self.store.get(svc, "rm", minute) or [0, 0, 0.0, {}]
-            good = event.count - event.errors
-            self.store.put(svc, "rm", minute, _add_requests(m_old, event, good=True), keep=self._keep_minutes)
-            h_old = self.store.get(svc, "rh", hour) or [0, 0]
-            self.store.put(svc, "rh", hour, [h_old[0] + good, h_old[1] + event.count], keep=self._keep_hours)
+        wire, count, errors = event.latency_buckets, event.count, event.errors
+        _add_second(st, sec, count, errors, event.latency_sum_ms, wire, keep_from=math.floor(now) - self._keep_seconds)
+        if not self._in_maintenance(event.window_start, start):
+            good, total_ms = count - errors, event.latency_sum_ms
+            minute = self._bucket(svc, st, "rm", sec // 60, self._keep_minutes, [0, 0, 0.0, {}])
+            minute[0] += good
+            minute[1] += count
+            minute[2] += total_ms
+            _merge_wire(minute[3], wire)
+            hour = self._bucket(svc, st, "rh", sec // 3600, self._keep_hours, [0, 0])
+            hour[0] += good
+            hour[1] += count
+            self._flush_late(svc, st)
         out = self._evaluate_requests(svc, st, now)
-        out += self._maybe_report_budgets(svc, st, now)
+        if st["budget_at"] is None or now - st["budget_at"] >= self._report_every:
+            out += self._maybe_report_budgets(svc, st, now)
         self.status[svc] = st
         return out
 
     def observe_page_load(self, event: PageLoadObserved) -> list[Event]:
-        svc, t = event.service, _ts(event.time)
+        svc, t = event.service, event.time.timestamp()
         st = self._status(svc)
         now = self._advance(st, t)
         minute = int(t // 60)
-        old = self.store.get(svc, "lm", minute) or [0.0, {}]
-        sketch = LatencySketch.from_wire(old[1], old[0])
-        sketch.add(event.load_ms)
-        self.store.put(svc, "lm", minute, [sketch.total_ms, sketch.to_wire()], keep=self._keep_minutes)
+        loads = self._bucket(svc, st, "lm", minute, self._keep_minutes, [0.0, {}])
+        loads[0] += event.load_ms
+        _merge_wire(loads[1], {str(LatencySketch.bucket_of(event.load_ms)): 1})
+        self._flush_late(svc, st)
         out = self._maybe_report_budgets(svc, st, now)
         self.status[svc] = st
         return out
 
     def observe_probe(self, event: HealthCheckCompleted) -> list[Event]:
-        svc, t = event.service, _ts(event.time)
+        svc, t = event.service, event.time.timestamp()
         st = self._status(svc)
         now = self._advance(st, t)
         st["probes"][event.target] = {
             "kind": event.kind, "status": event.status, "state": event.state, "latency_ms": event.latency_ms, "at": t,
         }
-        if not self.policy.in_maintenance(event.time):
+        if not self._in_maintenance(event.time, t):
             up = 1 if event.state == "up" else 0
             for series, bucket, keep in (("pm", int(t // 60), self._keep_minutes), ("ph", int(t // 3600), self._keep_hours)):
-                old = self.store.get(svc, series, bucket) or [0, 0]
-                self.store.put(svc, series, bucket, [old[0] + up, old[1] + 1], keep=keep)
+                counts = self._bucket(svc, st, series, bucket, keep, [0, 0])
+                counts[0] += up
+                counts[1] += 1
+            self._flush_late(svc, st)
         out = self._evaluate_db(svc, st, now)
         out += self._maybe_report_budgets(svc, st, now)
         self.status[svc] = st
         return out
 
     def observe_process(self, event: ProcessStatsReported) -> list[Event]:
-        svc, t = event.service, _ts(event.time)
+        svc, t = event.service, event.time.timestamp()
         st = self._status(svc)
         now = self._advance(st, t)
         inst = st["instances"].setdefault(event.instance, {"mem": [], "pools": {}, "at": t})
@@ -120,32 +127,60 @@ class SlaCore:
     # ---- windows -------------------------------------------------------------------------
     def request_window(self, service: str, *, now: float, window: float, latency: bool = True) -> tuple[int, int, LatencySketch]:
         """(count, errors, merged latency sketch unless `latency=False`) of the seconds in `[now - window, now)`."""
-        count = errors = 0
-        sketch = LatencySketch()
-        for sec, (c, e, total_ms, wire) in self.store.items(service, "rs", since=math.floor(now - window)):
-            if sec + 1 <= now - window or sec >= now:
-                continue
-            count, errors = count + c, errors + e
-            if latency:
-                sketch.merge(LatencySketch.from_wire(wire, total_ms))
-        return count, errors, sketch
+        st = self.status.get(service)
+        count, errors, total_ms, merged = _sum_seconds(st["seconds"] if st else (), now - window, now, latency)
+        return count, errors, LatencySketch.from_wire(merged, total_ms)
 
     def minute_window(self, service: str, series: str, *, now: float, window: float) -> list[Any]:
         since = math.floor((now - window) / 60)
-        return [v for m, v in self.store.items(service, series, since=since) if m * 60 < now]
+        return [v for m, v in self.series(service, series, since=since) if m * 60 < now]
+
+    def series(self, service: str, series: str, *, since: int | None = None) -> list[tuple[int, Any]]:
+        """`(bucket, value)` of a minute / hour series, oldest first: the closed buckets in the bucket
+        table and the open (newest) one in the service's status."""
+        items = list(self.store.items(service, series, since=since))
+        st = self.status.get(service)
+        current = st.get("open", {}).get(series) if st else None
+        if current is not None and (since is None or current[0] >= since):
+            items.append((current[0], current[1]))
+        return items
+
+    # The newest bucket of each minute / hour series stays in the status value ("open"), which is
+    # written once per batch anyway; it moves to the bucket table once, when a newer bucket opens.
+    # A late event for an older bucket updates that bucket in the table (`_flush_late`).
+    def _bucket(self, svc: str, st: dict[str, Any], series: str, bucket: int, keep: int, new: list[Any]) -> list[Any]:
+        """The value of `bucket` in `series`, to update in place."""
+        opened = st["open"]
+        current = opened.get(series)
+        if current is not None and current[0] == bucket:
+            return current[1]  # type: ignore[no-any-return]
+        if current is None or bucket > current[0]:
+            if current is not None:
+                self.store.put(svc, series, current[0], current[1], keep=keep)
+            opened[series] = [bucket, self.store.get(svc, series, bucket) or new]
+            return opened[series][1]  # type: ignore[no-any-return]
+        value = self.store.get(svc, series, bucket) or new
+        self._late.append((series, bucket, value, keep))
+        return value
+
+    def _flush_late(self, svc: str, st: dict[str, Any]) -> None:
+        for series, bucket, value, keep in self._late:
+            self.store.put(svc, series, bucket, value, keep=keep)
+        self._late.clear()
 
     # ---- triggers ------------------------------------------------------------------------
     def _evaluate_requests(self, svc: str, st: dict[str, Any], now: float) -> list[Event]:
         rules = self.policy.triggers
-        out: list[Event] = []
-        er = rules.error_rate_high
-        count, errors, _ = self.request_window(svc, now=now, window=er.window, latency=False)
-        out += self._step(svc, st, "error_rate_high", er, now=now, value=errors / count if count else None, samples=count)
-        lt = rules.latency_high
-        count, _, sketch = self.request_window(svc, now=now, window=lt.window)
-        value = sketch.quantile(rules.latency_quantile) if count else None
-        out += self._step(svc, st, "latency_high", lt, now=now, value=value, samples=count,
-                          detail=f"p{round(rules.latency_quantile * 100)} over {lt.window:g}s")
+        er, lt = rules.error_rate_high, rules.latency_high
+        seconds = st["seconds"]
+        count, errors, total_ms, merged = _sum_seconds(seconds, now - er.window, now, er.window == lt.window)
+        out = self._step(svc, st, "error_rate_high", er, now=now, value=errors / count if count else None, samples=count)
+        if lt.window != er.window:
+            count, _, total_ms, merged = _sum_seconds(seconds, now - lt.window, now, True)
+        if lt.enabled and count >= lt.min_samples:  # fewer samples change nothing: skip the quantile
+            value = LatencySketch.from_wire(merged, total_ms).quantile(rules.latency_quantile)
+            out += self._step(svc, st, "latency_high", lt, now=now, value=value, samples=count,
+                              detail=f"p{round(rules.latency_quantile * 100)} over {lt.window:g}s")
         return out
 
     def _evaluate_memory(self, svc: str, st: dict[str, Any], now: float) -> list[Event]:
@@ -182,9 +217,15 @@ class SlaCore:
         self, svc: str, st: dict[str, Any], trigger: str, rule: TriggerRule, *, now: float, value: float | None,
         samples: int, instance: str | None = None, detail: str = "",
     ) -> list[Event]:
-        if not rule.enabled:
+        if not rule.enabled or value is None or samples < rule.min_samples:
+            return []  # too few samples change nothing (detection.step)
+        current = st["triggers"].get(trigger)
+        if (current is None or current["phase"] == "ok") and not value > rule.threshold:
+            # ok and not bad stays ok (detection.step), without building the state: the common case
+            st["triggers"][trigger] = {**current, "value": value, "samples": samples} if current else \
+                TriggerState(value=value, samples=samples).to_dict()
             return []
-        before = TriggerState.from_dict(st["triggers"].get(trigger))
+        before = TriggerState.from_dict(current)
         after, transition = step(before, rule=rule, now=now, value=value, samples=samples, service=svc,
                                  trigger=trigger, instance=instance)
         st["triggers"][trigger] = after.to_dict()
@@ -211,8 +252,7 @@ class SlaCore:
         return sorted({w for a in alerts for w in (a.long, a.short)})
 
     def _maybe_report_budgets(self, svc: str, st: dict[str, Any], now: float) -> list[Event]:
-        every = self.policy.budget.report_every
-        if st.get("budget_at") is not None and now - st["budget_at"] < every:
+        if st["budget_at"] is not None and now - st["budget_at"] < self._report_every:
             return []
         st["budget_at"] = now
         out: list[Event] = []
@@ -234,8 +274,8 @@ class SlaCore:
         """The budget report of one basis and (page burn / factor, short-window events) for budget_burn."""
         policy = self.policy.budget
         windows = self._budget_windows()
-        minute_buckets = [(m * 60.0, Counts(v[0], v[1])) for m, v in self.store.items(svc, minutes)]
-        hour_buckets = [(h * 3600.0, Counts(v[0], v[1])) for h, v in self.store.items(svc, hours)]
+        minute_buckets = [(m * 60.0, Counts(v[0], v[1])) for m, v in self.series(svc, minutes)]
+        hour_buckets = [(h * 3600.0, Counts(v[0], v[1])) for h, v in self.series(svc, hours)]
         counts = budgets.window_counts(minute_buckets, now=now, windows=[w for w in windows if w < _DAY])
         counts |= budgets.window_counts(hour_buckets, now=now, windows=[w for w in windows if w >= _DAY] + [policy.period])
         period = counts.pop(policy.period)
@@ -259,8 +299,27 @@ class SlaCore:
     def _status(self, svc: str) -> dict[str, Any]:
         st = self.status.get(svc)
         if st is None:
-            return {"watermark": None, "triggers": {}, "instances": {}, "probes": {}, "budget_at": None, "budgets": {}}
-        return dict(st)
+            return {"watermark": None, "triggers": {}, "instances": {}, "probes": {}, "budget_at": None, "budgets": {},
+                    "seconds": [], "open": {}}
+        st = dict(st)
+        if "seconds" not in st:  # written before the hot window moved into the status value
+            st["seconds"] = []
+            for sec in self.store.ids(svc, "rs"):
+                self.store.table.pop(self.store.key(svc, "rs", sec), None)
+            self.store.table.pop(f"{svc}|idx|rs", None)
+        st.setdefault("open", {})
+        return st
+
+    def _in_maintenance(self, t: datetime, ts: float) -> bool:
+        """`policy.in_maintenance`, cached per timestamp (every service reports the same seconds)."""
+        if not self.policy.maintenance:
+            return False
+        hit = self._maintenance_cache.get(ts)
+        if hit is None:
+            if len(self._maintenance_cache) > 4096:
+                self._maintenance_cache.clear()
+            hit = self._maintenance_cache[ts] = self.policy.in_maintenance(t)
+        return hit
 
     @staticmethod
     def _advance(st: dict[str, Any], t: float) -> float:
@@ -278,8 +337,49 @@ def _window_name(seconds: float) -> str:
     return f"{seconds:g}s"
 
 
-def _add_requests(old: list[Any], event: RequestsObserved, *, good: bool = False) -> list[Any]:
-    sketch = LatencySketch.from_wire(old[3], old[2]).merge(LatencySketch.from_wire(event.latency_buckets, event.latency_sum_ms))
-    first = old[0] + (event.count - event.errors if good else event.count)
-    second = old[1] + (event.count if good else event.errors)
-    return [first, second, sketch.total_ms, sketch.to_wire()]
+def _merge_wire(into: dict[str, int], wire: dict[str, int]) -> None:
+    """Add sketch bucket counts on the wire form (string keys): no int parsing per event."""
+    get = into.get
+    for b, c in wire.items():
+        into[b] = get(b, 0) + c
+
+
+def _add_second(st: dict[str, Any], sec: int, count: int, errors: int, total_ms: float, wire: dict[str, int], *,
+                keep_from: int) -> None:
+    """Add a report to its second in `st["seconds"]` (`[sec, count, errors, total_ms, wire]`, oldest first);
+    seconds before `keep_from` are dropped. A list, not a dict: it survives the JSON changelog unchanged."""
+    seconds: list[list[Any]] = st["seconds"]
+    for entry in reversed(seconds):  # the newest seconds are the likely ones
+        if entry[0] == sec:
+            entry[1] += count
+            entry[2] += errors
+            entry[3] += total_ms
+            _merge_wire(entry[4], wire)
+            break
+        if entry[0] < sec:
+            bisect.insort(seconds, [sec, count, errors, total_ms, dict(wire)], key=_first)
+            break
+    else:
+        seconds.insert(0, [sec, count, errors, total_ms, dict(wire)])
+    if seconds[0][0] < keep_from:
+        st["seconds"] = [e for e in seconds if e[0] >= keep_from]
+
+
+def _first(entry: list[Any]) -> Any:
+    return entry[0]
+
+
+def _sum_seconds(seconds: Any, start: float, end: float, latency: bool) -> tuple[int, int, float, dict[str, int]]:
+    """(count, errors, latency sum, merged wire sketch) of the seconds wholly inside `[start, end)`."""
+    count = errors = 0
+    total_ms = 0.0
+    merged: dict[str, int] = {}
+    for sec, c, e, ms, wire in seconds:
+        if sec + 1 <= start or sec >= end:
+            continue
+        count += c
+        errors += e
+        if latency:
+            total_ms += ms
+            _merge_wire(merged, wire)
+    return count, errors, total_ms, merged

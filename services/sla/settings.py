@@ -15,5 +15,7 @@ class SlaSettings(HttpSettings):
     data_dir: str = ".stack/sla"
     policy_file: str | None = Field(default="config/sla.yaml", description="SLA policy YAML; empty for the defaults.")
     web_enabled: bool = True
+    batch_size: int = Field(default=1000, ge=1, description="Records per batch at most (one changelog write per changed key per batch).")
+    batch_within: float = Field(default=0.25, gt=0, description="Seconds a batch waits for more records (adds at most this to detection).")
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)

@@ -32,14 +32,16 @@ class BucketStore:
 
     def put(self, service: str, series: str, bucket: int, value: Any, *, keep: int) -> None:
         """Store a bucket; buckets older than `bucket - keep` are deleted with their keys."""
-        ids = self.ids(service, series)
-        if bucket not in ids:
+        index = f"{service}|idx|{series}"
+        ids = self.table.get(index) or []
+        if not ids or (bucket != ids[-1] and bucket not in ids):  # a new bucket: the rare case
+            ids = list(ids)
             bisect.insort(ids, bucket)
             cut = bisect.bisect_left(ids, ids[-1] - keep)
             for old in ids[:cut]:
                 self.table.pop(self.key(service, series, old), None)
             ids = ids[cut:]
-            self.table[f"{service}|idx|{series}"] = ids
+            self.table[index] = ids
             if bucket not in ids:  # arrived too late to be kept
                 return
         self.table[self.key(service, series, bucket)] = value

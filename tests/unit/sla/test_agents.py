@@ -38,7 +38,8 @@ async def test_requests_agent_fires_and_keeps_state_in_the_tables() -> None:
     assert len(fired) == 1 and fired[0].service == "shop"
     status = sla.tables.service_to_status["shop"]
     assert status["triggers"]["error_rate_high"]["phase"] == "firing"
-    assert any(k.startswith("shop|rs|") for k in sla.tables.bucket_to_counts.keys())
+    assert [s[0] for s in status["seconds"]][-1] == int(requests(29).window_start.timestamp())  # the hot window
+    assert status["open"]["rm"][1][1] == 30 * 100  # the open minute: 30 reports of 100 requests
     assert sla.counters["sla_events_total"]["telemetry.requests"] == 30
 
 

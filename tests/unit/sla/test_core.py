@@ -116,6 +116,25 @@ def test_budget_burn_pages_on_a_fast_burn() -> None:
 def test_old_buckets_expire_from_the_table() -> None:
     c = core()
     feed(c, [requests(s) for s in range(0, 600)])
-    seconds = [k for k in c.store.table if "|rs|" in k]
-    assert len(seconds) <= 8
-    assert len([k for k in c.store.table if "|rm|" in k]) == 10
+    seconds = [s[0] for s in c.status["shop"]["seconds"]]  # the per-second window lives in the status value
+    assert len(seconds) <= 8 and seconds[-1] == int(requests(599).window_start.timestamp())
+    # the open minute stays in the status value; the closed ones are in the bucket table
+    assert len([k for k in c.store.table if "|rm|" in k]) == 9 and len(c.series("shop", "rm")) == 10
+    assert c.status["shop"]["open"]["rm"][0] == int(requests(599).window_start.timestamp()) // 60
+
+
+def test_minute_buckets_expire_after_the_longest_minute_window() -> None:
+    c = core()
+    feed(c, [requests(m * 60) for m in range(400)])  # one report a minute for 400 minutes; the 6 h window needs 361
+    minutes = [k for k in c.store.table if "|rm|" in k]
+    assert len(minutes) == 362 and len(c.store.ids("shop", "rm")) == 362
+    assert len([k for k in c.store.table if "|rh|" in k]) == 6 and c.status["shop"]["open"]["rh"][1][1] == 100 * 40
+
+
+def test_late_and_out_of_order_reports_land_in_their_buckets() -> None:
+    c = core()
+    feed(c, [requests(s) for s in (0, 2, 1, 3, 125, 4)])  # 1 out of order; 4 arrives after minute 2 opened
+    assert [s[0] - int(T0.timestamp()) for s in c.status["shop"]["seconds"]] == [125]  # older seconds expired
+    assert [(m - int(T0.timestamp()) // 60, v[1]) for m, v in c.series("shop", "rm")] == [(0, 500), (2, 100)]
+    count, errors, sketch = c.request_window("shop", now=int(T0.timestamp()) + 126, window=5)
+    assert (count, errors, sketch.count) == (100, 0, 100)
