@@ -143,7 +143,7 @@ for _ in $(seq "${HEALTH_WAIT:-90}"); do
   sleep 1
 done
 if [ "$code" = 200 ] && jq -e '.status == "pass" or .status == "warn"' "$body" >/dev/null 2>&1; then
-  pass "GET /api/health -> 200 status=$(jq -r .status "$body") after $(elapsed "$t")s ($(jq -r '[.checks[][] | .status] | group_by(.) | map("\(.[0]) \(length)") | join(", ")' "$body"))"
+  pass "GET /api/health -> 200 status=$(jq -r .status "$body") after $(elapsed "$t")s ($(jq -r '[.checks[][] | .status] | group_by(.) | map("\(.[0]) \(length)") | join(", ")' "$body"); not passing: $(jq -r '[.checks | to_entries[] | select(.value[0].status != "pass") | "\(.key)=\(.value[0].status)\(if .value[0].critical == false then " (non-critical)" else "" end)"] | join(", ")' "$body"))"
 else
   fail "GET /api/health -> $code status=$(jq -r '.status // "?"' "$body" 2>/dev/null) not passing: $(jq -c '[.checks | to_entries[] | select(.value[0].status == "fail") | .key + ": " + (.value[0].output // "")]' "$body" 2>/dev/null || head -c 300 "$body")"
 fi
