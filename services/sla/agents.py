@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 import faust
@@ -111,19 +111,19 @@ def register_agents(
             headers = msg.headers.items() if isinstance(msg.headers, dict) else msg.headers
             # The span of the record that tipped a trigger, so the trigger continues its trace.
             with _tracer.start_as_current_span(f"{msg.topic} process", context=extract_context(headers), kind=SpanKind.CONSUMER):
-                for out in outputs:
-                    counters["sla_published_total"][str(getattr(out, "type"))] += 1
-                    await publisher.publish(out)
+                for output in outputs:
+                    counters["sla_published_total"][str(getattr(output, "type"))] += 1
+                    await publisher.publish(output)
         counters["sla_events_total"][topic] += len(records)
 
     def source(name: str) -> Any:
         return app.topic(topic_prefix + name, key_serializer="raw", value_serializer="raw", partitions=3)
 
-    def agent(name: str, topic: str) -> Callable[[Callable[..., Awaitable[None]]], Any]:
-        return app.agent(source(topic), name=f"sla.{name}")  # type: ignore[no-any-return]
+    def agent(name: str, topic: str) -> Callable[[Callable[..., Any]], Any]:
+        return app.agent(source(topic), name=f"sla.{name}")
 
     async def consume(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
-        async for records in stream.take_events(batch_size, within=batch_within):
+        async for records in stream.take_events(batch_size, within=batch_within):  # type: ignore[attr-defined]
             await handle_batch(records)
             yield None
 

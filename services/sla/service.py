@@ -50,7 +50,7 @@ class SlaCore:
         self._keep_hours = math.ceil(policy.budget.period / 3600) + 1
         self._report_every = policy.budget.report_every
         self._maintenance_cache: dict[float, bool] = {}
-        self._late: list[tuple[str, int, list[Any], int]] = []
+        self._late: list[tuple[str, str, int, list[Any], int]] = []
 
     # ---- inbound -------------------------------------------------------------------------
     def observe_requests(self, event: RequestsObserved) -> list[Event]:
@@ -70,7 +70,7 @@ class SlaCore:
             hour = self._bucket(svc, st, "rh", sec // 3600, self._keep_hours, [0, 0])
             hour[0] += good
             hour[1] += count
-            self._flush_late(svc, st)
+            self._flush_late()
         out = self._evaluate_requests(svc, st, now)
         if st["budget_at"] is None or now - st["budget_at"] >= self._report_every:
             out += self._maybe_report_budgets(svc, st, now)
@@ -85,7 +85,7 @@ class SlaCore:
         loads = self._bucket(svc, st, "lm", minute, self._keep_minutes, [0.0, {}])
         loads[0] += event.load_ms
         _merge_wire(loads[1], {str(LatencySketch.bucket_of(event.load_ms)): 1})
-        self._flush_late(svc, st)
+        self._flush_late()
         out = self._maybe_report_budgets(svc, st, now)
         self.status[svc] = st
         return out
@@ -103,7 +103,7 @@ class SlaCore:
                 counts = self._bucket(svc, st, series, bucket, keep, [0, 0])
                 counts[0] += up
                 counts[1] += 1
-            self._flush_late(svc, st)
+            self._flush_late()
         out = self._evaluate_db(svc, st, now)
         out += self._maybe_report_budgets(svc, st, now)
         self.status[svc] = st
@@ -160,12 +160,12 @@ class SlaCore:
             opened[series] = [bucket, self.store.get(svc, series, bucket) or new]
             return opened[series][1]  # type: ignore[no-any-return]
         value = self.store.get(svc, series, bucket) or new
-        self._late.append((series, bucket, value, keep))
+        self._late.append((svc, series, bucket, value, keep))
         return value
 
-    def _flush_late(self, svc: str, st: dict[str, Any]) -> None:
-        for series, bucket, value, keep in self._late:
-            self.store.put(svc, series, bucket, value, keep=keep)
+    def _flush_late(self) -> None:
+        for service, series, bucket, value, keep in self._late:
+            self.store.put(service, series, bucket, value, keep=keep)
         self._late.clear()
 
     # ---- triggers ------------------------------------------------------------------------

@@ -24,7 +24,7 @@ class Publisher(InMemoryPublisher):
 
 def build() -> tuple[SlaApp, Publisher]:
     pub = Publisher()
-    sla = create_app(SlaSettings(app_id="sla-unit", web_enabled=False, policy_file=None), policy=SlaPolicy(), publisher=pub)
+    sla = create_app(SlaSettings(app_id="sla-unit", web_enabled=False, policy_file=None, batch_within=0.01), policy=SlaPolicy(), publisher=pub)
     return sla, pub
 
 
