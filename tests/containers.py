@@ -100,18 +100,50 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _ensure_images() -> None:
+def _docker_answers() -> bool:
     import docker
 
-    client = docker.from_env()
+    try:
+        client = docker.from_env()
+    except docker.errors.DockerException:
+        return False
     try:
         client.ping()
+    except docker.errors.DockerException:
+        return False
+    finally:
+        client.close()
+    return True
+
+
+_started_dockerd = False
+
+
+def _ensure_images() -> None:
+    """Makes the images (stack/images/build.sh: present > pulled > stand-in); starts dockerd when
+    no daemon answers (build.sh does, recording it; `_stop` stops it again)."""
+    global _started_dockerd
+    import docker
+
+    if not _docker_answers():
+        _started_dockerd = True
+        subprocess.run([str(ROOT / "stack/images/build.sh"), "kafka", "postgres", "redis"], check=True)
+        return
+    client = docker.from_env()
+    try:
         missing = [i for i in (KAFKA_IMAGE, POSTGRES_IMAGE, REDIS_IMAGE) if not _has_image(client, i)]
     finally:
         client.close()
     if missing:
         names = {KAFKA_IMAGE: "kafka", POSTGRES_IMAGE: "postgres", REDIS_IMAGE: "redis"}
         subprocess.run([str(ROOT / "stack/images/build.sh"), *(names[i] for i in missing)], check=True)
+
+
+def _stop_dockerd_if_ours() -> None:
+    global _started_dockerd
+    if _started_dockerd:
+        _started_dockerd = False
+        subprocess.run(["bash", "-c", '. "$1/stack/images/lib.sh" && stop_docker_if_ours', "_", str(ROOT)], check=False)
 
 
 def _has_image(client: Any, image: str) -> bool:
@@ -195,8 +227,8 @@ def _start_redis(session: str) -> tuple[Any, str]:
 def start_stack() -> Stack:
     """Starts Kafka, PostgreSQL and Redis; stops what started if one of them fails."""
     _configure_testcontainers()
-    _remove_leftovers()
     _ensure_images()
+    _remove_leftovers()
     session = uuid.uuid4().hex[:12]
     stack = Stack(containers=[], kafka_bootstrap="", postgres_dsn="", redis_url="")
     try:
@@ -219,9 +251,12 @@ _STACK: Stack | None = None
 
 def _stop() -> None:
     global _STACK
-    if _STACK is not None:
-        stack, _STACK = _STACK, None
-        stack.stop()
+    try:
+        if _STACK is not None:
+            stack, _STACK = _STACK, None
+            stack.stop()
+    finally:
+        _stop_dockerd_if_ours()
 
 
 def _on_sigterm(signum: int, frame: object) -> None:
@@ -239,6 +274,7 @@ def pytest_configure(config: pytest.Config) -> None:
     try:
         _STACK = start_stack()
     except Exception as exc:  # noqa: BLE001 -- reported as a usage error that names the cause
+        _stop_dockerd_if_ours()
         raise pytest.UsageError(f"SAFEGUARD_STACK=containers: could not start the containers: {exc!r}") from exc
     os.environ.update(_STACK.environ())
     config.stash[_started_key] = time.monotonic() - started
