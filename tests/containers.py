@@ -38,7 +38,7 @@ KAFKA_IMAGE = os.environ.get("KAFKA_IMAGE", "apache/kafka:4.1.1")
 POSTGRES_IMAGE = os.environ.get("POSTGRES_IMAGE", "postgres:15")
 REDIS_IMAGE = os.environ.get("REDIS_IMAGE", "redis:7.0")
 PG_USER = PG_PASSWORD = PG_DB = "safeguard"
-STARTUP_TIMEOUT_S = float(os.environ.get("SAFEGUARD_CONTAINERS_TIMEOUT", "120"))
+STARTUP_TIMEOUT_S = int(os.environ.get("SAFEGUARD_CONTAINERS_TIMEOUT", "120"))
 
 
 def _configure_testcontainers() -> None:
