@@ -9,7 +9,7 @@ from __future__ import annotations
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["KafkaSettings", "PostgresSettings", "RedisSettings", "TelemetrySettings", "HttpSettings"]
+__all__ = ["KafkaSettings", "PostgresSettings", "RedisSettings", "TelemetrySettings", "HttpSettings", "ServiceSettings"]
 
 
 class KafkaSettings(BaseSettings):
@@ -49,3 +49,12 @@ class HttpSettings(BaseSettings):
     model_config = SettingsConfigDict(extra="ignore")
     host: str = "127.0.0.1"
     port: int = 8000
+
+
+class ServiceSettings(HttpSettings):
+    """An HTTP service that uses Kafka, Postgres and Redis. Subclass with `env_prefix` and `port`."""
+
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    postgres: PostgresSettings = Field(default_factory=PostgresSettings)
+    redis: RedisSettings = Field(default_factory=RedisSettings)
+    telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)

@@ -5,18 +5,14 @@ from pydantic_settings import SettingsConfigDict
 
 from shared.auth import AuthSettings
 from shared.ratelimit import RateLimitSettings
-from shared.settings import HttpSettings, KafkaSettings, PostgresSettings, RedisSettings, TelemetrySettings
+from shared.settings import ServiceSettings
 
 __all__ = ["FlagsSettings"]
 
 
-class FlagsSettings(HttpSettings):
+class FlagsSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="FLAGS_", extra="ignore")
     port: int = 8001
-    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
-    postgres: PostgresSettings = Field(default_factory=PostgresSettings)
-    redis: RedisSettings = Field(default_factory=RedisSettings)
-    telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
     ratelimit: RateLimitSettings = Field(default_factory=RateLimitSettings)
     rate_limit: str = Field(default="1000/second", description="Per-client limit on every request (FLAGS_RATE_LIMIT).")

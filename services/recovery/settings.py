@@ -1,17 +1,12 @@
 from __future__ import annotations
 
-from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from shared.settings import HttpSettings, KafkaSettings, PostgresSettings, RedisSettings, TelemetrySettings
+from shared.settings import ServiceSettings
 
 __all__ = ["RecoverySettings"]
 
 
-class RecoverySettings(HttpSettings):
+class RecoverySettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="RECOVERY_", extra="ignore")
     port: int = 8004
-    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
-    postgres: PostgresSettings = Field(default_factory=PostgresSettings)
-    redis: RedisSettings = Field(default_factory=RedisSettings)
-    telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
