@@ -138,10 +138,13 @@ class SlaCore:
     def series(self, service: str, series: str, *, since: int | None = None) -> list[tuple[int, Any]]:
         """`(bucket, value)` of a minute / hour series, oldest first: the closed buckets in the bucket
         table and the open (newest) one in the service's status."""
-        items = list(self.store.items(service, series, since=since))
         st = self.status.get(service)
         current = st.get("open", {}).get(series) if st else None
-        if current is not None and (since is None or current[0] >= since):
+        if current is None:
+            return list(self.store.items(service, series, since=since))
+        # (a table copy of the open bucket exists only when it was opened from state written before it was open)
+        items = [(b, v) for b, v in self.store.items(service, series, since=since) if b != current[0]]
+        if since is None or current[0] >= since:
             items.append((current[0], current[1]))
         return items
 
