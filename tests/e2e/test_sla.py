@@ -9,7 +9,7 @@ import pytest
 
 pytestmark = pytest.mark.e2e
 
-FRONT = os.environ.get("SAFEGUARD_URL", "http://127.0.0.1:3000")
+FRONT = os.environ.get("SAFEGUARD_FRONT_URL", "http://127.0.0.1:3000")
 
 
 async def test_sla_overview_and_unknown_service_through_the_front_door() -> None:
