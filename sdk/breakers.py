@@ -25,6 +25,7 @@ from shared.breakers import (
 )
 from shared.events import CircuitBreakerStateChanged, PoolStats
 from shared.kafka import Publisher
+from shared.tasks import background
 
 __all__ = ["BreakerRegistry", "GuardedPool", "GuardedRedis", "CallNotPermittedError", "BreakerConfig"]
 
@@ -80,12 +81,10 @@ class BreakerRegistry:
     @asynccontextmanager
     async def running(self, publisher: Publisher) -> AsyncIterator[BreakerRegistry]:
         """Publish transitions in the background while the app runs."""
-        task = asyncio.create_task(self._publish_forever(publisher), name="breaker-events")
         try:
-            yield self
+            async with background(self._publish_forever(publisher), name="breaker-events"):
+                yield self
         finally:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
             while not self._queue.empty():
                 await self._publish_one(publisher, self._queue.get_nowait())
 

@@ -27,6 +27,7 @@ from shared.events import RequestsObserved
 from shared.histogram import LatencySketch
 from shared.kafka import Publisher
 from shared.ratelimit import RateLimiter, RateLimitMiddleware, RateLimitSettings
+from shared.tasks import background
 
 __all__ = ["RequestRecorder", "RequestsMiddleware", "Window", "add_rate_limiting"]
 
@@ -83,12 +84,10 @@ class RequestRecorder:
 
     @asynccontextmanager
     async def running(self, publisher: Publisher) -> AsyncIterator[RequestRecorder]:
-        task = asyncio.create_task(self._flush_forever(publisher), name="requests-observed")
         try:
-            yield self
+            async with background(self._flush_forever(publisher), name="requests-observed"):
+                yield self
         finally:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
             await self._publish(publisher, self.flush())
 
     async def _flush_forever(self, publisher: Publisher) -> None:

@@ -17,6 +17,7 @@ import psutil
 
 from shared.events import PoolStats, ProcessStatsReported
 from shared.kafka import Publisher
+from shared.tasks import background
 
 __all__ = ["ProcessStatsReporter", "memory_limit_bytes"]
 
@@ -62,12 +63,8 @@ class ProcessStatsReporter:
 
     @asynccontextmanager
     async def running(self, publisher: Publisher) -> AsyncIterator[ProcessStatsReporter]:
-        task = asyncio.create_task(self._forever(publisher), name="process-stats")
-        try:
+        async with background(self._forever(publisher), name="process-stats"):
             yield self
-        finally:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
 
     async def _forever(self, publisher: Publisher) -> None:
         while True:
