@@ -1,6 +1,8 @@
-from services.recovery.app import create_app
-from services.recovery.settings import RecoverySettings
-from shared.http import serve
+"""`python -m services.recovery`: run the service. `python -m services.recovery recover ...`: the
+runbook's Step 3, a one-shot call to the running service's `POST /api/recovery/run`."""
 
-settings = RecoverySettings()
-serve(create_app(settings), host=settings.host, port=settings.port)
+import sys
+
+from services.recovery.cli import main
+
+sys.exit(main(sys.argv[1:]))

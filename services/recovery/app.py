@@ -2,30 +2,89 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import time
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from typing import Any
+from contextlib import AsyncExitStack, asynccontextmanager
 
+import httpx
 from fastapi import FastAPI
 
+from services.recovery import api
+from services.recovery.flags_client import HttpFlagsClient
+from services.recovery.handlers import build_handlers
+from services.recovery.policy import RecoveryPolicy, load_policy
+from services.recovery.repository import PgAuditStore, migrate, open_pool
+from services.recovery.service import AuditStore, FlagsClient, RecoveryService
 from services.recovery.settings import RecoverySettings
+from shared.auth import Authenticator
 from shared.http import healthz_router
-from shared.kafka import KafkaPublisher, Publisher
+from shared.kafka import EventConsumer, KafkaPublisher, Publisher, RedisDedupe
 from shared.telemetry import setup_telemetry
+from shared.topics import SLA_TRIGGERS
 
 __all__ = ["create_app"]
 
+logger = logging.getLogger(__name__)
 
-def create_app(settings: RecoverySettings, *, publisher: Publisher | None = None) -> FastAPI:
+
+def create_app(settings: RecoverySettings, *, policy: RecoveryPolicy | None = None,
+               publisher: Publisher | None = None, audit: AuditStore | None = None,
+               flags: FlagsClient | None = None, consume: bool = True) -> FastAPI:
+    """The policy is loaded here, so a bad file stops the service before it serves. The keyword
+    arguments replace Kafka / Postgres / the flags API (tests); `consume=False` skips the consumer."""
+    policy = policy or load_policy(settings.policy_file)
+
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         setup_telemetry("recovery", settings.telemetry)
-        if publisher is not None:
-            yield {"publisher": publisher}
-            return
-        async with KafkaPublisher.start(settings.kafka, source="/safeguard/recovery") as pub:
-            yield {"publisher": pub}
+        async with AsyncExitStack() as stack:
+            store = audit
+            if store is None:
+                pool = await stack.enter_async_context(open_pool(settings.postgres, schema=settings.db_schema))
+                await migrate(pool, schema=settings.db_schema)
+                store = PgAuditStore(pool)
+            pub = publisher or await stack.enter_async_context(
+                KafkaPublisher.start(settings.kafka, source="/safeguard/recovery"))
+            client = flags
+            if client is None:
+                http = await stack.enter_async_context(httpx.AsyncClient(timeout=5.0))
+                client = HttpFlagsClient(http, flags_url=settings.flags_url, token=settings.auth.admin_token)
+            svc = RecoveryService(policy=policy, publisher=pub, flags=client, audit=store, clock=time.monotonic)
+            app.state.recovery = svc
+            if consume:
+                await _start_consumer(stack, svc, settings)
+            ticker = asyncio.create_task(_tick(svc, settings.tick_interval_s))
+            try:
+                yield
+            finally:
+                ticker.cancel()
+                await asyncio.gather(ticker, return_exceptions=True)
 
-    app = FastAPI(title="Safeguard recovery", lifespan=lifespan)
+    app = FastAPI(title="Safeguard recovery", version="1.0.0", lifespan=lifespan,
+                  description="Level 1 of the escalation path: trigger -> policy -> action, verified, audited.")
     app.include_router(healthz_router("recovery"))
+    app.include_router(api.build_router(Authenticator(settings.auth)))
     return app
+
+
+async def _start_consumer(stack: AsyncExitStack, svc: RecoveryService, settings: RecoverySettings) -> None:
+    import redis.asyncio as aioredis
+
+    redis = aioredis.from_url(settings.redis.url.get_secret_value())
+    stack.push_async_callback(redis.aclose)
+    prefix = settings.kafka.topic_prefix
+    consumer = EventConsumer(topics=[prefix + SLA_TRIGGERS], group_id=prefix + settings.group_id,
+                             handlers=build_handlers(svc), settings=settings.kafka,
+                             dedupe=RedisDedupe(redis, namespace=prefix + settings.group_id))
+    await stack.enter_async_context(consumer.running())
+
+
+async def _tick(svc: RecoveryService, interval: float) -> None:
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await svc.check_timeouts()
+        except Exception:  # noqa: BLE001 - one failed round must not stop verification
+            logger.warning("verify round failed", exc_info=True)

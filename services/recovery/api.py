@@ -1,0 +1,43 @@
+"""Inbound edge: HTTP. Recent actions, the policy, and the operator's one-shot run."""
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+
+from services.recovery.models import ActionRecord, RunRequest
+from services.recovery.service import RecoveryService
+from shared.auth import Authenticator
+
+__all__ = ["build_router"]
+
+
+def _svc(request: Request) -> RecoveryService:
+    svc: RecoveryService = request.app.state.recovery
+    return svc
+
+
+Svc = Annotated[RecoveryService, Depends(_svc)]
+
+
+def build_router(auth: Authenticator) -> APIRouter:
+    router = APIRouter(prefix="/api/recovery", tags=["recovery"])
+    Admin = Annotated[str, Depends(auth.require_admin)]
+
+    @router.get("/actions", response_model=list[ActionRecord])
+    async def actions(svc: Svc, limit: int = Query(default=50, ge=1, le=1000),
+                      service: str | None = Query(default=None, max_length=200)) -> list[ActionRecord]:
+        """Recent recovery actions, newest first (the audit log)."""
+        return await svc.audit.recent(limit=limit, service=service)
+
+    @router.get("/policy")
+    async def policy(svc: Svc) -> dict[str, Any]:
+        """The policy in force, and the episodes (fired, not cleared) recovery knows of."""
+        return {"policy": svc.policy.model_dump(),
+                "active": [vars(e) for e in svc.active()]}
+
+    @router.post("/run", response_model=list[ActionRecord])
+    async def run(body: RunRequest, svc: Svc, actor: Admin) -> list[ActionRecord]:
+        """Operator one-shot (the runbook's Step 3): a named action, or the actions for active triggers."""
+        return await svc.run(body, actor=actor)
+
+    return router

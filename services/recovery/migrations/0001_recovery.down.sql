@@ -1,0 +1,3 @@
+-- Rollback of 0001_recovery: drops the audit log of recovery actions.
+DROP TABLE IF EXISTS actions;
+DROP TABLE IF EXISTS schema_migrations;

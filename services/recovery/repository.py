@@ -1,0 +1,96 @@
+"""Outbound edge: Postgres (asyncpg). Schema `recovery`, own migrations applied at start.
+
+`migrate` follows services/flags/repository.py (advisory lock, schema_migrations); it belongs in
+shared/ once a third service needs it.
+"""
+
+from __future__ import annotations
+
+import logging
+import zlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import asyncpg
+
+from services.recovery.models import ActionRecord
+from shared.settings import PostgresSettings
+
+__all__ = ["PgAuditStore", "MemoryAuditStore", "open_pool", "migrate", "MIGRATIONS"]
+
+logger = logging.getLogger(__name__)
+MIGRATIONS = Path(__file__).parent / "migrations"
+_LOCK_ID = 0x5AFE_0EC0
+_COLS = ("action_id", "service", "action", "trigger", "episode_id", "instance", "attempt", "actor", "reason",
+         "status", "detail", "started_at", "finished_at")
+
+
+@asynccontextmanager
+async def open_pool(settings: PostgresSettings, *, schema: str = "recovery") -> AsyncIterator[asyncpg.Pool]:
+    """A lazy pool: the service starts even while Postgres is down; connections work in `schema`."""
+    pool = await asyncpg.create_pool(settings.dsn.get_secret_value(), min_size=0, max_size=settings.max_size,
+                                     command_timeout=settings.command_timeout_s, timeout=2.0,
+                                     server_settings={"search_path": schema})
+    try:
+        yield pool
+    finally:
+        await pool.close()
+
+
+async def migrate(pool: asyncpg.Pool, *, schema: str = "recovery", directory: Path = MIGRATIONS) -> list[str]:
+    """Apply every `NNNN_name.up.sql` not yet in schema_migrations, in order, under an advisory lock."""
+    applied: list[str] = []
+    async with pool.acquire() as conn:
+        lock = _LOCK_ID + zlib.crc32(schema.encode())
+        await conn.execute("SELECT pg_advisory_lock($1)", lock)
+        try:
+            await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+            await conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations ("
+                               "version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())")
+            done = {r["version"] for r in await conn.fetch("SELECT version FROM schema_migrations")}
+            for path in sorted(directory.glob("*.up.sql")):
+                version = path.name.removesuffix(".up.sql")
+                if version in done:
+                    continue
+                async with conn.transaction():
+                    await conn.execute(path.read_text())
+                    await conn.execute("INSERT INTO schema_migrations (version) VALUES ($1)", version)
+                applied.append(version)
+        finally:
+            await conn.execute("SELECT pg_advisory_unlock($1)", lock)
+    if applied:
+        logger.info("recovery migrations applied", extra={"migrations": applied})
+    return applied
+
+
+class PgAuditStore:
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+
+    async def save(self, record: ActionRecord) -> None:
+        values = [getattr(record, c) for c in _COLS]
+        updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in _COLS[1:])
+        await self.pool.execute(
+            f"INSERT INTO actions ({', '.join(_COLS)}) VALUES ({', '.join(f'${i}' for i in range(1, len(_COLS) + 1))})"
+            f" ON CONFLICT (action_id) DO UPDATE SET {updates}", *values)
+
+    async def recent(self, *, limit: int, service: str | None) -> list[ActionRecord]:
+        rows = await self.pool.fetch(
+            f"SELECT {', '.join(_COLS)} FROM actions WHERE ($1::text IS NULL OR service = $1)"
+            " ORDER BY started_at DESC LIMIT $2", service, limit)
+        return [ActionRecord(**dict(r)) for r in rows]
+
+
+class MemoryAuditStore:
+    """The audit log in a dict (unit tests, and the fallback while Postgres is down at start)."""
+
+    def __init__(self) -> None:
+        self.records: dict[str, ActionRecord] = {}
+
+    async def save(self, record: ActionRecord) -> None:
+        self.records[record.action_id] = record
+
+    async def recent(self, *, limit: int, service: str | None) -> list[ActionRecord]:
+        rows = [r for r in self.records.values() if service is None or r.service == service]
+        return sorted(rows, key=lambda r: r.started_at, reverse=True)[:limit]
