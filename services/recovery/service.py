@@ -71,7 +71,15 @@ class RecoveryService:
         self.last_action: dict[tuple[str, str], float] = {}
 
     async def recover_from_trigger(self, event: TriggerFired) -> ActionRecord | None:
-        """Run the policy's action for a fired trigger, unless cooldown or max attempts forbid it."""
+        """Run the policy's action for a fired trigger, unless cooldown or max attempts forbid it.
+
+        A trigger older than the verify window is history (a first start reading the topic from the
+        beginning, a long outage): acting on it would restart healthy processes, so it is ignored."""
+        age = (self.now() - event.time).total_seconds()
+        if age > self.policy.verify_window:
+            log.info("ignoring stale %s for %s (%.0fs old, episode %s)", event.trigger, event.service, age,
+                     event.episode_id)
+            return None
         reason = f"{event.trigger}: {event.value:g} > {event.threshold:g}" + (f" ({event.detail})" if event.detail else "")
         ep = self.episodes.setdefault(event.episode_id, Episode(
             service=event.service, trigger=event.trigger, episode_id=event.episode_id, instance=event.instance,

@@ -176,3 +176,12 @@ def test_unreadable_policy(tmp_path: Path) -> None:
     (tmp_path / "bad.yaml").write_text("a: [")
     with pytest.raises(PolicyError, match="not valid YAML"):
         load_policy(tmp_path / "bad.yaml")
+
+
+async def test_stale_trigger_is_ignored(env) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    svc, pub, _, audit, _ = env
+    old = fired("memory_high").model_copy(update={"time": datetime.now(UTC) - timedelta(minutes=10)})
+    assert await svc.recover_from_trigger(old) is None
+    assert pub.published == [] and audit.records == {}
