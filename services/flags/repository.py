@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import zlib
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -14,13 +13,13 @@ from typing import Any, Protocol
 import asyncpg
 
 from services.flags.models import AuditEntry, DefinitionError, FlagRecord, ScheduleRead
+from shared.migrations import migrate as shared_migrate
 from shared.settings import PostgresSettings
 
 __all__ = ["Repository", "PgRepository", "Change", "Mutation", "open_pool", "migrate", "MIGRATIONS"]
 
 logger = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).parent / "migrations"
-_LOCK_ID = 0x5AFE_F1A6
 
 
 class Change:
@@ -73,29 +72,8 @@ async def open_pool(settings: PostgresSettings, *, schema: str = "flags") -> Asy
 
 
 async def migrate(pool: asyncpg.Pool, *, schema: str = "flags", directory: Path = MIGRATIONS) -> list[str]:
-    """Apply every `NNNN_name.up.sql` not yet in schema_migrations, in order, under an advisory lock."""
-    applied: list[str] = []
-    async with pool.acquire() as conn:
-        lock = _LOCK_ID + zlib.crc32(schema.encode())
-        await conn.execute("SELECT pg_advisory_lock($1)", lock)
-        try:
-            await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
-            await conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations ("
-                               "version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())")
-            done = {r["version"] for r in await conn.fetch("SELECT version FROM schema_migrations")}
-            for path in sorted(directory.glob("*.up.sql")):
-                version = path.name.removesuffix(".up.sql")
-                if version in done:
-                    continue
-                async with conn.transaction():
-                    await conn.execute(path.read_text())
-                    await conn.execute("INSERT INTO schema_migrations (version) VALUES ($1)", version)
-                applied.append(version)
-        finally:
-            await conn.execute("SELECT pg_advisory_unlock($1)", lock)
-    if applied:
-        logger.info("flags migrations applied", extra={"migrations": applied})
-    return applied
+    """Apply this service's migrations (see `shared.migrations`)."""
+    return await shared_migrate(pool, schema=schema, directory=directory)
 
 
 _FLAG_COLS = ("key, definition, off_variant, is_new, killed, rollout_percent, description, version, revision,"
