@@ -12,39 +12,20 @@ from pathlib import Path
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BeforeValidator, Field, field_validator, model_validator
+
+from shared.policy import UNITS, Duration, PolicyError, Strict, load_yaml, parse_duration
 
 __all__ = [
     "PolicyError", "SlaPolicy", "TriggerRule", "TriggerRules", "BurnAlertRule", "BudgetPolicy", "Objectives",
     "WeeklyWindow", "OneOffWindow", "BusinessHours", "load_policy", "parse_duration",
 ]
 
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 Day = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 
 
-class PolicyError(ValueError):
-    """The policy file is missing a field, has a bad value, or cannot be read."""
-
-
-def parse_duration(value: object) -> float:
-    """Seconds from `30`, `2.5`, `"90s"`, `"5m"`, `"1h"`, `"3d"`."""
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
-    if isinstance(value, str):
-        m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*", value)
-        if m:
-            return float(m.group(1)) * _UNITS[m.group(2) or "s"]
-    raise ValueError(f"not a duration: {value!r} (use seconds or 90s / 5m / 1h / 3d)")
-
-
-Duration = Annotated[float, BeforeValidator(parse_duration), Field(ge=0)]
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+_Strict = Strict
 
 
 class TriggerRule(_Strict):
@@ -98,8 +79,8 @@ class BurnAlertRule(_Strict):
 
 def _fmt(seconds: float) -> str:
     for unit in ("d", "h", "m"):
-        if seconds >= _UNITS[unit] and seconds % _UNITS[unit] == 0:
-            return f"{int(seconds // _UNITS[unit])}{unit}"
+        if seconds >= UNITS[unit] and seconds % UNITS[unit] == 0:
+            return f"{int(seconds // UNITS[unit])}{unit}"
     return f"{seconds:g}s"
 
 
@@ -248,19 +229,7 @@ def _overlaps_business_hours(window: WeeklyWindow | OneOffWindow, hours: Busines
 
 
 def load_policy(path: str | Path | None) -> SlaPolicy:
-    """The policy in `path` (defaults when `path` is None). Raises PolicyError naming the bad field."""
+    """The policy in `path` (defaults when `path` is None). Raises PolicyError naming the bad fields."""
     if path is None:
         return SlaPolicy()
-    try:
-        raw = yaml.safe_load(Path(path).read_text()) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise PolicyError(f"{path}: cannot read the SLA policy: {exc}") from exc
-    if not isinstance(raw, dict):
-        raise PolicyError(f"{path}: the SLA policy must be a mapping at top level")
-    try:
-        return SlaPolicy.model_validate(raw)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or '(root)'}: {err['msg']}" for err in exc.errors()
-        )
-        raise PolicyError(f"{path}: invalid SLA policy: {problems}") from exc
+    return load_yaml(path, SlaPolicy, what="SLA policy")
