@@ -2,30 +2,90 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import time
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from typing import Any
+from contextlib import AsyncExitStack, asynccontextmanager
 
+import httpx
 from fastapi import FastAPI
 
+from services.notifier import api
+from services.notifier.channels import ChannelSender
+from services.notifier.handlers import build_handlers
+from services.notifier.policy import NotifierPolicy, load_policy
+from services.notifier.repository import PgIncidentStore, migrate, open_pool
+from services.notifier.service import IncidentStore, NotifierService, Sender
 from services.notifier.settings import NotifierSettings
+from shared.auth import Authenticator
 from shared.http import healthz_router
-from shared.kafka import KafkaPublisher, Publisher
+from shared.kafka import EventConsumer, KafkaPublisher, Publisher, RedisDedupe
 from shared.telemetry import setup_telemetry
+from shared.topics import RECOVERY_ACTIONS, SLA_TRIGGERS
 
 __all__ = ["create_app"]
 
+logger = logging.getLogger(__name__)
 
-def create_app(settings: NotifierSettings, *, publisher: Publisher | None = None) -> FastAPI:
+
+def create_app(settings: NotifierSettings, *, policy: NotifierPolicy | None = None,
+               publisher: Publisher | None = None, store: IncidentStore | None = None,
+               sender: Sender | None = None, consume: bool = True) -> FastAPI:
+    """The policy is loaded here, so a bad file stops the service before it serves. The keyword
+    arguments replace Kafka / Postgres / the channels (tests); `consume=False` skips the consumer."""
+    policy = policy or load_policy(settings.policy_file)
+
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         setup_telemetry("notifier", settings.telemetry)
-        if publisher is not None:
-            yield {"publisher": publisher}
-            return
-        async with KafkaPublisher.start(settings.kafka, source="/safeguard/notifier") as pub:
-            yield {"publisher": pub}
+        async with AsyncExitStack() as stack:
+            db = store
+            if db is None:
+                pool = await stack.enter_async_context(open_pool(settings.postgres, schema=settings.db_schema))
+                await migrate(pool, schema=settings.db_schema)
+                db = PgIncidentStore(pool)
+            pub = publisher or await stack.enter_async_context(
+                KafkaPublisher.start(settings.kafka, source="/safeguard/notifier"))
+            out = sender
+            if out is None:
+                http = await stack.enter_async_context(httpx.AsyncClient())
+                out = ChannelSender(policy=policy, http=http)
+            svc = NotifierService(policy=policy, publisher=pub, store=db, sender=out, clock=time.monotonic)
+            await svc.restore()
+            app.state.notifier = svc
+            if consume:
+                await _start_consumer(stack, svc, settings)
+            ticker = asyncio.create_task(_tick(svc, settings.tick_interval_s))
+            try:
+                yield
+            finally:
+                ticker.cancel()
+                await asyncio.gather(ticker, return_exceptions=True)
 
-    app = FastAPI(title="Safeguard notifier", lifespan=lifespan)
+    app = FastAPI(title="Safeguard notifier", version="1.0.0", lifespan=lifespan,
+                  description="Incidents, escalation L1-L4, notices, the status page and post-incident reports.")
     app.include_router(healthz_router("notifier"))
+    app.include_router(api.build_router(Authenticator(settings.auth)))
     return app
+
+
+async def _start_consumer(stack: AsyncExitStack, svc: NotifierService, settings: NotifierSettings) -> None:
+    import redis.asyncio as aioredis
+
+    redis = aioredis.from_url(settings.redis.url.get_secret_value())
+    stack.push_async_callback(redis.aclose)
+    prefix = settings.kafka.topic_prefix
+    consumer = EventConsumer(topics=[prefix + SLA_TRIGGERS, prefix + RECOVERY_ACTIONS],
+                             group_id=prefix + settings.group_id, handlers=build_handlers(svc),
+                             settings=settings.kafka, dedupe=RedisDedupe(redis, namespace=prefix + settings.group_id))
+    await stack.enter_async_context(consumer.running())
+
+
+async def _tick(svc: NotifierService, interval: float) -> None:
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await svc.escalate_overdue()
+        except Exception:  # noqa: BLE001 - one failed round must not stop escalation
+            logger.warning("escalation round failed", exc_info=True)

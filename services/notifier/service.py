@@ -44,6 +44,9 @@ class IncidentStore(Protocol):
     async def save_report(self, incident_id: str, markdown: str, at: datetime) -> None: ...
     async def get(self, incident_id: str) -> Incident | None: ...
     async def open_incidents(self) -> list[Incident]: ...
+    async def recent(self, *, since: datetime, limit: int = 200) -> list[Incident]: ...
+    async def report(self, incident_id: str) -> str | None: ...
+    async def deliveries(self, incident_id: str) -> list[DeliveryRecord]: ...
 
 
 class Sender(Protocol):
@@ -186,6 +189,12 @@ class NotifierService:
         return await self._resolve(inc, by=actor, note=note or "resolved by an operator")
 
     # --- internals ----------------------------------------------------------------------------------
+    async def get(self, incident_id: str) -> Incident:
+        inc = self.open.get(incident_id) or await self.store.get(incident_id)
+        if inc is None:
+            raise NotFound(incident_id)
+        return inc
+
     def _open_or_raise(self, incident_id: str) -> Incident:
         inc = self.open.get(incident_id)
         if inc is None:

@@ -1,0 +1,97 @@
+"""Inbound edge: HTTP. Incidents, acknowledge / resolve (admin, audited), reports, the status page."""
+
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Depends, HTTPException, Query, Request
+from fastapi.responses import HTMLResponse, PlainTextResponse
+
+from services.notifier.models import DeliveryRecord, Incident
+from services.notifier.service import NotFound, NotifierService
+from services.notifier.status_page import build_status, render_html
+from shared.auth import Authenticator
+
+__all__ = ["build_router", "HISTORY"]
+
+HISTORY = timedelta(days=7)
+
+
+def _svc(request: Request) -> NotifierService:
+    svc: NotifierService = request.app.state.notifier
+    return svc
+
+
+Svc = Annotated[NotifierService, Depends(_svc)]
+
+
+async def _status(svc: NotifierService) -> dict[str, Any]:
+    now = datetime.now(UTC)
+    return build_status(await svc.store.recent(since=now - HISTORY), now=now)
+
+
+async def _get(svc: NotifierService, incident_id: str) -> Incident:
+    try:
+        return await svc.get(incident_id)
+    except NotFound:
+        raise HTTPException(404, f"no incident {incident_id!r}") from None
+
+
+def build_router(auth: Authenticator) -> APIRouter:
+    router = APIRouter()
+    Admin = Annotated[str, Depends(auth.require_admin)]
+
+    @router.get("/status", response_class=HTMLResponse, tags=["status"])
+    async def status_page(svc: Svc) -> HTMLResponse:
+        """The public status page (plain HTML, refreshes every 30 s)."""
+        return HTMLResponse(render_html(await _status(svc)))
+
+    @router.get("/status.json", tags=["status"])
+    async def status_json(svc: Svc) -> dict[str, Any]:
+        """State per service, open incidents with timelines, incidents resolved in the last 7 days."""
+        return await _status(svc)
+
+    @router.get("/api/incidents", response_model=list[Incident], tags=["incidents"])
+    async def incidents(svc: Svc, limit: int = Query(default=100, ge=1, le=1000),
+                        days: float = Query(default=7, gt=0, le=365)) -> list[Incident]:
+        """Open incidents and those resolved in the last `days`, newest first."""
+        return await svc.store.recent(since=datetime.now(UTC) - timedelta(days=days), limit=limit)
+
+    @router.get("/api/incidents/{incident_id}", response_model=Incident, tags=["incidents"])
+    async def incident(incident_id: str, svc: Svc) -> Incident:
+        """One incident with its timeline."""
+        return await _get(svc, incident_id)
+
+    @router.get("/api/incidents/{incident_id}/deliveries", response_model=list[DeliveryRecord], tags=["incidents"])
+    async def deliveries(incident_id: str, svc: Svc) -> list[DeliveryRecord]:
+        await _get(svc, incident_id)
+        return await svc.store.deliveries(incident_id)
+
+    @router.get("/api/incidents/{incident_id}/report", response_class=PlainTextResponse, tags=["incidents"])
+    async def report(incident_id: str, svc: Svc) -> PlainTextResponse:
+        """The post-incident report (Markdown), written when the incident resolved."""
+        await _get(svc, incident_id)
+        text = await svc.store.report(incident_id)
+        if text is None:
+            raise HTTPException(404, "no report yet: the incident is not resolved")
+        return PlainTextResponse(text, media_type="text/markdown; charset=utf-8")
+
+    @router.post("/api/incidents/{incident_id}/acknowledge", response_model=Incident, tags=["incidents"])
+    async def acknowledge(incident_id: str, svc: Svc, actor: Admin) -> Incident:
+        """Take the incident: escalation stops (admin token; the actor is written in the timeline)."""
+        await _get(svc, incident_id)
+        try:
+            return await svc.acknowledge(incident_id, actor=actor)
+        except NotFound:
+            raise HTTPException(409, "the incident is already resolved") from None
+
+    @router.post("/api/incidents/{incident_id}/resolve", response_model=Incident, tags=["incidents"])
+    async def resolve(incident_id: str, svc: Svc, actor: Admin,
+                      note: Annotated[str, Body(embed=True, max_length=1000)] = "") -> Incident:
+        """Close the incident by hand (admin token); writes the post-incident report."""
+        await _get(svc, incident_id)
+        try:
+            return await svc.resolve(incident_id, actor=actor, note=note)
+        except NotFound:
+            raise HTTPException(409, "the incident is already resolved") from None
+
+    return router

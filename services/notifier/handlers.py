@@ -1,0 +1,33 @@
+"""Inbound edge from Kafka: each `sla.triggers` / `recovery.actions` event maps to one core verb."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from services.notifier.service import NotifierService
+from shared.events import (
+    Event, RecoveryActionFailed, RecoveryActionStarted, RecoveryActionSucceeded, TriggerCleared, TriggerFired,
+)
+from shared.kafka import Handler
+
+__all__ = ["build_handlers"]
+
+
+def build_handlers(svc: NotifierService) -> Mapping[type[Event], Handler]:
+    async def open_incident(event: TriggerFired) -> None:
+        await svc.open_incident(event)
+
+    async def resolve_incident(event: TriggerCleared) -> None:
+        await svc.resolve_on_clear(event)
+
+    async def record_action(event: RecoveryActionStarted) -> None:
+        await svc.record_action(event)
+
+    async def mitigate_incident(event: RecoveryActionSucceeded) -> None:
+        await svc.mitigate(event)
+
+    async def escalate_incident(event: RecoveryActionFailed) -> None:
+        await svc.escalate_on_failure(event)
+
+    return {TriggerFired: open_incident, TriggerCleared: resolve_incident, RecoveryActionStarted: record_action,
+            RecoveryActionSucceeded: mitigate_incident, RecoveryActionFailed: escalate_incident}
