@@ -45,8 +45,9 @@ def create_app(settings: NotifierSettings, *, policy: NotifierPolicy | None = No
                 pool = await stack.enter_async_context(open_pool(settings.postgres, schema=settings.db_schema))
                 await migrate(pool, schema=settings.db_schema)
                 db = PgIncidentStore(pool)
-            pub = publisher or await stack.enter_async_context(
-                KafkaPublisher.start(settings.kafka, source="/safeguard/notifier"))
+            pub = publisher
+            if pub is None:
+                pub = await stack.enter_async_context(KafkaPublisher.start(settings.kafka, source="/safeguard/notifier"))
             out = sender
             if out is None:
                 http = await stack.enter_async_context(httpx.AsyncClient())

@@ -37,7 +37,7 @@ class ChannelSender:
                                      "recipient": recipient, "message": message})
             log.info("notice [%s -> %s] %s", channel, recipient, message)
             return
-        body = {"channel": channel, "recipient": recipient, "message": message,
+        body: dict[str, object] = {"channel": channel, "recipient": recipient, "message": message,
                 "incident": None if incident is None else incident.model_dump(mode="json", exclude={"timeline"})}
         await self._post(url, body, channel=channel)
 

@@ -64,6 +64,15 @@ def _default_levels() -> list[Level]:
             Level(level=4, name="infrastructure team", contacts=["infrastructure-team"])]
 
 
+def _default_severity() -> dict[str, Severity]:
+    return {"db_connection_lost": "critical", "error_rate_high": "major", "latency_high": "major",
+            "memory_high": "minor"}
+
+
+def _default_user_severities() -> list[Severity]:
+    return ["major", "critical"]
+
+
 class Channels(_Strict):
     status_page: Channel = Channel()
     stakeholder: Channel = Channel()
@@ -92,10 +101,8 @@ class NotifierPolicy(_Strict):
     max_trigger_age: Duration = 300.0
     levels: list[Level] = Field(default_factory=_default_levels)
     channels: Channels = Channels()
-    severity: dict[str, Severity] = Field(default_factory=lambda: {
-        "db_connection_lost": "critical", "error_rate_high": "major", "latency_high": "major",
-        "memory_high": "minor"})
-    user_notice_severities: list[Severity] = Field(default_factory=lambda: ["major", "critical"])
+    severity: dict[str, Severity] = Field(default_factory=_default_severity)
+    user_notice_severities: list[Severity] = Field(default_factory=_default_user_severities)
     targets: Targets = Targets()
     webhook: Webhook = Webhook()
 

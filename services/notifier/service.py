@@ -241,7 +241,7 @@ class NotifierService:
         return inc
 
     async def _entry(self, inc: Incident, kind: str, text: str, *, actor: str = "notifier") -> None:
-        entry = TimelineEntry(at=self.now(), kind=kind, text=text[:1000], actor=actor)  # type: ignore[arg-type]
+        entry = TimelineEntry(at=self.now(), kind=kind, text=text[:1000], actor=actor)
         inc.timeline.append(entry)
         await self.store.add_entry(inc.incident_id, entry)
 
