@@ -233,11 +233,12 @@ class NotifierService:
         duration = (at - inc.opened_at).total_seconds()
         await self.store.save_incident(inc)
         await self._entry(inc, "resolved", f"{note}; duration {fmt_duration(duration)}", actor=by)
+        # the report is stored before IncidentResolved goes out, so whoever reads that event can fetch it
+        report = render_report(inc, targets=self.policy.targets, budget_note=self.budget_notes.get(inc.service))
+        await self.store.save_report(inc.incident_id, report, self.now())
         await self.publisher.publish(IncidentResolved(service=inc.service, incident_id=inc.incident_id, by=by,
                                                       duration_seconds=max(duration, 0.0)))
         await self._announce(inc, f"Resolved: {inc.title} (after {fmt_duration(duration)})", public=True)
-        report = render_report(inc, targets=self.policy.targets, budget_note=self.budget_notes.get(inc.service))
-        await self.store.save_report(inc.incident_id, report, self.now())
         return inc
 
     async def _entry(self, inc: Incident, kind: str, text: str, *, actor: str = "notifier") -> None:
