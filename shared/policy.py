@@ -14,7 +14,7 @@ from typing import Annotated, TypeVar
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
-__all__ = ["PolicyError", "parse_duration", "Duration", "Strict", "load_yaml", "UNITS"]
+__all__ = ["PolicyError", "parse_duration", "Duration", "PositiveDuration", "Strict", "load_yaml", "UNITS"]
 
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 M = TypeVar("M", bound=BaseModel)
@@ -36,6 +36,7 @@ def parse_duration(value: object) -> float:
 
 
 Duration = Annotated[float, BeforeValidator(parse_duration), Field(ge=0)]
+PositiveDuration = Annotated[float, BeforeValidator(parse_duration), Field(gt=0)]
 
 
 class Strict(BaseModel):

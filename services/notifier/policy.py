@@ -5,39 +5,19 @@ Validated at start: a bad file raises `PolicyError` naming the field, and the se
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Literal
 
-import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+from pydantic import Field, field_validator
+
+from shared.policy import PolicyError, PositiveDuration, Strict, load_yaml
 
 __all__ = ["PolicyError", "Channel", "Level", "NotifierPolicy", "load_policy", "ChannelName"]
 
 ChannelName = Literal["status_page", "stakeholder", "user", "oncall_page"]
 Severity = Literal["critical", "major", "minor"]
-_UNITS = {"s": 1, "m": 60, "h": 3600}
-
-
-class PolicyError(ValueError):
-    """The policy file is missing a field, has a bad value, or cannot be read."""
-
-
-def _duration(value: object) -> float:
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
-    if isinstance(value, str):
-        m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smh]?)\s*", value)
-        if m:
-            return float(m.group(1)) * _UNITS[m.group(2) or "s"]
-    raise ValueError(f"not a duration: {value!r} (use seconds or 90s / 5m / 1h)")
-
-
-Duration = Annotated[float, BeforeValidator(_duration), Field(gt=0)]
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+Duration = PositiveDuration
+_Strict = Strict
 
 
 class Channel(_Strict):
@@ -121,18 +101,5 @@ class NotifierPolicy(_Strict):
 
 
 def load_policy(path: Path | str) -> NotifierPolicy:
-    """Read and validate the YAML policy; `PolicyError` names the first bad field."""
-    try:
-        raw = yaml.safe_load(Path(path).read_text()) or {}
-    except OSError as exc:
-        raise PolicyError(f"{path}: cannot read ({exc.strerror or exc})") from exc
-    except yaml.YAMLError as exc:
-        raise PolicyError(f"{path}: not valid YAML ({exc})") from exc
-    if not isinstance(raw, dict):
-        raise PolicyError(f"{path}: the top level must be a mapping")
-    try:
-        return NotifierPolicy.model_validate(raw)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        field = ".".join(str(p) for p in first["loc"]) or "(root)"
-        raise PolicyError(f"{path}: field '{field}': {first['msg']}") from exc
+    """Read and validate the YAML policy; `PolicyError` names the bad fields."""
+    return load_yaml(path, NotifierPolicy, what="notifier policy")
