@@ -129,6 +129,7 @@ class GuardedPool:
         self._create = create_pool
         self._pool: Any = None
         self._lock = asyncio.Lock()
+        self._restart_lock = asyncio.Lock()
         self.connected = False
         self.held_down = False  # fault injection: stay disconnected until restart()
         self.restarts = 0
@@ -180,11 +181,13 @@ class GuardedPool:
         self.connected = False
 
     async def restart(self) -> None:
-        """Close and reopen (the runbook's 'restart connection pool')."""
-        self.held_down = False
-        await self.close()
-        await self.open()
-        self.restarts += 1
+        """Close and reopen (the runbook's 'restart connection pool'). Concurrent restarts (a recovery
+        command and an operator, say) run one after the other, so the last one leaves the pool open."""
+        async with self._restart_lock:
+            self.held_down = False
+            await self.close()
+            await self.open()
+            self.restarts += 1
 
     async def _run(self, method: str, *args: Any, **kwargs: Any) -> Any:
         if self._pool is None and not self.held_down:

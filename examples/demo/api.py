@@ -110,8 +110,8 @@ async def set_faults(request: Request, update: FaultUpdate) -> dict[str, Any]:
         await asyncio.to_thread(f.grow, update.grow_memory_mb)
     if update.drop_db is True:
         await st.db.drop()
-    elif update.drop_db is False and st.db.held_down:
-        await st.db.restart()
+    elif update.drop_db is False and (st.db.held_down or not st.db.connected):
+        await st.db.restart()  # may wait for a RestartConnectionPool from recovery already under way
     log.warning("faults changed", extra={"actor": actor, "audit": True,
                                          "change": update.model_dump(exclude_none=True)})
     return await get_faults(request)

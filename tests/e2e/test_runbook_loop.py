@@ -153,10 +153,37 @@ async def reset_faults(http: httpx.AsyncClient) -> None:
 
 
 async def put_faults(http: httpx.AsyncClient, url: str, **faults: Any) -> dict[str, Any]:
-    r = await http.put(f"{url}/api/faults", json=faults)
+    r = await _while_restarting(lambda: http.put(f"{url}/api/faults", json=faults))
     assert r.status_code == 200, r.text
     body: dict[str, Any] = r.json()
     return body
+
+
+async def _while_restarting(call: Any, timeout: float = 20.0) -> httpx.Response:
+    """Retry a call while the instance is away: recovery may have told it to restart (RestartProcess)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            r: httpx.Response = await call()
+            if r.status_code not in (502, 503) or time.monotonic() > deadline:
+                return r
+        except httpx.TransportError:
+            if time.monotonic() > deadline:
+                raise
+        await asyncio.sleep(0.2)
+
+
+async def recovery_acted_on(http: httpx.AsyncClient, episode_id: str, timeout: float = 10.0) -> dict[str, Any]:
+    """The recovery service's audit entry for this trigger episode (L1 of the escalation path)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        r = await http.get(f"{FRONT}/api/recovery/actions", params={"service": SERVICE, "limit": 200})
+        assert r.status_code == 200, r.text
+        found = [a for a in r.json() if a["episode_id"] == episode_id]
+        if found:
+            return dict(found[0])
+        assert time.monotonic() < deadline, f"recovery recorded no action for episode {episode_id}"
+        await asyncio.sleep(0.2)
 
 
 @dataclass
@@ -305,6 +332,8 @@ async def test_error_rate_fires_once_and_clears_once(stack: None) -> None:
 
                 active = await sla_trigger(http, "error_rate_high")
                 assert active["active"] is True and active["episode_id"] == fired.episode_id, active
+                action = await recovery_acted_on(http, fired.episode_id)  # the runbook: disable new features
+                assert action["action"] == "disable_new_features", action
 
                 await reset_faults(http)
                 traffic.reset_counts()
@@ -368,7 +397,10 @@ async def _db_connection_lost_episode(http: httpx.AsyncClient, url: str, colour:
         state = await sla_trigger(http, "db_connection_lost")
         assert state["active"] is True and state["episode_id"] == fired.episode_id, state
 
-        faults = await put_faults(http, url, drop_db=False)  # reopens the pool, as RestartConnectionPool does
+        action = await recovery_acted_on(http, fired.episode_id)
+        assert action["action"] == "restart_connection_pool", action
+        # reopen the pool ourselves too (recovery's RestartConnectionPool may be under way or in cooldown)
+        faults = await put_faults(http, url, drop_db=False)
         assert faults["db_connected"] is True, faults
         assert (await http.get(f"{url}/api/items")).status_code == 200
         clear_s = await watch.until(lambda: bool(watch.of("db_connection_lost", TriggerCleared)), 20,
@@ -399,7 +431,10 @@ async def _memory_high_episode(http: httpx.AsyncClient, url: str, colour: str) -
         state = await sla_trigger(http, "memory_high")
         assert state["active"] is True and state["episode_id"] == fired.episode_id, state
 
-        r = await http.delete(f"{url}/api/faults")  # frees the ballast (RestartProcess would, the hard way)
+        action = await recovery_acted_on(http, fired.episode_id)
+        assert action["action"] == "restart_process" and action["instance"] == fired.instance, action
+        # free the ballast (recovery's RestartProcess may already have restarted the process, or be in cooldown)
+        r = await _while_restarting(lambda: http.delete(f"{url}/api/faults"))
         assert r.status_code == 200 and r.json()["memory_mb"] == 0, r.text
         clear_s = await watch.until(lambda: bool(watch.of("memory_high", TriggerCleared)), 25,
                                     what="TriggerCleared memory_high")
