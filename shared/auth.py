@@ -22,7 +22,6 @@ Rules:
 from __future__ import annotations
 
 import hmac
-import ipaddress
 import re
 from typing import Literal
 
@@ -31,7 +30,7 @@ from starlette.requests import HTTPConnection
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from shared.ratelimit import client_address
+from shared.ratelimit import _in_cidrs, client_address
 
 __all__ = ["AuthSettings", "Authenticator"]
 
@@ -75,6 +74,8 @@ class Authenticator:
 
     def __init__(self, settings: AuthSettings) -> None:
         self.settings = settings
+        self._trusted_proxies = tuple(settings.trusted_proxies)
+        self._local_networks = tuple(settings.local_networks)
 
     def _admin_actor(self, request: HTTPConnection) -> str | None:
         token = _presented(request)
@@ -92,12 +93,8 @@ class Authenticator:
         return found
 
     def is_loopback(self, request: HTTPConnection) -> bool:
-        addr = client_address(request, self.settings.trusted_proxies)
-        try:
-            ip = ipaddress.ip_address(addr)
-        except ValueError:
-            return False
-        return any(ip in ipaddress.ip_network(n, strict=False) for n in self.settings.local_networks)
+        addr = client_address(request, self._trusted_proxies)
+        return _in_cidrs(addr, self._local_networks)
 
     async def require_admin(self, request: Request) -> str:
         actor = self._admin_actor(request)
@@ -110,7 +107,7 @@ class Authenticator:
         if actor is not None:
             return actor
         if self.settings.loopback_trusted and self.is_loopback(request):
-            return f"loopback:{client_address(request, self.settings.trusted_proxies)}"
+            return f"loopback:{client_address(request, self._trusted_proxies)}"
         raise _unauthorized("admin token required (trusted loopback is off or the caller is not local)")
 
     def reader_actor(self, conn: HTTPConnection) -> str | None:

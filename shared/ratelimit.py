@@ -12,6 +12,12 @@ only from a trusted proxy). Headers follow draft-ietf-httpapi-ratelimit-headers 
 `RateLimit-Policy: "default";q=100;w=1` and `RateLimit: "default";r=99;t=1`.
 When Redis does not answer, counting moves to process memory (per instance, so a
 little looser) and goes back to Redis after `retry_redis_s`.
+
+With the sliding-window counter on Redis (the default), a hit is ONE round trip: a Lua script
+that does what `limits`' acquire script does on the same keys and also returns the window it
+saw, from which the RateLimit headers are computed as `limits`' `get_window_stats` would
+(`limits` itself needs a second script call for the stats). Other strategies/storages use
+`limits`' own `hit` + `get_window_stats`.
 """
 
 from __future__ import annotations
@@ -19,14 +25,15 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import logging
+import functools
 import math
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from limits import RateLimitItem, parse
-from limits.aio.storage import MemoryStorage, Storage
+from limits.aio.storage import MemoryStorage, RedisStorage, Storage
 from limits.storage import storage_from_string
 from limits.aio.strategies import MovingWindowRateLimiter, RateLimiter as _Strategy, SlidingWindowCounterRateLimiter
 from pydantic import Field, SecretStr
@@ -82,7 +89,8 @@ class RateLimitExceeded(Exception):
         self.decision = decision
 
 
-def _networks(cidrs: Iterable[str]) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+@functools.lru_cache(maxsize=64)
+def _parsed_networks(cidrs: tuple[str, ...]) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
     return tuple(ipaddress.ip_network(c, strict=False) for c in cidrs)
 
 
@@ -94,12 +102,16 @@ def _in(addr: str, nets: Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network]
     return any(ip in n for n in nets)
 
 
+@functools.lru_cache(maxsize=4096)
+def _in_cidrs(addr: str, cidrs: tuple[str, ...]) -> bool:
+    return _in(addr, _parsed_networks(cidrs))
+
+
 def client_address(conn: HTTPConnection, trusted_proxies: Iterable[str] = ("127.0.0.1/32", "::1/128")) -> str:
     """The caller's address. X-Forwarded-For counts only when the peer is a trusted proxy,
     and then only its right-most entry: the one our proxy appended, which a client cannot forge."""
     peer = conn.client.host if conn.client else ""
-    nets = _networks(trusted_proxies)
-    if not _in(peer, nets):
+    if not _in_cidrs(peer, trusted_proxies if isinstance(trusted_proxies, tuple) else tuple(trusted_proxies)):
         return peer
     forwarded = [p.strip() for h in conn.headers.getlist("x-forwarded-for") for p in h.split(",") if p.strip()]
     return forwarded[-1] if forwarded else peer
@@ -114,6 +126,87 @@ def client_key(conn: HTTPConnection, trusted_proxies: Iterable[str] = ("127.0.0.
     return "ip:" + client_address(conn, trusted_proxies)
 
 
+# `limits`' acquire_sliding_window.lua (same keys, same counting), returning the window it saw after the
+# hit as well, as one string (cheaper to parse than an array in redis-py):
+# "allowed previous_count previous_ttl_ms current_count current_ttl_ms".
+_ACQUIRE_AND_STATS = """
+local limit = tonumber(ARGV[1])
+local expiry = tonumber(ARGV[2]) * 1000
+local amount = tonumber(ARGV[3])
+local current_ttl = tonumber(redis.call('pttl', KEYS[2]))
+if current_ttl > 0 and current_ttl < expiry then
+    redis.call('rename', KEYS[2], KEYS[1])
+    redis.call('set', KEYS[2], 0, 'PX', current_ttl + expiry)
+end
+local previous_count = tonumber(redis.call('get', KEYS[1])) or 0
+local previous_ttl = tonumber(redis.call('pttl', KEYS[1])) or 0
+local current_count = tonumber(redis.call('get', KEYS[2])) or 0
+current_ttl = tonumber(redis.call('pttl', KEYS[2])) or 0
+if previous_ttl <= 0 then previous_ttl = 0 end
+if current_ttl <= 0 then current_ttl = 0 end
+local allowed = 0
+if amount <= limit and math.floor(previous_count * previous_ttl / expiry) + current_count + amount <= limit then
+    allowed = 1
+    if redis.call('exists', KEYS[2]) == 1 then
+        current_count = tonumber(redis.call('incrby', KEYS[2], amount))
+    else
+        redis.call('set', KEYS[2], amount, 'PX', expiry * 2)
+        current_count = amount
+        current_ttl = expiry * 2
+    end
+end
+return string.format('%d %d %d %d %d', allowed, previous_count, previous_ttl, current_count, current_ttl)
+"""
+
+
+class _OneTripSlidingWindow:
+    """Sliding-window counter hit + window stats in one Redis round trip, on a `limits` RedisStorage
+    (redis-py): its keys, its prefix, its connection pool, so it stays interchangeable with
+    `limits`' own SlidingWindowCounterRateLimiter on the same Redis (another instance, `clear`)."""
+
+    def __init__(self, storage: RedisStorage) -> None:
+        self.storage = storage
+        self.bridge: Any = cast(Any, storage.bridge)  # a RedispyBridge (checked in for_storage)
+        self.script = self.bridge.get_connection().register_script(_ACQUIRE_AND_STATS)
+
+    @classmethod
+    def for_storage(cls, storage: Storage | None) -> _OneTripSlidingWindow | None:
+        from limits.aio.storage.redis.redispy import RedispyBridge
+        if (isinstance(storage, RedisStorage) and type(storage.bridge) is RedispyBridge
+                and hasattr(storage, "_current_window_key") and hasattr(storage, "_previous_window_key")):
+            return cls(storage)
+        return None
+
+    async def hit(self, item: RateLimitItem, key: str, cost: int, policy: str) -> Decision:
+        base = item.key_for(key)
+        keys = [self.bridge.prefixed_key(self.storage._previous_window_key(base)),
+                self.bridge.prefixed_key(self.storage._current_window_key(base))]
+        window = item.get_expiry()
+        try:
+            raw = await self.script(keys, [item.amount, window, cost])
+        except self.bridge.base_exceptions as exc:
+            if self.storage.wrap_exceptions:
+                from limits.errors import StorageError
+                raise StorageError(exc) from exc
+            raise
+        allowed, prev, prev_ttl, cur, cur_ttl = map(int, raw.split())
+        return _decision(item, allowed == 1, prev, max(0.0, prev_ttl / 1000), cur, max(0.0, cur_ttl / 1000), policy)
+
+
+def _decision(item: RateLimitItem, allowed: bool, prev: int, prev_expires_in: float, cur: int,
+              cur_expires_in: float, policy: str) -> Decision:
+    """The headers' figures from a sliding window, computed as `limits`' get_window_stats does."""
+    expiry = item.get_expiry()
+    remaining = max(0, item.amount - math.floor(prev * prev_expires_in / expiry + cur))
+    reset_in = 0.0
+    if prev or cur:
+        reset_in = min(prev_expires_in % (expiry / prev) if prev else math.inf,
+                       cur_expires_in % expiry if cur else math.inf)
+    reset = max(0, min(expiry, math.ceil(reset_in)))
+    return Decision(allowed=allowed, limit=item.amount, remaining=remaining, reset_s=reset, window_s=expiry,
+                    policy=policy)
+
+
 class RateLimiter:
     """A `limits` strategy over Redis with an in-memory fallback while Redis is down."""
 
@@ -122,6 +215,7 @@ class RateLimiter:
                  trusted_proxies: Iterable[str] = ("127.0.0.1/32", "::1/128"), enabled: bool = True) -> None:
         kind = MovingWindowRateLimiter if strategy == "moving-window" else SlidingWindowCounterRateLimiter
         self._primary: _Strategy | None = kind(storage) if storage is not None else None
+        self._one_trip = _OneTripSlidingWindow.for_storage(storage) if kind is SlidingWindowCounterRateLimiter else None
         self._memory: _Strategy = kind(MemoryStorage())
         self._retry_s = retry_redis_s
         self._down_until = 0.0
@@ -154,6 +248,8 @@ class RateLimiter:
         item = item or self.default
         strategy = self._memory if self._primary is None or self.degraded else self._primary
         try:
+            if self._one_trip is not None and strategy is self._primary:
+                return await self._one_trip.hit(item, key, cost, policy)
             return await self._hit(strategy, item, key, cost, policy)
         except Exception:  # noqa: BLE001 - any storage failure: count in memory for a while
             if strategy is self._memory:

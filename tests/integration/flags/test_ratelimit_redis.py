@@ -41,3 +41,54 @@ async def test_flags_app_answers_429_with_retry_after(unique: str, kafka_setting
                 assert (await c.get("/healthz")).status_code == 200  # exempt
     finally:
         await drop(settings, redis_url)
+
+
+async def test_one_round_trip_hit_matches_limits_own_strategy(redis_url: str, unique: str) -> None:
+    """The sliding-window hit is one Lua call; its decision must equal `limits`' hit + get_window_stats
+    on the same keys, and both must count in one shared window."""
+    from limits import parse
+    from limits.aio.strategies import SlidingWindowCounterRateLimiter
+
+    ours = RateLimiter.from_settings(RateLimitSettings(default="5/minute"), redis_url=redis_url)
+    assert ours._one_trip is not None and ours._primary is not None
+    theirs = SlidingWindowCounterRateLimiter(ours._primary.storage)
+    item, key = parse("5/minute"), f"one-{unique}"
+    decisions = []
+    for i in range(7):
+        if i % 2:  # alternate: limits' own strategy counts in the same window
+            assert await theirs.hit(item, key) == (i < 5)
+            continue
+        d = await ours.hit(key)
+        stats = await theirs.get_window_stats(item, key)
+        assert d.remaining == stats.remaining
+        assert d.limit == 5 and d.window_s == 60 and 0 <= d.reset_s <= 60
+        decisions.append((d.allowed, d.remaining))
+    assert decisions == [(True, 4), (True, 2), (True, 0), (False, 0)]
+    refused = await ours.hit(key)
+    assert not refused.allowed and refused.headers()["Retry-After"] == str(max(1, refused.reset_s))
+    await theirs.clear(item, key)
+    assert (await ours.hit(key)).remaining == 4
+
+
+async def test_one_round_trip_hit_uses_one_redis_call(redis_url: str, unique: str) -> None:
+    ours = RateLimiter.from_settings(RateLimitSettings(default="5/minute"), redis_url=redis_url)
+    assert ours._one_trip is not None
+    calls = 0
+    script = ours._one_trip.script
+
+    async def counting(*args: object, **kw: object) -> object:
+        nonlocal calls
+        calls += 1
+        return await script(*args, **kw)
+
+    ours._one_trip.script = counting  # type: ignore[assignment]
+    primary = ours._primary
+    assert primary is not None
+
+    async def forbidden(*_: object, **__: object) -> object:
+        raise AssertionError("second round trip")
+
+    primary.get_window_stats = forbidden  # type: ignore[method-assign]
+    primary.hit = forbidden  # type: ignore[method-assign]
+    d = await ours.hit(f"calls-{unique}")
+    assert d.allowed and d.remaining == 4 and calls == 1
