@@ -199,9 +199,9 @@ def _decision(item: RateLimitItem, allowed: bool, prev: int, prev_expires_in: fl
     expiry = item.get_expiry()
     remaining = max(0, item.amount - math.floor(prev * prev_expires_in / expiry + cur))
     reset_in = 0.0
-    if prev or cur:
-        reset_in = min(prev_expires_in % (expiry / prev) if prev else math.inf,
-                       cur_expires_in % expiry if cur else math.inf)
+    if prev or cur:  # `x % m or m`: a TTL of exactly 2 windows (a window set by this hit) is a full window, not 0
+        reset_in = min((prev_expires_in % (expiry / prev) or expiry / prev) if prev else math.inf,
+                       (cur_expires_in % expiry or expiry) if cur else math.inf)
     reset = max(0, min(expiry, math.ceil(reset_in)))
     return Decision(allowed=allowed, limit=item.amount, remaining=remaining, reset_s=reset, window_s=expiry,
                     policy=policy)

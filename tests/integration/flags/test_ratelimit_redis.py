@@ -92,3 +92,4 @@ async def test_one_round_trip_hit_uses_one_redis_call(redis_url: str, unique: st
     primary.hit = forbidden  # type: ignore[method-assign]
     d = await ours.hit(f"calls-{unique}")
     assert d.allowed and d.remaining == 4 and calls == 1
+    assert d.reset_s == 60  # a window opened by this hit resets in a full window, never "t=0"
