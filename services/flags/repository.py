@@ -14,6 +14,7 @@ import asyncpg
 
 from services.flags.models import AuditEntry, DefinitionError, FlagRecord, ScheduleRead
 from shared.migrations import migrate as shared_migrate
+from shared.postgres import open_pool as shared_open_pool
 from shared.settings import PostgresSettings
 
 __all__ = ["Repository", "PgRepository", "Change", "Mutation", "open_pool", "migrate", "MIGRATIONS"]
@@ -60,15 +61,9 @@ async def _init_conn(conn: asyncpg.Connection) -> None:
 
 @asynccontextmanager
 async def open_pool(settings: PostgresSettings, *, schema: str = "flags") -> AsyncIterator[asyncpg.Pool]:
-    """A lazy pool (min_size 0): the service starts even while Postgres is down. Every connection works
-    in `schema` (search_path), so tests can run in a schema of their own."""
-    pool = await asyncpg.create_pool(settings.dsn.get_secret_value(), min_size=0, max_size=settings.max_size,
-                                     command_timeout=settings.command_timeout_s, init=_init_conn, timeout=2.0,
-                                     server_settings={"search_path": schema})
-    try:
+    """`shared.postgres.open_pool` with this service's JSON codecs."""
+    async with shared_open_pool(settings, schema=schema, init=_init_conn) as pool:
         yield pool
-    finally:
-        await pool.close()
 
 
 async def migrate(pool: asyncpg.Pool, *, schema: str = "flags", directory: Path = MIGRATIONS) -> list[str]:

@@ -21,6 +21,7 @@ from services.notifier.settings import NotifierSettings
 from shared.auth import Authenticator
 from shared.http import healthz_router
 from shared.kafka import EventConsumer, KafkaPublisher, Publisher, RedisDedupe
+from shared.tasks import background
 from shared.telemetry import setup_telemetry
 from shared.topics import RECOVERY_ACTIONS, SLA_TRIGGERS
 
@@ -57,12 +58,8 @@ def create_app(settings: NotifierSettings, *, policy: NotifierPolicy | None = No
             app.state.notifier = svc
             if consume:
                 await _start_consumer(stack, svc, settings)
-            ticker = asyncio.create_task(_tick(svc, settings.tick_interval_s))
-            try:
+            async with background(_tick(svc, settings.tick_interval_s), name="tick"):
                 yield
-            finally:
-                ticker.cancel()
-                await asyncio.gather(ticker, return_exceptions=True)
 
     app = FastAPI(title="Safeguard notifier", version="1.0.0", lifespan=lifespan,
                   description="Incidents, escalation L1-L4, notices, the status page and post-incident reports.")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import datetime
 from pathlib import Path
 
@@ -11,25 +9,13 @@ import asyncpg
 
 from services.notifier.models import DeliveryRecord, Incident, TimelineEntry
 from shared.migrations import migrate as shared_migrate
-from shared.settings import PostgresSettings
+from shared.postgres import open_pool
 
 __all__ = ["PgIncidentStore", "MemoryIncidentStore", "open_pool", "migrate", "MIGRATIONS"]
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 _COLS = ("incident_id", "service", "trigger", "episode_id", "title", "severity", "status", "level",
          "acknowledged_by", "opened_at", "mitigated_at", "resolved_at", "resolved_by")
-
-
-@asynccontextmanager
-async def open_pool(settings: PostgresSettings, *, schema: str = "notifier") -> AsyncIterator[asyncpg.Pool]:
-    """A lazy pool whose connections work in `schema`."""
-    pool = await asyncpg.create_pool(settings.dsn.get_secret_value(), min_size=0, max_size=settings.max_size,
-                                     command_timeout=settings.command_timeout_s, timeout=2.0,
-                                     server_settings={"search_path": schema})
-    try:
-        yield pool
-    finally:
-        await pool.close()
 
 
 async def migrate(pool: asyncpg.Pool, *, schema: str = "notifier", directory: Path = MIGRATIONS) -> list[str]:

@@ -21,6 +21,7 @@ from services.recovery.settings import RecoverySettings
 from shared.auth import Authenticator
 from shared.http import healthz_router
 from shared.kafka import EventConsumer, KafkaPublisher, Publisher, RedisDedupe
+from shared.tasks import background
 from shared.telemetry import setup_telemetry
 from shared.topics import SLA_TRIGGERS
 
@@ -55,12 +56,8 @@ def create_app(settings: RecoverySettings, *, policy: RecoveryPolicy | None = No
             app.state.recovery = svc
             if consume:
                 await _start_consumer(stack, svc, settings)
-            ticker = asyncio.create_task(_tick(svc, settings.tick_interval_s))
-            try:
+            async with background(_tick(svc, settings.tick_interval_s), name="tick"):
                 yield
-            finally:
-                ticker.cancel()
-                await asyncio.gather(ticker, return_exceptions=True)
 
     app = FastAPI(title="Safeguard recovery", version="1.0.0", lifespan=lifespan,
                   description="Level 1 of the escalation path: trigger -> policy -> action, verified, audited.")

@@ -7,15 +7,13 @@ shared/ once a third service needs it.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 import asyncpg
 
 from services.recovery.models import ActionRecord
 from shared.migrations import migrate as shared_migrate
-from shared.settings import PostgresSettings
+from shared.postgres import open_pool
 
 __all__ = ["PgAuditStore", "MemoryAuditStore", "open_pool", "migrate", "MIGRATIONS"]
 
@@ -23,18 +21,6 @@ logger = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).parent / "migrations"
 _COLS = ("action_id", "service", "action", "trigger", "episode_id", "instance", "attempt", "actor", "reason",
          "status", "detail", "started_at", "finished_at")
-
-
-@asynccontextmanager
-async def open_pool(settings: PostgresSettings, *, schema: str = "recovery") -> AsyncIterator[asyncpg.Pool]:
-    """A lazy pool: the service starts even while Postgres is down; connections work in `schema`."""
-    pool = await asyncpg.create_pool(settings.dsn.get_secret_value(), min_size=0, max_size=settings.max_size,
-                                     command_timeout=settings.command_timeout_s, timeout=2.0,
-                                     server_settings={"search_path": schema})
-    try:
-        yield pool
-    finally:
-        await pool.close()
 
 
 async def migrate(pool: asyncpg.Pool, *, schema: str = "recovery", directory: Path = MIGRATIONS) -> list[str]:
