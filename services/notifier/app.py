@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -20,14 +18,14 @@ from services.notifier.service import IncidentStore, NotifierService, Sender
 from services.notifier.settings import NotifierSettings
 from shared.auth import Authenticator
 from shared.http import healthz_router
-from shared.kafka import EventConsumer, KafkaPublisher, Publisher, RedisDedupe
-from shared.tasks import background
+from shared.kafka import KafkaPublisher, Publisher
+from shared.kafka.consumer import start_service_consumer
+from shared.tasks import background, every
 from shared.telemetry import setup_telemetry
 from shared.topics import RECOVERY_ACTIONS, SLA_TRIGGERS
 
 __all__ = ["create_app"]
 
-logger = logging.getLogger(__name__)
 
 
 def create_app(settings: NotifierSettings, *, policy: NotifierPolicy | None = None,
@@ -58,7 +56,7 @@ def create_app(settings: NotifierSettings, *, policy: NotifierPolicy | None = No
             app.state.notifier = svc
             if consume:
                 await _start_consumer(stack, svc, settings)
-            async with background(_tick(svc, settings.tick_interval_s), name="tick"):
+            async with background(every(settings.tick_interval_s, svc.escalate_overdue, what="escalation"), name="tick"):
                 yield
 
     app = FastAPI(title="Safeguard notifier", version="1.0.0", lifespan=lifespan,
@@ -69,21 +67,5 @@ def create_app(settings: NotifierSettings, *, policy: NotifierPolicy | None = No
 
 
 async def _start_consumer(stack: AsyncExitStack, svc: NotifierService, settings: NotifierSettings) -> None:
-    import redis.asyncio as aioredis
-
-    redis = aioredis.from_url(settings.redis.url.get_secret_value())
-    stack.push_async_callback(redis.aclose)
-    prefix = settings.kafka.topic_prefix
-    consumer = EventConsumer(topics=[prefix + SLA_TRIGGERS, prefix + RECOVERY_ACTIONS],
-                             group_id=prefix + settings.group_id, handlers=build_handlers(svc),
-                             settings=settings.kafka, dedupe=RedisDedupe(redis, namespace=prefix + settings.group_id))
-    await stack.enter_async_context(consumer.running())
-
-
-async def _tick(svc: NotifierService, interval: float) -> None:
-    while True:
-        await asyncio.sleep(interval)
-        try:
-            await svc.escalate_overdue()
-        except Exception:  # noqa: BLE001 - one failed round must not stop escalation
-            logger.warning("escalation round failed", exc_info=True)
+    await start_service_consumer(stack, topics=[SLA_TRIGGERS, RECOVERY_ACTIONS], group_id=settings.group_id, handlers=build_handlers(svc),
+                                 kafka=settings.kafka, redis_url=settings.redis.url.get_secret_value())

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -20,14 +18,14 @@ from services.recovery.service import AuditStore, FlagsClient, RecoveryService
 from services.recovery.settings import RecoverySettings
 from shared.auth import Authenticator
 from shared.http import healthz_router
-from shared.kafka import EventConsumer, KafkaPublisher, Publisher, RedisDedupe
-from shared.tasks import background
+from shared.kafka import KafkaPublisher, Publisher
+from shared.kafka.consumer import start_service_consumer
+from shared.tasks import background, every
 from shared.telemetry import setup_telemetry
 from shared.topics import SLA_TRIGGERS
 
 __all__ = ["create_app"]
 
-logger = logging.getLogger(__name__)
 
 
 def create_app(settings: RecoverySettings, *, policy: RecoveryPolicy | None = None,
@@ -56,7 +54,7 @@ def create_app(settings: RecoverySettings, *, policy: RecoveryPolicy | None = No
             app.state.recovery = svc
             if consume:
                 await _start_consumer(stack, svc, settings)
-            async with background(_tick(svc, settings.tick_interval_s), name="tick"):
+            async with background(every(settings.tick_interval_s, svc.check_timeouts, what="verify"), name="tick"):
                 yield
 
     app = FastAPI(title="Safeguard recovery", version="1.0.0", lifespan=lifespan,
@@ -67,21 +65,5 @@ def create_app(settings: RecoverySettings, *, policy: RecoveryPolicy | None = No
 
 
 async def _start_consumer(stack: AsyncExitStack, svc: RecoveryService, settings: RecoverySettings) -> None:
-    import redis.asyncio as aioredis
-
-    redis = aioredis.from_url(settings.redis.url.get_secret_value())
-    stack.push_async_callback(redis.aclose)
-    prefix = settings.kafka.topic_prefix
-    consumer = EventConsumer(topics=[prefix + SLA_TRIGGERS], group_id=prefix + settings.group_id,
-                             handlers=build_handlers(svc), settings=settings.kafka,
-                             dedupe=RedisDedupe(redis, namespace=prefix + settings.group_id))
-    await stack.enter_async_context(consumer.running())
-
-
-async def _tick(svc: RecoveryService, interval: float) -> None:
-    while True:
-        await asyncio.sleep(interval)
-        try:
-            await svc.check_timeouts()
-        except Exception:  # noqa: BLE001 - one failed round must not stop verification
-            logger.warning("verify round failed", exc_info=True)
+    await start_service_consumer(stack, topics=[SLA_TRIGGERS], group_id=settings.group_id, handlers=build_handlers(svc),
+                                 kafka=settings.kafka, redis_url=settings.redis.url.get_secret_value())

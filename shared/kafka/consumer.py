@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,12 +22,12 @@ from pydantic import ValidationError
 
 from shared.events import Event
 from shared.kafka.codec import decode, header
-from shared.kafka.dedupe import Dedupe, MemoryDedupe
+from shared.kafka.dedupe import Dedupe, MemoryDedupe, RedisDedupe
 from shared.settings import KafkaSettings
 from shared.telemetry import extract_context
 from shared.topics import dlq
 
-__all__ = ["EventConsumer", "Handler", "ConsumerStats"]
+__all__ = ["EventConsumer", "Handler", "ConsumerStats", "start_service_consumer"]
 
 Handler = Callable[[Any], Awaitable[None]]
 log = logging.getLogger(__name__)
@@ -190,3 +190,20 @@ class EventConsumer:
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {' '.join(t.strip() for t in text[:3])}"[:500]
+
+
+async def start_service_consumer(
+    stack: AsyncExitStack, *, topics: Sequence[str], group_id: str, handlers: Mapping[type[Event], Handler],
+    kafka: KafkaSettings, redis_url: str,
+) -> EventConsumer:
+    """A service's consumer group on `topics` (with the settings' topic prefix), deduped in Redis, running
+    until `stack` closes."""
+    import redis.asyncio as aioredis
+
+    redis = aioredis.from_url(redis_url)
+    stack.push_async_callback(redis.aclose)
+    prefix = kafka.topic_prefix
+    consumer = EventConsumer(topics=[prefix + t for t in topics], group_id=prefix + group_id, handlers=handlers,
+                             settings=kafka, dedupe=RedisDedupe(redis, namespace=prefix + group_id))
+    await stack.enter_async_context(consumer.running())
+    return consumer
