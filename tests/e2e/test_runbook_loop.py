@@ -173,7 +173,7 @@ async def _while_restarting(call: Any, timeout: float = 20.0) -> httpx.Response:
         await asyncio.sleep(0.2)
 
 
-async def recovery_acted_on(http: httpx.AsyncClient, episode_id: str, timeout: float = 10.0) -> dict[str, Any]:
+async def recovery_acted_on(http: httpx.AsyncClient, episode_id: str, timeout: float = 20.0) -> dict[str, Any]:
     """The recovery service's audit entry for this trigger episode (L1 of the escalation path)."""
     deadline = time.monotonic() + timeout
     while True:
