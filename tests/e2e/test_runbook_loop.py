@@ -387,13 +387,14 @@ async def _db_connection_lost_episode(http: httpx.AsyncClient, url: str, colour:
     async with watch_triggers() as watch:
         faults = await put_faults(http, url, drop_db=True)
         assert faults["db_dropped"] is True and faults["db_connected"] is False, faults
+        # checked before recovery can react: its RestartConnectionPool may reopen the pool any moment now
+        items = await http.get(f"{url}/api/items")
+        assert items.status_code == 503, items.text  # the app says so, it does not hang
         detect_s = await watch.until(lambda: bool(watch.of("db_connection_lost", TriggerFired)), 12,
                                      what="TriggerFired db_connection_lost")
         fired = watch.of("db_connection_lost", TriggerFired)[0]
         assert isinstance(fired, TriggerFired)
         assert fired.instance == f"{SERVICE}-{colour}", fired
-        items = await http.get(f"{url}/api/items")
-        assert items.status_code == 503, items.text  # the app says so, it does not hang
         state = await sla_trigger(http, "db_connection_lost")
         assert state["active"] is True and state["episode_id"] == fired.episode_id, state
 
