@@ -5,6 +5,7 @@
     stackutil.py redis-ping HOST PORT TIMEOUT
     stackutil.py kafka-ready BOOTSTRAP TIMEOUT  a metadata round trip that lists a broker
     stackutil.py haproxy-stat SOCK [OPTIONAL_BACKEND...]   servers' states via the admin socket
+    stackutil.py wait-haproxy SOCK TIMEOUT                  until HAProxy sees every server UP
     stackutil.py wait-programs SUPERVISOR_SOCK TIMEOUT NAME=URL...
                                                 wait until each program is RUNNING with
                                                 URL answering 200 (or FATAL), print a table
@@ -216,9 +217,7 @@ def wait_programs(sock: str, timeout: str, *specs: str) -> int:
     return 1 if bad else 0
 
 
-def haproxy_stat(sock: str, *optional_backends: str) -> int:
-    """Print each HAProxy server's state from the admin socket; non-zero when a server of a
-    backend not listed in optional_backends is not UP."""
+def _haproxy_servers(sock: str) -> list[dict[str, str]]:
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
         s.settimeout(3)
         s.connect(sock)
@@ -228,11 +227,15 @@ def haproxy_stat(sock: str, *optional_backends: str) -> int:
             data += chunk
     lines = data.decode().lstrip("# ").splitlines()
     header = lines[0].split(",")
+    rows = [dict(zip(header, line.split(","))) for line in lines[1:]]
+    return [r for r in rows if r.get("svname") and r["svname"] not in ("FRONTEND", "BACKEND")]
+
+
+def haproxy_stat(sock: str, *optional_backends: str) -> int:
+    """Print each HAProxy server's state from the admin socket; non-zero when a server of a
+    backend not listed in optional_backends is not UP."""
     bad = 0
-    for line in lines[1:]:
-        row = dict(zip(header, line.split(",")))
-        if not row.get("svname") or row["svname"] in ("FRONTEND", "BACKEND"):
-            continue
+    for row in _haproxy_servers(sock):
         optional = row["pxname"] in optional_backends
         ok = row["status"].startswith("UP") or optional
         bad += not ok
@@ -243,8 +246,26 @@ def haproxy_stat(sock: str, *optional_backends: str) -> int:
     return 1 if bad else 0
 
 
+def wait_haproxy(sock: str, timeout: str) -> int:
+    """Wait until HAProxy's own health checks see every server UP, so the front door answers as soon as
+    `make up` returns (the programs answering /healthz is not enough: HAProxy checks every 2 s)."""
+    deadline = time.monotonic() + float(timeout)
+    while True:
+        try:
+            down = [f"{r['pxname']}/{r['svname']}" for r in _haproxy_servers(sock) if not r["status"].startswith("UP")]
+        except OSError as exc:
+            down = [f"admin socket: {exc}"]
+        if not down:
+            return 0
+        if time.monotonic() > deadline:
+            print(f"  haproxy still sees these servers down after {timeout}s: {', '.join(down)}", file=sys.stderr)
+            return 1
+        time.sleep(0.25)
+
+
 COMMANDS = {
     "haproxy-stat": haproxy_stat,
+    "wait-haproxy": wait_haproxy,
     "holders": holders,
     "wait-tcp": wait_tcp,
     "redis-ping": redis_ping,

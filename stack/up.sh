@@ -250,6 +250,10 @@ while read -r name pvar hpath cmd; do specs+=("safeguard:$name=http://127.0.0.1:
 log "waiting for the Safeguard programs (up to ${SERVICE_WAIT:-60}s) ..."
 svc_ok=0
 "$PY" "$STACK_SRC/stackutil.py" wait-programs "$SUPERVISOR_SOCK" "${SERVICE_WAIT:-60}" "${specs[@]}" || svc_ok=1
+# and until HAProxy's own checks agree, so the front door answers the moment we return
+if [ "$svc_ok" = 0 ]; then
+  "$PY" "$STACK_SRC/stackutil.py" wait-haproxy "$HAPROXY_SOCK" 20 || svc_ok=1
+fi
 SVC_SECS="$(elapsed "$T_SVC")"
 
 # ------------------------------------------------------------------ report
