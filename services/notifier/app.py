@@ -55,8 +55,11 @@ def create_app(settings: NotifierSettings, *, policy: NotifierPolicy | None = No
             await svc.restore()
             app.state.notifier = svc
             if consume:
-                await _start_consumer(stack, svc, settings)
-            async with background(every(settings.tick_interval_s, svc.escalate_overdue, what="escalation"), name="tick"):
+                await start_service_consumer(stack, topics=[SLA_TRIGGERS, RECOVERY_ACTIONS], group_id=settings.group_id,
+                                             handlers=build_handlers(svc), kafka=settings.kafka,
+                                             redis_url=settings.redis.url.get_secret_value())
+            tick = every(settings.tick_interval_s, svc.escalate_overdue, what="escalation")
+            async with background(tick, name="tick"):
                 yield
 
     app = FastAPI(title="Safeguard notifier", version="1.0.0", lifespan=lifespan,
@@ -64,8 +67,3 @@ def create_app(settings: NotifierSettings, *, policy: NotifierPolicy | None = No
     app.include_router(healthz_router("notifier"))
     app.include_router(api.build_router(Authenticator(settings.auth)))
     return app
-
-
-async def _start_consumer(stack: AsyncExitStack, svc: NotifierService, settings: NotifierSettings) -> None:
-    await start_service_consumer(stack, topics=[SLA_TRIGGERS, RECOVERY_ACTIONS], group_id=settings.group_id, handlers=build_handlers(svc),
-                                 kafka=settings.kafka, redis_url=settings.redis.url.get_secret_value())

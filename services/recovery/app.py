@@ -53,7 +53,9 @@ def create_app(settings: RecoverySettings, *, policy: RecoveryPolicy | None = No
             svc = RecoveryService(policy=policy, publisher=pub, flags=client, audit=store, clock=time.monotonic)
             app.state.recovery = svc
             if consume:
-                await _start_consumer(stack, svc, settings)
+                await start_service_consumer(stack, topics=[SLA_TRIGGERS], group_id=settings.group_id,
+                                             handlers=build_handlers(svc), kafka=settings.kafka,
+                                             redis_url=settings.redis.url.get_secret_value())
             async with background(every(settings.tick_interval_s, svc.check_timeouts, what="verify"), name="tick"):
                 yield
 
@@ -62,8 +64,3 @@ def create_app(settings: RecoverySettings, *, policy: RecoveryPolicy | None = No
     app.include_router(healthz_router("recovery"))
     app.include_router(api.build_router(Authenticator(settings.auth)))
     return app
-
-
-async def _start_consumer(stack: AsyncExitStack, svc: RecoveryService, settings: RecoverySettings) -> None:
-    await start_service_consumer(stack, topics=[SLA_TRIGGERS], group_id=settings.group_id, handlers=build_handlers(svc),
-                                 kafka=settings.kafka, redis_url=settings.redis.url.get_secret_value())

@@ -381,6 +381,15 @@ async def test_db_connection_lost_and_memory_high_fire_and_clear(stack: None) ->
             await reset_faults(http)
 
 
+async def assert_one_episode(http: httpx.AsyncClient, watch: Any, trigger: str, fired: TriggerFired) -> None:
+    """Exactly one fired and one cleared for this trigger, of the same episode, and the SLA API agrees."""
+    assert len(watch.of(trigger, TriggerFired)) == 1, watch.seen
+    cleared = watch.of(trigger, TriggerCleared)
+    assert len(cleared) == 1 and isinstance(cleared[0], TriggerCleared), watch.seen
+    assert cleared[0].episode_id == fired.episode_id
+    assert not (await sla_trigger(http, trigger))["active"]
+
+
 async def _db_connection_lost_episode(http: httpx.AsyncClient, url: str, colour: str) -> str:
     """drop_db on the active colour (through :8100) -> fired; pool restored -> cleared."""
     await wait_trigger_ok(http, "db_connection_lost", None, timeout=15)
@@ -407,11 +416,7 @@ async def _db_connection_lost_episode(http: httpx.AsyncClient, url: str, colour:
         clear_s = await watch.until(lambda: bool(watch.of("db_connection_lost", TriggerCleared)), 20,
                                     what="TriggerCleared db_connection_lost")
         await watch.poll(0.5)
-    assert len(watch.of("db_connection_lost", TriggerFired)) == 1, watch.seen
-    cleared = watch.of("db_connection_lost", TriggerCleared)
-    assert len(cleared) == 1 and isinstance(cleared[0], TriggerCleared), watch.seen
-    assert cleared[0].episode_id == fired.episode_id
-    assert not (await sla_trigger(http, "db_connection_lost"))["active"]
+    await assert_one_episode(http, watch, "db_connection_lost", fired)
     return (f"db_connection_lost ({fired.instance}): fired {detect_s:.2f}s after drop_db, "
             f"cleared {clear_s:.2f}s after the pool was restored")
 
@@ -440,10 +445,6 @@ async def _memory_high_episode(http: httpx.AsyncClient, url: str, colour: str) -
         clear_s = await watch.until(lambda: bool(watch.of("memory_high", TriggerCleared)), 25,
                                     what="TriggerCleared memory_high")
         await watch.poll(0.5)
-    assert len(watch.of("memory_high", TriggerFired)) == 1, watch.seen
-    cleared = watch.of("memory_high", TriggerCleared)
-    assert len(cleared) == 1 and isinstance(cleared[0], TriggerCleared), watch.seen
-    assert cleared[0].episode_id == fired.episode_id
-    assert not (await sla_trigger(http, "memory_high"))["active"]
+    await assert_one_episode(http, watch, "memory_high", fired)
     return (f"memory_high ({fired.instance}, {fired.value:.0f} %): fired {detect_s:.2f}s after the growth "
             f"(the grow call took {grow_s:.2f}s), cleared {clear_s:.2f}s after the ballast was freed")
