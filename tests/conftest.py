@@ -17,6 +17,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from shared.settings import KafkaSettings
 from shared.telemetry import setup_telemetry
 
+pytest_plugins = ["tests.faults"]
+
 _SPANS = InMemorySpanExporter()
 
 

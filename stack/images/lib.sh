@@ -58,7 +58,7 @@ docker_up() { docker version --format '{{.Server.Version}}' >/dev/null 2>&1; }
 # Starts dockerd when no daemon answers. Records the pid in $DOCKERD_PIDFILE (only then),
 # so stop_docker_if_ours can leave the machine as it was found.
 ensure_docker() {
-  ensure_packages docker=docker.io
+  ensure_packages dockerd=docker.io  # the client alone (docker) may be there without a daemon
   docker_up && return 0
   command -v dockerd >/dev/null || idie "dockerd not found (apt-get install docker.io)"
   mkdir -p "$IMAGES_CACHE"
