@@ -1,7 +1,8 @@
 # One image for every Safeguard service and the demo app; the command chooses which:
 #   python -m services.flags | services.health | services.sla | services.recovery | services.notifier
 #   python -m examples.demo          (the demo protected app; DEMO_COLOR=blue|green)
-#   python -m shared.topics create   (the one-shot that creates the topics)
+#   python -m shared.topics create   (the one-shot that creates the topics; then shared.kafka.acls apply)
+#   python stack/compose_secrets.py  (the one-shot that makes the credentials; compose-run.sh loads them)
 # Every long-running command serves GET /healthz on $PORT, which the HEALTHCHECK probes.
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
@@ -35,7 +36,7 @@ COPY services/ /app/services/
 COPY sdk/ /app/sdk/
 COPY examples/ /app/examples/
 COPY config/ /app/config/
-COPY stack/health.compose.yaml /app/stack/health.compose.yaml
+COPY stack/health.compose.yaml stack/compose-run.sh stack/compose_secrets.py /app/stack/
 COPY pyproject.toml /app/
 # writable state (the sla service's Faust data: SLA_DATA_DIR=/data/sla); a named volume mounted
 # here starts with this ownership

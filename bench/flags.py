@@ -225,7 +225,7 @@ async def _cleanup(schema: str, prefix: str) -> None:
     import asyncpg
     import redis.asyncio as aioredis
     conn = await asyncpg.connect(os.environ.get("POSTGRES_DSN",
-                                                "postgresql://safeguard:safeguard@127.0.0.1:5432/safeguard"))
+                                                "postgresql://safeguard@127.0.0.1:5432/safeguard"))
     await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
     await conn.close()
     r = aioredis.from_url(os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"))

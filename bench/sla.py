@@ -30,7 +30,6 @@ from shared.settings import KafkaSettings
 N_EVENTS = 20_000
 SERVICES = 30
 LATENCY_SERVICES = 24
-BOOTSTRAP = KafkaSettings().bootstrap_servers
 
 
 def _sketch() -> tuple[float, dict[str, int]]:
@@ -40,7 +39,7 @@ def _sketch() -> tuple[float, dict[str, int]]:
 
 async def _topics(prefix: str) -> None:
     names = [topics.TELEMETRY_REQUESTS, topics.TELEMETRY_PAGELOADS, topics.HEALTH_CHECKS, topics.SLA_TRIGGERS, topics.SLA_BUDGETS]
-    admin = AIOKafkaAdminClient(bootstrap_servers=BOOTSTRAP)
+    admin = AIOKafkaAdminClient(**KafkaSettings().client_kwargs())
     await admin.start()
     try:
         await admin.create_topics([NewTopic(prefix + n, 3, 1) for n in names])
@@ -49,7 +48,7 @@ async def _topics(prefix: str) -> None:
 
 
 async def _bare(topic: str, n: int) -> float:
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=BOOTSTRAP, group_id=f"bare-{uuid.uuid4().hex[:6]}",
+    consumer = AIOKafkaConsumer(topic, **KafkaSettings().client_kwargs(), group_id=f"bare-{uuid.uuid4().hex[:6]}",
                                 auto_offset_reset="earliest", enable_auto_commit=False)
     await consumer.start()
     try:
@@ -105,7 +104,7 @@ async def detection() -> None:
     await _topics(settings.topic_prefix)
     sla = await _start(settings, f"bench-{uuid.uuid4().hex[:6]}")
     fired_at: dict[str, float] = {}
-    consumer = AIOKafkaConsumer(settings.topic_prefix + topics.SLA_TRIGGERS, bootstrap_servers=BOOTSTRAP,
+    consumer = AIOKafkaConsumer(settings.topic_prefix + topics.SLA_TRIGGERS, **settings.client_kwargs(),
                                 auto_offset_reset="earliest", group_id=f"lat-{uuid.uuid4().hex[:6]}")
     await consumer.start()
 

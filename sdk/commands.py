@@ -32,6 +32,7 @@ from shared.events import (
     Command, DisableNewFeatures, OpenCircuitBreaker, RestartConnectionPool, RestartProcess, utcnow,
 )
 from shared.kafka import EventConsumer
+from shared.kafka.acls import SDK_GROUP_PREFIX
 from shared.settings import KafkaSettings
 from shared.topics import RECOVERY_COMMANDS
 
@@ -121,7 +122,7 @@ class CommandListener:
         self.kafka = kafka
         self.consumer = EventConsumer(
             topics=[kafka.topic_prefix + RECOVERY_COMMANDS],
-            group_id=f"{handlers.service}.{handlers.instance}.commands",
+            group_id=f"{SDK_GROUP_PREFIX}{handlers.service}.{handlers.instance}.commands",
             handlers=handlers.handlers(), settings=kafka, auto_offset_reset="latest",
         )
 

@@ -11,6 +11,8 @@ import asyncio
 import sys
 from dataclasses import dataclass, field
 
+from shared.settings import KafkaSettings
+
 __all__ = [
     "TELEMETRY_REQUESTS", "TELEMETRY_PAGELOADS", "HEALTH_CHECKS", "FLAGS_CHANGES", "FLAGS_STATE",
     "SLA_TRIGGERS", "SLA_BUDGETS", "RECOVERY_COMMANDS", "RECOVERY_ACTIONS", "INCIDENTS_EVENTS",
@@ -73,12 +75,12 @@ def all_topic_names() -> list[str]:
     return [t.name for t in TOPICS] + [dlq(t.name) for t in TOPICS]
 
 
-async def create_topics(bootstrap_servers: str, *, timeout_s: float = 60.0) -> list[str]:
-    """Create every topic and its DLQ when missing. Returns the names it created."""
+async def create_topics(settings: KafkaSettings, *, timeout_s: float = 60.0) -> list[str]:
+    """Create every topic and its DLQ when missing (as the admin principal). Returns the names it created."""
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
     from aiokafka.errors import KafkaConnectionError
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=10000)
+    admin = AIOKafkaAdminClient(**settings.client_kwargs(), request_timeout_ms=10000)
     deadline = asyncio.get_running_loop().time() + timeout_s
     while True:
         try:
@@ -109,10 +111,8 @@ def main(argv: list[str] | None = None) -> int:
         for name in all_topic_names():
             print(name)
         return 0
-    from shared.settings import KafkaSettings
-
-    servers = args.bootstrap_servers or KafkaSettings().bootstrap_servers
-    created = asyncio.run(create_topics(servers))
+    settings = KafkaSettings(**({"bootstrap_servers": args.bootstrap_servers} if args.bootstrap_servers else {}))
+    created = asyncio.run(create_topics(settings))
     print(f"topics: {len(created)} created, {len(all_topic_names()) - len(created)} already there")
     return 0
 

@@ -6,7 +6,10 @@
 #   3. `up -d` as project "safeguard-check", waits until every service is healthy (topics: exited 0).
 #   4. Through the front door: the runbook's Step 1 curl verbatim, GET /api/health, an OFREP
 #      evaluation of `gamification` (with a traceparent of ours), and that trace in Jaeger's
-#      query API.
+#      query API. Then Kafka's login and ACLs: a TriggerFired forged with the demo app's
+#      credentials is refused by the broker; one published as admin makes recovery run
+#      `disable_new_features` through the flags service (succeeded in /api/recovery/actions,
+#      `gamification` off again through :3000).
 #   5. `down -v` (always), then a PASS/FAIL table, timings and image sizes.
 # Ports: when the native stack (or anything) holds the default ports, every published port is
 # moved by COMPOSE_PORT_OFFSET (default 10000: front door 13000, Kafka 19092 ...). Set
@@ -172,6 +175,43 @@ if [ "$found" = 1 ]; then
   pass "Jaeger has trace $trace_id of the OFREP request (service $FLAGS_SERVICE; $(jq --arg t "$trace_id" '[.data[] | select(.traceID == $t) | .spans[]] | length' "$body") spans)"
 else
   fail "Jaeger: no trace $trace_id for service $FLAGS_SERVICE (services with traces: ${services:-none})"
+fi
+
+# 5. Kafka is not an open control plane, and recovery can kill flags (issue 10 #10, #11)
+trigger_py='import asyncio, sys
+from shared.events import TriggerFired
+from shared.kafka import KafkaPublisher
+from shared.settings import KafkaSettings
+async def main() -> None:
+    async with KafkaPublisher.start(KafkaSettings(), source="/compose-check") as pub:
+        await asyncio.wait_for(pub.publish(TriggerFired(service="demo", trigger="error_rate_high", episode_id=sys.argv[1],
+            value=0.5, threshold=0.05, window_seconds=30, detail="compose-check")), 30)
+asyncio.run(main())'
+episode="compose-check-$(od -An -N4 -tx1 /dev/urandom | tr -d ' \n')"
+forged="$(dc run --rm --no-deps -T demo-blue python -c "$trigger_py" "forged-$episode" 2>&1)" && forged_rc=0 || forged_rc=$?
+if [ "$forged_rc" != 0 ] && grep -q TopicAuthorizationFailedError <<<"$forged"; then
+  pass "Kafka ACLs: a TriggerFired sent with the demo app's login is refused (TopicAuthorizationFailedError)"
+else fail "Kafka ACLs: a TriggerFired sent with the demo app's login was not refused (rc $forged_rc): $(tail -n 3 <<<"$forged")"; fi
+code="$(http 200 -X POST "$FRONT/api/system/status" -d '{"feature": "gamification", "enabled": true}')"
+[ "$code" = 200 ] || fail "turning gamification on again -> $code $(head -c 200 "$body")"
+t=$(now)
+if dc run --rm --no-deps -T topics python -c "$trigger_py" "$episode" >/dev/null 2>"$IMAGES_CACHE/compose-trigger.log"; then
+  status=""
+  for _ in $(seq "${RECOVERY_WAIT:-60}"); do
+    code="$(http 200 "$FRONT/api/recovery/actions?service=demo")"
+    status="$(jq -r --arg e "$episode" '[.[] | select(.episode_id == $e and .action == "disable_new_features")][0].status // ""' "$body" 2>/dev/null || true)"
+    [ "$status" = succeeded ] || [ "$status" = failed ] && break
+    sleep 1
+  done
+  detail="$(jq -r --arg e "$episode" '[.[] | select(.episode_id == $e)][0].detail // ""' "$body" 2>/dev/null | head -c 200)"
+  code="$(http 200 -X POST "$FRONT/ofrep/v1/evaluate/flags/gamification" -H 'Content-Type: application/json' \
+    -d '{"context": {"targetingKey": "compose-check"}}')"
+  value="$(jq -r '.value' "$body" 2>/dev/null || true)"
+  if [ "$status" = succeeded ] && [ "$value" = false ]; then
+    pass "recovery: TriggerFired (admin) -> disable_new_features succeeded in $(elapsed "$t")s ($detail); gamification off through :$FRONT_PORT"
+  else fail "recovery: disable_new_features for $episode: status '${status:-none}' ($detail), gamification value '$value' (want succeeded, false)"; fi
+else
+  fail "publishing a TriggerFired as admin failed: $(tail -n 3 "$IMAGES_CACHE/compose-trigger.log")"
 fi
 rm -f "$body"
 

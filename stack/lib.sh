@@ -49,9 +49,25 @@ KAFKA_JVM_OPTS="${KAFKA_JVM_OPTS:--Xms256m -Xmx512m -XX:+UseG1GC -XX:MaxGCPauseM
 KAFKA_LOG_LEVEL="${KAFKA_LOG_LEVEL:-warn}"
 
 # Database created for Safeguard (same names as POSTGRES_* of the postgres image in compose).
+# No default password: up.sh makes one on first start (.stack/secrets/postgres-password).
 POSTGRES_USER="${POSTGRES_USER:-safeguard}"
-POSTGRES_PASSWORD="${POSTGRES_PASSWORD:-safeguard}"
+POSTGRES_PASSWORD="${POSTGRES_PASSWORD:-}"
 POSTGRES_DB="${POSTGRES_DB:-safeguard}"
+
+# Credentials made once by up.sh (mode 600, never printed): Kafka SCRAM passwords (one principal
+# per service, `app` for protected apps, `admin` the broker's super user), Postgres password.
+SECRETS="$STACK/secrets"
+KAFKA_PRINCIPALS="admin flags health sla recovery notifier app"
+KAFKA_SASL_MECHANISM="${KAFKA_SASL_MECHANISM:-SCRAM-SHA-512}"
+secret() {  # secret <name>: prints .stack/secrets/<name>, made (24 random bytes, url-safe base64) on first use
+  local f="$SECRETS/$1"
+  [ -s "$f" ] || { mkdir -p "$SECRETS" && chmod 700 "$SECRETS" &&
+                   (umask 077 && head -c 24 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n' > "$f.tmp" && mv "$f.tmp" "$f"); }
+  cat "$f"
+}
+principal_of() {  # principal_of <program>: the Kafka principal a program of programs.conf logs in as
+  case "$1" in demo-*) echo app ;; *) echo "$1" ;; esac
+}
 
 # Marker put in the environment of every process supervisord starts: it is how
 # down.sh / the port check recognise "ours" (exactly what `make up` started).

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Launcher used by supervisord for the Safeguard programs:
 #   stack/run.sh <name> <PORT_VAR> <command...>
-# Loads .stack/env, sets PORT and SAFEGUARD_PROGRAM, cds to the repo root and execs the
-# command (exec: supervisord's signals reach the program itself).
+# Loads .stack/env, sets PORT and SAFEGUARD_PROGRAM, logs the program in to Kafka as its own
+# principal (KAFKA_SASL_USERNAME/PASSWORD: <name>, `app` for the demo; .stack/env holds the
+# admin's), cds to the repo root and execs the command (supervisord's signals reach the program).
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd -P)"
 name="$1" port_var="$2"; shift 2
@@ -11,5 +12,10 @@ set -a
 . "$ROOT/.stack/env"
 set +a
 export PORT="${!port_var}" SAFEGUARD_PROGRAM="$name" PATH="$ROOT/.venv/bin:$PATH" PYTHONUNBUFFERED=1
+case "$name" in demo-*) principal=app ;; *) principal="$name" ;; esac   # as principal_of in stack/lib.sh
+secret_file="${SAFEGUARD_SECRETS_DIR:-$ROOT/.stack/secrets}/kafka-$principal"
+[ -s "$secret_file" ] || { echo "run.sh: no Kafka credentials for $name ($secret_file): add the principal to KAFKA_PRINCIPALS in stack/lib.sh" >&2; exit 78; }
+KAFKA_SASL_USERNAME="$principal" KAFKA_SASL_PASSWORD="$(cat "$secret_file")"
+export KAFKA_SASL_USERNAME KAFKA_SASL_PASSWORD
 cd "$ROOT"
 exec "$@"

@@ -141,8 +141,13 @@ def kafka_ready(bootstrap: str, timeout: str) -> int:
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
     from aiokafka.client import AIOKafkaClient
 
+    from shared.settings import KafkaSettings
+
+    # the login of the environment (up.sh passes the admin principal's KAFKA_SASL_* from .stack/env)
+    auth = KafkaSettings(bootstrap_servers=bootstrap).client_kwargs()
+
     async def once() -> bool:
-        client = AIOKafkaClient(bootstrap_servers=bootstrap, request_timeout_ms=3000)
+        client = AIOKafkaClient(**auth, request_timeout_ms=3000)
         try:
             await client.bootstrap()
             return bool(client.cluster.brokers())

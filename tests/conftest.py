@@ -54,7 +54,7 @@ def redis_url() -> str:
 
 @pytest.fixture(scope="session")
 def postgres_dsn() -> str:
-    return os.environ.get("POSTGRES_DSN", "postgresql://safeguard:safeguard@127.0.0.1:5432/safeguard")
+    return os.environ.get("POSTGRES_DSN", "postgresql://safeguard@127.0.0.1:5432/safeguard")
 
 
 @pytest.fixture

@@ -27,6 +27,8 @@ from pathlib import Path
 
 import pytest
 
+from shared.settings import KafkaSettings
+
 ROOT = Path(__file__).resolve().parents[1]
 PG_BIN = Path(os.environ.get("PG_BIN", "/usr/lib/postgresql/15/bin"))
 KAFKA_LIB = ROOT / ".stack" / "kafka" / "lib"
@@ -195,7 +197,9 @@ class PrivatePostgres(PrivateServer):
 
 
 class PrivateKafka(PrivateServer):
-    """A single-node KRaft broker (broker + controller) on its own ports and data."""
+    """A single-node KRaft broker (broker + controller) on its own ports and data. With a login in the
+    environment (KAFKA_SASL_USERNAME / _PASSWORD, as `.stack/env` sets) its listener wants that SCRAM
+    login, like the stack's broker, so clients built from the environment connect unchanged."""
 
     name = "kafka"
     start_timeout = 90.0
@@ -206,13 +210,22 @@ class PrivateKafka(PrivateServer):
         self.controller_port = free_port()
         data = self.workdir / "data"
         self.props = self.workdir / "server.properties"
+        settings = KafkaSettings()
+        sasl = settings.client_kwargs()["security_protocol"] == "SASL_PLAINTEXT"
+        user, mech = settings.sasl_username, settings.sasl_mechanism
+        password = settings.sasl_password.get_secret_value() if settings.sasl_password else ""
+        client = "SASL_PLAINTEXT" if sasl else "PLAINTEXT"
         self.props.write_text("\n".join([
             "process.roles=broker,controller", "node.id=1",
             f"controller.quorum.voters=1@127.0.0.1:{self.controller_port}",
-            f"listeners=PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}",
-            f"advertised.listeners=PLAINTEXT://127.0.0.1:{self.port}",
-            "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
-            "inter.broker.listener.name=PLAINTEXT", "controller.listener.names=CONTROLLER",
+            f"listeners={client}://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}",
+            f"advertised.listeners={client}://127.0.0.1:{self.port}",
+            f"listener.security.protocol.map={client}:{client},CONTROLLER:PLAINTEXT",
+            f"inter.broker.listener.name={client}", "controller.listener.names=CONTROLLER",
+            *([f"sasl.enabled.mechanisms={mech}", f"sasl.mechanism.inter.broker.protocol={mech}",
+               f"listener.name.sasl_plaintext.{mech.lower()}.sasl.jaas.config="
+               f'org.apache.kafka.common.security.scram.ScramLoginModule required username="{user}" '
+               f'password="{password}";'] if sasl else []),
             f"log.dirs={data}", f"metadata.log.dir={data}", "num.partitions=1", "auto.create.topics.enable=true",
             "offsets.topic.replication.factor=1", "offsets.topic.num.partitions=1",
             "transaction.state.log.replication.factor=1", "transaction.state.log.min.isr=1",
@@ -220,10 +233,12 @@ class PrivateKafka(PrivateServer):
             "share.coordinator.state.topic.min.isr=1", "group.initial.rebalance.delay.ms=0",
             "num.network.threads=1", "num.io.threads=2", "",
         ]))
+        self.props.chmod(0o600)  # the login's password
         java = shutil.which("java") or "java"
         cp = f"{KAFKA_LIB}/*"
+        scram = ["--add-scram", f"{mech}=[name={user},password={password}]"] if sasl else []
         subprocess.run([java, "-cp", cp, "kafka.tools.StorageTool", "format", "-t", _cluster_id(),
-                        "-c", str(self.props)], check=True, capture_output=True)
+                        "-c", str(self.props), *scram], check=True, capture_output=True)
 
     def command(self) -> list[str]:
         return [shutil.which("java") or "java", "-Xms128m", "-Xmx384m", "-XX:TieredStopAtLevel=1",

@@ -37,7 +37,8 @@ def create_app(settings: HealthSettings, *, config: HealthConfig | None = None,
                 KafkaPublisher.start(settings.kafka, source="/safeguard/health"))
             probes = prober or Prober(Defaults(
                 postgres_dsn=settings.postgres.dsn.get_secret_value(), redis_url=settings.redis.url.get_secret_value(),
-                kafka_bootstrap=settings.kafka.bootstrap_servers))
+                kafka_bootstrap=settings.kafka.bootstrap_servers,
+                kafka_auth={k: v for k, v in settings.kafka.client_kwargs().items() if k != "bootstrap_servers"}))
             stack.push_async_callback(probes.aclose)
             runner = ProbeRunner(config, prober=probes, publisher=pub, interval_s=settings.interval_seconds)
             view = SystemView(instance_stale_s=settings.instance_stale_seconds)

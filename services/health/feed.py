@@ -53,7 +53,7 @@ class SystemFeed:
         backoff = 0.5
         while True:
             consumer = AIOKafkaConsumer(
-                *(self.settings.topic_prefix + t for t in topics), bootstrap_servers=self.settings.bootstrap_servers,
+                *(self.settings.topic_prefix + t for t in topics), **self.settings.client_kwargs(),
                 group_id=None, enable_auto_commit=False, auto_offset_reset=reset, metadata_max_age_ms=5000,
             )
             try:

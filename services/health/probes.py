@@ -6,7 +6,7 @@ import asyncio
 import os
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -25,6 +25,7 @@ class Defaults:
     postgres_dsn: str
     redis_url: str
     kafka_bootstrap: str
+    kafka_auth: dict[str, Any] = field(default_factory=dict)  # security_protocol, sasl_* (KafkaSettings.client_kwargs)
 
 
 def _ms(start: float) -> float:
@@ -124,7 +125,8 @@ class Prober:
     async def kafka_probe(self, t: KafkaTarget) -> ProbeResult:
         from aiokafka.client import AIOKafkaClient
 
-        client = AIOKafkaClient(bootstrap_servers=t.bootstrap_servers or self.defaults.kafka_bootstrap,
+        client = AIOKafkaClient(**self.defaults.kafka_auth,
+                                bootstrap_servers=t.bootstrap_servers or self.defaults.kafka_bootstrap,
                                 request_timeout_ms=int((t.timeout_seconds or 5.0) * 1000))
         start = time.perf_counter()
         try:

@@ -34,6 +34,7 @@ def create_app(settings: SlaSettings, *, policy: SlaPolicy | None = None, publis
     app = faust.App(
         settings.app_id,
         broker=f"kafka://{settings.kafka.bootstrap_servers}",
+        broker_credentials=_credentials(settings),
         datadir=settings.data_dir,
         web_enabled=settings.web_enabled,
         web_host=settings.host,
@@ -60,3 +61,12 @@ def create_app(settings: SlaSettings, *, policy: SlaPolicy | None = None, publis
                              counters=counters, batch_size=settings.batch_size, batch_within=settings.batch_within)
     register_views(app, core=core, counters=counters)
     return SlaApp(app=app, core=core, tables=tables, agents=agents, counters=counters)
+
+
+def _credentials(settings: SlaSettings) -> faust.SASLCredentials | None:
+    """The SLA principal's SCRAM login (None: PLAINTEXT, a broker without SASL)."""
+    kafka = settings.kafka
+    if not kafka.client_kwargs()["security_protocol"].startswith("SASL"):
+        return None
+    password = kafka.sasl_password.get_secret_value() if kafka.sasl_password else None
+    return faust.SASLCredentials(username=kafka.sasl_username, password=password, mechanism=kafka.sasl_mechanism)

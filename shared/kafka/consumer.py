@@ -87,11 +87,11 @@ class EventConsumer:
 
     async def start(self) -> None:
         self._producer = AIOKafkaProducer(
-            bootstrap_servers=self.settings.bootstrap_servers, enable_idempotence=True, acks="all"
+            **self.settings.client_kwargs(), enable_idempotence=True, acks="all"
         )
         self._consumer = AIOKafkaConsumer(
             *self.topics,
-            bootstrap_servers=self.settings.bootstrap_servers,
+            **self.settings.client_kwargs(),
             group_id=self.group_id,
             enable_auto_commit=False,
             auto_offset_reset=self.auto_offset_reset,

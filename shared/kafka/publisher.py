@@ -36,7 +36,7 @@ class KafkaPublisher:
     @asynccontextmanager
     async def start(cls, settings: KafkaSettings, *, source: str) -> AsyncIterator[KafkaPublisher]:
         producer = AIOKafkaProducer(
-            bootstrap_servers=settings.bootstrap_servers,
+            **settings.client_kwargs(),
             client_id=f"{settings.client_id}-{source.rsplit('/', 1)[-1]}",
             enable_idempotence=True,
             acks="all",

@@ -5,30 +5,40 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Callable
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
 
 from shared.events import Event
 from shared.kafka.codec import decode
+from shared.settings import KafkaSettings
 
-__all__ = ["expect_records", "expect_events", "wait_for_kafka"]
+__all__ = ["expect_records", "expect_events", "wait_for_kafka", "client_kwargs"]
 
 
-async def wait_for_kafka(bootstrap_servers: str, timeout_s: float = 20.0) -> None:
-    """Raise a clear error when no broker answers at `bootstrap_servers`."""
+def client_kwargs(bootstrap_servers: str | KafkaSettings) -> dict[str, Any]:
+    """aiokafka arguments for a broker: a KafkaSettings as is, a bare address with the login of the environment
+    (KAFKA_SASL_USERNAME / KAFKA_SASL_PASSWORD: the admin principal in `.stack/env`)."""
+    if isinstance(bootstrap_servers, KafkaSettings):
+        return bootstrap_servers.client_kwargs()
+    return KafkaSettings(bootstrap_servers=bootstrap_servers).client_kwargs()
+
+
+async def wait_for_kafka(bootstrap_servers: str | KafkaSettings, timeout_s: float = 20.0) -> None:
+    """Raise a clear error when no broker answers at `bootstrap_servers` (or does not take our login)."""
     from aiokafka.admin import AIOKafkaAdminClient
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=5000)
+    admin = AIOKafkaAdminClient(**client_kwargs(bootstrap_servers), request_timeout_ms=5000)
     try:
         await asyncio.wait_for(admin.start(), timeout_s)
     except Exception as exc:  # noqa: BLE001
-        raise RuntimeError(f"Kafka at {bootstrap_servers} does not answer ({exc!r}); run `make up`") from exc
+        raise RuntimeError(f"Kafka at {client_kwargs(bootstrap_servers)['bootstrap_servers']} does not answer ({exc!r}); run `make up`") from exc
     finally:
         await admin.close()
 
 
 async def expect_records(
-    bootstrap_servers: str,
+    bootstrap_servers: str | KafkaSettings,
     topic: str,
     *,
     count: int,
@@ -37,7 +47,7 @@ async def expect_records(
 ) -> list[ConsumerRecord[bytes, bytes]]:
     """Read `topic` from the beginning until `count` records match `where`; fail on timeout."""
     consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=bootstrap_servers, group_id=f"expect-{uuid.uuid4().hex[:8]}",
+        topic, **client_kwargs(bootstrap_servers), group_id=f"expect-{uuid.uuid4().hex[:8]}",
         auto_offset_reset="earliest", enable_auto_commit=False,
     )
     await consumer.start()
@@ -56,7 +66,7 @@ async def expect_records(
 
 
 async def expect_events(
-    bootstrap_servers: str,
+    bootstrap_servers: str | KafkaSettings,
     topic: str,
     *,
     count: int,

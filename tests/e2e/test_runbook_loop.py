@@ -29,6 +29,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from shared.events import Event, TriggerCleared, TriggerFired
 from shared.kafka.codec import decode
+from shared.testing.kafka import client_kwargs
 from shared.topics import SLA_TRIGGERS
 
 pytestmark = pytest.mark.e2e
@@ -112,7 +113,7 @@ class TriggerWatch:
 
 
 async def _partitions(topic: str) -> list[int]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=BOOTSTRAP, request_timeout_ms=5000)
+    admin = AIOKafkaAdminClient(**client_kwargs(BOOTSTRAP), request_timeout_ms=5000)
     await asyncio.wait_for(admin.start(), 10)
     try:
         (described,) = await admin.describe_topics([topic])
@@ -124,7 +125,7 @@ async def _partitions(topic: str) -> list[int]:
 @asynccontextmanager
 async def watch_triggers(service: str = SERVICE) -> AsyncIterator[TriggerWatch]:
     """A group-less consumer on every partition of sla.triggers, positioned at the end *before* the action."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=BOOTSTRAP, enable_auto_commit=False, group_id=None)
+    consumer = AIOKafkaConsumer(**client_kwargs(BOOTSTRAP), enable_auto_commit=False, group_id=None)
     try:
         await asyncio.wait_for(consumer.start(), 10)
     except Exception as exc:  # noqa: BLE001

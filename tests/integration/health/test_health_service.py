@@ -24,7 +24,7 @@ from shared.topics import TOPICS
 
 
 async def create_prefixed_topics(settings: KafkaSettings) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+    admin = AIOKafkaAdminClient(**settings.client_kwargs())
     await admin.start()
     try:
         await admin.create_topics([NewTopic(settings.topic_prefix + t.name, 1, 1, topic_configs=t.config)

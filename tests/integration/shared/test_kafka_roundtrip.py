@@ -153,7 +153,7 @@ async def test_kill_9_loses_nothing_and_the_dedupe_drops_redeliveries(
         proc.wait()
     first_calls = log_file.read_text().split()
     assert len(first_calls) < total, "the first consumer must die mid-stream for this test to mean anything"
-    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_settings.bootstrap_servers)
+    admin = AIOKafkaAdminClient(**kafka_settings.client_kwargs())
     await admin.start()
     try:
         offsets = await admin.list_consumer_group_offsets(group)

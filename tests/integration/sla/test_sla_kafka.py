@@ -30,7 +30,7 @@ async def create_topics(settings: KafkaSettings) -> None:
     names = [*INPUTS, topics.SLA_TRIGGERS, topics.SLA_BUDGETS]
     wanted = [NewTopic(settings.topic_prefix + n, 3, 1) for n in names]
     wanted += [NewTopic(topics.dlq(settings.topic_prefix + n), 1, 1) for n in INPUTS]
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+    admin = AIOKafkaAdminClient(**settings.client_kwargs())
     await admin.start()
     try:
         await admin.create_topics(wanted)
