@@ -179,39 +179,54 @@ fi
 
 # 5. Kafka is not an open control plane, and recovery can kill flags (issue 10 #10, #11)
 trigger_py='import asyncio, sys
-from shared.events import TriggerFired
+from shared.events import TriggerCleared, TriggerFired
 from shared.kafka import KafkaPublisher
 from shared.settings import KafkaSettings
+episode, what = sys.argv[1], sys.argv[2]
+common = dict(service="demo", trigger="error_rate_high", episode_id=episode, threshold=0.05)
+event = TriggerFired(**common, value=0.5, window_seconds=30, detail="compose-check") if what == "fired" \
+    else TriggerCleared(**common, value=0.0)
 async def main() -> None:
     async with KafkaPublisher.start(KafkaSettings(), source="/compose-check") as pub:
-        await asyncio.wait_for(pub.publish(TriggerFired(service="demo", trigger="error_rate_high", episode_id=sys.argv[1],
-            value=0.5, threshold=0.05, window_seconds=30, detail="compose-check")), 30)
+        await asyncio.wait_for(pub.publish(event), 30)
 asyncio.run(main())'
+publish() {  # publish <service whose login is used> <episode> fired|cleared
+  dc run --rm --no-deps -T "$1" python -c "$trigger_py" "$2" "$3" 2>&1
+}
+action_status() {  # the status of the disable_new_features action of episode $1 (GET /api/recovery/actions)
+  code="$(http 200 "$FRONT/api/recovery/actions?service=demo")"
+  jq -r --arg e "$1" '[.[] | select(.episode_id == $e and .action == "disable_new_features")][0] | "\(.status // "")\t\(.detail // "")"' "$body" 2>/dev/null || true
+}
+gamification() {
+  http 200 -X POST "$FRONT/ofrep/v1/evaluate/flags/gamification" -H 'Content-Type: application/json' \
+    -d '{"context": {"targetingKey": "compose-check"}}' >/dev/null
+  jq -r '.value' "$body" 2>/dev/null || true
+}
 episode="compose-check-$(od -An -N4 -tx1 /dev/urandom | tr -d ' \n')"
-forged="$(dc run --rm --no-deps -T demo-blue python -c "$trigger_py" "forged-$episode" 2>&1)" && forged_rc=0 || forged_rc=$?
+forged="$(publish demo-blue "forged-$episode" fired)" && forged_rc=0 || forged_rc=$?
 if [ "$forged_rc" != 0 ] && grep -q TopicAuthorizationFailedError <<<"$forged"; then
   pass "Kafka ACLs: a TriggerFired sent with the demo app's login is refused (TopicAuthorizationFailedError)"
 else fail "Kafka ACLs: a TriggerFired sent with the demo app's login was not refused (rc $forged_rc): $(tail -n 3 <<<"$forged")"; fi
 code="$(http 200 -X POST "$FRONT/api/system/status" -d '{"feature": "gamification", "enabled": true}')"
-[ "$code" = 200 ] || fail "turning gamification on again -> $code $(head -c 200 "$body")"
+[ "$code" = 200 ] && [ "$(gamification)" = true ] || fail "turning gamification on again before the recovery check"
 t=$(now)
-if dc run --rm --no-deps -T topics python -c "$trigger_py" "$episode" >/dev/null 2>"$IMAGES_CACHE/compose-trigger.log"; then
-  status=""
+if out="$(publish topics "$episode" fired)"; then
+  st=""
   for _ in $(seq "${RECOVERY_WAIT:-60}"); do
-    code="$(http 200 "$FRONT/api/recovery/actions?service=demo")"
-    status="$(jq -r --arg e "$episode" '[.[] | select(.episode_id == $e and .action == "disable_new_features")][0].status // ""' "$body" 2>/dev/null || true)"
-    [ "$status" = succeeded ] || [ "$status" = failed ] && break
+    st="$(action_status "$episode")"
+    [ -n "${st%%$'\t'*}" ] && [ "$(gamification)" = false ] && break
     sleep 1
   done
-  detail="$(jq -r --arg e "$episode" '[.[] | select(.episode_id == $e)][0].detail // ""' "$body" 2>/dev/null | head -c 200)"
-  code="$(http 200 -X POST "$FRONT/ofrep/v1/evaluate/flags/gamification" -H 'Content-Type: application/json' \
-    -d '{"context": {"targetingKey": "compose-check"}}')"
-  value="$(jq -r '.value' "$body" 2>/dev/null || true)"
-  if [ "$status" = succeeded ] && [ "$value" = false ]; then
-    pass "recovery: TriggerFired (admin) -> disable_new_features succeeded in $(elapsed "$t")s ($detail); gamification off through :$FRONT_PORT"
-  else fail "recovery: disable_new_features for $episode: status '${status:-none}' ($detail), gamification value '$value' (want succeeded, false)"; fi
+  killed_s="$(elapsed "$t")"
+  if [ "${st%%$'\t'*}" = started ] && [ "$(gamification)" = false ]; then
+    publish topics "$episode" cleared >/dev/null || true   # the episode ends: recovery verifies its action
+    for _ in $(seq 30); do st="$(action_status "$episode")"; [ "${st%%$'\t'*}" = started ] || break; sleep 1; done
+  fi
+  if [ "${st%%$'\t'*}" = succeeded ] && [ "$(gamification)" = false ]; then
+    pass "recovery: TriggerFired (admin) -> disable_new_features killed gamification in ${killed_s}s (${st#*$'\t'}), succeeded on TriggerCleared; off through :$FRONT_PORT"
+  else fail "recovery: disable_new_features for $episode: status '${st%%$'\t'*}' (${st#*$'\t'}), gamification '$(gamification)' (want succeeded, false)"; fi
 else
-  fail "publishing a TriggerFired as admin failed: $(tail -n 3 "$IMAGES_CACHE/compose-trigger.log")"
+  fail "publishing a TriggerFired as admin failed: $(tail -n 3 <<<"$out")"
 fi
 rm -f "$body"
 
