@@ -8,6 +8,8 @@ import sys
 import uvicorn
 from fastapi import APIRouter, FastAPI
 
+from shared.guard import install_guard
+
 __all__ = ["serve", "healthz_router"]
 
 
@@ -23,11 +25,13 @@ def healthz_router(service: str) -> APIRouter:
 
 
 def serve(app: FastAPI, *, host: str, port: int) -> None:
-    """Run until SIGTERM/SIGINT; uvicorn drains in-flight requests and runs the lifespan exit.
+    """Run behind `shared.guard` (Host allow-list, no cross-site writes, size caps) until SIGTERM/SIGINT;
+    uvicorn drains in-flight requests and runs the lifespan exit.
 
     uvicorn re-raises the signal it caught once it has shut down; these handlers turn that into
     exit status 0, so a process manager sees a clean exit rather than death by signal.
     """
+    install_guard(app, own_host=host)  # no-op when create_app installed it with its own settings
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: sys.exit(0))
     uvicorn.run(app, host=host, port=port, log_config=None, access_log=False, timeout_graceful_shutdown=10)
