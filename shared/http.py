@@ -14,12 +14,19 @@ __all__ = ["serve", "healthz_router"]
 
 
 def healthz_router(service: str) -> APIRouter:
-    """`GET /healthz`: the liveness probe HAProxy and supervisord's waiters use."""
+    """`GET /healthz`: the liveness probe HAProxy and supervisord's waiters use. It fails (503) while a
+    Kafka consumer of this process is dead or stuck (`shared.kafka.liveness`); "warn" while one retries."""
+    from fastapi.responses import JSONResponse
+
+    from shared.kafka.liveness import consumer_health
+
     router = APIRouter()
 
     @router.get("/healthz", tags=["ops"])
-    async def healthz() -> dict[str, str]:
-        return {"status": "pass", "service": service}
+    async def healthz() -> JSONResponse:
+        health = consumer_health()
+        body = {"status": health.status, "service": service, "consumers": health.consumers}
+        return JSONResponse(body, status_code=503 if health.status == "fail" else 200)
 
     return router
 
