@@ -34,7 +34,7 @@ from shared.kafka.dedupe import Dedupe, MemoryDedupe, RedisDedupe, TolerantDedup
 from shared.kafka.liveness import ConsumerLiveness, register, unregister
 from shared.kafka.retry import ConsumerPolicy, RetriesExhausted, retry
 from shared.settings import KafkaSettings
-from shared.tasks import exit_process as _exit_process
+from shared import tasks
 from shared.telemetry import extract_context
 from shared.topics import dlq
 
@@ -69,7 +69,7 @@ class EventConsumer:
         auto_offset_reset: str = "earliest",
         max_batch: int = 500,
         policy: ConsumerPolicy | None = None,
-        exit_process: Callable[[str], None] = _exit_process,
+        exit_process: Callable[[str], None] | None = None,
     ) -> None:
         self.topics = list(topics)
         self.group_id = group_id
@@ -210,7 +210,7 @@ class EventConsumer:
         self.liveness.state = "dead"
         self.liveness.last_error = reason
         log.critical("consumer %s gave up: %s; ending the process so that it is restarted", self.group_id, reason)
-        self.exit_process(f"Kafka consumer {self.group_id} gave up: {reason}")
+        (self.exit_process or tasks.exit_process)(f"Kafka consumer {self.group_id} gave up: {reason}")
 
     def _dedupe_fell_back(self, what: str, exc: BaseException) -> None:
         self.liveness.dedupe_fallbacks += 1
@@ -276,7 +276,8 @@ class EventConsumer:
             return False
 
     async def _dead_letter(self, record: ConsumerRecord[bytes, bytes], reason: str) -> None:
-        assert self._producer is not None
+        producer = self._producer
+        assert producer is not None
         headers = list(record.headers or ()) + [
             ("dlq_reason", reason.encode()),
             ("dlq_topic", record.topic.encode()),
@@ -284,7 +285,6 @@ class EventConsumer:
             ("dlq_offset", str(record.offset).encode()),
             ("dlq_group", self.group_id.encode()),
         ]
-        producer = self._producer
         await self._step("DLQ send", lambda: producer.send_and_wait(
             dlq(record.topic), value=record.value, key=record.key, headers=headers))
         self.stats.dead_lettered += 1
