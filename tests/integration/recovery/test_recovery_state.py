@@ -102,3 +102,15 @@ async def test_two_instances_on_one_database_act_once(
         assert await _count(boot, prefix + RECOVERY_COMMANDS, at_least=1) == 1
         [cmd] = await expect_events(boot, prefix + RECOVERY_COMMANDS, count=1)
         assert isinstance(cmd, OpenCircuitBreaker) and cmd.episode_id == f"ep-{unique}"
+
+
+async def test_migrations_apply_and_roll_back(postgres_dsn: str, schema: str) -> None:
+    from services.recovery.repository import MIGRATIONS
+
+    async with open_pool(PostgresSettings(dsn=SecretStr(postgres_dsn)), schema=schema) as pool:
+        assert await migrate(pool, schema=schema) == ["0001_recovery", "0002_recovery_state"]
+        await pool.execute((MIGRATIONS / "0002_recovery_state.down.sql").read_text())
+        assert await migrate(pool, schema=schema) == ["0002_recovery_state"]
+        await pool.execute((MIGRATIONS / "0002_recovery_state.down.sql").read_text())
+        await pool.execute((MIGRATIONS / "0001_recovery.down.sql").read_text())
+        assert await pool.fetchval("SELECT count(*) FROM pg_tables WHERE schemaname = $1", schema) == 0
