@@ -33,7 +33,7 @@ def build_router(auth: Authenticator) -> APIRouter:
     async def policy(svc: Svc) -> dict[str, Any]:
         """The policy in force, and the episodes (fired, not cleared) recovery knows of."""
         return {"policy": svc.policy.model_dump(),
-                "active": [vars(e) for e in svc.active()]}
+                "active": [vars(e) for e in await svc.active()]}
 
     @router.post("/run", response_model=list[ActionRecord])
     async def run(body: RunRequest, svc: Svc, actor: Admin) -> list[ActionRecord]:
