@@ -9,7 +9,7 @@
 #      query API. Then Kafka's login and ACLs: a TriggerFired forged with the demo app's
 #      credentials is refused by the broker; one published as admin makes recovery run
 #      `disable_new_features` through the flags service (succeeded in /api/recovery/actions,
-#      `gamification` off again through :3000).
+#      `gamification` off again through :3000). And no generated credential in any container log.
 #   5. `down -v` (always), then a PASS/FAIL table, timings and image sizes.
 # Ports: when the native stack (or anything) holds the default ports, every published port is
 # moved by COMPOSE_PORT_OFFSET (default 10000: front door 13000, Kafka 19092 ...). Set
@@ -228,7 +228,18 @@ if out="$(publish topics "$episode" fired)"; then
 else
   fail "publishing a TriggerFired as admin failed: $(tail -n 3 <<<"$out")"
 fi
-rm -f "$body"
+
+# 6. the generated credentials are nowhere in the containers' logs
+values="$( { dc run --rm --no-deps -T --entrypoint sh kafka -c 'for f in /run/secrets/kafka-*; do cat "$f"; echo; done'
+             dc run --rm --no-deps -T --entrypoint cat postgres /run/secrets/postgres-password; echo
+             dc run --rm --no-deps -T --entrypoint cat topics /run/secrets/env | sed -n "s/^SAFEGUARD_ADMIN_TOKEN=//p"
+           } 2>/dev/null | tr -d "'\r" | awk 'length($0) >= 16' )"
+logs="$(mktemp)"; dc logs --no-color >"$logs" 2>&1 || true
+leaked=0; while read -r v; do [ -z "$v" ] || ! grep -qF -- "$v" "$logs" || leaked=$((leaked + 1)); done <<<"$values"
+n="$(grep -c . <<<"$values" || true)"
+if [ "$n" -ge 9 ] && [ "$leaked" = 0 ]; then pass "secrets: $n generated credentials (7 Kafka, Postgres, admin token), none in $(wc -l <"$logs") log lines"
+else fail "secrets: $leaked of $n generated credentials found in the containers' logs (or fewer than 9 found)"; fi
+rm -f "$logs" "$body"
 
 # ------------------------------------------------------------------ report
 echo

@@ -450,8 +450,11 @@ class FlagService:
         """The outbox relay: publishes after each change (woken) and every `interval_s`; backs off while Kafka is away."""
         backoff = interval_s
         while True:
+            # asyncio.timeout, not wait_for: on 3.11 wait_for swallows a cancel that lands as the event is set
+            # (e.g. Kafka connects while the app stops), and the relay would never stop
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._relay_wakeup.wait(), backoff)
+                async with asyncio.timeout(backoff):
+                    await self._relay_wakeup.wait()
             self._relay_wakeup.clear()
             try:
                 await self.publish_pending()
