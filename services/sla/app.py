@@ -99,9 +99,9 @@ def _republish_on_a_timer(app: faust.App, outbox: Outbox, *, every: float, topic
     """Once the tables are recovered, and every `every` seconds, send what is left in the outboxes of the
     services whose partitions this worker owns (a standby's copy is not ours to send)."""
 
-    @app.timer(interval=every, name="sla.republish")
+    @app.timer(interval=every, name="sla.republish")  # type: ignore[untyped-decorator]
     async def republish_pending() -> None:
-        if app.rebalancing or not app.tables.recovery.completed.is_set():
+        if app.rebalancing or not app.tables.recovery.completed.is_set():  # type: ignore[attr-defined]
             return
         owned = {tp.partition for tp in app.assignor.assigned_actives() if tp.topic == topic}
         await outbox.republish(owned=lambda service: partition_of(service, partitions=PARTITIONS) in owned)
