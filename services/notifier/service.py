@@ -224,7 +224,7 @@ class NotifierService:
                 wait = min(2.0 ** row.attempts, 60.0)
                 await self.store.event_failed(row.row_id, error=f"{type(exc).__name__}: {exc}"[:300],
                                               next_at=self.now() + timedelta(seconds=wait))
-                continue
+                return  # the broker is likely down: the rest waits for the next round, not a timeout each
             await self.store.event_sent(row.row_id)
 
     async def _send(self, notice: DeliveryRecord) -> None:
