@@ -176,7 +176,8 @@ class NotifierService:
                 continue
             after = self.policy.level(inc.level).escalate_after or 0
             ch = Change(inc, version=inc.version)
-            self._escalate(ch, reason=f"not mitigated or acknowledged within {fmt_duration(after)} at level {inc.level}")
+            why = f"not mitigated or acknowledged within {fmt_duration(after)} at level {inc.level}"
+            self._escalate(ch, reason=why)
             try:
                 await self._commit(ch)
             except StaleIncident:

@@ -97,7 +97,8 @@ class RecoveryService:
             log.info("ignoring stale %s for %s (%.0fs old, episode %s)", event.trigger, event.service, age,
                      event.episode_id)
             return None
-        reason = f"{event.trigger}: {event.value:g} > {event.threshold:g}" + (f" ({event.detail})" if event.detail else "")
+        detail = f" ({event.detail})" if event.detail else ""
+        reason = f"{event.trigger}: {event.value:g} > {event.threshold:g}{detail}"
         ep = Episode(service=event.service, trigger=event.trigger, episode_id=event.episode_id,
                      instance=event.instance, reason=reason)
         await self.audit.save_episode(ep, at=self.now())
@@ -117,12 +118,11 @@ class RecoveryService:
     async def check_timeouts(self) -> list[ActionRecord]:
         """Actions whose trigger did not clear within the verify window failed (the notifier escalates).
         Results whose event could not be published before are published first."""
-        for rec in await self.audit.unreported():
-            await self._report(rec)
-        now = self.now()
+        for done in await self.audit.unreported():
+            await self._report(done)
+        now, why = self.now(), f"trigger not cleared within {self.policy.verify_window:g}s"
         return [rec for p in await self.audit.pending(now=now, due=now)
-                if (rec := await self._finish(
-                    p, ok=False, detail=f"trigger not cleared within {self.policy.verify_window:g}s")) is not None]
+                if (rec := await self._finish(p, ok=False, detail=why)) is not None]
 
     async def run(self, request: RunRequest, *, actor: str) -> list[ActionRecord]:
         """Operator one-shot: the named action, or the actions for the service's active triggers."""
@@ -148,23 +148,29 @@ class RecoveryService:
     async def _claim_and_act(self, ep: Episode, action: str, *, actor: str,
                              reason: str | None = None) -> ActionRecord | None:
         waited = 0.0
-        while (rec := await self._claim(ep, action, actor=actor, reason=reason)) == "busy":
-            if waited > self.lease.total_seconds():
-                raise ClaimBusy(f"episode {ep.episode_id} is being acted on by another instance")
-            await self.sleep(self.busy_poll_s)
+        while True:
+            try:
+                rec = await self._claim(ep, action, actor=actor, reason=reason)
+                break
+            except ClaimBusy:
+                if waited > self.lease.total_seconds():
+                    raise
+            await self.sleep(self.busy_poll_s)  # the other instance finishes, or its lease runs out
             waited += self.busy_poll_s
         if rec is None or rec.status == "skipped":
             return rec
         return await self._act(ep, rec)
 
-    async def _claim(self, ep: Episode, action: str, *, actor: str,
-                     reason: str | None) -> ActionRecord | None | str:
+    async def _claim(self, ep: Episode, action: str, *, actor: str, reason: str | None) -> ActionRecord | None:
+        """The claimed (or skipped) action; None when the episode's automatic action was already taken."""
         automatic = actor == "recovery"
         async with self.audit.claiming(service=ep.service, trigger=ep.trigger) as claims:
             now = self.now()
             h = await claims.history(service=ep.service, trigger=ep.trigger, episode_id=ep.episode_id, now=now)
-            if automatic and h.automatic != "free":
-                return None if h.automatic == "done" else "busy"
+            if automatic and h.automatic == "busy":
+                raise ClaimBusy(f"episode {ep.episode_id} is being acted on by another instance")
+            if automatic and h.automatic == "done":
+                return None
             why = self._refusal(h, now=now, automatic=automatic)
             rec = ActionRecord(action_id=uuid.uuid4().hex, service=ep.service, action=action,
                                trigger=ep.trigger or None, episode_id=ep.episode_id, instance=ep.instance,

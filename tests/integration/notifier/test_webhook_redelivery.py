@@ -32,7 +32,8 @@ class Receiver:
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         head = (await reader.readuntil(b"\r\n\r\n")).decode()
-        length = next(int(v) for k, _, v in (ln.partition(":") for ln in head.split("\r\n")) if k.lower() == "content-length")
+        fields = (ln.partition(":") for ln in head.split("\r\n"))
+        length = next(int(v) for k, _, v in fields if k.lower() == "content-length")
         body = json.loads(await reader.readexactly(length))
         if self.down:
             self.refused += 1
