@@ -145,6 +145,8 @@ def register_agents(
         """Budget reports, concurrently; a lost one is replaced by the next (every `report_every`)."""
         sends = []
         for record, outputs in emitted:
+            if all(isinstance(o, _TRIGGERS) for o in outputs):
+                continue
             with _tracer.start_as_current_span(f"{record.message.topic} process", context=extract_context(_headers(record)),
                                                kind=SpanKind.CONSUMER):
                 sends += [(o, asyncio.ensure_future(publisher.publish(o))) for o in outputs if not isinstance(o, _TRIGGERS)]
