@@ -56,6 +56,7 @@ class AuditStore(Protocol):
                       due: datetime | None = None) -> list[ActionRecord]: ...
     async def save_episode(self, ep: Episode, *, at: datetime) -> None: ...
     async def end_episode(self, episode_id: str, *, at: datetime) -> None: ...
+    async def cleared(self, episode_id: str) -> bool: ...
     async def active(self, service: str | None = None) -> list[Episode]: ...
 
 
@@ -121,8 +122,13 @@ class RecoveryService:
         for done in await self.audit.unreported():
             await self._report(done)
         now, why = self.now(), f"trigger not cleared within {self.policy.verify_window:g}s"
-        return [rec for p in await self.audit.pending(now=now, due=now)
-                if (rec := await self._finish(p, ok=False, detail=why)) is not None]
+        out = []
+        for p in await self.audit.pending(now=now, due=now):
+            # cleared while the action was still in flight on another instance: that counts
+            ok = bool(p.episode_id) and await self.audit.cleared(p.episode_id or "")
+            if (rec := await self._finish(p, ok=ok, detail="trigger cleared" if ok else why)) is not None:
+                out.append(rec)
+        return out
 
     async def run(self, request: RunRequest, *, actor: str) -> list[ActionRecord]:
         """Operator one-shot: the named action, or the actions for the service's active triggers."""
@@ -213,6 +219,9 @@ class RecoveryService:
             await self.audit.settle(rec, deadline=self.now() + self._window)
         except Exception:  # noqa: BLE001 - the command is out: raising would make the retry act twice
             log.exception("action %s sent but not settled; it stays pending under its claim", rec.action_id)
+            return rec
+        if await self.audit.cleared(ep.episode_id):  # the TriggerCleared came while the action was in flight
+            return await self._finish(rec, ok=True, detail="trigger cleared")
         return rec
 
     async def _release(self, rec: ActionRecord) -> None:
