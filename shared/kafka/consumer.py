@@ -107,7 +107,15 @@ class EventConsumer:
             await self.stop()
 
     async def start(self) -> None:
+        self.liveness.since = time.monotonic()
         register(self.liveness)
+        try:
+            await self._start_clients()
+        except BaseException:
+            unregister(self.liveness)
+            raise
+
+    async def _start_clients(self) -> None:
         self._producer = AIOKafkaProducer(
             bootstrap_servers=self.settings.bootstrap_servers, enable_idempotence=True, acks="all"
         )
