@@ -66,9 +66,11 @@ async def healthz() -> httpx.Response:
         return await client.get("/healthz")
 
 
-async def test_redis_killed_mid_stream_loses_nothing_and_the_consumer_goes_on(
-    kafka_settings: KafkaSettings, unique: str, private_redis: PrivateRedis, exits: list[str]
+@pytest.mark.parametrize("fault", ["killed", "hung"])
+async def test_redis_failing_mid_stream_loses_nothing_and_the_consumer_goes_on(
+    kafka_settings: KafkaSettings, unique: str, private_redis: PrivateRedis, exits: list[str], fault: str
 ) -> None:
+    """Killed: connections refused. Hung (SIGSTOP): calls never answer and are cut by the dedupe timeout."""
     topic = kafka_settings.topic_prefix + SLA_TRIGGERS
     first, second = [fired(i) for i in range(200)], [fired(i) for i in range(200, 260)]
     await publish(kafka_settings, first)
@@ -84,9 +86,9 @@ async def test_redis_killed_mid_stream_loses_nothing_and_the_consumer_goes_on(
     try:
         async with consumer.running():
             await wait_until(lambda: len(calls) >= 50, what="50 handled before the kill")
-            await asyncio.to_thread(private_redis.kill)
+            await asyncio.to_thread(private_redis.kill if fault == "killed" else private_redis.pause)
             await wait_until(lambda: set(calls) >= {e.episode_id for e in first}, what="every record despite Redis")
-            await asyncio.to_thread(private_redis.start)
+            await asyncio.to_thread(private_redis.start if fault == "killed" else private_redis.resume)
             await asyncio.sleep(6)  # the store is left alone for dedupe_rest_s (5 s) after a failure
             await publish(kafka_settings, second)
             await wait_until(lambda: set(calls) >= {e.episode_id for e in first + second}, what="every record")
