@@ -51,7 +51,10 @@ async def read_json(request: Request, *, empty: Any = None) -> Any:
 
 def ready(svc: FlagService) -> bool:
     """Flags are loaded (from Postgres or the Redis copy): what SDKs receive is the real set."""
-    return bool(getattr(svc, "ready", svc.snapshot.loaded))
+    flag = getattr(svc, "ready", None)
+    if flag is None:
+        return svc.snapshot.loaded
+    return bool(flag() if callable(flag) else flag)
 
 
 def not_ready() -> JSONResponse:
