@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 
-__all__ = ["LatencySketch", "RELATIVE_ACCURACY", "MAX_BUCKET", "check_wire"]
+__all__ = ["LatencySketch", "RELATIVE_ACCURACY", "MAX_BUCKET", "check_wire", "wire_samples"]
 
 RELATIVE_ACCURACY = 0.02
 _GAMMA = (1 + RELATIVE_ACCURACY) / (1 - RELATIVE_ACCURACY)
@@ -34,6 +34,13 @@ def check_wire(buckets: Mapping[str, object]) -> dict[int, int]:
     return out
 
 
+def wire_samples(buckets: Mapping[str, object]) -> int:
+    """How many samples the wire form holds; ValueError like `check_wire` (which this only calls on bad input)."""
+    if buckets.keys() <= _CANONICAL and all(type(c) is int and c >= 0 for c in buckets.values()):
+        return sum(buckets.values())  # type: ignore[arg-type]
+    return sum(check_wire(buckets).values())
+
+
 class LatencySketch:
     """Sparse log-bucketed histogram of latencies in milliseconds."""
 
@@ -46,13 +53,13 @@ class LatencySketch:
 
     @staticmethod
     def bucket_of(value_ms: float) -> int:
-        if math.isnan(value_ms):
-            raise ValueError("a latency of NaN has no bucket")
         if value_ms <= _MIN_MS:
             return 0
-        if value_ms >= _MAX_MS:
-            return MAX_BUCKET
-        return max(0, math.ceil(math.log(value_ms / _MIN_MS) / _LOG_GAMMA))
+        if value_ms < _MAX_MS:
+            return max(0, math.ceil(math.log(value_ms / _MIN_MS) / _LOG_GAMMA))
+        if math.isnan(value_ms):
+            raise ValueError("a latency of NaN has no bucket")
+        return MAX_BUCKET
 
     @staticmethod
     def value_of(bucket: int) -> float:

@@ -66,23 +66,27 @@ def build_router(auth: Authenticator) -> APIRouter:
         """State per service, open incidents with timelines, incidents resolved in the last 7 days."""
         return await _status(svc)
 
-    @router.get("/api/incidents", response_model=list[Incident], tags=["incidents"], dependencies=reader)
+    @router.get("/api/incidents", response_model=list[Incident], tags=["incidents"],
+                dependencies=reader)
     async def incidents(svc: Svc, limit: int = Query(default=100, ge=1, le=1000),
                         days: float = Query(default=7, gt=0, le=365)) -> list[Incident]:
         """Open incidents and those resolved in the last `days`, newest first."""
         return await svc.store.recent(since=datetime.now(UTC) - timedelta(days=days), limit=limit)
 
-    @router.get("/api/incidents/{incident_id}", response_model=Incident, tags=["incidents"], dependencies=reader)
+    @router.get("/api/incidents/{incident_id}", response_model=Incident, tags=["incidents"],
+                dependencies=reader)
     async def incident(incident_id: str, svc: Svc) -> Incident:
         """One incident with its timeline."""
         return await _get(svc, incident_id)
 
-    @router.get("/api/incidents/{incident_id}/deliveries", response_model=list[DeliveryRecord], tags=["incidents"], dependencies=reader)
+    @router.get("/api/incidents/{incident_id}/deliveries", response_model=list[DeliveryRecord], tags=["incidents"],
+                dependencies=reader)
     async def deliveries(incident_id: str, svc: Svc) -> list[DeliveryRecord]:
         await _get(svc, incident_id)
         return await svc.store.deliveries(incident_id)
 
-    @router.get("/api/incidents/{incident_id}/report", response_class=PlainTextResponse, tags=["incidents"], dependencies=reader)
+    @router.get("/api/incidents/{incident_id}/report", response_class=PlainTextResponse, tags=["incidents"],
+                dependencies=reader)
     async def report(incident_id: str, svc: Svc) -> PlainTextResponse:
         """The post-incident report (Markdown), written when the incident resolved."""
         await _get(svc, incident_id)

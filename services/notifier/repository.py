@@ -62,7 +62,8 @@ class PgIncidentStore:
                 done = await conn.fetchval(_UPDATE, *values[:-1], change.version)
             if done is None:
                 return False
-            await conn.executemany("INSERT INTO timeline (incident_id, at, kind, text, actor) VALUES ($1, $2, $3, $4, $5)",
+            await conn.executemany("INSERT INTO timeline (incident_id, at, kind, text, actor)"
+                                   " VALUES ($1, $2, $3, $4, $5)",
                                    [(inc.incident_id, e.at, e.kind, e.text, e.actor) for e in change.entries])
             await conn.executemany(
                 f"INSERT INTO deliveries ({', '.join(_DCOLS)}) VALUES ({', '.join(f'${i}' for i in range(1, 12))})",

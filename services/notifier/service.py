@@ -176,7 +176,8 @@ class NotifierService:
                 continue
             after = self.policy.level(inc.level).escalate_after or 0
             ch = Change(inc, version=inc.version)
-            self._escalate(ch, reason=f"not mitigated or acknowledged within {fmt_duration(after)} at level {inc.level}")
+            why = f"not mitigated or acknowledged within {fmt_duration(after)} at level {inc.level}"
+            self._escalate(ch, reason=why)
             try:
                 await self._commit(ch)
             except StaleIncident:
@@ -224,7 +225,7 @@ class NotifierService:
                 wait = min(2.0 ** row.attempts, 60.0)
                 await self.store.event_failed(row.row_id, error=f"{type(exc).__name__}: {exc}"[:300],
                                               next_at=self.now() + timedelta(seconds=wait))
-                continue
+                return  # the broker is likely down: the rest waits for the next round, not a timeout each
             await self.store.event_sent(row.row_id)
 
     async def _send(self, notice: DeliveryRecord) -> None:

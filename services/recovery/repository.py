@@ -121,6 +121,10 @@ class PgAuditStore:
         await self.pool.execute("UPDATE episodes SET cleared_at = $2 WHERE episode_id = $1 AND cleared_at IS NULL",
                                 episode_id, at)
 
+    async def cleared(self, episode_id: str) -> bool:
+        return bool(await self.pool.fetchval("SELECT cleared_at IS NOT NULL FROM episodes WHERE episode_id = $1",
+                                             episode_id))
+
     async def active(self, service: str | None = None) -> list[Episode]:
         rows = await self.pool.fetch(
             "SELECT e.service, e.trigger, e.episode_id, e.instance, e.reason, (SELECT count(*) FROM actions a"
@@ -166,7 +170,7 @@ class MemoryAuditStore:
         self.deadlines: dict[str, datetime] = {}
         self.unreported_ids: list[str] = []
         self.episodes: dict[str, Episode] = {}
-        self.cleared: set[str] = set()
+        self.cleared_ids: set[str] = set()
         self._lock = asyncio.Lock()
 
     async def save(self, record: ActionRecord) -> None:
@@ -219,12 +223,15 @@ class MemoryAuditStore:
 
     async def end_episode(self, episode_id: str, *, at: datetime) -> None:
         if episode_id in self.episodes:
-            self.cleared.add(episode_id)
+            self.cleared_ids.add(episode_id)
+
+    async def cleared(self, episode_id: str) -> bool:
+        return episode_id in self.cleared_ids
 
     async def active(self, service: str | None = None) -> list[Episode]:
         out = []
         for ep in self.episodes.values():
-            if ep.episode_id not in self.cleared and (service is None or ep.service == service):
+            if ep.episode_id not in self.cleared_ids and (service is None or ep.service == service):
                 attempts = sum(r.episode_id == ep.episode_id and r.status != "skipped" for r in self.records.values())
                 out.append(Episode(**{**vars(ep), "attempts": attempts}))
         return out

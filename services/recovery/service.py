@@ -56,6 +56,7 @@ class AuditStore(Protocol):
                       due: datetime | None = None) -> list[ActionRecord]: ...
     async def save_episode(self, ep: Episode, *, at: datetime) -> None: ...
     async def end_episode(self, episode_id: str, *, at: datetime) -> None: ...
+    async def cleared(self, episode_id: str) -> bool: ...
     async def active(self, service: str | None = None) -> list[Episode]: ...
 
 
@@ -97,7 +98,8 @@ class RecoveryService:
             log.info("ignoring stale %s for %s (%.0fs old, episode %s)", event.trigger, event.service, age,
                      event.episode_id)
             return None
-        reason = f"{event.trigger}: {event.value:g} > {event.threshold:g}" + (f" ({event.detail})" if event.detail else "")
+        detail = f" ({event.detail})" if event.detail else ""
+        reason = f"{event.trigger}: {event.value:g} > {event.threshold:g}{detail}"
         ep = Episode(service=event.service, trigger=event.trigger, episode_id=event.episode_id,
                      instance=event.instance, reason=reason)
         await self.audit.save_episode(ep, at=self.now())
@@ -117,12 +119,16 @@ class RecoveryService:
     async def check_timeouts(self) -> list[ActionRecord]:
         """Actions whose trigger did not clear within the verify window failed (the notifier escalates).
         Results whose event could not be published before are published first."""
-        for rec in await self.audit.unreported():
-            await self._report(rec)
-        now = self.now()
-        return [rec for p in await self.audit.pending(now=now, due=now)
-                if (rec := await self._finish(
-                    p, ok=False, detail=f"trigger not cleared within {self.policy.verify_window:g}s")) is not None]
+        for done in await self.audit.unreported():
+            await self._report(done)
+        now, why = self.now(), f"trigger not cleared within {self.policy.verify_window:g}s"
+        out = []
+        for p in await self.audit.pending(now=now, due=now):
+            # cleared while the action was still in flight on another instance: that counts
+            ok = bool(p.episode_id) and await self.audit.cleared(p.episode_id or "")
+            if (rec := await self._finish(p, ok=ok, detail="trigger cleared" if ok else why)) is not None:
+                out.append(rec)
+        return out
 
     async def run(self, request: RunRequest, *, actor: str) -> list[ActionRecord]:
         """Operator one-shot: the named action, or the actions for the service's active triggers."""
@@ -148,23 +154,29 @@ class RecoveryService:
     async def _claim_and_act(self, ep: Episode, action: str, *, actor: str,
                              reason: str | None = None) -> ActionRecord | None:
         waited = 0.0
-        while (rec := await self._claim(ep, action, actor=actor, reason=reason)) == "busy":
-            if waited > self.lease.total_seconds():
-                raise ClaimBusy(f"episode {ep.episode_id} is being acted on by another instance")
-            await self.sleep(self.busy_poll_s)
+        while True:
+            try:
+                rec = await self._claim(ep, action, actor=actor, reason=reason)
+                break
+            except ClaimBusy:
+                if waited > self.lease.total_seconds():
+                    raise
+            await self.sleep(self.busy_poll_s)  # the other instance finishes, or its lease runs out
             waited += self.busy_poll_s
         if rec is None or rec.status == "skipped":
             return rec
         return await self._act(ep, rec)
 
-    async def _claim(self, ep: Episode, action: str, *, actor: str,
-                     reason: str | None) -> ActionRecord | None | str:
+    async def _claim(self, ep: Episode, action: str, *, actor: str, reason: str | None) -> ActionRecord | None:
+        """The claimed (or skipped) action; None when the episode's automatic action was already taken."""
         automatic = actor == "recovery"
         async with self.audit.claiming(service=ep.service, trigger=ep.trigger) as claims:
             now = self.now()
             h = await claims.history(service=ep.service, trigger=ep.trigger, episode_id=ep.episode_id, now=now)
-            if automatic and h.automatic != "free":
-                return None if h.automatic == "done" else "busy"
+            if automatic and h.automatic == "busy":
+                raise ClaimBusy(f"episode {ep.episode_id} is being acted on by another instance")
+            if automatic and h.automatic == "done":
+                return None
             why = self._refusal(h, now=now, automatic=automatic)
             rec = ActionRecord(action_id=uuid.uuid4().hex, service=ep.service, action=action,
                                trigger=ep.trigger or None, episode_id=ep.episode_id, instance=ep.instance,
@@ -207,6 +219,9 @@ class RecoveryService:
             await self.audit.settle(rec, deadline=self.now() + self._window)
         except Exception:  # noqa: BLE001 - the command is out: raising would make the retry act twice
             log.exception("action %s sent but not settled; it stays pending under its claim", rec.action_id)
+            return rec
+        if await self.audit.cleared(ep.episode_id):  # the TriggerCleared came while the action was in flight
+            return await self._finish(rec, ok=True, detail="trigger cleared")
         return rec
 
     async def _release(self, rec: ActionRecord) -> None:

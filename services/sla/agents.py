@@ -29,6 +29,8 @@ from shared.events import (
     Event, HealthCheckCompleted, PageLoadObserved, ProcessStatsReported, RequestsObserved, TriggerCleared, TriggerFired,
 )
 from shared.kafka.codec import decode, encode
+from shared.kafka.dlq import dlq_headers
+from shared.kafka.dlq import first_line as _first_line
 from shared.telemetry import extract_context, inject_headers
 
 __all__ = ["FaustPublisher", "Counters", "register_agents", "SOURCE"]
@@ -62,12 +64,8 @@ class FaustPublisher:
 
     async def dead_letter(self, record: Any, *, reason: str, group: str) -> None:
         msg = record.message
-        headers = list(msg.headers or ()) if not isinstance(msg.headers, dict) else list(msg.headers.items())
-        headers += [
-            ("dlq_reason", reason.encode()), ("dlq_topic", msg.topic.encode()),
-            ("dlq_partition", str(msg.partition).encode()), ("dlq_offset", str(msg.offset).encode()),
-            ("dlq_group", group.encode()),
-        ]
+        headers = dlq_headers(_headers(record), reason=reason, topic=msg.topic, partition=msg.partition, offset=msg.offset,
+                              group=group)
         await self._send(topics.dlq(msg.topic), key=msg.key, value=msg.value, headers=headers)
 
     async def _send(self, topic: str, *, key: bytes | None, value: bytes | None, headers: list[tuple[str, bytes]]) -> None:
@@ -147,6 +145,8 @@ def register_agents(
         """Budget reports, concurrently; a lost one is replaced by the next (every `report_every`)."""
         sends = []
         for record, outputs in emitted:
+            if all(isinstance(o, _TRIGGERS) for o in outputs):
+                continue
             with _tracer.start_as_current_span(f"{record.message.topic} process", context=extract_context(_headers(record)),
                                                kind=SpanKind.CONSUMER):
                 sends += [(o, asyncio.ensure_future(publisher.publish(o))) for o in outputs if not isinstance(o, _TRIGGERS)]
@@ -194,7 +194,3 @@ def _headers(record: Any) -> Any:
     headers = record.message.headers
     return headers.items() if isinstance(headers, dict) else headers
 
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {' '.join(t.strip() for t in text[:3])}"[:500]

@@ -23,6 +23,7 @@ from services.sla.service import SlaCore
 from services.sla.settings import SlaSettings
 from services.sla.tables import Tables, define_tables
 from shared import topics
+from shared.guard import aiohttp_guard
 
 __all__ = ["create_app", "SlaApp", "PARTITIONS"]
 
@@ -46,6 +47,10 @@ class _Web(AiohttpWeb):
     production_blueprints: ClassVar[Any] = ()
     debug_blueprints: ClassVar[Any] = ()
     optional_blueprints: ClassVar[Any] = ()
+
+    def __init__(self, app: Any, **kwargs: Any) -> None:
+        super().__init__(app, **kwargs)
+        self.web_app.middlewares.append(aiohttp_guard(own_host=app.conf.web_host))  # Host allow-list (DNS rebinding)
 
 
 class _App(faust.App):
@@ -100,9 +105,9 @@ def _republish_on_a_timer(app: faust.App, outbox: Outbox, *, every: float, topic
     """Once the tables are recovered, and every `every` seconds, send what is left in the outboxes of the
     services whose partitions this worker owns (a standby's copy is not ours to send)."""
 
-    @app.timer(interval=every, name="sla.republish")
+    @app.timer(interval=every, name="sla.republish")  # type: ignore[untyped-decorator]
     async def republish_pending() -> None:
-        if app.rebalancing or not app.tables.recovery.completed.is_set():
+        if app.rebalancing or not app.tables.recovery.completed.is_set():  # type: ignore[attr-defined]
             return
         owned = {tp.partition for tp in app.assignor.assigned_actives() if tp.topic == topic}
         await outbox.republish(owned=lambda service: partition_of(service, partitions=PARTITIONS) in owned)

@@ -31,7 +31,7 @@ _tracer = trace.get_tracer("safeguard.sla")
 
 def partition_of(service: str, *, partitions: int) -> int:
     """The partition of `service`'s records and state: Kafka's default partitioner on the key."""
-    return (murmur2(service.encode()) & 0x7FFFFFFF) % partitions
+    return int(murmur2(service.encode()) & 0x7FFFFFFF) % partitions
 
 
 class Outbox:

@@ -273,14 +273,14 @@ class SlaCore:
                 trigger=trigger, episode_id=after.episode_id, value=after.value or 0.0, threshold=rule.threshold,
                 window_seconds=rule.window, samples=samples, first_bad_at=_dt(after.first_bad_at),
                 instance=after.instance, detail=detail,
-            ))  # type: ignore[arg-type]
+            ))
         if transition == "cleared":
             assert after.episode_id is not None
             return _queue(st, TriggerCleared(
                 id=uuid5(NAMESPACE_URL, f"{after.episode_id}#cleared"), time=_dt(now), service=svc,
                 trigger=trigger, episode_id=after.episode_id, value=value or 0.0, threshold=rule.clear_at,
                 fired_at=_dt(after.fired_at) if after.fired_at is not None else None, instance=after.instance,
-            ))  # type: ignore[arg-type]
+            ))
         return []
 
     # ---- budgets -------------------------------------------------------------------------

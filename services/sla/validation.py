@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 
 from services.sla.policy import EventTime
 from shared.events import Event, HealthCheckCompleted, PageLoadObserved, ProcessStatsReported, RequestsObserved
-from shared.histogram import check_wire
+from shared.histogram import wire_samples
 
 __all__ = ["Rejected", "Duplicate", "check", "event_time", "MAX_COUNT", "MAX_NAME", "MAX_WINDOW_S", "MAX_POOLS"]
 
@@ -72,7 +72,7 @@ def _check_requests(event: RequestsObserved) -> None:
     _finite("latency_sum_ms", event.latency_sum_ms)
     _name("instance", event.instance)
     try:
-        samples = sum(check_wire(event.latency_buckets).values())
+        samples = wire_samples(event.latency_buckets)
     except (ValueError, AttributeError) as exc:
         raise Rejected(str(exc)) from None
     if samples > count:

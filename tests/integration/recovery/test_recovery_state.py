@@ -114,3 +114,24 @@ async def test_migrations_apply_and_roll_back(postgres_dsn: str, schema: str) ->
         await pool.execute((MIGRATIONS / "0002_recovery_state.down.sql").read_text())
         await pool.execute((MIGRATIONS / "0001_recovery.down.sql").read_text())
         assert await pool.fetchval("SELECT count(*) FROM pg_tables WHERE schemaname = $1", schema) == 0
+
+
+async def test_a_trigger_during_a_postgres_stop_is_acted_on_once_it_is_back(
+    private_postgres: object, kafka_settings: KafkaSettings, unique: str,
+) -> None:
+    pg = PostgresSettings(dsn=SecretStr(private_postgres.dsn), command_timeout_s=2)  # type: ignore[attr-defined]
+    boot, prefix = kafka_settings.bootstrap_servers, kafka_settings.topic_prefix
+    async with open_pool(pg, schema="recovery") as pool, \
+            KafkaPublisher.start(kafka_settings, source="/tests/recovery") as pub:
+        await migrate(pool, schema="recovery")
+        svc = RecoveryService(policy=RecoveryPolicy(), publisher=pub, flags=NoFlags(), audit=PgAuditStore(pool))
+        event = _fired(unique)
+        await asyncio.to_thread(private_postgres.stop)  # type: ignore[attr-defined]
+        with pytest.raises((OSError, asyncpg.PostgresError, asyncio.TimeoutError)):
+            await svc.recover_from_trigger(event)
+        await asyncio.to_thread(private_postgres.start)  # type: ignore[attr-defined]
+        rec = await svc.recover_from_trigger(event)  # the consumer's retry
+        assert rec is not None and rec.status == "started" and rec.attempt == 1
+        assert await svc.recover_from_trigger(event) is None  # and a redelivery after it
+        assert await pool.fetchval("SELECT count(*) FROM actions") == 1
+    assert await _count(boot, prefix + RECOVERY_COMMANDS, at_least=1) == 1

@@ -7,6 +7,7 @@ import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 from opentelemetry import trace
@@ -50,9 +51,13 @@ def free_port() -> int:
 
 
 @asynccontextmanager
-async def running(settings: KafkaSettings, app_id: str, *, port: int | None = None) -> AsyncIterator[SlaApp]:
+async def running(settings: KafkaSettings, app_id: str, *, port: int | None = None, publisher: Any = None) -> AsyncIterator[SlaApp]:
+    """A started SLA worker with its partitions and recovered tables; `publisher.attach(sla, settings)` is
+    called before the start when `publisher` is given (to wrap the real one)."""
     sla = create_app(SlaSettings(app_id=app_id, kafka=settings, policy_file=None, web_enabled=port is not None,
-                                 port=port or 8003, data_dir="/tmp/safeguard-sla-tests"))
+                                 port=port or 8003, data_dir="/tmp/safeguard-sla-tests"), publisher=publisher)
+    if publisher is not None:
+        publisher.attach(sla, settings)
     await sla.app.start()
     try:
         deadline = asyncio.get_running_loop().time() + 30

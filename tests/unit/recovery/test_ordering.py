@@ -121,3 +121,20 @@ async def test_cooldown_is_shared_by_instances(parts) -> None:
     clock.advance(30)
     skipped = await b.recover_from_trigger(fired("latency_high", "ep2"))
     assert skipped is not None and skipped.status == "skipped" and "cooldown" in skipped.detail
+
+
+async def test_a_clear_during_an_action_in_flight_on_another_instance_counts(parts) -> None:
+    pub, store, clock = parts
+    a, b = service(pub, store, clock), service(pub, store, clock)
+
+    class ClearsMidAction(FakeFlags):
+        async def kill_new(self, *, reason: str) -> list[str]:
+            assert await b.verify_cleared(cleared()) == []  # b sees nothing to finish yet: a holds the claim
+            return await super().kill_new(reason=reason)
+
+    a.flags = ClearsMidAction()
+    rec = await a.recover_from_trigger(fired())
+    assert rec is not None and rec.status == "succeeded" and "trigger cleared" in rec.detail
+    assert len(pub.of_type(RecoveryActionSucceeded)) == 1
+    clock.advance(400)
+    assert await a.check_timeouts() == [] and pub.of_type(RecoveryActionFailed) == []

@@ -6,6 +6,7 @@ import json
 from datetime import timedelta
 from typing import Any
 
+from services.sla import metrics
 from services.sla.app import SlaApp, create_app
 from services.sla.policy import SlaPolicy
 from services.sla.settings import SlaSettings
@@ -106,6 +107,9 @@ async def test_a_trigger_whose_publish_failed_is_published_later_exactly_once() 
     status = sla.tables.service_to_status["shop"]
     assert status["triggers"]["error_rate_high"]["phase"] == "firing"
     assert sorted(e["trigger"] for e in status["outbox"]) == ["budget_burn", "error_rate_high"]
+    text = metrics.render([], sla.counters, unpublished={s: len(sla.core.pending(s)) for s in sla.core.services_pending()})
+    assert 'sla_triggers_unpublished{service="shop"} 2.0' in text
+    assert 'sla_publish_failures_total{type="sla.trigger_fired"}' in text
     pub.fail_with = None
     assert await sla.republish() == 2
     assert await sla.republish() == 0

@@ -172,3 +172,21 @@ def test_the_sketch_refuses_bad_wire_buckets_with_a_clear_message() -> None:
     assert LatencySketch.bucket_of(math.inf) == LatencySketch.bucket_of(1e300)  # no OverflowError
     with pytest.raises(ValueError, match="NaN"):
         LatencySketch.bucket_of(math.nan)
+
+
+def test_state_pushed_into_the_future_before_the_checks_is_healed() -> None:
+    """A watermark 10 years ahead, written by a version without the event-time checks, blinds no more."""
+    buckets: dict[str, Any] = {}
+    status: dict[str, Any] = {}
+    future = SlaCore(policy=SlaPolicy(), buckets=buckets, status=status, clock=clock_at(10 * YEAR + 3700))
+    future.observe_requests(requests(10 * YEAR))
+    future.observe_requests(requests(10 * YEAR + 3600))  # closes an hour and a minute into the bucket table
+    clock = clock_at(0)
+    c = SlaCore(policy=SlaPolicy(), buckets=buckets, status=status, clock=clock)
+    out: list[Event] = []
+    for s in range(40):
+        clock.now = T0.timestamp() + s + 1
+        out += c.observe_requests(requests(s, errors=20 if s >= 20 else 0, instance="b"))
+    assert len(fired(out)) == 1 and c.status["shop"]["watermark"] == T0.timestamp() + 40
+    assert [m for m, _ in c.series("shop", "rm")] == [int(T0.timestamp()) // 60]
+    assert c.series("shop", "rm")[0][1][1] == 40 * 100
