@@ -2,7 +2,8 @@
 each principal may do only what its service does. Against the real broker of `make up`, logged in
 with the stack's own credentials (`$SAFEGUARD_SECRETS_DIR/kafka-<principal>`).
 
-The refusals are on the real topics (no test prefix: the ACLs are those of the stack); the one
+Not in tests/integration/shared: CI runs that folder once more against testcontainers' plain broker
+(`SAFEGUARD_STACK=containers`), which has no logins to test. The refusals are on the real topics (no test prefix: the ACLs are those of the stack); the one
 allowed write is a harmless RequestsObserved of a service named after the test.
 """
 
