@@ -23,6 +23,7 @@ from shared.events import Event, TriggerCleared, TriggerFired
 from shared.kafka import KafkaPublisher
 from shared.kafka.codec import header
 from shared.settings import KafkaSettings
+from shared.testing.kafka import client_kwargs
 from tests.integration.sla.test_sla_kafka import create_topics, free_port, recent, running, wait_for
 from tests.unit.sla.helpers import requests
 
@@ -31,7 +32,7 @@ YEAR = 365 * 86400
 
 async def all_records(bootstrap: str, topic: str, *, settle: float = 2.0) -> list[ConsumerRecord[bytes, bytes]]:
     """Every record of `topic`, read until nothing new came for `settle` seconds."""
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=f"all-{uuid.uuid4().hex[:8]}",
+    consumer = AIOKafkaConsumer(topic, **client_kwargs(bootstrap), group_id=f"all-{uuid.uuid4().hex[:8]}",
                                 auto_offset_reset="earliest", enable_auto_commit=False)
     await consumer.start()
     found: list[ConsumerRecord[bytes, bytes]] = []
