@@ -451,7 +451,8 @@ class FlagService:
         backoff = interval_s
         while True:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._relay_wakeup.wait(), backoff)
+                async with asyncio.timeout(backoff):
+                    await self._relay_wakeup.wait()
             self._relay_wakeup.clear()
             try:
                 await self.publish_pending()
