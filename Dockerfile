@@ -37,8 +37,9 @@ COPY examples/ /app/examples/
 COPY config/ /app/config/
 COPY stack/health.compose.yaml /app/stack/health.compose.yaml
 COPY pyproject.toml /app/
-# writable state (the sla service's Faust data: SLA_DATA_DIR=/data/sla); a named volume mounted
-# here starts with this ownership
+# writable state (the sla service's Faust data: SLA_DATA_DIR=/data/sla; the flags service's kill
+# journal); a named volume mounted here starts with this ownership
+ENV FLAGS_JOURNAL_PATH=/data/flags/pending-off.jsonl
 RUN mkdir -p /data && chown safeguard:safeguard /data
 USER safeguard
 HEALTHCHECK --interval=5s --timeout=3s --start-period=30s --retries=5 \

@@ -8,7 +8,10 @@
 - RestartConnectionPool -> `pool.restart()` (close and reopen the asyncpg pool)
 - OpenCircuitBreaker    -> force the named breaker open for `duration_seconds`, shared via Redis
 - RestartProcess        -> SIGTERM to itself after the offset is committed: uvicorn drains,
-                           the process exits 0 and supervisord (autorestart) starts a fresh one
+                           the process exits 0 and supervisord (autorestart) starts a fresh one.
+                           Without `instance` it is for every instance, and with a `restart_gate`
+                           they take turns: one restarts, the next waits until it is back (its new
+                           process releases the turn when its listener runs) or the turn expires
 - DisableNewFeatures    -> not for apps (the flags service obeys it); ignored here
 
 Every instance reads every command (its own consumer group, from the latest offset, so a
@@ -22,6 +25,7 @@ import asyncio
 import logging
 import os
 import signal
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -35,7 +39,8 @@ from shared.kafka import EventConsumer
 from shared.settings import KafkaSettings
 from shared.topics import RECOVERY_COMMANDS
 
-__all__ = ["CommandListener", "CommandHandlers", "Restartable", "BreakerOpener"]
+__all__ = ["CommandListener", "CommandHandlers", "Restartable", "BreakerOpener", "RestartGate", "RedisRestartGate",
+           "LocalRestartGate"]
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +51,52 @@ class Restartable(Protocol):
 
 class BreakerOpener(Protocol):
     async def force_open(self, name: str, duration_s: float, *, reason: str) -> bool: ...
+
+
+class RestartGate(Protocol):
+    """One restart at a time per service: `acquire` takes the turn for `ttl_s` (True when it is, or already
+    was, this instance's); `release` gives it back (only the holder's release counts)."""
+
+    async def acquire(self, *, instance: str, ttl_s: float) -> bool: ...
+    async def release(self, *, instance: str) -> None: ...
+
+
+_RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
+
+
+class RedisRestartGate:
+    """The turn is a Redis key with a TTL, shared by every instance of `service` (`redis.asyncio` client)."""
+
+    def __init__(self, redis: Any, *, service: str) -> None:
+        self.redis = redis
+        self.key = f"safeguard:restart-turn:{service}"
+
+    async def acquire(self, *, instance: str, ttl_s: float) -> bool:
+        if await self.redis.set(self.key, instance, nx=True, px=int(ttl_s * 1000)):
+            return True
+        holder = await self.redis.get(self.key)
+        return bool(holder is not None and (holder.decode() if isinstance(holder, bytes) else holder) == instance)
+
+    async def release(self, *, instance: str) -> None:
+        await self.redis.eval(_RELEASE, 1, self.key, instance)
+
+
+class LocalRestartGate:
+    """The same in memory, for instances in one process (tests) and as the reference behaviour."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self.holder: tuple[str, float] | None = None
+
+    async def acquire(self, *, instance: str, ttl_s: float) -> bool:
+        if self.holder is None or self.holder[0] == instance or self.holder[1] <= self.clock():
+            self.holder = (instance, self.clock() + ttl_s)
+            return True
+        return False
+
+    async def release(self, *, instance: str) -> None:
+        if self.holder is not None and self.holder[0] == instance:
+            self.holder = None
 
 
 def _sigterm_self() -> None:
@@ -63,7 +114,12 @@ class CommandHandlers:
     exit_process: Callable[[], None] = _sigterm_self
     exit_delay_s: float = 0.5
     max_age_s: float = 120.0
+    restart_gate: RestartGate | None = None
+    turn_s: float = 60.0
+    max_wait_s: float = 300.0
+    poll_s: float = 1.0
     done: list[str] = field(default_factory=list)
+    _waiting: asyncio.Task[None] | None = field(default=None, repr=False)
 
     def for_me(self, cmd: Command) -> bool:
         if cmd.service != self.service or (cmd.instance is not None and cmd.instance != self.instance):
@@ -96,6 +152,41 @@ class CommandHandlers:
     async def restart_process(self, cmd: RestartProcess) -> None:
         if not self.for_me(cmd):
             return
+        if cmd.instance is None and self.restart_gate is not None:
+            if self._waiting is None or self._waiting.done():  # a second broadcast while waiting: one restart
+                self._waiting = asyncio.create_task(self._restart_in_turn(cmd), name="restart-turn")
+            return
+        self._exit_soon(cmd)
+
+    async def back_up(self) -> None:
+        """This process is serving again: give the restart turn to the next instance (if it was ours)."""
+        if self.restart_gate is not None:
+            try:
+                await self.restart_gate.release(instance=self.instance)
+            except Exception:  # noqa: BLE001 - the turn then expires after turn_s
+                log.warning("could not release the restart turn", exc_info=True)
+
+    def stop_waiting(self) -> None:
+        """The process is going anyway: stop waiting for a restart turn."""
+        if self._waiting is not None:
+            self._waiting.cancel()
+
+    async def _restart_in_turn(self, cmd: RestartProcess) -> None:
+        assert self.restart_gate is not None
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.max_wait_s
+        while loop.time() < deadline:
+            try:
+                if await self.restart_gate.acquire(instance=self.instance, ttl_s=self.turn_s):
+                    break
+            except Exception:  # noqa: BLE001 - keep waiting; after max_wait_s the restart goes ahead anyway
+                log.warning("restart turn unavailable", exc_info=True)
+            await asyncio.sleep(self.poll_s)
+        else:
+            log.warning("no restart turn within %.0fs: restarting anyway", self.max_wait_s)
+        self._exit_soon(cmd)
+
+    def _exit_soon(self, cmd: RestartProcess) -> None:
         self.done.append("restart_process")
         log.warning("restarting process on command (%s)", cmd.reason)
         # Later, so the consumer commits this offset before the process goes.
@@ -128,4 +219,8 @@ class CommandListener:
     @asynccontextmanager
     async def running(self) -> AsyncIterator[CommandListener]:
         async with self.consumer.running():
-            yield self
+            await self.commands.back_up()
+            try:
+                yield self
+            finally:
+                self.commands.stop_waiting()

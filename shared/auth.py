@@ -110,6 +110,14 @@ class Authenticator:
             return f"loopback:{client_address(request, self._trusted_proxies)}"
         raise _unauthorized("admin token required (trusted loopback is off or the caller is not local)")
 
+    def verified_identity(self, conn: HTTPConnection) -> str | None:
+        """`admin` or `client:<name>` when the presented token matches one, else None: the rate-limit key
+        (the admin's self-chosen X-Safeguard-Actor name is left out, so it cannot pick a fresh bucket)."""
+        token = _presented(conn)
+        if token and _same(token, self.settings.admin_token):
+            return "admin"
+        return self._client_actor(conn)
+
     def reader_actor(self, conn: HTTPConnection) -> str | None:
         """The reader's actor name, or None when a client key is required and missing (for plain ASGI code)."""
         actor = self._admin_actor(conn) or self._client_actor(conn)

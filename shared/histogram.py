@@ -11,12 +11,34 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 
-__all__ = ["LatencySketch", "RELATIVE_ACCURACY"]
+__all__ = ["LatencySketch", "RELATIVE_ACCURACY", "MAX_BUCKET", "check_wire", "wire_samples"]
 
 RELATIVE_ACCURACY = 0.02
 _GAMMA = (1 + RELATIVE_ACCURACY) / (1 - RELATIVE_ACCURACY)
 _LOG_GAMMA = math.log(_GAMMA)
 _MIN_MS = 0.01  # anything faster lands in bucket 0
+_MAX_MS = 1e10  # ~115 days: anything slower lands in the last bucket
+MAX_BUCKET = math.ceil(math.log(_MAX_MS / _MIN_MS) / _LOG_GAMMA)
+_CANONICAL = frozenset(str(b) for b in range(MAX_BUCKET + 1))
+
+
+def check_wire(buckets: Mapping[str, object]) -> dict[int, int]:
+    """The wire form (`{"<bucket>": count}`) as ints; ValueError naming the first bad entry."""
+    out: dict[int, int] = {}
+    for key, count in buckets.items():
+        if not (isinstance(key, str) and key in _CANONICAL):
+            raise ValueError(f"latency bucket {key!r} is not an integer in [0, {MAX_BUCKET}]")
+        if not isinstance(count, int) or isinstance(count, bool) or count < 0:
+            raise ValueError(f"latency bucket {key!r} has count {count!r}, not a non-negative integer")
+        out[int(key)] = out.get(int(key), 0) + count
+    return out
+
+
+def wire_samples(buckets: Mapping[str, object]) -> int:
+    """How many samples the wire form holds; ValueError like `check_wire` (which this only calls on bad input)."""
+    if buckets.keys() <= _CANONICAL and all(type(c) is int and c >= 0 for c in buckets.values()):
+        return sum(buckets.values())  # type: ignore[arg-type]
+    return sum(check_wire(buckets).values())
 
 
 class LatencySketch:
@@ -33,7 +55,11 @@ class LatencySketch:
     def bucket_of(value_ms: float) -> int:
         if value_ms <= _MIN_MS:
             return 0
-        return max(0, math.ceil(math.log(value_ms / _MIN_MS) / _LOG_GAMMA))
+        if value_ms < _MAX_MS:
+            return max(0, math.ceil(math.log(value_ms / _MIN_MS) / _LOG_GAMMA))
+        if math.isnan(value_ms):
+            raise ValueError("a latency of NaN has no bucket")
+        return MAX_BUCKET
 
     @staticmethod
     def value_of(bucket: int) -> float:
@@ -83,9 +109,9 @@ class LatencySketch:
 
     @classmethod
     def from_wire(cls, buckets: Mapping[str, int] | Mapping[int, int], total_ms: float = 0.0) -> LatencySketch:
+        """Raises ValueError when a bucket is not an integer in range or a count is negative."""
         s = cls()
-        for b, c in buckets.items():
-            s.buckets[int(b)] = s.buckets.get(int(b), 0) + int(c)
+        s.buckets = check_wire({str(b): c for b, c in buckets.items()})
         s.count = sum(s.buckets.values())
         s.total_ms = total_ms
         return s

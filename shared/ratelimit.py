@@ -6,9 +6,10 @@ Use it as an ASGI middleware over a whole app, or as a FastAPI dependency on one
     app.add_middleware(RateLimitMiddleware, limiter=limiter, exempt=("/healthz",))
     @router.post("/x", dependencies=[Depends(limiter.dependency("10/second"))])
 
-Each client gets its own window, keyed by a hash of its token (`Authorization: Bearer`
-or `X-API-Key`) or else by its address (`client_address`: X-Forwarded-For is believed
-only from a trusted proxy). Headers follow draft-ietf-httpapi-ratelimit-headers (09):
+Each client gets its own window, keyed by its verified identity (`identify`, e.g.
+`Authenticator.verified_actor`: a token that matches a configured key) or else by its address
+(`client_address`: X-Forwarded-For is believed only from a trusted proxy). A token nobody
+verified never earns a bucket of its own: it counts in its address's bucket. Headers follow draft-ietf-httpapi-ratelimit-headers (09):
 `RateLimit-Policy: "default";q=100;w=1` and `RateLimit: "default";r=99;t=1`.
 When Redis does not answer, counting moves to process memory (per instance, so a
 little looser) and goes back to Redis after `retry_redis_s`.
@@ -43,7 +44,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 __all__ = [
     "RateLimitSettings", "RateLimiter", "RateLimitMiddleware", "RateLimitExceeded", "Decision",
-    "client_address", "client_key",
+    "client_address", "client_key", "Identify",
 ]
 
 logger = logging.getLogger(__name__)
@@ -117,12 +118,17 @@ def client_address(conn: HTTPConnection, trusted_proxies: Iterable[str] = ("127.
     return forwarded[-1] if forwarded else peer
 
 
-def client_key(conn: HTTPConnection, trusted_proxies: Iterable[str] = ("127.0.0.1/32", "::1/128")) -> str:
-    """Per-client bucket key: a hash of the presented token, else the address (never the token itself)."""
-    auth = conn.headers.get("authorization", "")
-    token = auth[7:].strip() if auth[:7].lower() == "bearer " else conn.headers.get("x-api-key", "")
-    if token:
-        return "tok:" + hashlib.sha256(token.encode()).hexdigest()[:24]
+Identify = Callable[[HTTPConnection], str | None]
+
+
+def client_key(conn: HTTPConnection, trusted_proxies: Iterable[str] = ("127.0.0.1/32", "::1/128"), *,
+               identify: Identify | None = None) -> str:
+    """Per-client bucket key: the verified identity (`identify` returns None for unknown or no
+    credentials), else the caller's address. A presented token alone is never a key: a random one
+    per request would get a fresh bucket each time."""
+    actor = identify(conn) if identify is not None else None
+    if actor:
+        return "id:" + hashlib.sha256(actor.encode()).hexdigest()[:24]
     return "ip:" + client_address(conn, trusted_proxies)
 
 
@@ -212,7 +218,8 @@ class RateLimiter:
 
     def __init__(self, *, storage: Storage | None, strategy: Strategy = "sliding-window-counter",
                  default: str = "100/second", retry_redis_s: float = 5.0,
-                 trusted_proxies: Iterable[str] = ("127.0.0.1/32", "::1/128"), enabled: bool = True) -> None:
+                 trusted_proxies: Iterable[str] = ("127.0.0.1/32", "::1/128"), enabled: bool = True,
+                 identify: Identify | None = None) -> None:
         kind = MovingWindowRateLimiter if strategy == "moving-window" else SlidingWindowCounterRateLimiter
         self._primary: _Strategy | None = kind(storage) if storage is not None else None
         self._one_trip = _OneTripSlidingWindow.for_storage(storage) if kind is SlidingWindowCounterRateLimiter else None
@@ -222,9 +229,15 @@ class RateLimiter:
         self.default = parse(default)
         self.trusted_proxies = tuple(trusted_proxies)
         self.enabled = enabled
+        self.identify = identify
+
+    def key(self, conn: HTTPConnection) -> str:
+        """The caller's bucket: its verified identity, else its address."""
+        return client_key(conn, self.trusted_proxies, identify=self.identify)
 
     @classmethod
-    def from_settings(cls, settings: RateLimitSettings, *, redis_url: SecretStr | str | None = None) -> RateLimiter:
+    def from_settings(cls, settings: RateLimitSettings, *, redis_url: SecretStr | str | None = None,
+                      identify: Identify | None = None) -> RateLimiter:
         url = settings.storage_url.get_secret_value() if settings.storage_url else None
         if url is None and redis_url is not None:
             raw = redis_url.get_secret_value() if isinstance(redis_url, SecretStr) else redis_url
@@ -236,7 +249,7 @@ class RateLimiter:
                                           socket_connect_timeout=0.5, wrap_exceptions=True)
         return cls(storage=storage, strategy=settings.strategy, default=settings.default,
                    retry_redis_s=settings.retry_redis_s, trusted_proxies=settings.trusted_proxies,
-                   enabled=settings.enabled)
+                   enabled=settings.enabled, identify=identify)
 
     @property
     def degraded(self) -> bool:
@@ -278,7 +291,7 @@ class RateLimiter:
         async def enforce(conn: HTTPConnection) -> Decision:
             if not self.enabled:
                 return Decision(True, item.amount, item.amount, 0, item.get_expiry(), name)
-            key = f"{name}:{conn.url.path}:{client_key(conn, self.trusted_proxies)}"
+            key = f"{name}:{conn.url.path}:{self.key(conn)}"
             decision = await self.hit(key, item, policy=name)
             if not decision.allowed:
                 raise RateLimitExceeded(decision)
@@ -317,7 +330,7 @@ class RateLimitMiddleware:
             await self.app(scope, receive, send)
             return
         conn = HTTPConnection(scope)
-        key = self.key_func(conn) if self.key_func else client_key(conn, self.limiter.trusted_proxies)
+        key = self.key_func(conn) if self.key_func else self.limiter.key(conn)
         decision = await self.limiter.hit(key)
         extra = [(k.lower().encode(), v.encode()) for k, v in decision.headers().items()]
         if not decision.allowed:

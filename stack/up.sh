@@ -141,6 +141,7 @@ done < <(programs)
   echo "SAFEGUARD_FRONT_URL=http://127.0.0.1:$FRONT_PORT"
   echo "RECOVERY_FLAGS_URL=http://127.0.0.1:$FLAGS_PORT"
   echo "DEMO_FLAGS_URL=http://127.0.0.1:$FLAGS_PORT"
+  echo "FLAGS_JOURNAL_PATH=$STACK/flags/pending-off.jsonl"
   echo "SAFEGUARD_DEMO_URL=http://127.0.0.1:$DEMO_PORT"
   echo "HAPROXY_ADMIN_SOCKET=$HAPROXY_SOCK"
   # every port (config/health.yaml reads FRONT_PORT, DEMO_PORT, FLAGS_PORT, ...)

@@ -179,6 +179,9 @@ class FlagClient:
     def _handle(self, event: str, payload: dict[str, Any]) -> None:
         if event == "snapshot":
             flags = payload["flags"]
+            if not self._accepts(payload):
+                self._first.set()
+                return
             for gone in set(self._flags) - set(flags):
                 self._apply(gone, None)
             for key, view in flags.items():
@@ -193,6 +196,22 @@ class FlagClient:
             self.revision = max(self.revision, payload["revision"])
             self._save_file()
         self.last_update = time.monotonic()
+
+    def _accepts(self, snapshot: dict[str, Any]) -> bool:
+        """A snapshot may replace what we know only if it is loaded and not older than what we have.
+
+        A flags instance that started while its stores were unreachable sends an empty revision-0
+        snapshot; one restored from an older backup sends an older revision. Taking either would drop
+        killed flags, so the calling code's default (often `True`) would come back on.
+        """
+        revision = snapshot.get("revision", 0)
+        if snapshot.get("loaded") is False or revision < self.revision or (not snapshot["flags"] and self._flags
+                                                                              and revision <= self.revision):
+            logger.warning("ignoring a flag snapshot older than ours or not loaded; keeping the last known flags",
+                           extra={"snapshot_revision": revision, "our_revision": self.revision,
+                                  "flags": len(snapshot["flags"])})
+            return False
+        return True
 
     def _apply(self, key: str, view: dict[str, Any] | None) -> None:
         if view is None:

@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -14,6 +15,7 @@ from fastapi.responses import JSONResponse
 
 from services.flags import api, ofrep, rules
 from services.flags.cache import FlagCache, open_redis
+from services.flags.journal import KillJournal
 from services.flags.models import DefinitionError, FlagCreate
 from services.flags.repository import PgRepository, Repository, migrate, open_pool
 from services.flags.service import FlagService, Unavailable
@@ -44,8 +46,11 @@ def create_app(settings: FlagsSettings, *, publisher: Publisher | None = None,
                 pool = await stack.enter_async_context(open_pool(settings.postgres, schema=settings.db_schema))
                 repo = PgRepository(pool)
             redis = await stack.enter_async_context(open_redis(settings.redis.url.get_secret_value()))
+            journal = KillJournal(Path(settings.journal_path).expanduser(), redis=redis,
+                                  redis_key=settings.cache_prefix + "pending-off")
             svc = FlagService(repo=repo, cache=FlagCache(redis, prefix=settings.cache_prefix), publisher=publisher,
-                              topic_prefix=settings.kafka.topic_prefix)
+                              topic_prefix=settings.kafka.topic_prefix, journal=journal,
+                              store_timeout_s=settings.store_timeout_s)
             app.state.flags = svc
             migrated = pool is None or await _try(migrate(pool, schema=settings.db_schema), "migrations")
             await svc.load()
@@ -53,7 +58,8 @@ def create_app(settings: FlagsSettings, *, publisher: Publisher | None = None,
                 await _seed(svc, settings)
             tasks = [asyncio.create_task(_every(settings.refresh_interval_s, svc.refresh, "refresh")),
                      asyncio.create_task(_every(settings.scheduler_interval_s, svc.run_due, "scheduler")),
-                     asyncio.create_task(_every(settings.relay_interval_s, svc.publish_pending, "relay"))]
+                     asyncio.create_task(_every(settings.reconcile_interval_s, svc.reconcile, "reconcile")),
+                     asyncio.create_task(svc.run_relay(interval_s=settings.relay_interval_s))]
             if pool is not None and not migrated:
                 tasks.append(asyncio.create_task(_migrate_later(pool, svc, settings)))
             if publisher is None:
@@ -130,7 +136,7 @@ async def _connect_kafka(svc: FlagService, settings: FlagsSettings, stack: Async
             continue
         svc.publisher = pub
         svc._mark("kafka", True)
-        await svc.publish_pending()
+        svc.wake_relay()
         return
 
 
@@ -139,8 +145,9 @@ def _install_health(app: FastAPI) -> None:
     async def healthz(request: Request) -> dict[str, Any]:
         """Liveness (always 200 while the process serves) with the state of each dependency."""
         svc: FlagService = request.app.state.flags
-        degraded = any(v == "down" for v in svc.status.values())
+        degraded = any(v == "down" for v in svc.status.values()) or bool(svc.outbox_failed or svc.pending)
         return {"status": "warn" if degraded else "pass", "service": "flags", "checks": dict(svc.status),
+                "outbox_failed": svc.outbox_failed, "pending_turn_offs": len(svc.pending),
                 "flags": len(svc.snapshot.entries), "revision": svc.snapshot.revision,
                 "loaded_from": svc.loaded_from, "sse_subscribers": svc.broadcaster.subscribers}
 

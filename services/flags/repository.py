@@ -44,9 +44,12 @@ class Repository(Protocol):
     async def keys_where_new_and_enabled(self) -> list[str]: ...
     async def change(self, key: str, mutate: Mutation, *, actor: str, reason: str
                      ) -> tuple[FlagRecord | None, FlagRecord | None, AuditEntry]: ...
+    async def kill_new(self, mutate: Mutation, *, actor: str, reason: str) -> list[tuple[FlagRecord, AuditEntry]]: ...
     async def audit(self, key: str | None, *, limit: int, before_id: int | None) -> list[AuditEntry]: ...
     async def unpublished(self, *, limit: int) -> list[AuditEntry]: ...
     async def mark_published(self, ids: list[int]) -> None: ...
+    async def mark_failed(self, entry_id: int, error: str) -> None: ...
+    async def failed_count(self) -> int: ...
     async def add_schedule(self, key: str, *, action: str, percent: float | None, run_at: datetime,
                            reason: str, requested_by: str) -> ScheduleRead: ...
     async def schedules(self, key: str | None) -> list[ScheduleRead]: ...
@@ -127,34 +130,19 @@ class PgRepository:
     async def _change(self, key: str, mutate: Mutation, *, actor: str, reason: str
                       ) -> tuple[FlagRecord | None, FlagRecord | None, AuditEntry]:
         async with self.pool.acquire() as conn, conn.transaction():
-            row = await conn.fetchrow(f"SELECT {_FLAG_COLS} FROM flags WHERE key = $1 FOR UPDATE", key)
-            stored = _record(row) if row else None
-            before = stored if stored and stored.deleted_at is None else None
-            change = mutate(before)
-            version = (stored.version + 1) if stored else 1
-            after = change.after
-            if after is None:
-                await conn.execute("UPDATE flags SET deleted_at = now(), version = $2,"
-                                   " revision = nextval('revision_seq'), updated_at = now() WHERE key = $1",
-                                   key, version)
-            else:
-                saved = await conn.fetchrow(
-                    "INSERT INTO flags (key, definition, off_variant, is_new, killed, rollout_percent,"
-                    " description, version) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
-                    " ON CONFLICT (key) DO UPDATE SET definition = $2, off_variant = $3, is_new = $4, killed = $5,"
-                    " rollout_percent = $6, description = $7, version = $8, deleted_at = NULL, updated_at = now(),"
-                    " revision = nextval('revision_seq'),"
-                    " created_at = CASE WHEN flags.deleted_at IS NULL THEN flags.created_at ELSE now() END"
-                    f" RETURNING {_FLAG_COLS}",
-                    key, after.definition, after.off_variant, after.new, after.killed, after.rollout_percent,
-                    after.description, version)
-                after = _record(saved)
-            entry = await conn.fetchrow(
-                "INSERT INTO audit_log (flag_key, action, actor, reason, version, before, after)"
-                " VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING *",
-                key, change.action, actor, reason, version,
-                before.audit_view() if before else None, after.audit_view() if after else None)
-            return before, after, _audit(entry)
+            return await _change_on(conn, key, mutate, actor=actor, reason=reason)
+
+    async def kill_new(self, mutate: Mutation, *, actor: str, reason: str) -> list[tuple[FlagRecord, AuditEntry]]:
+        """Every flag marked new and on, changed by `mutate`, in ONE transaction (all or none)."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            rows = await conn.fetch("SELECT key FROM flags WHERE deleted_at IS NULL AND is_new"
+                                    " AND definition->>'state' = 'ENABLED' ORDER BY key FOR UPDATE")
+            done = []
+            for r in rows:
+                _before, after, entry = await _change_on(conn, r["key"], mutate, actor=actor, reason=reason)
+                assert after is not None
+                done.append((after, entry))
+            return done
 
     async def audit(self, key: str | None, *, limit: int, before_id: int | None) -> list[AuditEntry]:
         rows = await self.pool.fetch(
@@ -163,11 +151,19 @@ class PgRepository:
         return [_audit(r) for r in rows]
 
     async def unpublished(self, *, limit: int) -> list[AuditEntry]:
-        rows = await self.pool.fetch("SELECT * FROM audit_log WHERE NOT published ORDER BY id LIMIT $1", limit)
+        rows = await self.pool.fetch("SELECT * FROM audit_log WHERE NOT published AND publish_error IS NULL"
+                                     " ORDER BY id LIMIT $1", limit)
         return [_audit(r) for r in rows]
 
     async def mark_published(self, ids: list[int]) -> None:
         await self.pool.execute("UPDATE audit_log SET published = true WHERE id = ANY($1::bigint[])", ids)
+
+    async def mark_failed(self, entry_id: int, error: str) -> None:
+        await self.pool.execute("UPDATE audit_log SET publish_error = $2, publish_failed_at = now() WHERE id = $1",
+                                entry_id, error[:2000])
+
+    async def failed_count(self) -> int:
+        return int(await self.pool.fetchval("SELECT count(*) FROM audit_log WHERE publish_error IS NOT NULL"))
 
     async def add_schedule(self, key: str, *, action: str, percent: float | None, run_at: datetime,
                            reason: str, requested_by: str) -> ScheduleRead:
@@ -197,6 +193,39 @@ class PgRepository:
     async def finish_schedule(self, schedule_id: int, *, status: str, error: str | None) -> None:
         await self.pool.execute("UPDATE scheduled_changes SET status = $2, error = $3, done_at = now()"
                                 " WHERE id = $1", schedule_id, status, error)
+
+
+async def _change_on(conn: asyncpg.Connection, key: str, mutate: Mutation, *, actor: str, reason: str
+                     ) -> tuple[FlagRecord | None, FlagRecord | None, AuditEntry]:
+    """Run `mutate` on the locked row (None if absent or deleted); write it and its audit entry on `conn`."""
+    row = await conn.fetchrow(f"SELECT {_FLAG_COLS} FROM flags WHERE key = $1 FOR UPDATE", key)
+    stored = _record(row) if row else None
+    before = stored if stored and stored.deleted_at is None else None
+    change = mutate(before)
+    version = (stored.version + 1) if stored else 1
+    after = change.after
+    if after is None:
+        await conn.execute("UPDATE flags SET deleted_at = now(), version = $2,"
+                           " revision = nextval('revision_seq'), updated_at = now() WHERE key = $1",
+                           key, version)
+    else:
+        saved = await conn.fetchrow(
+            "INSERT INTO flags (key, definition, off_variant, is_new, killed, rollout_percent,"
+            " description, version) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+            " ON CONFLICT (key) DO UPDATE SET definition = $2, off_variant = $3, is_new = $4, killed = $5,"
+            " rollout_percent = $6, description = $7, version = $8, deleted_at = NULL, updated_at = now(),"
+            " revision = nextval('revision_seq'),"
+            " created_at = CASE WHEN flags.deleted_at IS NULL THEN flags.created_at ELSE now() END"
+            f" RETURNING {_FLAG_COLS}",
+            key, after.definition, after.off_variant, after.new, after.killed, after.rollout_percent,
+            after.description, version)
+        after = _record(saved)
+    entry = await conn.fetchrow(
+        "INSERT INTO audit_log (flag_key, action, actor, reason, version, before, after)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING *",
+        key, change.action, actor, reason, version,
+        before.audit_view() if before else None, after.audit_view() if after else None)
+    return before, after, _audit(entry)
 
 
 def dumps(value: Any) -> str:

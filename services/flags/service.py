@@ -4,12 +4,19 @@ Reads and evaluations come from the in-memory `Snapshot`, never from the network
 loaded from Postgres (else from the Redis copy), and refreshed when the revision in Redis (else in
 Postgres) moves. Every change is one Postgres transaction that also writes the audit entry; the
 audit log doubles as the Kafka outbox (`published`), so a change made while Kafka is down is
-published when it is back.
+published when it is back (by a relay task: never inside a request).
+
+Fail-safe rules: turning a flag OFF never depends on Postgres or Kafka. When the store does not answer
+within `store_timeout_s`, a kill or disable is applied in memory, pushed to SDKs, copied to Redis and
+written to the `KillJournal` (fsynced), then reconciled into Postgres (audit + outbox) when it is back.
+Turning a flag ON needs the store (refused with 503 while it is down). An outbox row Kafka refuses
+for good is set aside with the reason (and alerted) so it never blocks the rows after it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
 from collections.abc import Callable, Mapping
@@ -18,6 +25,7 @@ from typing import Any, Protocol, cast
 
 from services.flags import rules
 from services.flags.cache import FlagCache
+from services.flags.journal import KillJournal, PendingOff
 from services.flags.models import (
     KEY_RE, AuditEntry, DefinitionError, FlagCreate, FlagRecord, FlagUpdate, ImportRequest, ScheduleCreate, ScheduleRead, validate_definition,
 )
@@ -47,7 +55,8 @@ class EventSink(Protocol):
 
 class FlagService:
     def __init__(self, *, repo: Repository, cache: FlagCache | None, publisher: Publisher | None = None,
-                 topic_prefix: str = "", clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+                 topic_prefix: str = "", clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+                 journal: KillJournal | None = None, store_timeout_s: float = 2.0) -> None:
         self.repo = repo
         self.cache = cache
         self.publisher = publisher
@@ -59,6 +68,16 @@ class FlagService:
                                        "kafka": "unknown" if publisher is None else "up"}
         self.loaded_from = "nothing"
         self._relay_lock = asyncio.Lock()
+        self._relay_wakeup = asyncio.Event()
+        self.journal = journal
+        self.store_timeout_s = store_timeout_s
+        self.pending: list[PendingOff] = []
+        self.outbox_failed = 0
+
+    @property
+    def ready(self) -> bool:
+        """Flags are loaded (Postgres or the Redis copy): answers are real, not an empty snapshot."""
+        return self.snapshot.loaded
 
     # ---------------------------------------------------------------- loading and refresh
     def _mark(self, name: str, ok: bool, exc: BaseException | None = None) -> None:
@@ -69,6 +88,8 @@ class FlagService:
 
     async def load(self) -> None:
         """Full load: Postgres first (and refill Redis), else the Redis copy, else keep what we have."""
+        if self.journal is not None:
+            self.pending = await self.journal.pending()
         try:
             records, revision = await self.repo.load_all(), await self.repo.revision()
             self._mark("postgres", True)
@@ -93,10 +114,25 @@ class FlagService:
             self._mark("redis", False, exc)
 
     def _replace(self, records: list[FlagRecord], revision: int, source: str) -> None:
+        records = self._overlay(records)
+        revision = max(revision, self.snapshot.revision) if self.pending else revision
         for key in self.snapshot.replace_all(records, revision):
             entry = self.snapshot.get(key)
             self._broadcast(key, entry.record if entry else None)
         self.loaded_from = source
+
+    def _overlay(self, records: list[FlagRecord]) -> list[FlagRecord]:
+        """Turn-offs not yet reconciled into the store win over what the store (or Redis) says."""
+        if not self.pending:
+            return records
+        by_key = {r.key: r for r in records}
+        for p in self.pending:
+            rec = by_key.get(p.key)
+            if rec is not None and not _is_off(rec, kill=p.kill):
+                current = self.snapshot.get(p.key)
+                version = max(rec.version, current.record.version if current else 0)
+                by_key[p.key] = _turned_off(rec, kill=p.kill).model_copy(update={"version": version})
+        return list(by_key.values())
 
     async def refresh(self) -> None:
         """Cheap check of the shared revision (Redis, else Postgres); reload when another instance changed flags."""
@@ -135,7 +171,8 @@ class FlagService:
     async def _commit(self, key: str, mutate: Callable[[FlagRecord | None], Change], *, actor: str,
                       reason: str) -> tuple[FlagRecord | None, AuditEntry]:
         try:
-            _before, after, entry = await self.repo.change(key, mutate, actor=actor, reason=reason)
+            _before, after, entry = await asyncio.wait_for(self.repo.change(key, mutate, actor=actor, reason=reason),
+                                                           self.store_timeout_s)
         except (rules.FlagNotFound, rules.Conflict, ValueError):
             raise
         except Exception as exc:
@@ -144,6 +181,12 @@ class FlagService:
                               ) from exc
         self._mark("postgres", True)
         revision = after.revision if after else max(self.snapshot.revision + 1, await self._safe_revision())
+        await self._publish_local(key, after, revision)
+        self._relay_wakeup.set()
+        return after, entry
+
+    async def _publish_local(self, key: str, after: FlagRecord | None, revision: int) -> None:
+        """Memory, SSE subscribers, then the Redis copy (best effort)."""
         self.snapshot.apply(key, after)
         self.snapshot.revision = max(self.snapshot.revision, revision)
         self._broadcast(key, after)
@@ -153,8 +196,6 @@ class FlagService:
                 self._mark("redis", True)
             except Exception as exc:  # noqa: BLE001 - the refresher heals the cache later
                 self._mark("redis", False, exc)
-        await self.publish_pending()
-        return after, entry
 
     async def _safe_revision(self) -> int:
         try:
@@ -180,28 +221,87 @@ class FlagService:
 
     async def set_enabled(self, key: str, *, enabled: bool, actor: str, reason: str, kill: bool = False
                           ) -> FlagRecord:
+        """On needs the store. Off (disable or kill) succeeds without it: see `_turn_off_without_store`."""
         action = "enabled" if enabled else ("killed" if kill else "disabled")
-        after, _ = await self._commit(
-            key, lambda cur: Change(action, rules.set_enabled(cur, key, enabled=enabled, kill=kill)),
-            actor=actor, reason=reason)
+        try:
+            after, _ = await self._commit(
+                key, lambda cur: Change(action, rules.set_enabled(cur, key, enabled=enabled, kill=kill)),
+                actor=actor, reason=reason)
+        except Unavailable:
+            if enabled or self.journal is None:
+                raise
+            return await self._turn_off_without_store(key, kill=kill, actor=actor, reason=reason)
         assert after is not None
         return after
 
     async def kill_new(self, *, actor: str, reason: str) -> list[str]:
-        """Kill every flag marked `new` that is on. Returns the keys killed (already-off ones are skipped)."""
+        """Kill every flag marked `new` that is on, in one transaction. Returns the keys killed."""
+        mutate = _kill_mutation
         try:
-            keys = await self.repo.keys_where_new_and_enabled()
-        except Exception as exc:  # noqa: BLE001 - Postgres down: kill what the snapshot knows? no: refuse clearly
+            done = await asyncio.wait_for(self.repo.kill_new(mutate, actor=actor, reason=reason), self.store_timeout_s)
+        except (rules.FlagNotFound, ValueError):
+            raise
+        except Exception as exc:  # noqa: BLE001 - the store is down: kill what memory knows
             self._mark("postgres", False, exc)
-            raise Unavailable("the flag store (Postgres) is not available") from exc
-        killed = []
-        for key in keys:
+            if self.journal is None:
+                raise Unavailable("the flag store (Postgres) is not available") from exc
+            keys = [r.key for r in self.all() if r.new and r.definition.get("state") == "ENABLED"]
+            for key in keys:
+                await self._turn_off_without_store(key, kill=True, actor=actor, reason=reason)
+            return keys
+        self._mark("postgres", True)
+        for after, _entry in done:
+            await self._publish_local(after.key, after, after.revision)
+        self._relay_wakeup.set()
+        return [after.key for after, _ in done]
+
+    async def _turn_off_without_store(self, key: str, *, kill: bool, actor: str, reason: str) -> FlagRecord:
+        """Postgres is away: journal the turn-off (durable), apply it everywhere we can reach, reconcile later."""
+        current = self.get(key)
+        if current is None:
+            raise rules.FlagNotFound(key)
+        after = _turned_off(current, kill=kill).model_copy(
+            update={"version": current.version + 1, "revision": self.snapshot.revision + 1})
+        entry = PendingOff.new(key, kill=kill, actor=actor, reason=reason)
+        assert self.journal is not None
+        try:
+            await self.journal.record(entry)
+        except OSError as exc:
+            raise Unavailable(f"the flag store is down and the kill journal cannot be written: {exc}") from exc
+        self.pending.append(entry)
+        logger.warning("flag %s turned off while the flag store is down: journaled, reconciled when it is back",
+                       key, extra={"actor": actor, "kill": kill})
+        await self._publish_local(key, after, after.revision)
+        return after
+
+    async def reconcile(self) -> int:
+        """Replay journaled turn-offs into Postgres (audited as their original actor, outboxed). Returns how many."""
+        if self.journal is None:
+            return 0
+        pending = await self.journal.pending()
+        if not pending:
+            self.pending = []
+            return 0
+        resolved: set[str] = set()
+        for p in pending:
+            reason = f"{p.reason} (accepted at {p.at} while the flag store was down)"
             try:
-                await self.set_enabled(key, enabled=False, actor=actor, reason=reason, kill=True)
-                killed.append(key)
-            except (rules.FlagNotFound, ValueError):
-                continue  # deleted or changed meanwhile
-        return killed
+                await asyncio.wait_for(self.repo.change(p.key, _off_mutation(p.key, kill=p.kill), actor=p.actor,
+                                                        reason=reason), self.store_timeout_s)
+            except (_AlreadyOff, rules.FlagNotFound):
+                pass
+            except Exception as exc:  # noqa: BLE001 - still down: try again next round
+                self._mark("postgres", False, exc)
+                break
+            resolved.add(p.id)
+        await self.journal.resolve(resolved)
+        self.pending = [p for p in pending if p.id not in resolved]
+        if resolved:
+            self._mark("postgres", True)
+            logger.info("reconciled %d turn-off(s) made while the flag store was down", len(resolved))
+            self._relay_wakeup.set()
+            await self.load()
+        return len(resolved)
 
     async def rollout(self, key: str, percent: float, *, actor: str, reason: str) -> FlagRecord:
         after, _ = await self._commit(key, lambda cur: Change("rollout", rules.rollout(cur, key, percent)),
@@ -308,21 +408,98 @@ class FlagService:
         done: list[int] = []
         try:
             for e in pending:
-                await pub.publish(_changed(e))
-                if e.after is not None:
-                    await pub.publish(FlagSnapshot(id=uuid.uuid5(_NS, f"s{e.id}:{e.at.isoformat()}"),
-                                                   flag_key=e.flag_key, version=e.version,
-                                                   definition=_snapshot_definition(e.after)))
-                elif hasattr(pub, "publish_raw"):
-                    await pub.publish_raw(self.topic_prefix + FlagSnapshot.topic, key=e.flag_key.encode(),
-                                          value=None, headers=[])
+                try:
+                    await self._publish_entry(pub, e)
+                except Exception as exc:
+                    if not _permanent(exc):
+                        raise
+                    await self._set_aside(e, exc)
+                    continue
                 done.append(e.id)
             self._mark("kafka", True)
-        except Exception as exc:  # noqa: BLE001 - retried by the relay loop
+        except Exception as exc:  # noqa: BLE001 - retried by the relay loop, with backoff
             self._mark("kafka", False, exc)
-        if done:
-            await self.repo.mark_published(done)
+            raise RelayStalled(repr(exc)) from exc
+        finally:
+            if done:
+                await self.repo.mark_published(done)
         return len(done)
+
+    async def _publish_entry(self, pub: Any, e: AuditEntry) -> None:
+        await pub.publish(_changed(e))
+        if e.after is not None:
+            await pub.publish(FlagSnapshot(id=uuid.uuid5(_NS, f"s{e.id}:{e.at.isoformat()}"),
+                                           flag_key=e.flag_key, version=e.version,
+                                           definition=_snapshot_definition(e.after)))
+        elif hasattr(pub, "publish_raw"):
+            await pub.publish_raw(self.topic_prefix + FlagSnapshot.topic, key=e.flag_key.encode(),
+                                  value=None, headers=[])
+
+    async def _set_aside(self, e: AuditEntry, exc: BaseException) -> None:
+        """Kafka refused this row for good (e.g. too large): record why, alert, go on with the next rows."""
+        reason = f"{type(exc).__name__}: {exc}"
+        await self.repo.mark_failed(e.id, reason)
+        self.outbox_failed += 1
+        logger.error("outbox entry %d (%s %s) cannot be published and was set aside: %s", e.id, e.action,
+                     e.flag_key, reason, extra={"alert": "flags_outbox_failed", "audit_id": e.id})
+
+    def wake_relay(self) -> None:
+        self._relay_wakeup.set()
+
+    async def run_relay(self, *, interval_s: float = 2.0, max_backoff_s: float = 30.0) -> None:
+        """The outbox relay: publishes after each change (woken) and every `interval_s`; backs off while Kafka is away."""
+        backoff = interval_s
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._relay_wakeup.wait(), backoff)
+            self._relay_wakeup.clear()
+            try:
+                await self.publish_pending()
+                backoff = interval_s
+            except RelayStalled:
+                backoff = min(max_backoff_s, backoff * 2)
+            except Exception:  # noqa: BLE001 - e.g. Postgres away while marking: next round
+                logger.warning("relay round failed", exc_info=True)
+                backoff = min(max_backoff_s, backoff * 2)
+
+
+class RelayStalled(RuntimeError):
+    """Kafka is not accepting messages now (retriable): the relay backs off."""
+
+
+class _AlreadyOff(Exception):
+    pass
+
+
+_PERMANENT = {"MessageSizeTooLargeError", "RecordListTooLargeError", "InvalidRecordError", "CorruptRecordError",
+              "ValidationError"}
+
+
+def _permanent(exc: BaseException) -> bool:
+    """This message can never be published (too large, unserialisable); anything else is transient."""
+    return type(exc).__name__ in _PERMANENT or isinstance(exc, (ValueError, TypeError))
+
+
+def _is_off(rec: FlagRecord, *, kill: bool) -> bool:
+    return rec.definition.get("state") == "DISABLED" and (rec.killed or not kill)
+
+
+def _turned_off(rec: FlagRecord, *, kill: bool) -> FlagRecord:
+    return rec.model_copy(update={"definition": {**rec.definition, "state": "DISABLED"},
+                                  "killed": kill or rec.killed})
+
+
+def _off_mutation(key: str, *, kill: bool) -> Callable[[FlagRecord | None], Change]:
+    def mutate(cur: FlagRecord | None) -> Change:
+        if cur is not None and _is_off(cur, kill=kill):
+            raise _AlreadyOff(key)
+        return Change("killed" if kill else "disabled", rules.set_enabled(cur, key, enabled=False, kill=kill))
+    return mutate
+
+
+def _kill_mutation(cur: FlagRecord | None) -> Change:
+    assert cur is not None
+    return Change("killed", rules.set_enabled(cur, cur.key, enabled=False, kill=True))
 
 
 def _changed(e: AuditEntry) -> FlagChanged:

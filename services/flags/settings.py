@@ -4,6 +4,7 @@ from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from shared.auth import AuthSettings
+from shared.guard import GuardSettings
 from shared.ratelimit import RateLimitSettings
 from shared.settings import ServiceSettings
 
@@ -14,6 +15,7 @@ class FlagsSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="FLAGS_", extra="ignore")
     port: int = 8001
     auth: AuthSettings = Field(default_factory=AuthSettings)
+    guard: GuardSettings = Field(default_factory=GuardSettings)
     ratelimit: RateLimitSettings = Field(default_factory=RateLimitSettings)
     rate_limit: str = Field(default="1000/second", description="Per-client limit on every request (FLAGS_RATE_LIMIT).")
     write_limit: str = Field(default="20/second", description="Per-client limit on changes (admin + runbook).")
@@ -22,5 +24,14 @@ class FlagsSettings(ServiceSettings):
     refresh_interval_s: float = Field(default=1.0, gt=0)
     scheduler_interval_s: float = Field(default=1.0, gt=0)
     relay_interval_s: float = Field(default=2.0, gt=0)
+    reconcile_interval_s: float = Field(default=2.0, gt=0)
+    store_timeout_s: float = Field(default=2.0, gt=0, description="A change waits this long for Postgres; a kill "
+                                   "then goes to the journal instead (FLAGS_STORE_TIMEOUT_S).")
+    journal_path: str = Field(default="~/.local/state/safeguard/flags-pending-off.jsonl",
+                              description="Kills accepted while Postgres is down, until reconciled (FLAGS_JOURNAL_PATH).")
     seed: bool | None = Field(default=None, description="Create `gamification` (new, off) if absent. "
                                                         "Default: on when SAFEGUARD_ENV=local.")
+    max_context_bytes: int = Field(default=64 * 1024, ge=2, description="Largest OFREP request body (context).")
+    max_context_depth: int = Field(default=16, ge=1, description="Deepest nesting inside an evaluation context.")
+    sse_max_subscribers: int = Field(default=1024, ge=1, description="SSE streams open at once (then 503).")
+    sse_max_per_client: int = Field(default=64, ge=1, description="SSE streams per client key or address (then 429).")

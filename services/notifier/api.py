@@ -4,6 +4,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, HTTPException, Query, Request
+from starlette.requests import HTTPConnection
 from fastapi.responses import HTMLResponse, PlainTextResponse
 
 from services.notifier.models import DeliveryRecord, Incident
@@ -36,9 +37,24 @@ async def _get(svc: NotifierService, incident_id: str) -> Incident:
         raise HTTPException(404, f"no incident {incident_id!r}") from None
 
 
+def _reader(auth: Authenticator) -> Any:
+    """Incident details and deliveries (names, messages, webhook errors) are for operators: outside local mode
+    a client key or the admin token is needed even while no client key is configured."""
+
+    async def require_incident_reader(request: HTTPConnection) -> str:
+        actor = auth.reader_actor(request)
+        if actor is None or (actor == "anonymous" and auth.settings.env != "local"):
+            raise HTTPException(401, "a reader key or the admin token is required for incident details "
+                                     "(Authorization: Bearer <key> or X-API-Key); the status page is public",
+                                headers={"WWW-Authenticate": "Bearer"})
+        return actor
+    return require_incident_reader
+
+
 def build_router(auth: Authenticator) -> APIRouter:
     router = APIRouter()
     Admin = Annotated[str, Depends(auth.require_admin)]
+    reader = [Depends(_reader(auth))]
 
     @router.get("/status", response_class=HTMLResponse, tags=["status"])
     async def status_page(svc: Svc) -> HTMLResponse:
@@ -50,23 +66,27 @@ def build_router(auth: Authenticator) -> APIRouter:
         """State per service, open incidents with timelines, incidents resolved in the last 7 days."""
         return await _status(svc)
 
-    @router.get("/api/incidents", response_model=list[Incident], tags=["incidents"])
+    @router.get("/api/incidents", response_model=list[Incident], tags=["incidents"],
+                dependencies=reader)
     async def incidents(svc: Svc, limit: int = Query(default=100, ge=1, le=1000),
                         days: float = Query(default=7, gt=0, le=365)) -> list[Incident]:
         """Open incidents and those resolved in the last `days`, newest first."""
         return await svc.store.recent(since=datetime.now(UTC) - timedelta(days=days), limit=limit)
 
-    @router.get("/api/incidents/{incident_id}", response_model=Incident, tags=["incidents"])
+    @router.get("/api/incidents/{incident_id}", response_model=Incident, tags=["incidents"],
+                dependencies=reader)
     async def incident(incident_id: str, svc: Svc) -> Incident:
         """One incident with its timeline."""
         return await _get(svc, incident_id)
 
-    @router.get("/api/incidents/{incident_id}/deliveries", response_model=list[DeliveryRecord], tags=["incidents"])
+    @router.get("/api/incidents/{incident_id}/deliveries", response_model=list[DeliveryRecord], tags=["incidents"],
+                dependencies=reader)
     async def deliveries(incident_id: str, svc: Svc) -> list[DeliveryRecord]:
         await _get(svc, incident_id)
         return await svc.store.deliveries(incident_id)
 
-    @router.get("/api/incidents/{incident_id}/report", response_class=PlainTextResponse, tags=["incidents"])
+    @router.get("/api/incidents/{incident_id}/report", response_class=PlainTextResponse, tags=["incidents"],
+                dependencies=reader)
     async def report(incident_id: str, svc: Svc) -> PlainTextResponse:
         """The post-incident report (Markdown), written when the incident resolved."""
         await _get(svc, incident_id)

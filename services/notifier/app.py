@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
@@ -51,14 +50,14 @@ def create_app(settings: NotifierSettings, *, policy: NotifierPolicy | None = No
             if out is None:
                 http = await stack.enter_async_context(httpx.AsyncClient())
                 out = ChannelSender(policy=policy, http=http)
-            svc = NotifierService(policy=policy, publisher=pub, store=db, sender=out, clock=time.monotonic)
+            svc = NotifierService(policy=policy, publisher=pub, store=db, sender=out)
             await svc.restore()
             app.state.notifier = svc
             if consume:
                 await start_service_consumer(stack, topics=[SLA_TRIGGERS, RECOVERY_ACTIONS], group_id=settings.group_id,
                                              handlers=build_handlers(svc), kafka=settings.kafka,
                                              redis_url=settings.redis.url.get_secret_value())
-            tick = every(settings.tick_interval_s, svc.escalate_overdue, what="escalation")
+            tick = every(settings.tick_interval_s, svc.tick, what="escalation and relay")
             async with background(tick, name="tick"):
                 yield
 

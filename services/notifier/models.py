@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, Field
 
-__all__ = ["Incident", "TimelineEntry", "DeliveryRecord", "Status", "EntryKind"]
+from shared.events import Event
+
+__all__ = ["Incident", "TimelineEntry", "DeliveryRecord", "Status", "EntryKind", "DeliveryStatus", "Change",
+           "OutboxRow"]
 
 Status = Literal["open", "mitigated", "resolved"]
+DeliveryStatus = Literal["pending", "sent", "failed"]
 EntryKind = Literal["opened", "action", "escalated", "acknowledged", "mitigated", "resolved", "notified"]
 
 
@@ -36,6 +41,8 @@ class Incident(BaseModel):
     mitigated_at: datetime | None = None
     resolved_at: datetime | None = None
     resolved_by: str | None = None
+    escalate_at: datetime | None = None
+    version: int = 0
     timeline: list[TimelineEntry] = Field(default_factory=list)
 
     @property
@@ -44,6 +51,9 @@ class Incident(BaseModel):
 
 
 class DeliveryRecord(BaseModel):
+    """One notice on one channel. `pending` until sent; a failed try is retried at `next_at` (the relay) until
+    the policy's `redeliveries` are used up (`failed`)."""
+
     delivery_id: str
     incident_id: str | None
     channel: str
@@ -52,3 +62,29 @@ class DeliveryRecord(BaseModel):
     error: str = ""
     message: str
     at: datetime
+    status: DeliveryStatus = "sent"
+    attempts: int = 0
+    next_at: datetime | None = None
+
+
+@dataclass
+class Change:
+    """One state change of an incident, written in one transaction: the incident (`version`: the version it
+    was read at; None for a new incident, written only if absent), its new timeline entries, the events
+    to publish and the notices to deliver (both sent afterwards by the relay), and the report."""
+
+    incident: Incident
+    version: int | None
+    entries: list[TimelineEntry] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
+    notices: list[DeliveryRecord] = field(default_factory=list)
+    report: str | None = None
+
+
+@dataclass(frozen=True)
+class OutboxRow:
+    """An event written with a change and not yet published."""
+
+    row_id: int
+    event: Event
+    attempts: int

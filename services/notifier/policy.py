@@ -69,9 +69,19 @@ class Targets(_Strict):
 
 
 class Webhook(_Strict):
+    """`attempts` quick tries per delivery (`backoff` apart); a notice still undelivered is sent again later by
+    the relay, `redeliver_after` doubling up to `redeliver_max`, `redeliveries` times in all."""
+
     timeout: Duration = 5.0
     attempts: int = Field(default=3, ge=1, le=10)
     backoff: Duration = 0.5
+    redeliveries: int = Field(default=10, ge=1, le=100)
+    redeliver_after: Duration = Field(default=30.0, gt=0)
+    redeliver_max: Duration = Field(default=900.0, gt=0)
+
+    def redeliver_in(self, attempts: int) -> float:
+        """Seconds until the next try of a notice that failed `attempts` times."""
+        return float(min(self.redeliver_after * 2 ** (attempts - 1), self.redeliver_max))
 
 
 class NotifierPolicy(_Strict):

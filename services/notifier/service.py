@@ -1,7 +1,14 @@
 """The core of the notifier: incidents from triggers, escalation L1-L4, notices, reports.
 
-No framework imports: the publisher, the store, the sender and the clocks are ports, so unit
-tests drive it with fakes. `clock` (monotonic seconds) times escalation; `now` stamps the timeline.
+No framework imports: the publisher, the store, the sender and the clock are ports, so unit tests
+drive it with fakes.
+
+Every change of an incident is one `Change` written in one transaction (the incident, its timeline,
+the events to publish, the notices to deliver); nothing is kept in memory, so a failed write leaves
+nothing behind and the consumer's retry does the whole change, and a restarted process or another
+instance reads the same state (escalation deadlines included). Events and notices are sent after
+the write by `dispatch()` (right away, and by the relay tick for what failed: Kafka down, a webhook
+refusing), each claimed with a lease so two instances never send one twice.
 """
 
 from __future__ import annotations
@@ -10,21 +17,21 @@ import hashlib
 import logging
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Protocol
+from datetime import UTC, datetime, timedelta
+from typing import Protocol, cast
 
-from services.notifier.models import DeliveryRecord, Incident, TimelineEntry
+from services.notifier.models import Change, DeliveryRecord, Incident, OutboxRow, TimelineEntry
 from services.notifier.policy import ChannelName, NotifierPolicy
 from services.notifier.report import fmt_duration, render_report
 from shared.events import (
-    IncidentAcknowledged, IncidentEscalated, IncidentMitigated, IncidentOpened, IncidentResolved,
+    Event, IncidentAcknowledged, IncidentEscalated, IncidentMitigated, IncidentOpened, IncidentResolved,
     NotificationDelivered, NotificationFailed, RecoveryActionFailed, RecoveryActionStarted, RecoveryActionSucceeded,
     TriggerCleared, TriggerFired,
 )
 from shared.kafka import Publisher
 
-__all__ = ["NotifierService", "IncidentStore", "Sender", "NotFound", "Conflict", "incident_id_for"]
+__all__ = ["NotifierService", "IncidentStore", "Sender", "NotFound", "Conflict", "StaleIncident",
+           "incident_id_for"]
 
 log = logging.getLogger(__name__)
 
@@ -37,26 +44,28 @@ class Conflict(ValueError):
     """The incident is not in a state that allows this."""
 
 
+class StaleIncident(RuntimeError):
+    """Another instance changed the incident since it was read (the consumer's retry reads it again)."""
+
+
 class IncidentStore(Protocol):
-    async def save_incident(self, incident: Incident) -> None: ...
-    async def add_entry(self, incident_id: str, entry: TimelineEntry) -> None: ...
-    async def save_delivery(self, record: DeliveryRecord) -> None: ...
-    async def save_report(self, incident_id: str, markdown: str, at: datetime) -> None: ...
+    async def commit(self, change: Change) -> bool: ...
     async def get(self, incident_id: str) -> Incident | None: ...
     async def open_incidents(self) -> list[Incident]: ...
+    async def due_escalations(self, *, now: datetime) -> list[Incident]: ...
     async def recent(self, *, since: datetime, limit: int = 200) -> list[Incident]: ...
     async def report(self, incident_id: str) -> str | None: ...
     async def deliveries(self, incident_id: str) -> list[DeliveryRecord]: ...
+    async def claim_events(self, *, now: datetime, lease: timedelta, limit: int = 100) -> list[OutboxRow]: ...
+    async def event_sent(self, row_id: int) -> None: ...
+    async def event_failed(self, row_id: int, *, error: str, next_at: datetime) -> None: ...
+    async def claim_notices(self, *, now: datetime, lease: timedelta, limit: int = 50) -> list[DeliveryRecord]: ...
+    async def notice_done(self, record: DeliveryRecord, *, event: Event) -> None: ...
 
 
 class Sender(Protocol):
     async def send(self, *, channel: ChannelName, recipient: str, message: str, incident: Incident | None) -> None:
         """Deliver one notice; raise when it could not be delivered (after the sender's own retries)."""
-
-
-@dataclass
-class _Timer:
-    deadline: float
 
 
 def incident_id_for(service: str, episode_id: str) -> str:
@@ -70,23 +79,19 @@ def _utcnow() -> datetime:
 
 class NotifierService:
     def __init__(self, *, policy: NotifierPolicy, publisher: Publisher, store: IncidentStore, sender: Sender,
-                 clock: Callable[[], float], now: Callable[[], datetime] = _utcnow) -> None:
+                 now: Callable[[], datetime] = _utcnow, lease_s: float = 120.0) -> None:
+        """`lease_s`: how long a claimed event or notice is left to its instance before another may send it."""
         self.policy = policy
         self.publisher = publisher
         self.store = store
         self.sender = sender
-        self.clock = clock
         self.now = now
-        self.open: dict[str, Incident] = {}
-        self.timers: dict[str, _Timer] = {}
+        self.lease = timedelta(seconds=lease_s)
         self.budget_notes: dict[str, str] = {}
 
     async def restore(self) -> int:
-        """Reload open incidents after a restart; their escalation timers start afresh."""
-        for inc in await self.store.open_incidents():
-            self.open[inc.incident_id] = inc
-            self._arm(inc)
-        return len(self.open)
+        """The open incidents after a restart (their escalation deadlines are in the store)."""
+        return len(await self.store.open_incidents())
 
     # --- sla.triggers -------------------------------------------------------------------------------
     async def open_incident(self, event: TriggerFired) -> Incident | None:
@@ -100,171 +105,226 @@ class NotifierService:
                 f" ({event.detail})" if event.detail else "")
             return None
         iid = incident_id_for(event.service, event.episode_id)
-        if iid in self.open or await self.store.get(iid) is not None:
+        if await self.store.get(iid) is not None:
             return None
-        at = self.now()
         title = f"{event.service}: {event.trigger.replace('_', ' ')} ({event.value:g} > {event.threshold:g})"
         inc = Incident(incident_id=iid, service=event.service, trigger=event.trigger, episode_id=event.episode_id,
-                       title=title, severity=self.policy.severity_of(event.trigger), opened_at=at)
-        self.open[iid] = inc
-        await self.store.save_incident(inc)
-        await self._entry(inc, "opened", f"{title}{'; ' + event.detail if event.detail else ''}; "
-                                         f"level 1: {self.policy.level(1).name}", actor="sla")
+                       title=title, severity=self.policy.severity_of(event.trigger), opened_at=self.now())
+        ch = Change(inc, version=None)
+        self._entry(ch, "opened", f"{title}{'; ' + event.detail if event.detail else ''}; "
+                                  f"level 1: {self.policy.level(1).name}", actor="sla")
         self._arm(inc)
-        await self.publisher.publish(IncidentOpened(service=inc.service, incident_id=iid, title=title,
-                                                    severity=inc.severity, trigger=event.trigger,
-                                                    episode_id=event.episode_id))
-        await self._announce(inc, f"Investigating: {title}", public=True)
-        return inc
+        ch.events.append(IncidentOpened(service=inc.service, incident_id=iid, title=title, severity=inc.severity,
+                                        trigger=event.trigger, episode_id=event.episode_id))
+        self._announce(ch, f"Investigating: {title}", public=True)
+        return inc if await self._commit(ch) else None
 
     async def resolve_on_clear(self, event: TriggerCleared) -> Incident | None:
-        inc = self.open.get(incident_id_for(event.service, event.episode_id))
+        inc = await self._unresolved(incident_id_for(event.service, event.episode_id))
         if inc is None:
             return None
         return await self._resolve(inc, by="sla", note=f"trigger cleared ({event.value:g} <= {event.threshold:g})")
 
     # --- recovery.actions ---------------------------------------------------------------------------
     async def record_action(self, event: RecoveryActionStarted) -> None:
-        inc = self._for_action(event.service, event.episode_id)
+        inc = await self._for_action(event.service, event.episode_id)
         if inc is not None:
-            await self._entry(inc, "action", f"recovery started {event.action} (attempt {event.attempt})",
-                              actor="recovery")
+            ch = Change(inc, version=inc.version)
+            self._entry(ch, "action", f"recovery started {event.action} (attempt {event.attempt})", actor="recovery")
+            await self._commit(ch)
 
     async def mitigate(self, event: RecoveryActionSucceeded) -> Incident | None:
-        inc = self._for_action(event.service, event.episode_id)
+        inc = await self._for_action(event.service, event.episode_id)
         if inc is None or inc.status != "open":
             return None
-        inc.status, inc.mitigated_at = "mitigated", self.now()
-        self.timers.pop(inc.incident_id, None)
+        ch = Change(inc, version=inc.version)
+        inc.status, inc.mitigated_at, inc.escalate_at = "mitigated", self.now(), None
         note = f"{event.action} succeeded" + (f": {event.detail}" if event.detail else "")
-        await self.store.save_incident(inc)
-        await self._entry(inc, "mitigated", note, actor="recovery")
-        await self.publisher.publish(IncidentMitigated(service=inc.service, incident_id=inc.incident_id,
-                                                       by="recovery", note=note[:500]))
-        await self._announce(inc, f"Monitoring: a fix is in place for {inc.title}", public=False)
+        self._entry(ch, "mitigated", note, actor="recovery")
+        ch.events.append(IncidentMitigated(service=inc.service, incident_id=inc.incident_id, by="recovery",
+                                           note=note[:500]))
+        self._announce(ch, f"Monitoring: a fix is in place for {inc.title}", public=False)
+        await self._commit(ch)
         return inc
 
     async def escalate_on_failure(self, event: RecoveryActionFailed) -> Incident | None:
-        inc = self._for_action(event.service, event.episode_id)
+        inc = await self._for_action(event.service, event.episode_id)
         if inc is None:
             return None
-        await self._entry(inc, "action", f"recovery {event.action} failed: {event.detail}", actor="recovery")
+        ch = Change(inc, version=inc.version)
+        self._entry(ch, "action", f"recovery {event.action} failed: {event.detail}", actor="recovery")
         if inc.status == "mitigated":  # a later action failed: impact is back
             inc.status, inc.mitigated_at = "open", None
-            await self.store.save_incident(inc)
             self._arm(inc)
-        if not inc.escalating or inc.level >= 2:
-            return None
-        return await self._escalate(inc, reason=f"auto-recovery failed ({event.action})")
+        escalate = inc.escalating and inc.level < 2
+        if escalate:
+            self._escalate(ch, reason=f"auto-recovery failed ({event.action})")
+        await self._commit(ch)
+        return inc if escalate else None
 
     # --- the periodic tick --------------------------------------------------------------------------
+    async def tick(self) -> None:
+        """Escalate what is overdue, then send what is due (the relay)."""
+        await self.escalate_overdue()
+        await self.dispatch()
+
     async def escalate_overdue(self) -> list[Incident]:
         """Escalate every incident whose level's delay ran out without ack, mitigation or resolution."""
-        now, out = self.clock(), []
-        for iid, timer in list(self.timers.items()):
-            inc = self.open.get(iid)
-            if inc is None or not inc.escalating:
-                self.timers.pop(iid, None)
-            elif now >= timer.deadline:
-                after = self.policy.level(inc.level).escalate_after or 0
-                out.append(await self._escalate(inc, reason=f"not mitigated or acknowledged within "
-                                                            f"{fmt_duration(after)} at level {inc.level}"))
+        out = []
+        for inc in await self.store.due_escalations(now=self.now()):
+            if not inc.escalating:
+                continue
+            after = self.policy.level(inc.level).escalate_after or 0
+            ch = Change(inc, version=inc.version)
+            why = f"not mitigated or acknowledged within {fmt_duration(after)} at level {inc.level}"
+            self._escalate(ch, reason=why)
+            try:
+                await self._commit(ch)
+            except StaleIncident:
+                continue  # another instance changed it first
+            out.append(inc)
         return out
 
     # --- operators ----------------------------------------------------------------------------------
     async def acknowledge(self, incident_id: str, *, actor: str) -> Incident:
-        inc = self._open_or_raise(incident_id)
+        inc = await self._open_or_raise(incident_id)
         if inc.acknowledged_by is not None:
             return inc
-        inc.acknowledged_by = actor
-        self.timers.pop(incident_id, None)
-        await self.store.save_incident(inc)
-        await self._entry(inc, "acknowledged", f"acknowledged at level {inc.level}; escalation stopped", actor=actor)
-        await self.publisher.publish(IncidentAcknowledged(service=inc.service, incident_id=incident_id, by=actor))
-        await self._announce(inc, f"Identified: {inc.title} is being worked on", public=False)
+        ch = Change(inc, version=inc.version)
+        inc.acknowledged_by, inc.escalate_at = actor, None
+        self._entry(ch, "acknowledged", f"acknowledged at level {inc.level}; escalation stopped", actor=actor)
+        ch.events.append(IncidentAcknowledged(service=inc.service, incident_id=incident_id, by=actor))
+        self._announce(ch, f"Identified: {inc.title} is being worked on", public=False)
+        await self._commit(ch)
         return inc
 
     async def resolve(self, incident_id: str, *, actor: str, note: str = "") -> Incident:
-        inc = self._open_or_raise(incident_id)
+        inc = await self._open_or_raise(incident_id)
         return await self._resolve(inc, by=actor, note=note or "resolved by an operator")
 
-    # --- internals ----------------------------------------------------------------------------------
     async def get(self, incident_id: str) -> Incident:
-        inc = self.open.get(incident_id) or await self.store.get(incident_id)
+        inc = await self.store.get(incident_id)
         if inc is None:
             raise NotFound(incident_id)
         return inc
 
-    def _open_or_raise(self, incident_id: str) -> Incident:
-        inc = self.open.get(incident_id)
+    # --- the relay ----------------------------------------------------------------------------------
+    async def dispatch(self) -> None:
+        """Publish the due outbox events and send the due notices (then publish what that produced)."""
+        await self._publish_due()
+        for notice in await self.store.claim_notices(now=self.now(), lease=self.lease):
+            await self._send(notice)
+        await self._publish_due()
+
+    async def _publish_due(self) -> None:
+        for row in await self.store.claim_events(now=self.now(), lease=self.lease):
+            try:
+                await self.publisher.publish(row.event)
+            except Exception as exc:  # noqa: BLE001 - kept in the outbox, tried again with backoff
+                log.warning("publishing %s failed (attempt %d): %s", type(row.event).__name__, row.attempts + 1, exc)
+                wait = min(2.0 ** row.attempts, 60.0)
+                await self.store.event_failed(row.row_id, error=f"{type(exc).__name__}: {exc}"[:300],
+                                              next_at=self.now() + timedelta(seconds=wait))
+                return  # the broker is likely down: the rest waits for the next round, not a timeout each
+            await self.store.event_sent(row.row_id)
+
+    async def _send(self, notice: DeliveryRecord) -> None:
+        inc = await self.store.get(notice.incident_id) if notice.incident_id else None
+        attempts, common = notice.attempts + 1, {"service": inc.service if inc else "", "channel": notice.channel,
+                                                 "incident_id": notice.incident_id, "recipient": notice.recipient}
+        try:
+            await self.sender.send(channel=cast(ChannelName, notice.channel), recipient=notice.recipient,
+                                   message=notice.message, incident=inc)
+        except Exception as exc:  # noqa: BLE001 - a failed notice is a result: recorded, published, redelivered
+            error = f"{type(exc).__name__}: {exc}"[:300]
+            last = attempts >= self.policy.webhook.redeliveries
+            log.warning("notice to %s/%s failed (try %d%s): %s", notice.channel, notice.recipient, attempts,
+                        ", giving up" if last else "", error)
+            nxt = None if last else self.now() + timedelta(seconds=self.policy.webhook.redeliver_in(attempts))
+            done = notice.model_copy(update={"ok": False, "error": error, "attempts": attempts, "next_at": nxt,
+                                             "status": "failed" if last else "pending"})
+            await self.store.notice_done(done, event=NotificationFailed(**common, error=error))
+            return
+        done = notice.model_copy(update={"ok": True, "error": "", "attempts": attempts, "status": "sent",
+                                         "next_at": None})
+        await self.store.notice_done(done, event=NotificationDelivered(**common))
+
+    # --- internals ----------------------------------------------------------------------------------
+    async def _commit(self, ch: Change) -> bool:
+        """Write the change; then send it right away (what fails here the tick sends later)."""
+        if not await self.store.commit(ch):
+            if ch.version is None:
+                return False  # opened meanwhile by another instance or delivery
+            raise StaleIncident(f"{ch.incident.incident_id} changed since version {ch.version}")
+        ch.incident.version = 0 if ch.version is None else ch.version + 1
+        try:
+            await self.dispatch()
+        except Exception:  # noqa: BLE001 - written: the relay sends it on a later tick
+            log.warning("sending after %s deferred to the relay", ch.incident.incident_id, exc_info=True)
+        return True
+
+    async def _unresolved(self, incident_id: str) -> Incident | None:
+        inc = await self.store.get(incident_id)
+        return None if inc is None or inc.status == "resolved" else inc
+
+    async def _open_or_raise(self, incident_id: str) -> Incident:
+        inc = await self._unresolved(incident_id)
         if inc is None:
             raise NotFound(incident_id)
         return inc
 
-    def _for_action(self, service: str, episode_id: str | None) -> Incident | None:
-        return self.open.get(incident_id_for(service, episode_id)) if episode_id else None
+    async def _for_action(self, service: str, episode_id: str | None) -> Incident | None:
+        return await self._unresolved(incident_id_for(service, episode_id)) if episode_id else None
 
     def _arm(self, inc: Incident) -> None:
         after = self.policy.level(inc.level).escalate_after
-        if inc.escalating and after is not None:
-            self.timers[inc.incident_id] = _Timer(self.clock() + after)
-        else:
-            self.timers.pop(inc.incident_id, None)
+        live = inc.escalating and after is not None
+        inc.escalate_at = self.now() + timedelta(seconds=after) if live and after is not None else None
 
-    async def _escalate(self, inc: Incident, *, reason: str) -> Incident:
+    def _escalate(self, ch: Change, *, reason: str) -> None:
+        inc = ch.incident
         inc.level += 1
         level = self.policy.level(inc.level)
-        await self.store.save_incident(inc)
         self._arm(inc)
-        await self._entry(inc, "escalated", f"level {inc.level}: {level.name} ({reason})")
-        await self.publisher.publish(IncidentEscalated(service=inc.service, incident_id=inc.incident_id,
-                                                       level=inc.level, target=level.name))
+        self._entry(ch, "escalated", f"level {inc.level}: {level.name} ({reason})")
+        ch.events.append(IncidentEscalated(service=inc.service, incident_id=inc.incident_id, level=inc.level,
+                                           target=level.name))
         page = f"[L{inc.level} {level.name}] {inc.severity.upper()} {inc.title}: {reason}"
         for contact in level.contacts or ["default"]:
-            await self._deliver(inc, "oncall_page", contact, page)
-        await self._deliver(inc, "status_page", "status", f"Escalated to {level.name}: {inc.title}")
-        return inc
+            self._deliver(ch, "oncall_page", contact, page)
+        self._deliver(ch, "status_page", "status", f"Escalated to {level.name}: {inc.title}")
 
     async def _resolve(self, inc: Incident, *, by: str, note: str) -> Incident:
+        ch = Change(inc, version=inc.version)
         at = self.now()
-        inc.status, inc.resolved_at, inc.resolved_by = "resolved", at, by
-        self.open.pop(inc.incident_id, None)
-        self.timers.pop(inc.incident_id, None)
+        inc.status, inc.resolved_at, inc.resolved_by, inc.escalate_at = "resolved", at, by, None
         duration = (at - inc.opened_at).total_seconds()
-        await self.store.save_incident(inc)
-        await self._entry(inc, "resolved", f"{note}; duration {fmt_duration(duration)}", actor=by)
-        # the report is stored before IncidentResolved goes out, so whoever reads that event can fetch it
-        report = render_report(inc, targets=self.policy.targets, budget_note=self.budget_notes.get(inc.service))
-        await self.store.save_report(inc.incident_id, report, self.now())
-        await self.publisher.publish(IncidentResolved(service=inc.service, incident_id=inc.incident_id, by=by,
-                                                      duration_seconds=max(duration, 0.0)))
-        await self._announce(inc, f"Resolved: {inc.title} (after {fmt_duration(duration)})", public=True)
+        self._entry(ch, "resolved", f"{note}; duration {fmt_duration(duration)}", actor=by)
+        # the report is written with the change, so whoever reads IncidentResolved can fetch it
+        ch.report = render_report(inc, targets=self.policy.targets, budget_note=self.budget_notes.get(inc.service))
+        ch.events.append(IncidentResolved(service=inc.service, incident_id=inc.incident_id, by=by,
+                                          duration_seconds=max(duration, 0.0)))
+        self._announce(ch, f"Resolved: {inc.title} (after {fmt_duration(duration)})", public=True)
+        await self._commit(ch)
         return inc
 
-    async def _entry(self, inc: Incident, kind: str, text: str, *, actor: str = "notifier") -> None:
+    def _entry(self, ch: Change, kind: str, text: str, *, actor: str = "notifier") -> None:
         entry = TimelineEntry(at=self.now(), kind=kind, text=text[:1000], actor=actor)
-        inc.timeline.append(entry)
-        await self.store.add_entry(inc.incident_id, entry)
+        ch.incident.timeline.append(entry)
+        ch.entries.append(entry)
 
-    async def _announce(self, inc: Incident, message: str, *, public: bool) -> None:
+    def _announce(self, ch: Change, message: str, *, public: bool) -> None:
         """Status page always; stakeholders always; users for the severities the policy names (opening and
         resolution only: `public`)."""
-        await self._deliver(inc, "status_page", "status", message)
+        self._deliver(ch, "status_page", "status", message)
         for r in self.policy.channels.stakeholder.recipients:
-            await self._deliver(inc, "stakeholder", r, message)
-        if public and inc.severity in self.policy.user_notice_severities:
+            self._deliver(ch, "stakeholder", r, message)
+        if public and ch.incident.severity in self.policy.user_notice_severities:
             for r in self.policy.channels.user.recipients:
-                await self._deliver(inc, "user", r, message)
+                self._deliver(ch, "user", r, message)
 
-    async def _deliver(self, inc: Incident, channel: ChannelName, recipient: str, message: str) -> None:
-        rec = DeliveryRecord(delivery_id=uuid.uuid4().hex, incident_id=inc.incident_id, channel=channel,
-                             recipient=recipient, ok=True, message=message, at=self.now())
-        try:
-            await self.sender.send(channel=channel, recipient=recipient, message=message, incident=inc)
-        except Exception as exc:  # noqa: BLE001 - a failed notice is a result: recorded and published
-            rec.ok, rec.error = False, f"{type(exc).__name__}: {exc}"[:300]
-            log.warning("notice to %s/%s failed: %s", channel, recipient, rec.error)
-        await self.store.save_delivery(rec)
-        common = {"service": inc.service, "incident_id": inc.incident_id, "channel": channel, "recipient": recipient}
-        await self.publisher.publish(NotificationDelivered(**common) if rec.ok
-                                     else NotificationFailed(**common, error=rec.error))
+    def _deliver(self, ch: Change, channel: ChannelName, recipient: str, message: str) -> None:
+        now = self.now()
+        ch.notices.append(DeliveryRecord(delivery_id=uuid.uuid4().hex, incident_id=ch.incident.incident_id,
+                                         channel=channel, recipient=recipient, ok=False, message=message, at=now,
+                                         status="pending", next_at=now))

@@ -2,10 +2,11 @@
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from aiokafka.errors import KafkaError
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 
 from services.recovery.models import ActionRecord, RunRequest
-from services.recovery.service import RecoveryService
+from services.recovery.service import ClaimBusy, RecoveryService
 from shared.auth import Authenticator
 
 __all__ = ["build_router"]
@@ -33,11 +34,18 @@ def build_router(auth: Authenticator) -> APIRouter:
     async def policy(svc: Svc) -> dict[str, Any]:
         """The policy in force, and the episodes (fired, not cleared) recovery knows of."""
         return {"policy": svc.policy.model_dump(),
-                "active": [vars(e) for e in svc.active()]}
+                "active": [vars(e) for e in await svc.active()]}
 
     @router.post("/run", response_model=list[ActionRecord])
     async def run(body: RunRequest, svc: Svc, actor: Admin) -> list[ActionRecord]:
-        """Operator one-shot (the runbook's Step 3): a named action, or the actions for active triggers."""
-        return await svc.run(body, actor=actor)
+        """Operator one-shot (the runbook's Step 3): a named action, or the actions for active triggers.
+        Nothing is recorded when the command could not be sent: 503, and the call can simply be repeated."""
+        try:
+            return await svc.run(body, actor=actor)
+        except ClaimBusy as exc:
+            raise HTTPException(409, str(exc), headers={"Retry-After": "5"}) from None
+        except (OSError, KafkaError) as exc:
+            raise HTTPException(503, f"not done, nothing recorded: {type(exc).__name__}: {exc}"[:300],
+                                headers={"Retry-After": "5"}) from None
 
     return router

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
@@ -50,7 +49,7 @@ def create_app(settings: RecoverySettings, *, policy: RecoveryPolicy | None = No
             if client is None:
                 http = await stack.enter_async_context(httpx.AsyncClient(timeout=5.0))
                 client = HttpFlagsClient(http, flags_url=settings.flags_url, token=settings.auth.admin_token)
-            svc = RecoveryService(policy=policy, publisher=pub, flags=client, audit=store, clock=time.monotonic)
+            svc = RecoveryService(policy=policy, publisher=pub, flags=client, audit=store)
             app.state.recovery = svc
             if consume:
                 await start_service_consumer(stack, topics=[SLA_TRIGGERS], group_id=settings.group_id,

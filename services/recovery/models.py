@@ -2,14 +2,40 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["ActionRecord", "Status", "RunRequest"]
+__all__ = ["ActionRecord", "Status", "RunRequest", "Episode", "History", "Claim"]
 
 Status = Literal["started", "succeeded", "failed", "skipped"]
+Claim = Literal["free", "busy", "done"]
+
+
+@dataclass
+class Episode:
+    """A trigger that fired and has not cleared yet. `attempts`: its actions so far (skips excluded)."""
+
+    service: str
+    trigger: str
+    episode_id: str
+    instance: str | None
+    reason: str
+    attempts: int = 0
+
+
+@dataclass(frozen=True)
+class History:
+    """What the store knows before an action is claimed, read under the claim lock.
+
+    `automatic`: "busy" while another instance executes this episode's automatic action, "done" once it
+    was sent or skipped, "free" otherwise."""
+
+    last_action_at: datetime | None
+    attempts: int
+    automatic: Claim
 
 
 class ActionRecord(BaseModel):

@@ -1,19 +1,26 @@
 """The core of recovery: trigger -> policy -> action, cooldowns, attempts, verification.
 
-No framework imports: the publisher, the flags client, the audit store and the clocks are
-ports, so unit tests drive it with fakes.
+No framework imports: the publisher, the flags client, the store and the clock are ports, so unit
+tests drive it with fakes.
+
+Everything recovery remembers lives in the store (Postgres), and is written before it counts:
+an action is first *claimed* (a row with a lease, under a per-(service, trigger) lock, so two
+instances never both act on one trigger), then announced and executed, then *settled* (pending
+verification). When Kafka refuses an event on the way, the claim is released and the error
+raised, so the consumer's retry acts fully instead of meeting its own cooldown.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
-from services.recovery.models import ActionRecord, RunRequest
+from services.recovery.models import ActionRecord, Episode, History, RunRequest
 from services.recovery.policy import RecoveryPolicy
 from shared.events import (
     Command, DisableNewFeatures, OpenCircuitBreaker, RecoveryActionFailed, RecoveryActionStarted,
@@ -21,7 +28,7 @@ from shared.events import (
 )
 from shared.kafka import Publisher
 
-__all__ = ["RecoveryService", "FlagsClient", "AuditStore", "Episode"]
+__all__ = ["RecoveryService", "FlagsClient", "AuditStore", "Claims", "Episode", "ClaimBusy"]
 
 log = logging.getLogger(__name__)
 
@@ -30,27 +37,35 @@ class FlagsClient(Protocol):
     async def kill_new(self, *, reason: str) -> list[str]: ...
 
 
+class Claims(Protocol):
+    async def history(self, *, service: str, trigger: str, episode_id: str, now: datetime) -> History: ...
+    async def insert(self, record: ActionRecord, *, lease_until: datetime | None,
+                     deadline: datetime | None) -> None: ...
+
+
 class AuditStore(Protocol):
     async def save(self, record: ActionRecord) -> None: ...
     async def recent(self, *, limit: int, service: str | None) -> list[ActionRecord]: ...
+    def claiming(self, *, service: str, trigger: str) -> AbstractAsyncContextManager[Claims]: ...
+    async def settle(self, record: ActionRecord, *, deadline: datetime) -> None: ...
+    async def release(self, action_id: str) -> None: ...
+    async def finish(self, record: ActionRecord) -> bool: ...
+    async def mark_reported(self, action_id: str) -> None: ...
+    async def unreported(self) -> list[ActionRecord]: ...
+    async def pending(self, *, now: datetime, episode_id: str | None = None,
+                      due: datetime | None = None) -> list[ActionRecord]: ...
+    async def save_episode(self, ep: Episode, *, at: datetime) -> None: ...
+    async def end_episode(self, episode_id: str, *, at: datetime) -> None: ...
+    async def cleared(self, episode_id: str) -> bool: ...
+    async def active(self, service: str | None = None) -> list[Episode]: ...
 
 
-@dataclass
-class Episode:
-    """A trigger that fired and has not cleared yet."""
-
-    service: str
-    trigger: str
-    episode_id: str
-    instance: str | None
-    reason: str
-    attempts: int = 0
+class ClaimBusy(RuntimeError):
+    """Another instance is still executing this episode's action (the consumer retries later)."""
 
 
-@dataclass
-class _Pending:
-    record: ActionRecord
-    deadline: float
+class _ActionError(RuntimeError):
+    """The action itself failed (flags API down, ...): a result, reported and escalated."""
 
 
 def _utcnow() -> datetime:
@@ -59,19 +74,22 @@ def _utcnow() -> datetime:
 
 class RecoveryService:
     def __init__(self, *, policy: RecoveryPolicy, publisher: Publisher, flags: FlagsClient, audit: AuditStore,
-                 clock: Callable[[], float], now: Callable[[], datetime] = _utcnow) -> None:
+                 now: Callable[[], datetime] = _utcnow, lease_s: float = 60.0, busy_poll_s: float = 0.5,
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
+        """`lease_s`: how long a claim may stay unsent before another instance takes it over (longer than
+        the flags call and two publishes take); `busy_poll_s`: how often a busy claim is looked at again."""
         self.policy = policy
         self.publisher = publisher
         self.flags = flags
         self.audit = audit
-        self.clock = clock
         self.now = now
-        self.episodes: dict[str, Episode] = {}
-        self.pending: dict[str, _Pending] = {}
-        self.last_action: dict[tuple[str, str], float] = {}
+        self.lease = timedelta(seconds=lease_s)
+        self.busy_poll_s = busy_poll_s
+        self.sleep = sleep
 
     async def recover_from_trigger(self, event: TriggerFired) -> ActionRecord | None:
-        """Run the policy's action for a fired trigger, unless cooldown or max attempts forbid it.
+        """Run the policy's action for a fired trigger, unless cooldown or max attempts forbid it, or the
+        episode was already handled (a redelivery, another instance).
 
         A trigger older than the verify window is history (a first start reading the topic from the
         beginning, a long outage): acting on it would restart healthy processes, so it is ignored."""
@@ -80,85 +98,137 @@ class RecoveryService:
             log.info("ignoring stale %s for %s (%.0fs old, episode %s)", event.trigger, event.service, age,
                      event.episode_id)
             return None
-        reason = f"{event.trigger}: {event.value:g} > {event.threshold:g}" + (f" ({event.detail})" if event.detail else "")
-        ep = self.episodes.setdefault(event.episode_id, Episode(
-            service=event.service, trigger=event.trigger, episode_id=event.episode_id, instance=event.instance,
-            reason=reason))
+        detail = f" ({event.detail})" if event.detail else ""
+        reason = f"{event.trigger}: {event.value:g} > {event.threshold:g}{detail}"
+        ep = Episode(service=event.service, trigger=event.trigger, episode_id=event.episode_id,
+                     instance=event.instance, reason=reason)
+        await self.audit.save_episode(ep, at=self.now())
         rule = self.policy.rule(event.trigger)
         if rule.action == "none":
             log.info("no recovery action for %s (escalation only)", event.trigger)
             return None
-        key = (event.service, event.trigger)
-        last = self.last_action.get(key)
-        if last is not None and self.clock() - last < self.policy.cooldown:
-            return await self._skip(ep, rule.action, f"cooldown: last action {self.clock() - last:.0f}s ago "
-                                                     f"(< {self.policy.cooldown:g}s)")
-        return await self._act(ep, rule.action, actor="recovery")
+        return await self._claim_and_act(ep, rule.action, actor="recovery")
 
     async def verify_cleared(self, event: TriggerCleared) -> list[ActionRecord]:
         """The episode ended: every action still waiting on it succeeded."""
-        self.episodes.pop(event.episode_id, None)
-        done = []
-        for action_id, p in list(self.pending.items()):
-            if p.record.episode_id == event.episode_id:
-                del self.pending[action_id]
-                done.append(await self._finish(p.record, ok=True, detail="trigger cleared"))
+        done = [rec for p in await self.audit.pending(now=self.now(), episode_id=event.episode_id)
+                if (rec := await self._finish(p, ok=True, detail="trigger cleared")) is not None]
+        await self.audit.end_episode(event.episode_id, at=self.now())
         return done
 
     async def check_timeouts(self) -> list[ActionRecord]:
-        """Actions whose trigger did not clear within the verify window failed (the notifier escalates)."""
-        now = self.clock()
-        failed = []
-        for action_id, p in list(self.pending.items()):
-            if now >= p.deadline:
-                del self.pending[action_id]
-                failed.append(await self._finish(
-                    p.record, ok=False, detail=f"trigger not cleared within {self.policy.verify_window:g}s"))
-        return failed
+        """Actions whose trigger did not clear within the verify window failed (the notifier escalates).
+        Results whose event could not be published before are published first."""
+        for done in await self.audit.unreported():
+            await self._report(done)
+        now, why = self.now(), f"trigger not cleared within {self.policy.verify_window:g}s"
+        out = []
+        for p in await self.audit.pending(now=now, due=now):
+            # cleared while the action was still in flight on another instance: that counts
+            ok = bool(p.episode_id) and await self.audit.cleared(p.episode_id or "")
+            if (rec := await self._finish(p, ok=ok, detail="trigger cleared" if ok else why)) is not None:
+                out.append(rec)
+        return out
 
     async def run(self, request: RunRequest, *, actor: str) -> list[ActionRecord]:
         """Operator one-shot: the named action, or the actions for the service's active triggers."""
         reason = request.reason or f"operator run by {actor}"
+        active = await self.audit.active(request.service)
         if request.action is not None:
-            ep = next((e for e in self.episodes.values()
-                       if e.service == request.service and self.policy.rule(e.trigger).action == request.action), None)
+            ep = next((e for e in active if self.policy.rule(e.trigger).action == request.action), None)
             if ep is None:
                 ep = Episode(service=request.service, trigger="", episode_id=f"manual-{uuid.uuid4().hex[:12]}",
                              instance=request.instance, reason=reason)
-            return [await self._act(ep, request.action, actor=actor, reason=reason)]
+            return [r for r in [await self._claim_and_act(ep, request.action, actor=actor, reason=reason)] if r]
         out = []
-        for ep in [e for e in self.episodes.values() if e.service == request.service]:
+        for ep in active:
             action = self.policy.rule(ep.trigger).action
-            if action != "none":
-                out.append(await self._act(ep, action, actor=actor, reason=reason))
+            if action != "none" and (rec := await self._claim_and_act(ep, action, actor=actor, reason=reason)):
+                out.append(rec)
         return out
 
-    def active(self, service: str | None = None) -> list[Episode]:
-        return [e for e in self.episodes.values() if service is None or e.service == service]
+    async def active(self, service: str | None = None) -> list[Episode]:
+        return await self.audit.active(service)
 
-    async def _act(self, ep: Episode, action: str, *, actor: str, reason: str | None = None) -> ActionRecord:
-        if ep.attempts >= self.policy.max_attempts:
-            return await self._skip(ep, action, f"max attempts reached ({self.policy.max_attempts}) for the episode",
-                                    actor=actor)
-        ep.attempts += 1
-        if ep.trigger:
-            self.last_action[(ep.service, ep.trigger)] = self.clock()
-        rec = ActionRecord(action_id=uuid.uuid4().hex, service=ep.service, action=action, trigger=ep.trigger or None,
-                           episode_id=ep.episode_id, instance=ep.instance, attempt=ep.attempts, actor=actor,
-                           reason=reason or ep.reason, status="started", started_at=self.now())
-        await self.audit.save(rec)
-        await self.publisher.publish(RecoveryActionStarted(**self._fields(rec)))
+    # --- claim, act, settle -----------------------------------------------------------------------------
+    async def _claim_and_act(self, ep: Episode, action: str, *, actor: str,
+                             reason: str | None = None) -> ActionRecord | None:
+        waited = 0.0
+        while True:
+            try:
+                rec = await self._claim(ep, action, actor=actor, reason=reason)
+                break
+            except ClaimBusy:
+                if waited > self.lease.total_seconds():
+                    raise
+            await self.sleep(self.busy_poll_s)  # the other instance finishes, or its lease runs out
+            waited += self.busy_poll_s
+        if rec is None or rec.status == "skipped":
+            return rec
+        return await self._act(ep, rec)
+
+    async def _claim(self, ep: Episode, action: str, *, actor: str, reason: str | None) -> ActionRecord | None:
+        """The claimed (or skipped) action; None when the episode's automatic action was already taken."""
+        automatic = actor == "recovery"
+        async with self.audit.claiming(service=ep.service, trigger=ep.trigger) as claims:
+            now = self.now()
+            h = await claims.history(service=ep.service, trigger=ep.trigger, episode_id=ep.episode_id, now=now)
+            if automatic and h.automatic == "busy":
+                raise ClaimBusy(f"episode {ep.episode_id} is being acted on by another instance")
+            if automatic and h.automatic == "done":
+                return None
+            why = self._refusal(h, now=now, automatic=automatic)
+            rec = ActionRecord(action_id=uuid.uuid4().hex, service=ep.service, action=action,
+                               trigger=ep.trigger or None, episode_id=ep.episode_id, instance=ep.instance,
+                               attempt=h.attempts + (0 if why else 1), actor=actor, reason=reason or ep.reason,
+                               status="skipped" if why else "started", detail=why or "", started_at=now,
+                               finished_at=now if why else None)
+            await claims.insert(rec, lease_until=None if why else now + self.lease,
+                                deadline=None if why else now + self.lease + self._window)
+        if why:
+            log.info("recovery skipped %s for %s/%s: %s", action, ep.service, ep.trigger, why)
+        return rec
+
+    def _refusal(self, h: History, *, now: datetime, automatic: bool) -> str | None:
+        if automatic and h.last_action_at is not None:
+            ago = (now - h.last_action_at).total_seconds()
+            if ago < self.policy.cooldown:
+                return f"cooldown: last action {ago:.0f}s ago (< {self.policy.cooldown:g}s)"
+        if h.attempts >= self.policy.max_attempts:
+            return f"max attempts reached ({self.policy.max_attempts}) for the episode"
+        return None
+
+    @property
+    def _window(self) -> timedelta:
+        return timedelta(seconds=self.policy.verify_window)
+
+    async def _act(self, ep: Episode, rec: ActionRecord) -> ActionRecord | None:
         try:
+            await self.publisher.publish(RecoveryActionStarted(**self._fields(rec)))
             detail = await self._execute(rec)
-        except Exception as exc:  # noqa: BLE001 - a failed action is a result, reported and escalated
-            log.warning("recovery action %s failed", action, exc_info=True)
-            return await self._finish(rec, ok=False, detail=f"{type(exc).__name__}: {exc}"[:500])
+        except _ActionError as exc:
+            log.warning("recovery action %s failed: %s", rec.action, exc)
+            return await self._finish(rec, ok=False, detail=str(exc))
+        except BaseException:
+            await self._release(rec)
+            raise
         rec = rec.model_copy(update={"detail": detail})
         if not ep.trigger:  # nothing to wait for: an operator's action with no active trigger
             return await self._finish(rec, ok=True, detail=detail + "; no active trigger to verify")
-        self.pending[rec.action_id] = _Pending(rec, self.clock() + self.policy.verify_window)
-        await self.audit.save(rec)
+        try:
+            await self.audit.settle(rec, deadline=self.now() + self._window)
+        except Exception:  # noqa: BLE001 - the command is out: raising would make the retry act twice
+            log.exception("action %s sent but not settled; it stays pending under its claim", rec.action_id)
+            return rec
+        if await self.audit.cleared(ep.episode_id):  # the TriggerCleared came while the action was in flight
+            return await self._finish(rec, ok=True, detail="trigger cleared")
         return rec
+
+    async def _release(self, rec: ActionRecord) -> None:
+        try:
+            await self.audit.release(rec.action_id)
+        except Exception:  # noqa: BLE001 - the lease expires instead; the original error is raised
+            log.exception("could not release the claim of %s (it expires in %s)", rec.action_id, self.lease)
 
     async def _execute(self, rec: ActionRecord) -> str:
         rule = self.policy.rule(rec.trigger or "")
@@ -166,7 +236,10 @@ class RecoveryService:
         cmd: Command
         detail = ""
         if rec.action == "disable_new_features":
-            killed = await self.flags.kill_new(reason=f"recovery: {rec.reason}")
+            try:
+                killed = await self.flags.kill_new(reason=f"recovery: {rec.reason}")
+            except Exception as exc:  # noqa: BLE001 - turned into a failed action
+                raise _ActionError(f"{type(exc).__name__}: {exc}"[:500]) from exc
             detail = f"killed flags: {', '.join(killed) or 'none on'}; "
             cmd = DisableNewFeatures(**common)
         elif rec.action == "open_circuit_breaker":
@@ -176,26 +249,23 @@ class RecoveryService:
         elif rec.action == "restart_connection_pool":
             cmd = RestartConnectionPool(**common, pool=rule.pool, instance=rec.instance)
         else:
-            raise ValueError(f"unknown action {rec.action!r}")
+            raise _ActionError(f"unknown action {rec.action!r}")
         await self.publisher.publish(cmd)
         return detail + f"sent {type(cmd).__name__}" + (f" to {rec.instance}" if cmd.instance else "")
 
-    async def _skip(self, ep: Episode, action: str, why: str, *, actor: str = "recovery") -> ActionRecord:
-        log.info("recovery skipped %s for %s/%s: %s", action, ep.service, ep.trigger, why)
-        rec = ActionRecord(action_id=uuid.uuid4().hex, service=ep.service, action=action, trigger=ep.trigger or None,
-                           episode_id=ep.episode_id, instance=ep.instance, attempt=ep.attempts, actor=actor,
-                           reason=ep.reason, status="skipped", detail=why, started_at=self.now(),
-                           finished_at=self.now())
-        await self.audit.save(rec)
-        return rec
-
-    async def _finish(self, rec: ActionRecord, *, ok: bool, detail: str) -> ActionRecord:
+    async def _finish(self, rec: ActionRecord, *, ok: bool, detail: str) -> ActionRecord | None:
+        """Write the result (only one instance wins a started action), then publish it."""
         rec = rec.model_copy(update={"status": "succeeded" if ok else "failed", "finished_at": self.now(),
                                      "detail": (rec.detail + "; " + detail) if rec.detail else detail})
-        await self.audit.save(rec)
-        cls = RecoveryActionSucceeded if ok else RecoveryActionFailed
-        await self.publisher.publish(cls(**self._fields(rec)))
+        if not await self.audit.finish(rec):
+            return None
+        await self._report(rec)
         return rec
+
+    async def _report(self, rec: ActionRecord) -> None:
+        cls = RecoveryActionSucceeded if rec.status == "succeeded" else RecoveryActionFailed
+        await self.publisher.publish(cls(**self._fields(rec)))
+        await self.audit.mark_reported(rec.action_id)
 
     def _fields(self, rec: ActionRecord) -> dict[str, object]:
         return {"service": rec.service, "action_id": rec.action_id, "action": rec.action, "trigger": rec.trigger,

@@ -1,12 +1,15 @@
 """Inbound edge: raw records -> shared pydantic events -> SlaCore -> published events.
 
-Each topic has one agent, which processes records in batches (see `register_agents`); a
-record that does not parse goes to `<topic>.dlq` with the reason in its headers (the same
-headers as `shared.kafka.EventConsumer`), and the stream moves on.
+Each topic has one agent, which processes records in batches (see `register_agents`). Every
+record is judged on its own: one that does not parse, whose key is not its service, or that the
+core rejects (`validation.Rejected`) goes to `<topic>.dlq` with the reason in its headers (the
+same headers as `shared.kafka.EventConsumer`); a replay of a record already counted is dropped
+(`validation.Duplicate`); the rest of the batch goes on.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -17,11 +20,17 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 from pydantic import ValidationError
 
+from services.sla.outbox import Outbox
 from services.sla.service import SlaCore
 from services.sla.tables import Tables
+from services.sla.validation import Duplicate, Rejected
 from shared import topics
-from shared.events import Event, HealthCheckCompleted, PageLoadObserved, ProcessStatsReported, RequestsObserved
+from shared.events import (
+    Event, HealthCheckCompleted, PageLoadObserved, ProcessStatsReported, RequestsObserved, TriggerCleared, TriggerFired,
+)
 from shared.kafka.codec import decode, encode
+from shared.kafka.dlq import dlq_headers
+from shared.kafka.dlq import first_line as _first_line
 from shared.telemetry import extract_context, inject_headers
 
 __all__ = ["FaustPublisher", "Counters", "register_agents", "SOURCE"]
@@ -34,11 +43,14 @@ Counters = dict[str, Counter[str]]
 
 
 class FaustPublisher:
-    """Publishes events on `<prefix><event.topic>` with CloudEvents headers and traceparent."""
+    """Publishes events on `<prefix><event.topic>` with CloudEvents headers and traceparent.
 
-    def __init__(self, app: faust.App, *, topic_prefix: str) -> None:
+    `publish` and `dead_letter` return once the broker acked the record (or raise after `timeout_s`)."""
+
+    def __init__(self, app: faust.App, *, topic_prefix: str, timeout_s: float = 10.0) -> None:
         self.app = app
         self.topic_prefix = topic_prefix
+        self.timeout_s = timeout_s
         self._topics: dict[str, Any] = {}
 
     def topic(self, name: str) -> Any:
@@ -48,30 +60,31 @@ class FaustPublisher:
 
     async def publish(self, event: Event, *, topic: str | None = None) -> None:
         key, value, headers = encode(event, source=SOURCE)
-        await self.topic(topic or self.topic_prefix + event.topic).send(key=key, value=value, headers=headers + inject_headers())
+        await self._send(topic or self.topic_prefix + event.topic, key=key, value=value, headers=headers + inject_headers())
 
     async def dead_letter(self, record: Any, *, reason: str, group: str) -> None:
         msg = record.message
-        headers = list(msg.headers or ()) if not isinstance(msg.headers, dict) else list(msg.headers.items())
-        headers += [
-            ("dlq_reason", reason.encode()), ("dlq_topic", msg.topic.encode()),
-            ("dlq_partition", str(msg.partition).encode()), ("dlq_offset", str(msg.offset).encode()),
-            ("dlq_group", group.encode()),
-        ]
-        await self.topic(topics.dlq(msg.topic)).send(key=msg.key, value=msg.value, headers=headers)
+        headers = dlq_headers(_headers(record), reason=reason, topic=msg.topic, partition=msg.partition, offset=msg.offset,
+                              group=group)
+        await self._send(topics.dlq(msg.topic), key=msg.key, value=msg.value, headers=headers)
+
+    async def _send(self, topic: str, *, key: bytes | None, value: bytes | None, headers: list[tuple[str, bytes]]) -> None:
+        acked = await self.topic(topic).send(key=key, value=value, headers=headers)
+        await asyncio.wait_for(asyncio.shield(acked), self.timeout_s)
 
 
 def register_agents(
-    app: faust.App, *, core: SlaCore, tables: Tables, publisher: Any, topic_prefix: str, counters: Counters,
-    batch_size: int = 1000, batch_within: float = 0.05,
+    app: faust.App, *, core: SlaCore, tables: Tables, publisher: Any, outbox: Outbox, topic_prefix: str,
+    counters: Counters, batch_size: int = 1000, batch_within: float = 0.05,
 ) -> dict[str, Any]:
     """Define one agent per input topic, each taking up to `batch_size` records or what came within
     `batch_within` seconds. `publisher` has `publish(event)` and `dead_letter(record, ...)`.
 
     Per batch: every record is parsed and run through the core (state in `tables`' write-back
-    overlays), then the changed table keys go to the changelogs once, then the outputs and dead
-    letters are sent; the records are acked after that (Faust's `take_events`), so offsets never
-    run ahead of the state on the changelog.
+    overlays), then the changed table keys go to the changelogs once, then the dead letters, the
+    budget reports and (through `outbox`, which marks them sent) the trigger events are sent; the
+    records are acked after that (Faust's `take_events`), so offsets never run ahead of the state
+    on the changelog, and a trigger not yet sent is still in the outbox after a crash.
     """
     handlers: dict[type[Event], Callable[[Any], list[Event]]] = {
         RequestsObserved: core.observe_requests,
@@ -81,40 +94,69 @@ def register_agents(
     }
     group = app.conf.id
 
+    def handle(record: Any, dead: list[tuple[Any, str]]) -> list[Event]:
+        """The outputs of one record; a record the core must not count lands in `dead` with the reason."""
+        msg = record.message
+        try:
+            event = decode(msg.topic, record.value)
+        except (ValidationError, ValueError, KeyError) as exc:
+            dead.append((record, f"invalid event: {_first_line(exc)}"))
+            return []
+        handler = handlers.get(type(event))
+        if handler is None:
+            return []
+        if msg.key != event.key.encode():
+            dead.append((record, f"rejected: record key {msg.key!r} does not match service {event.key!r}"))
+            return []
+        tables.set_partition(msg.partition)
+        try:
+            return handler(event)
+        except Duplicate:
+            counters["sla_duplicates_total"][msg.topic] += 1
+        except Rejected as exc:
+            dead.append((record, f"rejected: {exc}"[:500]))
+        except Exception as exc:  # noqa: BLE001 - a record the core cannot handle must not stop the stream
+            log.exception("sla core failed on a record", extra={"topic": msg.topic, "offset": msg.offset})
+            dead.append((record, f"processing failed: {_first_line(exc)}"))
+        return []
+
     async def handle_batch(records: Sequence[Any]) -> None:
         emitted: list[tuple[Any, list[Event]]] = []
         dead: list[tuple[Any, str]] = []
-        topic = records[0].message.topic
         try:
             for record in records:
-                msg = record.message
-                try:
-                    event = decode(msg.topic, record.value)
-                except (ValidationError, ValueError, KeyError) as exc:
-                    dead.append((record, f"invalid event: {_first_line(exc)}"))
-                    continue
-                handler = handlers.get(type(event))
-                if handler is None:
-                    continue
-                tables.set_partition(msg.partition)
-                out = handler(event)
+                out = handle(record, dead)
                 if out:
                     emitted.append((record, out))
         finally:
             tables.flush()  # the state of every record handled so far, also when one raised
         for record, reason in dead:
             counters["sla_dead_lettered_total"][record.message.topic] += 1
-            log.warning("dead-lettered", extra={"topic": record.message.topic, "offset": record.message.offset})
+            log.warning("dead-lettered", extra={"topic": record.message.topic, "offset": record.message.offset, "reason": reason})
             await publisher.dead_letter(record, reason=reason, group=group)
+        await publish_reports(emitted)
+        touched = {getattr(e, "service"): r.message.partition for r, out in emitted for e in out if isinstance(e, _TRIGGERS)}
+        if touched:
+            headers = {str(e.id): _headers(r) for r, out in emitted for e in out if isinstance(e, _TRIGGERS)}
+            await outbox.publish(sorted(touched), headers=headers, partitions=touched)
+        counters["sla_events_total"][records[0].message.topic] += len(records)
+
+    async def publish_reports(emitted: list[tuple[Any, list[Event]]]) -> None:
+        """Budget reports, concurrently; a lost one is replaced by the next (every `report_every`)."""
+        sends = []
         for record, outputs in emitted:
-            msg = record.message
-            headers = msg.headers.items() if isinstance(msg.headers, dict) else msg.headers
-            # The span of the record that tipped a trigger, so the trigger continues its trace.
-            with _tracer.start_as_current_span(f"{msg.topic} process", context=extract_context(headers), kind=SpanKind.CONSUMER):
-                for output in outputs:
-                    counters["sla_published_total"][str(getattr(output, "type"))] += 1
-                    await publisher.publish(output)
-        counters["sla_events_total"][topic] += len(records)
+            if all(isinstance(o, _TRIGGERS) for o in outputs):
+                continue
+            with _tracer.start_as_current_span(f"{record.message.topic} process", context=extract_context(_headers(record)),
+                                               kind=SpanKind.CONSUMER):
+                sends += [(o, asyncio.ensure_future(publisher.publish(o))) for o in outputs if not isinstance(o, _TRIGGERS)]
+        for output, result in zip((o for o, _ in sends), await asyncio.gather(*(f for _, f in sends), return_exceptions=True)):
+            kind = str(getattr(output, "type"))
+            if isinstance(result, BaseException):
+                log.error("could not publish %s", kind, exc_info=result)
+                counters["sla_publish_failures_total"][kind] += 1
+            else:
+                counters["sla_published_total"][kind] += 1
 
     def source(name: str) -> Any:
         return app.topic(topic_prefix + name, key_serializer="raw", value_serializer="raw", partitions=3)
@@ -145,6 +187,10 @@ def register_agents(
     return {"observe_requests": observe_requests, "observe_page_loads": observe_page_loads, "observe_health": observe_health}
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {' '.join(t.strip() for t in text[:3])}"[:500]
+_TRIGGERS = (TriggerFired, TriggerCleared)
+
+
+def _headers(record: Any) -> Any:
+    headers = record.message.headers
+    return headers.items() if isinstance(headers, dict) else headers
+

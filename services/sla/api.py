@@ -37,5 +37,6 @@ def register_views(app: faust.App, *, core: SlaCore, counters: Counters) -> None
     class Metrics(View):
         async def get(self, request: Request, **kwargs: Any) -> Response:
             snapshots = [s for s in (report.service_snapshot(core, n) for n in core.services()) if s is not None]
-            body = metrics.render(snapshots, counters).encode()
+            unpublished = {svc: len(core.pending(svc)) for svc in core.services_pending()}
+            body = metrics.render(snapshots, counters, unpublished=unpublished).encode()
             return self.bytes(body, content_type=metrics.CONTENT_TYPE)

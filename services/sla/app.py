@@ -1,21 +1,32 @@
-"""Composition root of the SLA processor: one Faust app, built at run time."""
+"""Composition root of the SLA processor: one Faust app, built at run time.
+
+Its web server serves only our views (`services.sla.api`): Faust's own (`/table`, `/router`,
+`/graph`, `/stats`, the index at `/`) are off, since they show table data and cluster topology.
+"""
 
 from __future__ import annotations
 
+import time
 from collections import Counter, defaultdict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import faust
+from faust.web.drivers.aiohttp import Web as AiohttpWeb
 
 from services.sla.agents import Counters, FaustPublisher, register_agents
 from services.sla.api import register_views
+from services.sla.outbox import Outbox, partition_of
 from services.sla.policy import SlaPolicy, load_policy
 from services.sla.service import SlaCore
 from services.sla.settings import SlaSettings
 from services.sla.tables import Tables, define_tables
+from shared import topics
 
-__all__ = ["create_app", "SlaApp"]
+__all__ = ["create_app", "SlaApp", "PARTITIONS"]
+
+PARTITIONS = 3  # of every input topic and table: a service's records and state share one partition number
 
 
 @dataclass(frozen=True)
@@ -25,13 +36,30 @@ class SlaApp:
     tables: Tables
     agents: dict[str, Any]
     counters: Counters
+    republish: Callable[[], Awaitable[int]]
 
 
-def create_app(settings: SlaSettings, *, policy: SlaPolicy | None = None, publisher: Any = None) -> SlaApp:
+class _Web(AiohttpWeb):
+    """Faust's web server without Faust's built-in views (only what `app.page` adds)."""
+
+    default_blueprints: ClassVar[Any] = ()
+    production_blueprints: ClassVar[Any] = ()
+    debug_blueprints: ClassVar[Any] = ()
+    optional_blueprints: ClassVar[Any] = ()
+
+
+class _App(faust.App):
+    def _new_web(self) -> Any:
+        return _Web(self)
+
+
+def create_app(settings: SlaSettings, *, policy: SlaPolicy | None = None, publisher: Any = None,
+               clock: Callable[[], float] = time.time) -> SlaApp:
     """Build the Faust app. `policy` defaults to `settings.policy_file` (PolicyError when invalid);
-    `publisher` (publish / dead_letter) defaults to Faust topics with CloudEvents headers."""
+    `publisher` (publish / dead_letter) defaults to Faust topics with CloudEvents headers; `clock`
+    is what event times are checked against."""
     policy = policy or load_policy(settings.policy_file or None)
-    app = faust.App(
+    app = _App(
         settings.app_id,
         broker=f"kafka://{settings.kafka.bootstrap_servers}",
         datadir=settings.data_dir,
@@ -39,7 +67,9 @@ def create_app(settings: SlaSettings, *, policy: SlaPolicy | None = None, publis
         web_host=settings.host,
         web_port=settings.port,
         web_bind=settings.host,
-        topic_partitions=3,
+        web_router_enabled=False, web_tables_enabled=False, web_stats_enabled=False, web_graph_enabled=False,
+        web_metrics_enabled=False,
+        topic_partitions=PARTITIONS,
         topic_replication_factor=1,
         producer_acks=-1,
         store="memory://",
@@ -53,10 +83,25 @@ def create_app(settings: SlaSettings, *, policy: SlaPolicy | None = None, publis
     # full"); a batch flush queues one per changed key, so allow a whole batch.
     app.producer.buffer.max_messages = max(app.producer.buffer.max_messages, settings.batch_size)
     tables = define_tables(app)
-    core = SlaCore(policy=policy, buckets=tables.buckets, status=tables.status)
+    core = SlaCore(policy=policy, buckets=tables.buckets, status=tables.status, clock=clock)
     counters: Counters = defaultdict(Counter)
-    publisher = publisher or FaustPublisher(app, topic_prefix=settings.kafka.topic_prefix)
-    agents = register_agents(app, core=core, tables=tables, publisher=publisher, topic_prefix=settings.kafka.topic_prefix,
-                             counters=counters, batch_size=settings.batch_size, batch_within=settings.batch_within)
+    publisher = publisher or FaustPublisher(app, topic_prefix=settings.kafka.topic_prefix, timeout_s=settings.publish_timeout)
+    outbox = Outbox(core=core, tables=tables, publisher=publisher, counters=counters, partitions=PARTITIONS)
+    agents = register_agents(app, core=core, tables=tables, publisher=publisher, outbox=outbox, counters=counters,
+                             topic_prefix=settings.kafka.topic_prefix, batch_size=settings.batch_size,
+                             batch_within=settings.batch_within)
+    _republish_on_a_timer(app, outbox, every=settings.republish_every, topic=settings.kafka.topic_prefix + topics.TELEMETRY_REQUESTS)
     register_views(app, core=core, counters=counters)
-    return SlaApp(app=app, core=core, tables=tables, agents=agents, counters=counters)
+    return SlaApp(app=app, core=core, tables=tables, agents=agents, counters=counters, republish=outbox.republish)
+
+
+def _republish_on_a_timer(app: faust.App, outbox: Outbox, *, every: float, topic: str) -> None:
+    """Once the tables are recovered, and every `every` seconds, send what is left in the outboxes of the
+    services whose partitions this worker owns (a standby's copy is not ours to send)."""
+
+    @app.timer(interval=every, name="sla.republish")  # type: ignore[untyped-decorator]
+    async def republish_pending() -> None:
+        if app.rebalancing or not app.tables.recovery.completed.is_set():  # type: ignore[attr-defined]
+            return
+        owned = {tp.partition for tp in app.assignor.assigned_actives() if tp.topic == topic}
+        await outbox.republish(owned=lambda service: partition_of(service, partitions=PARTITIONS) in owned)

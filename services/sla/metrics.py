@@ -25,6 +25,9 @@ _HELP = {
     "sla_events_total": ("counter", "Records consumed, by topic"),
     "sla_dead_lettered_total": ("counter", "Records sent to the DLQ, by topic"),
     "sla_published_total": ("counter", "Events published, by type"),
+    "sla_duplicates_total": ("counter", "Records dropped as already counted (replays), by topic"),
+    "sla_publish_failures_total": ("counter", "Failed publish attempts, by type (triggers are sent again)"),
+    "sla_triggers_unpublished": ("gauge", "Trigger events waiting in a service's outbox to be published"),
 }
 
 
@@ -36,7 +39,8 @@ def _labels(labels: Mapping[str, str]) -> str:
     return "{" + ",".join(f'{k}="{_escape(str(v))}"' for k, v in labels.items()) + "}" if labels else ""
 
 
-def _samples(snapshots: Iterable[Mapping[str, Any]], counters: Mapping[str, Counter[str]]) -> Iterable[tuple[str, dict[str, str], float]]:
+def _samples(snapshots: Iterable[Mapping[str, Any]], counters: Mapping[str, Counter[str]],
+             unpublished: Mapping[str, int]) -> Iterable[tuple[str, dict[str, str], float]]:
     for snap in snapshots:
         svc = {"service": snap["service"]}
         req = snap["requests"]
@@ -64,14 +68,18 @@ def _samples(snapshots: Iterable[Mapping[str, Any]], counters: Mapping[str, Coun
                 yield "sla_burn_rate", lb | {"window": burn["window"]}, burn["rate"]
         for trigger, t in snap["triggers"].items():
             yield "sla_trigger_active", svc | {"trigger": trigger}, 1.0 if t["active"] else 0.0
-    for name, label in (("sla_events_total", "topic"), ("sla_dead_lettered_total", "topic"), ("sla_published_total", "type")):
+    for service, n in sorted(unpublished.items()):
+        yield "sla_triggers_unpublished", {"service": service}, float(n)
+    for name, label in (("sla_events_total", "topic"), ("sla_dead_lettered_total", "topic"), ("sla_published_total", "type"),
+                        ("sla_duplicates_total", "topic"), ("sla_publish_failures_total", "type")):
         for value, n in sorted(counters.get(name, Counter()).items()):
             yield name, {label: value}, float(n)
 
 
-def render(snapshots: Iterable[Mapping[str, Any]], counters: Mapping[str, Counter[str]]) -> str:
+def render(snapshots: Iterable[Mapping[str, Any]], counters: Mapping[str, Counter[str]], *,
+           unpublished: Mapping[str, int] | None = None) -> str:
     by_name: dict[str, list[str]] = {}
-    for name, labels, value in _samples(snapshots, counters):
+    for name, labels, value in _samples(snapshots, counters, unpublished or {}):
         by_name.setdefault(name, []).append(f"{name}{_labels(labels)} {float(value)!r}")
     lines: list[str] = []
     for name, (kind, text) in _HELP.items():

@@ -14,11 +14,11 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BeforeValidator, Field, field_validator, model_validator
 
-from shared.policy import UNITS, Duration, PolicyError, Strict, load_yaml, parse_duration
+from shared.policy import UNITS, Duration, PolicyError, PositiveDuration, Strict, load_yaml, parse_duration
 
 __all__ = [
     "PolicyError", "SlaPolicy", "TriggerRule", "TriggerRules", "BurnAlertRule", "BudgetPolicy", "Objectives",
-    "WeeklyWindow", "OneOffWindow", "BusinessHours", "load_policy", "parse_duration",
+    "WeeklyWindow", "OneOffWindow", "BusinessHours", "EventTime", "load_policy", "parse_duration",
 ]
 
 _DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -195,6 +195,18 @@ class OneOffWindow(_Strict):
 MaintenanceWindow = Annotated[WeeklyWindow | OneOffWindow, Field(discriminator="kind")]
 
 
+class EventTime(_Strict):
+    """How far an event's time may be from the processor's clock; a record outside goes to the DLQ.
+
+    `max_ahead` tolerates producer clock skew (an accepted record ahead of now is counted, but a
+    service's window never runs ahead of now); `max_behind` is the oldest record worth counting
+    (the telemetry topics keep 7 days).
+    """
+
+    max_ahead: PositiveDuration = 10.0
+    max_behind: PositiveDuration = 7 * 86400.0
+
+
 class SlaPolicy(_Strict):
     triggers: TriggerRules = TriggerRules()
     budget: BudgetPolicy = BudgetPolicy()
@@ -202,6 +214,7 @@ class SlaPolicy(_Strict):
     business_hours: BusinessHours = BusinessHours()
     maintenance: tuple[MaintenanceWindow, ...] = ()
     pageload_window: Duration = Field(default=300, gt=0)
+    event_time: EventTime = EventTime()
 
     @model_validator(mode="after")
     def _maintenance_outside_business_hours(self) -> SlaPolicy:

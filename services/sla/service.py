@@ -4,14 +4,22 @@
 unit tests): `buckets` (time-bucketed counts, see `windows.BucketStore`) and `status` (one
 small dict per service: watermark, trigger states, instances, probes, last budgets).
 Time is event time: the end of a `RequestsObserved` window, the `time` of other events;
-each service's watermark is the latest of those.
+each service's watermark is the latest of those, never ahead of the processor's clock.
+
+Hostile input: every event is checked (`validation.check`) before any state changes, so a
+rejected record leaves no trace; a record already counted for its producer (same instance and
+window, same target and time) raises `Duplicate`. Trigger transitions wait in the service's
+`outbox` until the edge has published them (`pending`, `mark_published`), so a crash between
+the state write and the publish re-publishes instead of losing the trigger.
 """
 
 from __future__ import annotations
 
 import bisect
+import logging
 import math
-from collections.abc import MutableMapping
+import time
+from collections.abc import Callable, Collection, MutableMapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import NAMESPACE_URL, uuid5
@@ -20,6 +28,7 @@ from services.sla import budgets
 from services.sla.budgets import Counts
 from services.sla.detection import TriggerState, step
 from services.sla.policy import SlaPolicy, TriggerRule
+from services.sla.validation import Duplicate, check
 from services.sla.windows import BucketStore
 from shared.events import (
     BudgetReported, BurnRate, Event, HealthCheckCompleted, PageLoadObserved, ProcessStatsReported,
@@ -32,6 +41,13 @@ __all__ = ["SlaCore", "TRIGGERS"]
 TRIGGERS = ("error_rate_high", "latency_high", "memory_high", "db_connection_lost", "budget_burn")
 _DAY = 86400.0
 _FORGET_INSTANCE_S = 600.0
+_FORGET_SEEN_S = 3600.0
+_MAX_INSTANCES = 256  # per service, process stats
+_MAX_TARGETS = 256  # per service, probes
+_MAX_SEEN = 1024  # per service, request reporters remembered for replay detection
+_MAX_OUTBOX = 100  # unpublished trigger events per service (the oldest go first)
+_OUTPUTS: dict[str, type[TriggerFired] | type[TriggerCleared]] = {"sla.trigger_fired": TriggerFired, "sla.trigger_cleared": TriggerCleared}
+log = logging.getLogger(__name__)
 
 
 def _dt(t: float) -> datetime:
@@ -39,8 +55,10 @@ def _dt(t: float) -> datetime:
 
 
 class SlaCore:
-    def __init__(self, *, policy: SlaPolicy, buckets: MutableMapping[str, Any], status: MutableMapping[str, Any]) -> None:
+    def __init__(self, *, policy: SlaPolicy, buckets: MutableMapping[str, Any], status: MutableMapping[str, Any],
+                 clock: Callable[[], float] = time.time) -> None:
         self.policy = policy
+        self.clock = clock
         self.store = BucketStore(buckets)
         self.status = status
         t = policy.triggers
@@ -55,8 +73,13 @@ class SlaCore:
     # ---- inbound -------------------------------------------------------------------------
     def observe_requests(self, event: RequestsObserved) -> list[Event]:
         svc, start = event.service, event.window_start.timestamp()
-        st = self._status(svc)
-        now = self._advance(st, start + event.window_seconds)
+        clock = self._admit(event)
+        st = self._status(svc, clock)
+        start_ms = round(start * 1000)
+        if start_ms <= st["seen"].get(event.instance, -math.inf):
+            raise Duplicate(f"{svc}/{event.instance}: window {event.window_start.isoformat()} already counted")
+        now = self._advance(st, start + event.window_seconds, clock)
+        _remember(st["seen"], event.instance, start_ms, forget_before=(now - _FORGET_SEEN_S) * 1000, cap=_MAX_SEEN)
         sec = int(start)
         wire, count, errors = event.latency_buckets, event.count, event.errors
         _add_second(st, sec, count, errors, event.latency_sum_ms, wire, keep_from=math.floor(now) - self._keep_seconds)
@@ -79,8 +102,9 @@ class SlaCore:
 
     def observe_page_load(self, event: PageLoadObserved) -> list[Event]:
         svc, t = event.service, event.time.timestamp()
-        st = self._status(svc)
-        now = self._advance(st, t)
+        clock = self._admit(event)
+        st = self._status(svc, clock)
+        now = self._advance(st, t, clock)
         minute = int(t // 60)
         loads = self._bucket(svc, st, "lm", minute, self._keep_minutes, [0.0, {}])
         loads[0] += event.load_ms
@@ -92,8 +116,13 @@ class SlaCore:
 
     def observe_probe(self, event: HealthCheckCompleted) -> list[Event]:
         svc, t = event.service, event.time.timestamp()
-        st = self._status(svc)
-        now = self._advance(st, t)
+        clock = self._admit(event)
+        st = self._status(svc, clock)
+        previous = st["probes"].get(event.target)
+        if previous is not None and t <= previous["at"]:
+            raise Duplicate(f"{svc}/{event.target}: probe at {event.time.isoformat()} already counted")
+        now = self._advance(st, t, clock)
+        _make_room(st["probes"], event.target, cap=_MAX_TARGETS)
         st["probes"][event.target] = {
             "kind": event.kind, "status": event.status, "state": event.state, "latency_ms": event.latency_ms, "at": t,
         }
@@ -111,8 +140,13 @@ class SlaCore:
 
     def observe_process(self, event: ProcessStatsReported) -> list[Event]:
         svc, t = event.service, event.time.timestamp()
-        st = self._status(svc)
-        now = self._advance(st, t)
+        clock = self._admit(event)
+        st = self._status(svc, clock)
+        previous = st["instances"].get(event.instance)
+        if previous is not None and t <= previous["at"]:
+            raise Duplicate(f"{svc}/{event.instance}: stats at {event.time.isoformat()} already counted")
+        now = self._advance(st, t, clock)
+        _make_room(st["instances"], event.instance, cap=_MAX_INSTANCES)
         inst = st["instances"].setdefault(event.instance, {"mem": [], "pools": {}, "at": t})
         window = self.policy.triggers.memory_high.window
         inst["mem"] = [m for m in inst["mem"] if m[0] > now - window] + [[t, event.memory_percent]]
@@ -234,19 +268,19 @@ class SlaCore:
         st["triggers"][trigger] = after.to_dict()
         if transition == "fired":
             assert after.episode_id is not None and after.first_bad_at is not None
-            return [TriggerFired(
+            return _queue(st, TriggerFired(
                 id=uuid5(NAMESPACE_URL, f"{after.episode_id}#fired"), time=_dt(now), service=svc,
                 trigger=trigger, episode_id=after.episode_id, value=after.value or 0.0, threshold=rule.threshold,
                 window_seconds=rule.window, samples=samples, first_bad_at=_dt(after.first_bad_at),
                 instance=after.instance, detail=detail,
-            )]  # type: ignore[arg-type]
+            ))
         if transition == "cleared":
             assert after.episode_id is not None
-            return [TriggerCleared(
+            return _queue(st, TriggerCleared(
                 id=uuid5(NAMESPACE_URL, f"{after.episode_id}#cleared"), time=_dt(now), service=svc,
                 trigger=trigger, episode_id=after.episode_id, value=value or 0.0, threshold=rule.clear_at,
                 fired_at=_dt(after.fired_at) if after.fired_at is not None else None, instance=after.instance,
-            )]  # type: ignore[arg-type]
+            ))
         return []
 
     # ---- budgets -------------------------------------------------------------------------
@@ -298,13 +332,38 @@ class SlaCore:
                  for a in policy.alerts if a.severity == "page" and counts[a.short].total >= min_events]
         return report, (max(pages) if pages else None)
 
+    # ---- outbox --------------------------------------------------------------------------
+    def pending(self, service: str) -> list[Event]:
+        """The trigger events of `service` not yet marked published, oldest first."""
+        st = self.status.get(service)
+        return [_OUTPUTS[e["type"]].model_validate(e) for e in (st or {}).get("outbox", ())]
+
+    def mark_published(self, service: str, *, ids: Collection[Any]) -> None:
+        wanted = {str(i) for i in ids}
+        st = dict(self.status[service])
+        st["outbox"] = [e for e in st.get("outbox", ()) if e["id"] not in wanted]
+        self.status[service] = st
+
+    def services_pending(self) -> list[str]:
+        return sorted(svc for svc, st in self.status.items() if st and st.get("outbox"))
+
     # ---- state ---------------------------------------------------------------------------
-    def _status(self, svc: str) -> dict[str, Any]:
+    def _admit(self, event: Event) -> float:
+        """The clock's now, once `event` passed the checks (`Rejected` otherwise)."""
+        now = self.clock()
+        check(event, now=now, window=self.policy.event_time)
+        return now
+
+    def _status(self, svc: str, clock: float) -> dict[str, Any]:
         st = self.status.get(svc)
         if st is None:
             return {"watermark": None, "triggers": {}, "instances": {}, "probes": {}, "budget_at": None, "budgets": {},
-                    "seconds": [], "open": {}}
+                    "seconds": [], "open": {}, "seen": {}, "outbox": []}
         st = dict(st)
+        st.setdefault("seen", {})
+        st.setdefault("outbox", [])
+        if st["watermark"] is not None and st["watermark"] > clock + self.policy.event_time.max_ahead:
+            self._heal(svc, st, clock)
         if "seconds" not in st:  # written before the hot window moved into the status value
             st["seconds"] = []
             for sec in self.store.ids(svc, "rs"):
@@ -324,9 +383,27 @@ class SlaCore:
             hit = self._maintenance_cache[ts] = self.policy.in_maintenance(t)
         return hit
 
+    def _heal(self, svc: str, st: dict[str, Any], now: float) -> None:
+        """State moved into the future by a record accepted before the event-time checks: bring it back."""
+        log.warning("sla state of %s was ahead of now; dropping its future part", svc)
+        st["watermark"] = st["budget_at"] = None
+        st["seconds"] = [e for e in st["seconds"] if e[0] <= now]
+        st["open"] = {series: v for series, v in st["open"].items() if v[0] * _size(series) <= now}
+        st["seen"] = {k: v for k, v in st["seen"].items() if v <= now * 1000}
+        st["triggers"] = {k: {**v, "since": min(v["since"], now)} if v.get("since") else v for k, v in st["triggers"].items()}
+        for series in ("rm", "rh", "lm", "pm", "ph"):
+            ids = self.store.ids(svc, series)
+            future = [b for b in ids if b * _size(series) > now]
+            for b in future:
+                self.store.table.pop(self.store.key(svc, series, b), None)
+            if future:
+                self.store.table[f"{svc}|idx|{series}"] = [b for b in ids if b not in future]
+
     @staticmethod
-    def _advance(st: dict[str, Any], t: float) -> float:
-        st["watermark"] = t if st["watermark"] is None else max(st["watermark"], t)
+    def _advance(st: dict[str, Any], t: float, clock: float) -> float:
+        """The service's watermark after an event at `t`: the latest event time, never ahead of `clock`."""
+        wm = t if st["watermark"] is None else max(st["watermark"], t)
+        st["watermark"] = min(wm, clock)
         return float(st["watermark"])
 
     def services(self) -> list[str]:
@@ -366,6 +443,33 @@ def _add_second(st: dict[str, Any], sec: int, count: int, errors: int, total_ms:
         seconds.insert(0, [sec, count, errors, total_ms, dict(wire)])
     if seconds[0][0] < keep_from:
         st["seconds"] = [e for e in seconds if e[0] >= keep_from]
+
+
+def _size(series: str) -> int:
+    return 3600 if series.endswith("h") else 60
+
+
+def _queue(st: dict[str, Any], event: TriggerFired | TriggerCleared) -> list[Event]:
+    """`event` as an output, also kept in the service's outbox until it is marked published."""
+    outbox = st["outbox"] = [*st["outbox"], event.model_dump(mode="json")]
+    if len(outbox) > _MAX_OUTBOX:
+        log.error("sla outbox of %s is full: dropping %d unpublished trigger events", event.service, len(outbox) - _MAX_OUTBOX)
+        st["outbox"] = outbox[-_MAX_OUTBOX:]
+    return [event]
+
+
+def _remember(seen: dict[str, int], instance: str, start_ms: int, *, forget_before: float, cap: int) -> None:
+    """Record the newest window of `instance`; forget reporters long silent, and the oldest beyond `cap`."""
+    if instance not in seen and len(seen) >= cap:
+        for name in [k for k, v in seen.items() if v < forget_before] or [min(seen, key=seen.__getitem__)]:
+            del seen[name]
+    seen[instance] = start_ms
+
+
+def _make_room(items: dict[str, Any], name: str, *, cap: int) -> None:
+    """Before adding `name` to `items` (values with an `at`), drop the least recent one when full."""
+    if name not in items and len(items) >= cap:
+        del items[min(items, key=lambda k: items[k]["at"])]
 
 
 def _first(entry: list[Any]) -> Any:

@@ -17,5 +17,7 @@ class SlaSettings(HttpSettings):
     web_enabled: bool = True
     batch_size: int = Field(default=1000, ge=1, description="Records per batch at most (one changelog write per changed key per batch).")
     batch_within: float = Field(default=0.25, gt=0, description="Seconds a batch waits for more records (adds at most this to detection).")
+    publish_timeout: float = Field(default=10.0, gt=0, description="Seconds to wait for the broker's ack of a trigger, a report or a dead letter.")
+    republish_every: float = Field(default=1.0, gt=0, description="Seconds between retries of trigger events not yet published.")
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -39,7 +40,8 @@ def flags_settings(unique: str, kafka_settings: KafkaSettings, postgres_dsn: str
         postgres=PostgresSettings(dsn=SecretStr(postgres_dsn)), redis=RedisSettings(url=SecretStr(redis_url)),
         auth=AuthSettings(env="local", admin_token=SecretStr("test-admin-token")),
         rate_limit="10000/second", write_limit="10000/second",
-        refresh_interval_s=0.2, scheduler_interval_s=0.2, relay_interval_s=0.5, seed=True, **over)
+        refresh_interval_s=0.2, scheduler_interval_s=0.2, relay_interval_s=0.5, seed=True,
+        **{"journal_path": f"{tempfile.gettempdir()}/safeguard-test-{unique}/pending-off.jsonl", **over})
 
 
 async def drop(settings: FlagsSettings, redis_url: str) -> None:

@@ -1,4 +1,5 @@
-"""Postgres down: evaluation answers from the Redis copy / memory (no 5xx), changes are a clear 503.
+"""Postgres down: evaluation answers from the Redis copy / memory (no 5xx), turning a flag on is a clear
+503, turning it off still works (see test_fail_safe.py).
 Redis down: everything works from Postgres. Both show in /healthz (200, status warn) and /readyz."""
 
 from __future__ import annotations
@@ -36,8 +37,11 @@ async def test_postgres_down_serves_from_redis_and_redis_down_serves_from_postgr
             r = await c.post("/ofrep/v1/evaluate/flags/checkout", json={"context": {}})
             assert r.status_code == 200 and r.json()["value"] is True
             assert (await c.get("/api/flags/gamification")).json()["state"] == "DISABLED"
-            r = await c.post("/api/flags/checkout/kill", headers=ADMIN)
+            # turning ON needs the store: a clear 503; turning OFF never does (journaled, reconciled later)
+            r = await c.post("/api/flags/gamification/enable", headers=ADMIN)
             assert r.status_code == 503 and r.headers["retry-after"] and r.json()["errorCode"] == "UNAVAILABLE"
+            r = await c.post("/api/flags/checkout/kill", headers=ADMIN)
+            assert r.status_code == 200, r.text
             assert (await c.post("/ofrep/v1/evaluate/flags", json={"context": {}})).status_code == 200
 
         no_redis = settings.model_copy(update={"redis": RedisSettings(url=SecretStr(DEAD_REDIS))})

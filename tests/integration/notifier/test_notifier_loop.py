@@ -59,7 +59,8 @@ async def test_incident_life_cycle_through_kafka_and_postgres(
             [res] = await expect_events(boot, prefix + INCIDENTS_EVENTS, count=1, timeout=30,
                                         where=lambda e: isinstance(e, IncidentResolved))
             assert res.incident_id == opened.incident_id and res.by == "sla" and res.duration_seconds >= 0
-            report = await c.get(f"/api/incidents/{opened.incident_id}/report")
+            report = await c.get(f"/api/incidents/{opened.incident_id}/report",
+                                 headers={"Authorization": "Bearer integration-token"})
             assert report.status_code == 200 and report.headers["content-type"].startswith("text/markdown")
             assert "level 2: on-call developer" in report.text and "trigger cleared" in report.text
             status = (await c.get("/status.json")).json()
@@ -85,11 +86,14 @@ async def test_migrations_apply_and_roll_back(postgres_dsn: str, unique: str) ->
     schema = f"notifier_m{unique}"
     try:
         async with open_pool(PostgresSettings(dsn=SecretStr(postgres_dsn)), schema=schema) as pool:
-            assert await migrate(pool, schema=schema) == ["0001_notifier"]
+            assert await migrate(pool, schema=schema) == ["0001_notifier", "0002_notifier_outbox"]
             assert await migrate(pool, schema=schema) == []
             tables = {r["tablename"] for r in await pool.fetch("SELECT tablename FROM pg_tables WHERE schemaname = $1",
                                                               schema)}
-            assert tables == {"incidents", "timeline", "deliveries", "reports", "schema_migrations"}
+            assert tables == {"incidents", "timeline", "deliveries", "reports", "outbox", "schema_migrations"}
+            await pool.execute((MIGRATIONS / "0002_notifier_outbox.down.sql").read_text())
+            assert await migrate(pool, schema=schema) == ["0002_notifier_outbox"]  # the rollback is clean
+            await pool.execute((MIGRATIONS / "0002_notifier_outbox.down.sql").read_text())
             await pool.execute((MIGRATIONS / "0001_notifier.down.sql").read_text())
             assert await pool.fetchval("SELECT count(*) FROM pg_tables WHERE schemaname = $1", schema) == 0
     finally:

@@ -6,7 +6,8 @@ import asyncio
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 from opentelemetry import trace
@@ -21,7 +22,7 @@ from shared.kafka import KafkaPublisher
 from shared.kafka.codec import header
 from shared.settings import KafkaSettings
 from shared.testing.kafka import expect_records
-from tests.unit.sla.helpers import T0, requests
+from tests.unit.sla.helpers import requests
 
 INPUTS = (topics.TELEMETRY_REQUESTS, topics.TELEMETRY_PAGELOADS, topics.HEALTH_CHECKS)
 
@@ -38,6 +39,11 @@ async def create_topics(settings: KafkaSettings) -> None:
         await admin.close()
 
 
+def recent(seconds_ago: int = 120) -> datetime:
+    """A start for a test's event times: real, since the processor refuses events far from its clock."""
+    return datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=seconds_ago)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -45,9 +51,13 @@ def free_port() -> int:
 
 
 @asynccontextmanager
-async def running(settings: KafkaSettings, app_id: str, *, port: int | None = None) -> AsyncIterator[SlaApp]:
+async def running(settings: KafkaSettings, app_id: str, *, port: int | None = None, publisher: Any = None) -> AsyncIterator[SlaApp]:
+    """A started SLA worker with its partitions and recovered tables; `publisher.attach(sla, settings)` is
+    called before the start when `publisher` is given (to wrap the real one)."""
     sla = create_app(SlaSettings(app_id=app_id, kafka=settings, policy_file=None, web_enabled=port is not None,
-                                 port=port or 8003, data_dir="/tmp/safeguard-sla-tests"))
+                                 port=port or 8003, data_dir="/tmp/safeguard-sla-tests"), publisher=publisher)
+    if publisher is not None:
+        publisher.attach(sla, settings)
     await sla.app.start()
     try:
         deadline = asyncio.get_running_loop().time() + 30
@@ -72,11 +82,12 @@ async def test_clean_errors_clean_gives_exactly_one_fired_and_one_cleared(
     await create_topics(kafka_settings)
     triggers = kafka_settings.topic_prefix + topics.SLA_TRIGGERS
     port = free_port()
+    T0 = recent()
     async with running(kafka_settings, f"sla-{unique}", port=port) as sla:
         async with KafkaPublisher.start(kafka_settings, source="/safeguard/tests") as pub:
             for s in range(70):
                 with trace.get_tracer("tests").start_as_current_span(f"second {s}") as span:
-                    await pub.publish(requests(s, errors=20 if 20 <= s < 40 else 0))
+                    await pub.publish(requests(s, errors=20 if 20 <= s < 40 else 0, t0=T0))
                 if s == 22:
                     cause = span.get_span_context().trace_id
             await pub.publish_raw(kafka_settings.topic_prefix + topics.TELEMETRY_REQUESTS, key=b"shop", value=b"{oops", headers=[])
@@ -119,10 +130,11 @@ async def test_restart_mid_episode_keeps_window_and_hold_state(kafka_settings: K
     await create_topics(kafka_settings)
     source = kafka_settings.topic_prefix + topics.TELEMETRY_REQUESTS
     app_id = f"sla-{unique}"
+    T0 = recent()
     async with KafkaPublisher.start(kafka_settings, source="/safeguard/tests") as pub:
         async with running(kafka_settings, app_id) as first:
             for s in range(22):  # bad from 20 s: the window crosses 5 % at 22 s and the 1 s hold starts
-                await pub.publish(requests(s, errors=20 if s >= 20 else 0))
+                await pub.publish(requests(s, errors=20 if s >= 20 else 0, t0=T0))
             await wait_for(lambda: first.counters["sla_events_total"][source] == 22)
             state = first.tables.service_to_status["shop"]["triggers"]["error_rate_high"]
             assert state["phase"] == "pending"
@@ -131,7 +143,7 @@ async def test_restart_mid_episode_keeps_window_and_hold_state(kafka_settings: K
             restored = second.tables.service_to_status["shop"]["triggers"]["error_rate_high"]
             assert restored["phase"] == "pending" and restored["first_bad_at"] == state["first_bad_at"]
             for s in range(22, 30):
-                await pub.publish(requests(s, errors=20))
+                await pub.publish(requests(s, errors=20, t0=T0))
             await wait_for(lambda: second.counters["sla_events_total"][source] >= 8)
     records = await expect_records(kafka_settings.bootstrap_servers, kafka_settings.topic_prefix + topics.SLA_TRIGGERS,
                                    count=1, where=lambda r: b'"error_rate_high"' in r.value)

@@ -6,7 +6,9 @@ import httpx
 import pytest
 from fastapi import Depends, FastAPI
 from limits.aio.storage import Storage
+from pydantic import SecretStr
 
+from shared.auth import AuthSettings, Authenticator
 from shared.ratelimit import RateLimiter, RateLimitMiddleware
 
 
@@ -50,11 +52,24 @@ async def test_health_is_exempt() -> None:
     assert codes == [200, 200, 200]
 
 
-async def test_tokens_get_separate_buckets() -> None:
-    async with _client(_app(RateLimiter(storage=None, default="1/minute"))) as c:
-        assert (await c.get("/x", headers={"Authorization": "Bearer a"})).status_code == 200
-        assert (await c.get("/x", headers={"Authorization": "Bearer a"})).status_code == 429
-        assert (await c.get("/x", headers={"X-API-Key": "b"})).status_code == 200
+async def test_random_tokens_share_the_address_bucket() -> None:
+    async with _client(_app(RateLimiter(storage=None, default="2/minute"))) as c:
+        codes = [(await c.get("/x", headers={"Authorization": f"Bearer random-{i}"})).status_code for i in range(3)]
+        assert codes == [200, 200, 429]
+        assert (await c.get("/x", headers={"X-API-Key": "another"})).status_code == 429
+        assert (await c.get("/x")).status_code == 429
+
+
+async def test_verified_identities_get_their_own_buckets() -> None:
+    auth = Authenticator(AuthSettings(admin_token=SecretStr("adm"), client_keys={"shop": SecretStr("k1")}))
+    limiter = RateLimiter(storage=None, default="1/minute", identify=auth.verified_identity)
+    async with _client(_app(limiter)) as c:
+        assert (await c.get("/x", headers={"X-API-Key": "k1"})).status_code == 200
+        assert (await c.get("/x", headers={"Authorization": "Bearer k1"})).status_code == 429  # same client
+        assert (await c.get("/x", headers={"Authorization": "Bearer adm", "X-Safeguard-Actor": "a"})).status_code == 200
+        assert (await c.get("/x", headers={"Authorization": "Bearer adm", "X-Safeguard-Actor": "b"})).status_code == 429
+        assert (await c.get("/x", headers={"Authorization": "Bearer forged"})).status_code == 200  # the address's
+        assert (await c.get("/x", headers={"Authorization": "Bearer forged-2"})).status_code == 429
 
 
 async def test_forwarded_for_counts_only_from_trusted_proxy() -> None:

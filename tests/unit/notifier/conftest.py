@@ -40,6 +40,6 @@ class Env:
 def env() -> Env:
     pub, store, sender, clock = InMemoryPublisher(), MemoryIncidentStore(), FakeSender(), FakeClock()
     start, t0 = datetime.now(UTC), clock()
-    svc = NotifierService(policy=load_policy(CONFIG), publisher=pub, store=store, sender=sender, clock=clock,
+    svc = NotifierService(policy=load_policy(CONFIG), publisher=pub, store=store, sender=sender,
                           now=lambda: start + timedelta(seconds=clock() - t0))
     return Env(svc, pub, store, sender, clock, start)

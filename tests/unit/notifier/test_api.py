@@ -26,11 +26,13 @@ def fired(service: str = "demo", trigger: str = "db_connection_lost", episode: s
 
 @pytest.fixture
 async def client() -> AsyncIterator[tuple[httpx.AsyncClient, FastAPI, InMemoryPublisher]]:
-    settings = NotifierSettings(policy_file=CONFIG, auth=AuthSettings(admin_token=SecretStr(TOKEN), env="test"))
+    auth = AuthSettings(admin_token=SecretStr(TOKEN), env="test", client_keys={"reader": SecretStr("reader-key")})
+    settings = NotifierSettings(policy_file=CONFIG, auth=auth)
     pub = InMemoryPublisher()
     app = create_app(settings, publisher=pub, store=MemoryIncidentStore(), sender=FakeSender(), consume=False)
     async with app.router.lifespan_context(app):
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://t") as c:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://t",
+                                     headers={"X-API-Key": "reader-key"}) as c:  # incident details need a reader
             yield c, app, pub
 
 

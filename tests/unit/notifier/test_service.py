@@ -66,6 +66,7 @@ async def test_recovery_success_mitigates_and_stops_escalation(env: Env) -> None
     assert m.incident_id == inc.incident_id and "killed gamification" in m.note
     env.clock.advance(3600)
     assert await env.svc.escalate_overdue() == []
+    inc = await env.store.get(inc.incident_id)
     assert [e.kind for e in inc.timeline] == ["opened", "action", "mitigated"]
 
 
@@ -96,7 +97,7 @@ async def test_escalates_l2_l3_l4_on_the_clock(env: Env) -> None:
     assert await env.svc.escalate_overdue() == []  # L4 is the top
     assert [(e.level, e.target) for e in env.pub.of_type(IncidentEscalated)] == [
         (2, "on-call developer"), (3, "system administrator"), (4, "infrastructure team")]
-    assert inc is not None and inc.level == 4
+    assert inc is not None and (await env.store.get(inc.incident_id)).level == 4
     pages = [r for c, r, _ in env.sender.sent if c == "oncall_page"]
     assert pages == ["oncall-developer", "sysadmin", "infrastructure-team"]
 
@@ -110,6 +111,7 @@ async def test_acknowledge_stops_escalation(env: Env) -> None:
     assert ack.by == "admin:alice"
     env.clock.advance(100_000)
     assert await env.svc.escalate_overdue() == []
+    inc = await env.store.get(inc.incident_id)
     assert inc.level == 2 and inc.timeline[-1].actor == "admin:alice"
 
 
@@ -140,7 +142,7 @@ async def test_restore_reloads_open_incidents_and_their_timers(env: Env) -> None
     inc = await env.svc.open_incident(fired())
     from services.notifier.service import NotifierService
     svc2 = NotifierService(policy=env.svc.policy, publisher=env.pub, store=env.store, sender=env.sender,
-                           clock=env.clock, now=env.svc.now)
+                           now=env.svc.now)
     assert await svc2.restore() == 1
     env.clock.advance(300)
     assert [i.incident_id for i in await svc2.escalate_overdue()] == [inc.incident_id]

@@ -54,3 +54,17 @@ def test_bad_policy_stops_the_app(tmp_path: Path) -> None:
     bad.write_text("cooldown: forever")
     with pytest.raises(PolicyError, match="cooldown"):
         create_app(RecoverySettings(policy_file=bad))
+
+
+async def test_run_while_kafka_refuses_is_503_and_records_nothing() -> None:
+    from aiokafka.errors import KafkaConnectionError
+
+    pub, audit = InMemoryPublisher(), MemoryAuditStore()
+    app = _app(pub, audit)
+    async with app.router.lifespan_context(app):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://t") as c:
+            pub.fail_with = KafkaConnectionError("broker down")
+            r = await c.post("/api/recovery/run", json={"service": "demo", "action": "restart_process"},
+                             headers={"Authorization": f"Bearer {TOKEN}"})
+            assert r.status_code == 503 and "nothing recorded" in r.json()["detail"] and r.headers["retry-after"]
+            assert audit.records == {}

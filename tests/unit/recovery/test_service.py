@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -42,7 +43,9 @@ def cleared(trigger: str = "error_rate_high", episode: str = "ep1") -> TriggerCl
 @pytest.fixture
 def env() -> tuple[RecoveryService, InMemoryPublisher, FakeFlags, MemoryAuditStore, FakeClock]:
     pub, flags, audit, clock = InMemoryPublisher(), FakeFlags(), MemoryAuditStore(), FakeClock()
-    svc = RecoveryService(policy=load_policy(CONFIG), publisher=pub, flags=flags, audit=audit, clock=clock)
+    start, t0 = datetime.now(UTC), clock()
+    svc = RecoveryService(policy=load_policy(CONFIG), publisher=pub, flags=flags, audit=audit,
+                          now=lambda: start + timedelta(seconds=clock() - t0))
     return svc, pub, flags, audit, clock
 
 
@@ -104,12 +107,12 @@ async def test_no_clear_within_window_fails(env) -> None:
 
 
 async def test_flags_api_failure_fails_the_action_at_once(env) -> None:
-    svc, pub, flags, _, _ = env
+    svc, pub, flags, audit, _ = env
     flags.fail = True
     rec = await svc.recover_from_trigger(fired())
     assert rec is not None and rec.status == "failed" and "503" in rec.detail
     assert pub.of_type(DisableNewFeatures) == [] and len(pub.of_type(RecoveryActionFailed)) == 1
-    assert svc.pending == {}
+    assert await audit.pending(now=datetime.now(UTC) + timedelta(days=1)) == []
 
 
 async def test_cooldown_per_service_and_trigger(env) -> None:

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import json
+from datetime import timedelta
 from typing import Any
 
+from services.sla import metrics
 from services.sla.app import SlaApp, create_app
 from services.sla.policy import SlaPolicy
 from services.sla.settings import SlaSettings
 from shared.events import TriggerFired
 from shared.kafka.codec import encode
-from shared.testing import InMemoryPublisher
-from tests.unit.sla.helpers import process, requests
+from shared.testing import FakeClock, InMemoryPublisher
+from tests.unit.sla.helpers import T0, process, requests
 
 
 class Publisher(InMemoryPublisher):
@@ -23,9 +26,7 @@ class Publisher(InMemoryPublisher):
 
 
 def build() -> tuple[SlaApp, Publisher]:
-    pub = Publisher()
-    sla = create_app(SlaSettings(app_id="sla-unit", web_enabled=False, policy_file=None, batch_within=0.01), policy=SlaPolicy(), publisher=pub)
-    return sla, pub
+    return build_at(86400)
 
 
 async def test_requests_agent_fires_and_keeps_state_in_the_tables() -> None:
@@ -56,3 +57,73 @@ async def test_bad_records_go_to_the_dlq_with_the_reason() -> None:
     assert "does not match any of the expected tags" in reasons[1] or "type" in reasons[1]
     assert "shop" in sla.core.services()
     assert sla.counters["sla_dead_lettered_total"]["health.checks"] == 2
+
+
+def build_at(second: float) -> tuple[SlaApp, Publisher]:
+    pub = Publisher()
+    clock = FakeClock(start=T0.timestamp() + second)
+    sla = create_app(SlaSettings(app_id="sla-unit", web_enabled=False, policy_file=None, batch_within=0.01),
+                     policy=SlaPolicy(), publisher=pub, clock=clock)
+    return sla, pub
+
+
+def hostile(second: int, **update: Any) -> bytes:
+    event = requests(second)
+    return json.dumps(event.model_dump(mode="json") | update).encode()
+
+
+async def test_poison_records_in_a_batch_go_to_the_dlq_and_the_rest_is_counted() -> None:
+    sla, pub = build_at(40)
+    poison = [hostile(12, latency_buckets={"abc": 1}), hostile(12, errors=500), hostile(10 * 365 * 86400),
+              hostile(12, latency_sum_ms=float("inf")).replace(b"Infinity", b"1e999")]
+    async with sla.agents["observe_requests"].test_context() as agent:
+        for s in range(30):
+            if s == 12:
+                for value in poison:
+                    await agent.put(value, key=b"shop")
+                await agent.put(hostile(13, service="cart"), key=b"shop")  # a key that is not its service
+            key, value, _ = encode(requests(s, errors=20 if s >= 20 else 0), source="/test")
+            await agent.put(value, key=key)
+    reasons = [reason for _, reason in pub.dead]
+    assert len(reasons) == 5, reasons
+    assert "latency bucket 'abc'" in reasons[0] and "errors (500) exceed count (100)" in reasons[1]
+    assert "ahead of now" in reasons[2] and "latency_sum_ms" in reasons[3] and "does not match" in reasons[4]
+    assert all(r.startswith("rejected: ") for r in reasons)
+    fired = [e for e in pub.of_type(TriggerFired) if e.trigger == "error_rate_high"]
+    assert len(fired) == 1 and fired[0].time == T0 + timedelta(seconds=23)
+    assert sla.counters["sla_events_total"]["telemetry.requests"] == 35
+    assert sla.counters["sla_dead_lettered_total"]["telemetry.requests"] == 5
+    assert sla.tables.service_to_status["shop"]["seconds"][-1][1] == 100  # good seconds counted once
+
+
+async def test_a_trigger_whose_publish_failed_is_published_later_exactly_once() -> None:
+    sla, pub = build_at(40)
+    pub.fail_with = ConnectionError("broker gone")
+    async with sla.agents["observe_requests"].test_context() as agent:
+        for s in range(30):
+            key, value, _ = encode(requests(s, errors=20 if s >= 20 else 0), source="/test")
+            await agent.put(value, key=key)
+    assert not pub.of_type(TriggerFired)
+    status = sla.tables.service_to_status["shop"]
+    assert status["triggers"]["error_rate_high"]["phase"] == "firing"
+    assert sorted(e["trigger"] for e in status["outbox"]) == ["budget_burn", "error_rate_high"]
+    text = metrics.render([], sla.counters, unpublished={s: len(sla.core.pending(s)) for s in sla.core.services_pending()})
+    assert 'sla_triggers_unpublished{service="shop"} 2.0' in text
+    assert 'sla_publish_failures_total{type="sla.trigger_fired"}' in text
+    pub.fail_with = None
+    assert await sla.republish() == 2
+    assert await sla.republish() == 0
+    fired = pub.of_type(TriggerFired)
+    assert sorted(e.trigger for e in fired) == ["budget_burn", "error_rate_high"]
+    assert sla.tables.service_to_status["shop"]["outbox"] == []
+
+
+async def test_a_replayed_batch_is_dropped_as_duplicates() -> None:
+    sla, pub = build_at(40)
+    records = [encode(requests(s, errors=20 if s >= 20 else 0), source="/test") for s in range(30)]
+    async with sla.agents["observe_requests"].test_context() as agent:
+        for key, value, _ in records + records[-10:]:
+            await agent.put(value, key=key)
+    assert sla.counters["sla_duplicates_total"]["telemetry.requests"] == 10
+    assert [e.trigger for e in pub.of_type(TriggerFired)] == ["budget_burn", "error_rate_high"] and not pub.dead
+    assert sum(s[1] for s in sla.tables.service_to_status["shop"]["seconds"]) <= 8 * 100

@@ -7,11 +7,12 @@ import pytest
 from services.sla.policy import SlaPolicy
 from services.sla.service import SlaCore
 from shared.events import BudgetReported, Event, TriggerCleared, TriggerFired
+from shared.testing import FakeClock
 from tests.unit.sla.helpers import T0, probe, process, requests
 
 
 def core(policy: SlaPolicy | None = None) -> SlaCore:
-    return SlaCore(policy=policy or SlaPolicy(), buckets={}, status={})
+    return SlaCore(policy=policy or SlaPolicy(), buckets={}, status={}, clock=FakeClock((T0 + timedelta(days=1)).timestamp()))
 
 
 def triggers(out: list[Event]) -> list[Event]:
@@ -133,7 +134,9 @@ def test_minute_buckets_expire_after_the_longest_minute_window() -> None:
 
 def test_late_and_out_of_order_reports_land_in_their_buckets() -> None:
     c = core()
-    feed(c, [requests(s) for s in (0, 2, 1, 3, 125, 4)])  # 1 out of order; 4 arrives after minute 2 opened
+    # 1 out of order; 4 arrives after minute 2 opened (late reports come from other instances: each
+    # instance reports its windows in order, and one that goes back in time is a replay)
+    feed(c, [requests(s, instance=i) for s, i in ((0, "a"), (2, "a"), (1, "b"), (3, "a"), (125, "a"), (4, "c"))])
     assert [s[0] - int(T0.timestamp()) for s in c.status["shop"]["seconds"]] == [125]  # older seconds expired
     assert [(m - int(T0.timestamp()) // 60, v[1]) for m, v in c.series("shop", "rm")] == [(0, 500), (2, 100)]
     count, errors, sketch = c.request_window("shop", now=int(T0.timestamp()) + 126, window=5)

@@ -14,6 +14,7 @@ def test_the_shipped_policy_is_valid_and_matches_the_runbook() -> None:
     assert policy.budget.objective == 0.999 and policy.budget.period == 30 * 86400
     assert [a.name for a in policy.budget.alerts] == ["page:1h/5m", "page:6h/30m", "ticket:1d/2h", "ticket:3d/6h"]
     assert (policy.objectives.response_ms, policy.objectives.db_query_ms, policy.objectives.page_load_ms) == (2000, 500, 3000)
+    assert (policy.event_time.max_ahead, policy.event_time.max_behind) == (10, 7 * 86400)
 
 
 @pytest.mark.parametrize(("yaml_text", "field"), [
@@ -25,6 +26,8 @@ def test_the_shipped_policy_is_valid_and_matches_the_runbook() -> None:
     ("maintenance: [{kind: weekly, days: [tue], start: '10:00', end: '11:00', timezone: Asia/Bangkok}]", "maintenance[0]"),
     ("business_hours: {timezone: Mars/Olympus}", "business_hours.timezone"),
     ("tirggers: {}", "tirggers"),
+    ("event_time: {max_ahead: 0}", "event_time.max_ahead"),
+    ("event_time: {max_behind: forever}", "event_time.max_behind"),
 ])
 def test_a_bad_policy_names_the_field(tmp_path: Path, yaml_text: str, field: str) -> None:
     path = tmp_path / "sla.yaml"

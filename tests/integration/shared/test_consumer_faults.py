@@ -1,0 +1,202 @@
+"""EventConsumer against real faults: Redis killed mid-stream, a DLQ the broker refuses, a hung broker.
+
+Redis and the hung broker are private servers (tests/faults.py); the DLQ refusal is a real broker
+answer (a DLQ topic whose `max.message.bytes` is too small for any record). The process-exit path
+is replaced by a recorder here; test_consumer_exit.py shows a real process exiting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+import redis.asyncio as aioredis
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+from fastapi import FastAPI
+
+from shared import tasks
+from shared.events import TriggerFired
+from shared.http import healthz_router
+from shared.kafka import EventConsumer, KafkaPublisher, RedisDedupe
+from shared.kafka.codec import header
+from shared.settings import KafkaSettings
+from shared.testing.kafka import expect_records
+from shared.topics import SLA_TRIGGERS, dlq
+from tests.faults import PrivateKafka, PrivateRedis
+
+
+@pytest.fixture(autouse=True)
+def exits(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """What the consumers asked for instead of ending the test process."""
+    calls: list[str] = []
+    monkeypatch.setattr(tasks, "exit_process", calls.append, raising=False)
+    yield calls
+
+
+def fired(n: int) -> TriggerFired:
+    return TriggerFired(service=f"svc-{n % 5}", trigger="error_rate_high", episode_id=f"ep-{n}", value=0.2,
+                        threshold=0.05, window_seconds=60)
+
+
+async def wait_until(cond: Any, timeout: float = 30.0, what: str = "condition") -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not cond():
+        assert asyncio.get_running_loop().time() < deadline, f"{what} not met within {timeout} s"
+        await asyncio.sleep(0.05)
+
+
+async def publish(settings: KafkaSettings, events: list[TriggerFired]) -> None:
+    async with KafkaPublisher.start(settings, source="/safeguard/tests") as pub:
+        await asyncio.gather(*(pub.publish(e) for e in events))
+
+
+async def healthz() -> httpx.Response:
+    app = FastAPI()
+    app.include_router(healthz_router("svc"))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+        return await client.get("/healthz")
+
+
+async def test_redis_killed_mid_stream_loses_nothing_and_the_consumer_goes_on(
+    kafka_settings: KafkaSettings, unique: str, private_redis: PrivateRedis, exits: list[str]
+) -> None:
+    topic = kafka_settings.topic_prefix + SLA_TRIGGERS
+    first, second = [fired(i) for i in range(200)], [fired(i) for i in range(200, 260)]
+    await publish(kafka_settings, first)
+    calls: list[str] = []
+
+    async def handle(event: TriggerFired) -> None:
+        await asyncio.sleep(0.005)
+        calls.append(event.episode_id)
+
+    redis = aioredis.from_url(private_redis.url)
+    consumer = EventConsumer(topics=[topic], group_id=f"g-{unique}", handlers={TriggerFired: handle},
+                             settings=kafka_settings, max_batch=20, dedupe=RedisDedupe(redis, namespace=unique))
+    try:
+        async with consumer.running():
+            await wait_until(lambda: len(calls) >= 50, what="50 handled before the kill")
+            await asyncio.to_thread(private_redis.kill)
+            await wait_until(lambda: set(calls) >= {e.episode_id for e in first}, what="every record despite Redis")
+            await asyncio.to_thread(private_redis.start)
+            await asyncio.sleep(6)  # the store is left alone for dedupe_rest_s (5 s) after a failure
+            await publish(kafka_settings, second)
+            await wait_until(lambda: set(calls) >= {e.episode_id for e in first + second}, what="every record")
+            marked = await redis.exists(*(f"safeguard:dedupe:{unique}:{e.id}" for e in second))
+    finally:
+        await redis.aclose()
+    assert sorted(set(calls)) == sorted(e.episode_id for e in first + second), "nothing lost"
+    assert marked == len(second), "once Redis is back, handled ids are remembered again"
+    assert exits == []
+
+
+async def _refusing_dlq(bootstrap: str, topic: str) -> AIOKafkaAdminClient:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    await admin.create_topics([NewTopic(dlq(topic), 1, 1, topic_configs={"max.message.bytes": "16"})])
+    return admin
+
+
+async def test_a_dlq_the_broker_refuses_is_retried_until_it_accepts(
+    kafka_settings: KafkaSettings, unique: str, exits: list[str]
+) -> None:
+    topic = kafka_settings.topic_prefix + SLA_TRIGGERS
+    admin = await _refusing_dlq(kafka_settings.bootstrap_servers, topic)
+    calls: list[str] = []
+
+    async def handle(event: TriggerFired) -> None:
+        calls.append(event.episode_id)
+
+    async with KafkaPublisher.start(kafka_settings, source="/safeguard/tests") as pub:
+        await pub.publish_raw(topic, key=b"svc", value=b"{not json", headers=[])
+        await pub.publish(fired(1))
+    consumer = EventConsumer(topics=[topic], group_id=f"g-{unique}", handlers={TriggerFired: handle},
+                             settings=kafka_settings)
+    try:
+        async with consumer.running():
+            await asyncio.sleep(2)
+            assert calls == [], "the record behind the poison waits until the poison is dead-lettered"
+            await admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, dlq(topic),
+                                                      configs={"max.message.bytes": "1048588"})])
+            await wait_until(lambda: calls == ["ep-1"], what="the record after the poison")
+            await publish(kafka_settings, [fired(2)])
+            await wait_until(lambda: calls == ["ep-1", "ep-2"], what="the stream goes on")
+    finally:
+        await admin.close()
+    dead = await expect_records(kafka_settings.bootstrap_servers, dlq(topic), count=1)
+    assert dead[0].value == b"{not json"
+    assert (header(dead[0].headers, "dlq_reason") or "").startswith("invalid event")
+    assert exits == []
+
+
+async def test_a_dlq_refused_past_the_retries_ends_the_process_and_commits_nothing(
+    kafka_settings: KafkaSettings, unique: str, exits: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KAFKA_CONSUMER_ATTEMPTS", "3")
+    monkeypatch.setenv("KAFKA_CONSUMER_BACKOFF_INITIAL_S", "0.05")
+    topic = kafka_settings.topic_prefix + SLA_TRIGGERS
+    admin = await _refusing_dlq(kafka_settings.bootstrap_servers, topic)
+    async with KafkaPublisher.start(kafka_settings, source="/safeguard/tests") as pub:
+        await pub.publish_raw(topic, key=b"svc", value=b"{not json", headers=[])
+    group = f"g-{unique}"
+    consumer = EventConsumer(topics=[topic], group_id=group, handlers={TriggerFired: lambda e: asyncio.sleep(0)},
+                             settings=kafka_settings)
+    try:
+        async with consumer.running():
+            await wait_until(lambda: bool(exits), what="the exit call")
+            r = await healthz()
+        offsets = await admin.list_consumer_group_offsets(group)
+    finally:
+        await admin.close()
+    assert len(exits) == 1 and "gave up: DLQ send failed 3 times" in exits[0]
+    assert "MessageSizeTooLargeError" in exits[0]
+    assert r.status_code == 503 and r.json()["consumers"][0]["state"] == "dead"
+    assert all(meta.offset <= 0 for meta in offsets.values()), "the poison is not committed: a new process retries it"
+
+
+@pytest.fixture(scope="module")
+def module_kafka() -> Iterator[PrivateKafka]:
+    from tests.faults import _private
+
+    with _private(PrivateKafka) as server:
+        yield server  # type: ignore[misc]
+
+
+async def test_a_hung_broker_makes_healthz_report_stuck_then_recover(
+    module_kafka: PrivateKafka, unique: str, exits: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KAFKA_CONSUMER_STUCK_AFTER_S", "3")
+    settings = KafkaSettings(bootstrap_servers=module_kafka.bootstrap, topic_prefix=f"t{unique}.")
+    topic = settings.topic_prefix + SLA_TRIGGERS
+    await publish(settings, [fired(0)])
+    calls: list[str] = []
+
+    async def handle(event: TriggerFired) -> None:
+        calls.append(event.episode_id)
+
+    consumer = EventConsumer(topics=[topic], group_id=f"g-{unique}", handlers={TriggerFired: handle},
+                             settings=settings)
+    async with consumer.running():
+        await wait_until(lambda: calls == ["ep-0"], what="the first record")
+        assert (await healthz()).status_code == 200
+        loop = asyncio.get_running_loop()
+        with module_kafka.paused():
+            paused_at = loop.time()
+            while (r := await healthz()).status_code == 200:
+                assert loop.time() - paused_at < 15, "healthz never reported the hung broker"
+                await asyncio.sleep(0.2)
+            seen_after = loop.time() - paused_at
+            await asyncio.sleep(max(0.0, 6 - seen_after))
+        assert r.status_code == 503 and r.json()["status"] == "fail"
+        assert r.json()["consumers"][0]["problem"].startswith("stuck: no answer from the broker")
+        assert 3 <= seen_after < 6
+        resumed_at = loop.time()
+        while (r := await healthz()).status_code != 200:
+            assert loop.time() - resumed_at < 60, f"healthz did not recover: {r.json()}"
+            await asyncio.sleep(0.2)
+        await publish(settings, [fired(1)])
+        await wait_until(lambda: calls == ["ep-0", "ep-1"], timeout=60, what="a record after the hang")
+    assert exits == []
