@@ -16,7 +16,7 @@ __all__ = ["render", "write_docs", "BEGIN", "END"]
 BEGIN = "<!-- chaos:last-run:begin -->"
 END = "<!-- chaos:last-run:end -->"
 _HEAD = ("fault", "events prod / lost / dup", "SLA req counted (Δ)", "SDK evals / fail", "OFREP evals / fail",
-         "kill accepted", "kill seen by", "back to healthy", "triggers", "targets")
+         "kill accepted", "kill seen by", "back to healthy¹", "triggers", "targets")
 
 
 def _s(x: float | None) -> str:
@@ -32,6 +32,8 @@ def _row(r: FaultResult) -> tuple[str, ...]:
     if r.stale:
         seen += f", still on after {KILL_DEADLINE_S:g} s: {len(r.stale)}"
     sla = "n/a" if r.sla_requests is None else f"{r.sla_requests} ({r.sla_delta:+d})"
+    if r.sla_settle_s >= 5:
+        sla += f", after {r.sla_settle_s:.0f} s"
     triggers = "; ".join(str(t) for t in r.triggers) or "none"
     missed = r.missed()
     return (r.title + (f" {r.seconds:g} s" if r.seconds else ""), f"{r.produced} / {r.lost} / {r.duplicates}", sla,
@@ -59,7 +61,8 @@ def render(results: Sequence[FaultResult], *, seconds: float, total_s: float) ->
     table += ["| " + " | ".join(c.replace("|", "/") for c in _row(r)) + " |" for r in results]
     met = [r.title for r in results if not r.missed()]
     missed = [r.title for r in results if r.missed()]
-    summary = f"Targets met: {', '.join(met) or 'none'}. Missed: {', '.join(missed) or 'none'}."
+    summary = (f"¹ from the SIGKILL for kill -9, from undoing the fault otherwise.\n\n"
+               f"Targets met: {', '.join(met) or 'none'}. Missed: {', '.join(missed) or 'none'}.")
     details = [line for r in results for line in _details(r)]
     return "\n".join([head, "", *table, "", summary, "", "Details:", "", *details, ""])
 

@@ -151,14 +151,16 @@ class Runner:
             started, restored, back = await task
             await kill
             healthy = await self.wait_healthy(90)
-            healthy_at = time.time() if healthy else None
+            # from the kill for a kill -9 (supervisord's restart is part of it), else from undoing the fault
+            healthy_at = self.health.healthy_since(started if fault.action == "kill9" else restored) if healthy else None
             await _until(lambda: self._seen_all(phase), timeout=10)
         triggers = await self._wait_triggers(fault, phase, timeout=60)
         counts = await self._drain(phase)
         kill_at = phase.kill_at or started
         flags_back = self.health.back_at("flags", since=started) if fault.program == "flags" else None
         grace = max(0.0, flags_back - kill_at) if flags_back else 0.0
-        return FaultResult.of(fault=fault, phase=phase, seconds=seconds, started=started, restored=restored,
+        return FaultResult.of(fault=fault, phase=phase, seconds=seconds, started=started,
+                              restored=started if fault.action == "kill9" else restored,
                               back=back, healthy_at=healthy_at, kill_grace_s=grace, unhealthy=self.health.unhealthy_between(started, time.time()),
                               triggers=triggers, **counts)
 

@@ -22,13 +22,15 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(420)]
 FAULTS = os.environ.get("CHAOS_TEST_FAULTS", "kill-flags postgres-stop").split()
 SECONDS = float(os.environ.get("CHAOS_TEST_SECONDS", "6"))
 
-# Targets not met on main today, each waiting for the fix of an issue-10 finding (flip after merging).
+# Targets main does not always meet today (flip to plain asserts once fixed). Not in issue 10's list:
+# the flags service is one process behind HAProxy; when HAProxy's check catches it dead it stays
+# marked down for `downinter` (2 s) after it is back, so OFREP and the kill get 503 / a dropped
+# connection for 2-3 s (in about 1 run in 3). Issue 10 #2 (kills with Postgres or Kafka down) is
+# fixed on main: postgres-stop, kafka-restart and kafka-sigstop meet every target.
+_ONE_FLAGS_PROCESS = "chaos finding (not yet in issue 10): one flags process, HAProxy keeps it down 2 s after it is back"
 KNOWN: dict[tuple[str, str], str] = {
-    ("evaluations", "kill-flags"): "not in issue 10 yet: OFREP answers 503 / drops while the one flags process "
-                                   "restarts (HAProxy has a single server and no retry-on)",
-    ("kill", "postgres-stop"): "issue 10 #2: a kill is 503 while Postgres is down",
-    ("kill", "kafka-sigstop"): "issue 10 #2: a kill waits for the hung broker",
-    ("kill", "kafka-restart"): "issue 10 #2: a kill waits for the broker",
+    ("evaluations", "kill-flags"): _ONE_FLAGS_PROCESS,
+    ("kill", "kill-flags"): _ONE_FLAGS_PROCESS,
 }
 
 
