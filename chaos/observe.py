@@ -156,11 +156,18 @@ class HealthWatch:
             return False
         if r.status_code != 200:
             return False
-        return not api or r.json().get("status") in ("pass", "warn")
+        try:
+            return not api or r.json().get("status") in ("pass", "warn")
+        except ValueError:
+            return False
 
     async def _poll(self, http: httpx.AsyncClient) -> None:
         while True:
-            bad = await self.check(http)
+            try:
+                bad = await self.check(http)
+            except Exception as exc:  # noqa: BLE001 - the watch must outlive any odd answer
+                log.warning("health watch: %r", exc)
+                bad = ["health-watch"]
             self.timeline.append((time.time(), not bad, ",".join(bad)))
             await asyncio.sleep(0.5)
 

@@ -150,9 +150,11 @@ class Runner:
         async with self.load.fresh_sdk():
             started, restored, back = await task
             await kill
-            healthy = await self.wait_healthy(90)
             # from the kill for a kill -9 (supervisord's restart is part of it), else from undoing the fault
-            healthy_at = self.health.healthy_since(started if fault.action == "kill9" else restored) if healthy else None
+            t0 = started if fault.action == "kill9" else restored
+            healthy = await self.wait_healthy(90) and await _until(
+                lambda: _true(self.health.healthy_since(t0) is not None), timeout=10)
+            healthy_at = self.health.healthy_since(t0) if healthy else None
             await _until(lambda: self._seen_all(phase), timeout=10)
         triggers = await self._wait_triggers(fault, phase, timeout=60)
         counts = await self._drain(phase)
