@@ -18,7 +18,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -27,7 +27,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["GuardSettings", "Guard", "install_guard", "is_guarded", "json_depth", "host_name"]
+__all__ = ["GuardSettings", "Guard", "install_guard", "is_guarded", "json_depth", "host_name", "aiohttp_guard"]
 
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 _ESCAPE = re.compile(rb"\\.", re.DOTALL)
@@ -128,13 +128,13 @@ class Guard:
         return (name in self.hosts or (s.allow_ip_hosts and _is_ip(name))
                 or (s.allow_single_label_hosts and bool(name) and "." not in name))
 
-    def _check_host(self, headers: Headers) -> None:
+    def _check_host(self, headers: Mapping[str, str]) -> None:
         host = headers.get("host")
         if host is not None and not self.host_allowed(host):  # no Host at all: HTTP/1.0 health checks
             raise _Refused(400, "HOST_NOT_ALLOWED",
                            f"host {host_name(host)!r} is not allowed here (SAFEGUARD_ALLOWED_HOSTS)")
 
-    def _check_origin(self, headers: Headers) -> None:
+    def _check_origin(self, headers: Mapping[str, str]) -> None:
         origin = headers.get("origin")
         if origin is None:
             site = headers.get("sec-fetch-site", "").lower()
@@ -203,3 +203,28 @@ def install_guard(app: Any, *, settings: GuardSettings | None = None, own_host: 
     """Add the guard as the outermost middleware of a Starlette/FastAPI app (once)."""
     if not is_guarded(app):
         app.add_middleware(Guard, settings=settings or GuardSettings(), own_hosts=[own_host] if own_host else [])
+
+
+def aiohttp_guard(*, settings: GuardSettings | None = None, own_host: str | None = None) -> Any:
+    """The Host and cross-site checks as an aiohttp middleware (Faust's web server: the SLA service).
+    aiohttp caps bodies itself (`client_max_size`, 1 MiB)."""
+    from aiohttp import web
+
+    guard = Guard(_no_app, settings=settings, own_hosts=[own_host] if own_host else [])
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+                         ) -> web.StreamResponse:
+        try:
+            guard._check_host(request.headers)
+            if request.method not in _SAFE_METHODS:
+                guard._check_origin(request.headers)
+        except _Refused as exc:
+            return web.json_response({"errorCode": exc.code, "detail": exc.detail}, status=exc.status)
+        return await handler(request)
+
+    return middleware
+
+
+async def _no_app(scope: Scope, receive: Receive, send: Send) -> None:
+    raise RuntimeError("aiohttp_guard's Guard only checks headers")

@@ -7,9 +7,10 @@ Use it as an ASGI middleware over a whole app, or as a FastAPI dependency on one
     @router.post("/x", dependencies=[Depends(limiter.dependency("10/second"))])
 
 Each client gets its own window, keyed by its verified identity (`identify`, e.g.
-`Authenticator.verified_actor`: a token that matches a configured key) or else by its address
+`Authenticator.verified_identity`: a token that matches a configured key) or else by its address
 (`client_address`: X-Forwarded-For is believed only from a trusted proxy). A token nobody
-verified never earns a bucket of its own: it counts in its address's bucket. Headers follow draft-ietf-httpapi-ratelimit-headers (09):
+verified never earns a bucket of its own: it counts in its address's bucket.
+Headers follow draft-ietf-httpapi-ratelimit-headers (09):
 `RateLimit-Policy: "default";q=100;w=1` and `RateLimit: "default";r=99;t=1`.
 When Redis does not answer, counting moves to process memory (per instance, so a
 little looser) and goes back to Redis after `retry_redis_s`.

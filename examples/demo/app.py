@@ -19,6 +19,7 @@ from sdk.middleware import RequestRecorder, RequestsMiddleware, add_rate_limitin
 from sdk.stats import ProcessStatsReporter
 from shared.auth import Authenticator
 from shared.breakers import BreakerConfig, RedisBreakerState
+from shared.guard import install_guard
 from shared.kafka import KafkaPublisher, Publisher
 from shared.telemetry import setup_telemetry
 
@@ -109,5 +110,6 @@ def create_app(settings: DemoSettings, *, publisher: Publisher | None = None,
     app.include_router(api.router)
     app.include_router(api.admin_router)
     add_rate_limiting(app, settings.ratelimit, redis_url=settings.redis.url, exempt=("/healthz", "/api/faults"))
-    app.add_middleware(RequestsMiddleware, recorder=recorder)  # outermost: 429s are counted too
+    app.add_middleware(RequestsMiddleware, recorder=recorder)  # 429s are counted too
+    install_guard(app, settings=settings.guard, own_host=settings.host)  # outermost: no rebound host, no CSRF
     return app

@@ -6,6 +6,7 @@ from pydantic import AliasChoices, Field, PositiveFloat
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.auth import AuthSettings
+from shared.guard import GuardSettings
 from shared.ratelimit import RateLimitSettings
 from shared.settings import KafkaSettings, PostgresSettings, RedisSettings, TelemetrySettings
 
@@ -33,6 +34,7 @@ class DemoSettings(BaseSettings):
     telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
     ratelimit: RateLimitSettings = Field(default_factory=RateLimitSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
+    guard: GuardSettings = Field(default_factory=GuardSettings)
 
     @property
     def instance(self) -> str:

@@ -19,7 +19,7 @@ from openfeature.contrib.tools.flagd.core.targeting.custom_ops import (
     MAX_WEIGHT_SUM, ends_with, normalize_numbers, sem_ver, starts_with,
 )
 
-__all__ = ["LogicError", "Rule", "compile_rule", "resolve_refs"]
+__all__ = ["LogicError", "Rule", "compile_rule", "resolve_refs", "check_size", "MAX_DEPTH", "MAX_NODES"]
 
 
 class _QuietOperators(logging.Filter):
@@ -103,25 +103,72 @@ OPERATORS: dict[str, Callable[..., Any]] = {
 _LAZY = {"if", "?:", "and", "or", "filter", "map", "reduce", "all", "some", "none"}
 
 
+MAX_DEPTH = 64  # nesting of a targeting rule (after `$ref`s are resolved)
+MAX_NODES = 50_000  # values in a rule, and the `$ref` expansion budget of a whole definition
+
+
 class LogicError(ValueError):
-    """A rule that cannot run: unknown operator or `$ref` to an unknown evaluator (flagd: PARSE_ERROR)."""
+    """A rule that cannot run: unknown operator, `$ref` to an unknown evaluator, a `$ref` cycle, or a rule
+    past MAX_DEPTH / MAX_NODES (flagd: PARSE_ERROR)."""
 
 
-def resolve_refs(node: Any, evaluators: Mapping[str, Any]) -> Any:
-    """Replace every `{"$ref": name}` by its evaluator (flagd's `$evaluators`); unknown names stay."""
-    if isinstance(node, list):
-        return [resolve_refs(n, evaluators) for n in node]
-    if isinstance(node, dict):
-        if len(node) == 1 and "$ref" in node and isinstance(node["$ref"], str) and node["$ref"] in evaluators:
-            return resolve_refs(evaluators[node["$ref"]], evaluators)
-        return {k: resolve_refs(v, evaluators) for k, v in node.items()}
-    return node
+def resolve_refs(node: Any, evaluators: Mapping[str, Any], *, max_depth: int = MAX_DEPTH,
+                 max_nodes: int = MAX_NODES) -> Any:
+    """Replace every `{"$ref": name}` by its evaluator (flagd's `$evaluators`); unknown names stay.
+
+    Raises LogicError on a cycle, or when the result would nest deeper than `max_depth` (each `$ref`
+    counts as a level) or hold more than `max_nodes` values: 20 evaluators that each use the previous
+    one twice would otherwise expand to a million nodes."""
+    budget = [max_nodes]
+
+    def walk(n: Any, depth: int, path: tuple[str, ...]) -> Any:
+        budget[0] -= 1
+        if budget[0] < 0:
+            raise LogicError(f"the definition expands to more than {max_nodes} values ($evaluators used too often)")
+        if depth > max_depth:
+            raise LogicError(f"the definition nests deeper than {max_depth} levels (with $ref resolved)")
+        if isinstance(n, list):
+            return [walk(x, depth + 1, path) for x in n]
+        if not isinstance(n, dict):
+            return n
+        ref = n.get("$ref") if len(n) == 1 else None
+        if isinstance(ref, str) and ref in evaluators:
+            if ref in path:
+                raise LogicError("$ref cycle: " + " -> ".join([*path[path.index(ref):], ref]))
+            return walk(evaluators[ref], depth + 1, (*path, ref))
+        return {k: walk(v, depth + 1, path) for k, v in n.items()}
+
+    return walk(node, 0, ())
+
+
+def check_size(logic: Any, *, max_depth: int = MAX_DEPTH, max_nodes: int = MAX_NODES) -> None:
+    """LogicError when `logic` nests deeper than `max_depth` or holds more than `max_nodes` values.
+    Iterative, so any input is measured without recursion."""
+    stack: list[tuple[Any, int]] = [(logic, 0)]
+    seen = 0
+    while stack:
+        node, depth = stack.pop()
+        seen += 1
+        if seen > max_nodes:
+            raise LogicError(f"the rule holds more than {max_nodes} values")
+        if depth > max_depth:
+            raise LogicError(f"the rule nests deeper than {max_depth} levels")
+        if isinstance(node, dict):
+            stack.extend((v, depth + 1) for v in node.values())
+        elif isinstance(node, list):
+            stack.extend((v, depth + 1) for v in node)
 
 
 def compile_rule(logic: Any) -> Rule:
-    """Compile once; the result is a plain function of the data. Raises LogicError on unknown operators."""
+    """Compile once; the result is a plain function of the data. Raises LogicError on unknown operators
+    and on rules past MAX_DEPTH / MAX_NODES (so neither compiling nor running one can exhaust the stack)."""
+    check_size(logic)
+    return _compile(logic)
+
+
+def _compile(logic: Any) -> Rule:
     if isinstance(logic, list):
-        items = [compile_rule(n) for n in logic]
+        items = [_compile(n) for n in logic]
         return lambda d: [f(d) for f in items]
     if not isinstance(logic, dict) or len(logic) != 1:
         return lambda d: logic
@@ -130,16 +177,14 @@ def compile_rule(logic: Any) -> Rule:
     if op == "$ref":
         raise LogicError(f"$ref to an unknown evaluator: {raw!r}")
     if op in _LAZY:
-        return _lazy(op, [compile_rule(a) for a in args])
+        return _lazy(op, [_compile(a) for a in args])
     if op == "var" and args and not isinstance(args[0], (dict, list)) and all(
             not isinstance(a, (dict, list)) for a in args):
         return _var(args)
     fn = OPERATORS.get(op)
     if fn is None:
         raise LogicError(f"unknown JsonLogic operator {op!r}")
-    compiled = [compile_rule(a) for a in args]
-    if op == "var":
-        return lambda d: fn(d, *[c(d) for c in compiled])
+    compiled = [_compile(a) for a in args]
     return lambda d: fn(d, *[c(d) for c in compiled])
 
 

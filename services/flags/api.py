@@ -3,21 +3,24 @@
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import ValidationError
+from starlette.requests import HTTPConnection
+from starlette.types import Receive, Scope, Send
 
 from services.flags.models import (
     AuditEntry, FlagCreate, FlagRead, FlagUpdate, ImportRequest, ReasonBody, RolloutRequest, ScheduleCreate,
     ScheduleRead, SystemStatusRequest,
 )
 from services.flags.service import FlagService
+from services.flags.snapshot import StreamSlots
 from shared.auth import Authenticator
 
-__all__ = ["build_router", "read_json"]
+__all__ = ["build_router", "read_json", "ready", "not_ready"]
 
 Key = Annotated[str, "flag key"]
 
@@ -42,6 +45,37 @@ async def read_json(request: Request, *, empty: Any = None) -> Any:
         return json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadBody(400, f"the body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise BadBody(400, "the body nests too deep") from None
+
+
+def ready(svc: FlagService) -> bool:
+    """Flags are loaded (from Postgres or the Redis copy): what SDKs receive is the real set."""
+    flag = getattr(svc, "ready", None)
+    if flag is None:
+        return svc.snapshot.loaded
+    return bool(flag() if callable(flag) else flag)
+
+
+def not_ready() -> JSONResponse:
+    return JSONResponse({"errorCode": "NOT_READY", "detail": "flags are not loaded yet (Postgres and the Redis "
+                         "copy have not answered since start); retry, or ask another instance"},
+                        status_code=503, headers={"Retry-After": "2"})
+
+
+class _Stream(StreamingResponse):
+    """Gives its SSE slot back however the stream ends (also when it never started)."""
+
+    def __init__(self, body: AsyncIterator[bytes], *, release: Callable[[], None]) -> None:
+        super().__init__(body, media_type="text/event-stream", headers={"Cache-Control": "no-cache",
+                                                                         "X-Accel-Buffering": "no"})
+        self._release = release
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._release()
 
 
 def _model(cls: Any, data: Any) -> Any:
@@ -65,8 +99,12 @@ def service(request: Request) -> FlagService:
 Svc = Annotated[FlagService, Depends(service)]
 
 
-def build_router(auth: Authenticator, *, write_limit: Any = None) -> APIRouter:  # noqa: C901 - one route per verb
+def build_router(auth: Authenticator, *, write_limit: Any = None, slots: StreamSlots | None = None,
+                 client_key: Callable[[HTTPConnection], str] | None = None,
+                 ) -> APIRouter:  # noqa: C901 - one route per verb
     router = APIRouter()
+    slots = slots or StreamSlots(max_total=1024, max_per_client=64)
+    key_of = client_key or (lambda conn: conn.client.host if conn.client else "")
     W = [Depends(write_limit)] if write_limit is not None else []
     Admin = Annotated[str, Depends(auth.require_admin)]
     Reader = Annotated[str, Depends(auth.require_reader)]
@@ -91,16 +129,25 @@ def build_router(auth: Authenticator, *, write_limit: Any = None) -> APIRouter: 
         body: FlagCreate = _model(FlagCreate, await read_json(request))
         return FlagRead.of(await svc.create(body, actor=actor))
 
-    @router.get("/api/flags/_snapshot", tags=["sdk"])
-    async def snapshot(svc: Svc, _: Reader) -> dict[str, Any]:
-        """Every flag in the form SDKs evaluate locally, with the revision to resume the stream from."""
-        return svc.snapshot.client_payload()
+    @router.get("/api/flags/_snapshot", tags=["sdk"], response_model=None)
+    async def snapshot(svc: Svc, _: Reader) -> dict[str, Any] | JSONResponse:
+        """Every flag in the form SDKs evaluate locally, with the revision to resume the stream from.
+        503 until the flags are loaded (an empty set would make SDKs forget killed flags)."""
+        return svc.snapshot.client_payload() if ready(svc) else not_ready()
 
-    @router.get("/api/flags/_stream", tags=["sdk"], response_class=StreamingResponse)
-    async def stream(request: Request, svc: Svc, _: Reader) -> StreamingResponse:
-        """Server-sent events: `snapshot` (all flags) first, then one `flag` event per change."""
-        return StreamingResponse(_events(request, svc), media_type="text/event-stream",
-                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    @router.get("/api/flags/_stream", tags=["sdk"], response_class=StreamingResponse, response_model=None)
+    async def stream(request: Request, svc: Svc, _: Reader) -> StreamingResponse | JSONResponse:
+        """Server-sent events: `snapshot` (all flags) first, then one `flag` event per change.
+        503 until loaded; 429 past the streams allowed per client, 503 past the total (Retry-After)."""
+        if not ready(svc):
+            return not_ready()
+        client = key_of(request)
+        refused = slots.take(client)
+        if refused is not None:
+            status, why = refused
+            return JSONResponse({"errorCode": "TOO_MANY_STREAMS", "detail": why}, status_code=status,
+                                headers={"Retry-After": "10"})
+        return _Stream(_events(request, svc), release=lambda: slots.give_back(client))
 
     @router.post("/api/flags/_kill-new", dependencies=W, tags=["flags"])
     async def kill_new(request: Request, svc: Svc, actor: Admin) -> dict[str, Any]:

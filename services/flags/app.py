@@ -20,7 +20,10 @@ from services.flags.models import DefinitionError, FlagCreate
 from services.flags.repository import PgRepository, Repository, migrate, open_pool
 from services.flags.service import FlagService, Unavailable
 from services.flags.settings import FlagsSettings
+from services.flags.snapshot import StreamSlots
+from sdk.flags.jsonlogic import LogicError
 from shared.auth import Authenticator
+from shared.guard import install_guard
 from shared.kafka import KafkaPublisher, Publisher
 from shared.ratelimit import RateLimiter, RateLimitMiddleware
 from shared.telemetry import setup_telemetry
@@ -36,6 +39,8 @@ def create_app(settings: FlagsSettings, *, publisher: Publisher | None = None,
     auth = Authenticator(settings.auth)
     limiter = limiter or RateLimiter.from_settings(settings.ratelimit.model_copy(update={"default": settings.rate_limit}),
                                                    redis_url=settings.redis.url)
+    if limiter.identify is None:  # buckets by verified token, else by address (a random token earns none)
+        limiter.identify = auth.verified_identity
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -74,13 +79,18 @@ def create_app(settings: FlagsSettings, *, publisher: Publisher | None = None,
 
     app = FastAPI(title="Safeguard flags", version="1.0.0", lifespan=lifespan,
                   description="Feature flags (flagd definitions), OFREP evaluation, kill switch, audit.")
-    app.include_router(api.build_router(auth, write_limit=limiter.dependency(settings.write_limit, name="writes")))
-    app.include_router(ofrep.build_ofrep_router(auth))
+    slots = StreamSlots(max_total=settings.sse_max_subscribers, max_per_client=settings.sse_max_per_client)
+    app.include_router(api.build_router(auth, write_limit=limiter.dependency(settings.write_limit, name="writes"),
+                                        slots=slots, client_key=limiter.key))
+    app.include_router(ofrep.build_ofrep_router(auth, max_bytes=settings.max_context_bytes,
+                                                max_depth=settings.max_context_depth))
     _install_health(app)
     _install_errors(app)
     RateLimiter.install_handler(app)
-    app.add_middleware(ofrep.OfrepFastPath, auth=auth)
-    app.add_middleware(RateLimitMiddleware, limiter=limiter, exempt=("/healthz", "/readyz", "/api/flags/_stream"))
+    app.add_middleware(ofrep.OfrepFastPath, auth=auth, max_bytes=settings.max_context_bytes,
+                       max_depth=settings.max_context_depth)
+    app.add_middleware(RateLimitMiddleware, limiter=limiter, exempt=("/healthz", "/readyz"))
+    install_guard(app, settings=settings.guard, own_host=settings.host)  # outermost
     return app
 
 
@@ -155,7 +165,7 @@ def _install_health(app: FastAPI) -> None:
     async def readyz(request: Request) -> JSONResponse:
         """Ready when flags are loaded (from Postgres or the Redis copy): evaluation can answer."""
         svc: FlagService = request.app.state.flags
-        ok = svc.snapshot.loaded
+        ok = api.ready(svc)
         return JSONResponse({"status": "pass" if ok else "fail", "loaded_from": svc.loaded_from},
                             status_code=200 if ok else 503)
 
@@ -175,6 +185,7 @@ def _install_errors(app: FastAPI) -> None:
     app.add_exception_handler(rules.FlagNotFound, handler(404, "FLAG_NOT_FOUND"))
     app.add_exception_handler(rules.Conflict, handler(409, "CONFLICT"))
     app.add_exception_handler(DefinitionError, handler(422, "INVALID_DEFINITION"))
+    app.add_exception_handler(LogicError, handler(422, "INVALID_DEFINITION"))  # a `$ref` cycle or blow-up
     app.add_exception_handler(Unavailable, handler(503, "UNAVAILABLE"))
 
     async def bad_body(_: Request, exc: Exception) -> JSONResponse:

@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
 from sdk.flags.evaluator import off_variant_of
-from sdk.flags.jsonlogic import LogicError, compile_rule
+from sdk.flags.jsonlogic import MAX_DEPTH, LogicError, compile_rule, resolve_refs
 
 __all__ = [
     "KEY_RE", "FlagKey", "FlagRecord", "FlagCreate", "FlagUpdate", "FlagRead", "RolloutRequest", "ReasonBody",
@@ -21,6 +21,7 @@ KEY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
 FlagKey = Annotated[str, StringConstraints(pattern=KEY_RE.pattern)]
 Reason = Annotated[str, StringConstraints(max_length=500)]
 Metadata = dict[str, bool | int | float | str]
+IMPORT_MAX_NODES = 200_000  # all flags of one import together, `$ref`s resolved
 
 
 class DefinitionError(ValueError):
@@ -197,6 +198,15 @@ class ImportRequest(BaseModel):
     _nul = model_validator(mode="before")(staticmethod(_refuse_nul))
     flags: dict[str, dict[str, Any]]
     evaluators: dict[str, Any] = Field(default_factory=dict, alias="$evaluators")
+
+    @model_validator(mode="after")
+    def _refs_resolve(self) -> ImportRequest:
+        """A `$ref` cycle, or `$evaluators` that expand past IMPORT_MAX_NODES in all, is refused here."""
+        try:
+            resolve_refs(self.flags, self.evaluators, max_depth=MAX_DEPTH + 2, max_nodes=IMPORT_MAX_NODES)
+        except LogicError as exc:
+            raise ValueError(f"$evaluators: {exc}") from None
+        return self
 
 
 class FlagRecord(BaseModel):

@@ -5,6 +5,8 @@ Answers follow open-feature/protocol's openapi.yaml with two documented choices:
   `value`: flagd DISABLED without an off variant, or no default variant) sends `variant: ""`.
 - reason `DEFAULT` is sent as flagd does (an OpenFeature reason the OFREP enum lacks).
 Evaluation errors are 400 with `errorCode` (PARSE_ERROR, GENERAL, INVALID_CONTEXT); unknown flag 404.
+A context larger than `max_bytes` or nested deeper than `max_depth` is INVALID_CONTEXT (400). Until the
+flags are loaded every evaluation is 503 with Retry-After (never FLAG_NOT_FOUND for a flag that exists).
 """
 
 
@@ -16,6 +18,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from services.flags.api import not_ready, ready
 from services.flags.service import FlagService
 from services.flags.snapshot import etag_for
 from sdk.flags.evaluator import Resolution
@@ -51,18 +54,21 @@ def _invalid(detail: str, key: str | None = None) -> JSONResponse:
     return JSONResponse(body, status_code=400)
 
 
-async def _context(request: Request) -> dict[str, Any] | str:
+MAX_BYTES, MAX_DEPTH = 64 * 1024, 16
+
+
+def parse_context(raw: bytes, *, max_bytes: int = MAX_BYTES, max_depth: int = MAX_DEPTH) -> dict[str, Any] | str:
     """The evaluation context, or an error message. A missing body or context is an empty context."""
-    return parse_context(await request.body())
-
-
-def parse_context(raw: bytes) -> dict[str, Any] | str:
+    if len(raw) > max_bytes:
+        return f"the body is {len(raw)} bytes; a context may take at most {max_bytes}"
     if not raw.strip():
         return {}
     try:
         body = json.loads(raw)
     except (ValueError, UnicodeDecodeError):
         return "the body is not valid JSON"
+    except RecursionError:
+        return "the body nests too deep"
     if not isinstance(body, dict):
         return "the body must be a JSON object with a `context` object"
     ctx = body.get("context", {})
@@ -70,11 +76,28 @@ def parse_context(raw: bytes) -> dict[str, Any] | str:
         return {}
     if not isinstance(ctx, dict):
         return "`context` must be a JSON object"
+    if _depth(ctx, max_depth) > max_depth:
+        return f"`context` nests deeper than {max_depth} levels"
     return ctx
 
 
-def build_ofrep_router(auth: Authenticator) -> APIRouter:
+def _depth(value: Any, limit: int) -> int:
+    """Nesting of `value` (a scalar is 0), counted to `limit + 1` at most, without recursion."""
+    deepest, stack = 0, [(value, 0)]
+    while stack and deepest <= limit:
+        node, depth = stack.pop()
+        if isinstance(node, (dict, list)):
+            deepest = max(deepest, depth + 1)
+            stack.extend((v, depth + 1) for v in (node.values() if isinstance(node, dict) else node))
+    return deepest
+
+
+def build_ofrep_router(auth: Authenticator, *, max_bytes: int = MAX_BYTES, max_depth: int = MAX_DEPTH) -> APIRouter:
     router = APIRouter(prefix="/ofrep/v1", tags=["OFREP"])
+
+    async def _context(request: Request) -> dict[str, Any] | str:
+        return parse_context(await request.body(), max_bytes=max_bytes, max_depth=max_depth)
+
     Reader = Annotated[str, Depends(auth.require_reader)]
 
     def svc(request: Request) -> FlagService:
@@ -86,6 +109,8 @@ def build_ofrep_router(auth: Authenticator) -> APIRouter:
 
     @router.post("/evaluate/flags/{key}", openapi_extra=body_doc, summary="Evaluate one flag")
     async def evaluate_one(key: str, request: Request, service: Svc, _: Reader) -> Response:
+        if not ready(service):
+            return not_ready()
         ctx = await _context(request)
         if isinstance(ctx, str):
             return _invalid(ctx, key)
@@ -98,6 +123,8 @@ def build_ofrep_router(auth: Authenticator) -> APIRouter:
     @router.post("/evaluate/flags", openapi_extra=body_doc, summary="Evaluate every flag (ETag / If-None-Match)")
     async def evaluate_all(request: Request, service: Svc, _: Reader,
                            if_none_match: Annotated[str | None, Header()] = None) -> Response:
+        if not ready(service):
+            return not_ready()
         ctx = await _context(request)
         if isinstance(ctx, str):
             return _invalid(ctx)
@@ -118,9 +145,12 @@ class OfrepFastPath:
     stays for the OpenAPI document and for anything unusual), without FastAPI's routing and dependency
     resolution per call. Sits inside the rate limiter."""
 
-    def __init__(self, app: ASGIApp, *, auth: Authenticator) -> None:
+    def __init__(self, app: ASGIApp, *, auth: Authenticator, max_bytes: int = MAX_BYTES,
+                 max_depth: int = MAX_DEPTH) -> None:
         self.app = app
         self.auth = auth
+        self.max_bytes = max_bytes
+        self.max_depth = max_depth
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
@@ -132,16 +162,17 @@ class OfrepFastPath:
             await self.app(scope, receive, send)
             return
         conn = HTTPConnection(scope)
-        if self.auth.reader_actor(conn) is None:
-            await self.app(scope, receive, send)  # the FastAPI route answers 401 with its usual body
+        if self.auth.reader_actor(conn) is None or not ready(scope["app"].state.flags):
+            await self.app(scope, receive, send)  # the FastAPI route answers 401 / 503 with its usual body
             return
-        chunks = []
+        chunks, size = [], 0
         while True:
             message = await receive()
             chunks.append(message.get("body", b""))
-            if not message.get("more_body"):
+            size += len(chunks[-1])
+            if not message.get("more_body") or size > self.max_bytes:
                 break
-        ctx = parse_context(b"".join(chunks))
+        ctx = parse_context(b"".join(chunks), max_bytes=self.max_bytes, max_depth=self.max_depth)
         if isinstance(ctx, str):
             status, body = 400, {"key": key, "errorCode": "INVALID_CONTEXT", "errorDetails": ctx}
         else:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -12,7 +13,7 @@ from typing import Any
 from services.flags.models import FlagRecord
 from sdk.flags.evaluator import CompiledFlag, FlagSpec, compile_flag
 
-__all__ = ["Snapshot", "Entry", "Broadcaster", "etag_for"]
+__all__ = ["Snapshot", "Entry", "Broadcaster", "StreamSlots", "etag_for"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,3 +107,30 @@ class Broadcaster:
             except asyncio.QueueFull:
                 pass
         self._subs.clear()
+
+
+class StreamSlots:
+    """Caps on open SSE streams: `max_per_client` per client key (then 429), `max_total` in all (then 503)."""
+
+    def __init__(self, *, max_total: int, max_per_client: int) -> None:
+        self.max_total = max_total
+        self.max_per_client = max_per_client
+        self._open: Counter[str] = Counter()
+
+    @property
+    def total(self) -> int:
+        return sum(self._open.values())
+
+    def take(self, client: str) -> tuple[int, str] | None:
+        """Take a slot for `client`; or (status, why) when none is free."""
+        if self._open[client] >= self.max_per_client:
+            return 429, f"this client already has {self._open[client]} open streams (at most {self.max_per_client})"
+        if self.total >= self.max_total:
+            return 503, f"the service serves its maximum of {self.max_total} streams"
+        self._open[client] += 1
+        return None
+
+    def give_back(self, client: str) -> None:
+        self._open[client] -= 1
+        if self._open[client] <= 0:
+            del self._open[client]

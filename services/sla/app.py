@@ -23,6 +23,7 @@ from services.sla.service import SlaCore
 from services.sla.settings import SlaSettings
 from services.sla.tables import Tables, define_tables
 from shared import topics
+from shared.guard import aiohttp_guard
 
 __all__ = ["create_app", "SlaApp", "PARTITIONS"]
 
@@ -46,6 +47,10 @@ class _Web(AiohttpWeb):
     production_blueprints: ClassVar[Any] = ()
     debug_blueprints: ClassVar[Any] = ()
     optional_blueprints: ClassVar[Any] = ()
+
+    def __init__(self, app: Any, **kwargs: Any) -> None:
+        super().__init__(app, **kwargs)
+        self.web_app.middlewares.append(aiohttp_guard(own_host=app.conf.web_host))  # Host allow-list (DNS rebinding)
 
 
 class _App(faust.App):

@@ -107,7 +107,15 @@ class EventConsumer:
             await self.stop()
 
     async def start(self) -> None:
+        self.liveness.since = time.monotonic()
         register(self.liveness)
+        try:
+            await self._start_clients()
+        except BaseException:
+            unregister(self.liveness)
+            raise
+
+    async def _start_clients(self) -> None:
         self._producer = AIOKafkaProducer(
             bootstrap_servers=self.settings.bootstrap_servers, enable_idempotence=True, acks="all"
         )
@@ -209,6 +217,9 @@ class EventConsumer:
     def _give_up(self, reason: str) -> None:
         self.liveness.state = "dead"
         self.liveness.last_error = reason
+        if self._stopping.is_set():  # already shutting down: what was not committed comes again
+            log.error("consumer %s gave up while stopping: %s", self.group_id, reason)
+            return
         log.critical("consumer %s gave up: %s; ending the process so that it is restarted", self.group_id, reason)
         (self.exit_process or tasks.exit_process)(f"Kafka consumer {self.group_id} gave up: {reason}")
 

@@ -8,12 +8,16 @@ is replaced by a recorder here; test_consumer_exit.py shows a real process exiti
 from __future__ import annotations
 
 import asyncio
+import functools
+import logging
 from collections.abc import Iterator
+from contextlib import AsyncExitStack
 from typing import Any
 
 import httpx
 import pytest
 import redis.asyncio as aioredis
+from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from fastapi import FastAPI
@@ -22,6 +26,7 @@ from shared import tasks
 from shared.events import TriggerFired
 from shared.http import healthz_router
 from shared.kafka import EventConsumer, KafkaPublisher, RedisDedupe
+from shared.kafka import consumer as consumer_module
 from shared.kafka.codec import header
 from shared.settings import KafkaSettings
 from shared.testing.kafka import expect_records
@@ -61,9 +66,11 @@ async def healthz() -> httpx.Response:
         return await client.get("/healthz")
 
 
-async def test_redis_killed_mid_stream_loses_nothing_and_the_consumer_goes_on(
-    kafka_settings: KafkaSettings, unique: str, private_redis: PrivateRedis, exits: list[str]
+@pytest.mark.parametrize("fault", ["killed", "hung"])
+async def test_redis_failing_mid_stream_loses_nothing_and_the_consumer_goes_on(
+    kafka_settings: KafkaSettings, unique: str, private_redis: PrivateRedis, exits: list[str], fault: str
 ) -> None:
+    """Killed: connections refused. Hung (SIGSTOP): calls never answer and are cut by the dedupe timeout."""
     topic = kafka_settings.topic_prefix + SLA_TRIGGERS
     first, second = [fired(i) for i in range(200)], [fired(i) for i in range(200, 260)]
     await publish(kafka_settings, first)
@@ -79,9 +86,9 @@ async def test_redis_killed_mid_stream_loses_nothing_and_the_consumer_goes_on(
     try:
         async with consumer.running():
             await wait_until(lambda: len(calls) >= 50, what="50 handled before the kill")
-            await asyncio.to_thread(private_redis.kill)
+            await asyncio.to_thread(private_redis.kill if fault == "killed" else private_redis.pause)
             await wait_until(lambda: set(calls) >= {e.episode_id for e in first}, what="every record despite Redis")
-            await asyncio.to_thread(private_redis.start)
+            await asyncio.to_thread(private_redis.start if fault == "killed" else private_redis.resume)
             await asyncio.sleep(6)  # the store is left alone for dedupe_rest_s (5 s) after a failure
             await publish(kafka_settings, second)
             await wait_until(lambda: set(calls) >= {e.episode_id for e in first + second}, what="every record")
@@ -200,3 +207,53 @@ async def test_a_hung_broker_makes_healthz_report_stuck_then_recover(
         await publish(settings, [fired(1)])
         await wait_until(lambda: calls == ["ep-0", "ep-1"], timeout=60, what="a record after the hang")
     assert exits == []
+
+
+
+
+async def test_a_commit_refused_after_a_rebalance_is_survived_and_its_records_come_again(
+    kafka_settings: KafkaSettings, unique: str, redis_client: Any, exits: list[str],
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two members; one record takes longer than `max_poll_interval_ms`, so the group drops the member
+    handling it and gives its partitions to the other: that member's commit is then refused. It goes on:
+    once alone it rejoins and consumes, and the records past its last commit come again."""
+    monkeypatch.setattr(consumer_module, "AIOKafkaConsumer", functools.partial(AIOKafkaConsumer,
+                                                                               max_poll_interval_ms=1500))
+    topic = kafka_settings.topic_prefix + SLA_TRIGGERS
+    first, more = [fired(i) for i in range(30)], [fired(i) for i in range(100, 110)]
+    calls: dict[str, list[str]] = {"a": [], "b": []}
+    slow: list[str] = []
+
+    def make(name: str) -> EventConsumer:
+        async def handle(event: TriggerFired) -> None:
+            if event.episode_id == "ep-5" and not slow:
+                slow.append(name)
+                await asyncio.sleep(3)
+            calls[name].append(event.episode_id)
+
+        return EventConsumer(topics=[topic], group_id=f"g-{unique}", handlers={TriggerFired: handle},
+                             settings=kafka_settings, dedupe=RedisDedupe(redis_client, namespace=unique))
+
+    members = {"a": make("a"), "b": make("b")}
+    stacks = {"a": AsyncExitStack(), "b": AsyncExitStack()}
+    await publish(kafka_settings, [fired(-1)])  # the topic exists before the members subscribe
+    try:
+        with caplog.at_level(logging.WARNING, logger="shared.kafka.consumer"):
+            for name, member in members.items():
+                await stacks[name].enter_async_context(member.running())
+            await asyncio.gather(*(m.wait_assigned() for m in members.values()))
+            await publish(kafka_settings, first)
+            await wait_until(lambda: set(calls["a"]) | set(calls["b"]) >= {e.episode_id for e in first},
+                             timeout=60, what="the first records")
+            kicked = slow[0]
+            await stacks["b" if kicked == "a" else "a"].aclose()
+            await publish(kafka_settings, more)
+            await wait_until(lambda: set(calls[kicked]) >= {e.episode_id for e in more}, timeout=60,
+                             what="the member whose commit was refused, alone now, consumes")
+    finally:
+        for stack in stacks.values():
+            await stack.aclose()
+    assert [r for r in caplog.records if "refused after a rebalance" in r.getMessage()], caplog.text[-3000:]
+    assert sum(m.stats.duplicates for m in members.values()) > 0, "the records past the last commit came again"
+    assert exits == [] and members[kicked].liveness.state != "dead"

@@ -17,9 +17,11 @@ from shared.events import TriggerFired
 from shared.http import healthz_router
 from shared.kafka import EventConsumer
 from shared.kafka.codec import encode
+from shared.kafka.dedupe import MemoryDedupe, TolerantDedupe
 from shared.kafka.liveness import register, unregister
 from shared.kafka.retry import ConsumerPolicy
 from shared.settings import KafkaSettings
+from shared.testing.fakes import FakeClock
 from shared.topics import SLA_TRIGGERS, dlq
 
 TP = TopicPartition(SLA_TRIGGERS, 0)
@@ -225,3 +227,23 @@ async def test_liveness_carries_poll_fetch_commit_and_lag() -> None:
     assert live.last_poll is not None and now - live.last_poll < 1
     assert live.last_fetch is not None and now - live.last_fetch < 1
     assert live.problem(now=now) is None
+
+
+async def test_after_a_dedupe_failure_the_store_is_left_alone_for_a_while() -> None:
+    clock = FakeClock()
+    store = BrokenDedupe()
+    dedupe = TolerantDedupe(store, attempts=2, timeout_s=0.05, rest_s=5, clock=clock)
+    assert await dedupe.seen("a") is False and store.calls == 2
+    await dedupe.mark("a")
+    assert await dedupe.seen("b") is False
+    assert store.calls == 2, "resting: an outage costs one slow record, not one per record"
+    clock.advance(6)
+    assert await dedupe.seen("c") is False and store.calls == 4
+    assert dedupe.fallbacks == 4
+
+
+async def test_a_working_dedupe_store_still_drops_duplicates() -> None:
+    twice = record(0)
+    rig = Rig([{TP: [twice, twice]}], dedupe=MemoryDedupe())
+    await rig.run_until(lambda: bool(rig.kafka.committed))
+    assert rig.handled == ["ep-0"] and rig.consumer.stats.duplicates == 1
