@@ -9,7 +9,9 @@ from chaos.faults import Fault
 from chaos.observe import TriggerSeen
 from chaos.phase import KILL_DEADLINE_S, Phase
 
-__all__ = ["FaultResult", "TriggerCheck"]
+__all__ = ["FaultResult", "TriggerCheck", "SLA_CATCH_UP_S"]
+
+SLA_CATCH_UP_S = 30.0  # the SLA processor must have counted a fault's telemetry this soon after it
 
 
 @dataclass(frozen=True)
@@ -121,6 +123,10 @@ class FaultResult:
             out.append(f"{self.duplicates} duplicated in the topic")
         if self.sla_delta:
             out.append(f"SLA counted {self.sla_delta:+d} requests")
+        if self.sla_requests is None:
+            out.append(f"the SLA processor had not counted the fault's requests {self.sla_settle_s:.0f} s after it")
+        elif self.sla_settle_s > SLA_CATCH_UP_S:
+            out.append(f"the SLA processor counted the fault's requests only {self.sla_settle_s:.0f} s after it")
         if self.sdk_failures or self.ofrep_failures:
             out.append(f"{self.sdk_failures + self.ofrep_failures} evaluation failures")
         if not self.kill_in_time:
