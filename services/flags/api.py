@@ -3,6 +3,8 @@
 
 import asyncio
 import json
+import math
+import re
 from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any
 
@@ -42,11 +44,28 @@ async def read_json(request: Request, *, empty: Any = None) -> Any:
             return empty
         raise BadBody(400, "the body is empty; JSON expected")
     try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
+        data = json.loads(raw, parse_constant=_not_json, parse_float=_finite)
+        if _SURROGATE_ESCAPE.search(raw):
+            json.dumps(data, ensure_ascii=False).encode()  # a lone surrogate cannot be stored as UTF-8
+    except (ValueError, UnicodeError) as exc:
         raise BadBody(400, f"the body is not valid JSON: {exc}") from None
     except RecursionError:
         raise BadBody(400, "the body nests too deep") from None
+    return data
+
+
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def _not_json(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise ValueError(f"{text} is out of range")
+    return value
 
 
 def ready(svc: FlagService) -> bool:

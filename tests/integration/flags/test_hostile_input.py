@@ -182,3 +182,21 @@ async def test_unloaded_process_is_not_ready_and_serves_no_flags(unique: str, ka
             r = await c.request(method, path)
             assert r.status_code == 503, (path, r.text)
             assert r.json()["errorCode"] == "NOT_READY" and int(r.headers["retry-after"]) > 0
+
+
+@pytest.mark.parametrize(("path", "body", "words"), [
+    ("/api/flags", b'{"key": "n1", "variants": {"on": NaN, "off": false}}', "NaN is not a JSON number"),
+    ("/api/flags", b'{"key": "n2", "variants": {"on": 1e999, "off": false}}', "out of range"),
+    ("/api/flags/gamification/rollout", b'{"percent": NaN}', "NaN"),
+    ("/api/flags", b'{"key": "n3", "description": "\\ud800"}', "surrogates not allowed"),
+    ("/api/system/status", b'{"feature": "gamification", "enabled": false, "reason": "\\udfff"}', "surrogates"),
+])
+async def test_values_json_or_postgres_cannot_hold_are_400(flags: Flags, path: str, body: bytes, words: str) -> None:
+    r = await flags.client.post(path, content=body, headers=ADMIN)
+    assert r.status_code == 400 and r.json()["errorCode"] == "BAD_REQUEST", r.text
+    assert words in r.json()["detail"]
+
+
+async def test_a_surrogate_pair_is_fine(flags: Flags) -> None:
+    r = await flags.client.post("/api/flags", content=b'{"key": "emoji", "description": "\\ud83d\\ude00"}', headers=ADMIN)
+    assert r.status_code == 201 and r.json()["description"] == "\U0001F600"
