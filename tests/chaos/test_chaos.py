@@ -31,6 +31,8 @@ _ONE_FLAGS_PROCESS = "chaos finding (not yet in issue 10): one flags process, HA
 KNOWN: dict[tuple[str, str], str] = {
     ("evaluations", "kill-flags"): _ONE_FLAGS_PROCESS,
     ("kill", "kill-flags"): _ONE_FLAGS_PROCESS,
+    ("lost", "kill-sla"): "chaos finding (not yet in issue 10): after kill -9 the SLA counts nothing for ~60 s "
+                          "(Faust broker_session_timeout)",
 }
 
 
