@@ -5,7 +5,7 @@ SHELL := /bin/bash
 VENV   := .venv
 STAMP  := $(VENV)/.installed
 
-.PHONY: help up down status logs venv test bench contract-snapshots compose-check clean
+.PHONY: help up down status logs venv test bench chaos contract-snapshots compose-check clean
 
 help:
 	@echo "make venv           create .venv (python3.11) and pip install -e '.[dev]' (redone when pyproject.toml changes)"
@@ -15,6 +15,7 @@ help:
 	@echo "make logs           follow the logs (P=kafka for one program)"
 	@echo "make test           run the tests, ARGS='-k x' for pytest (starts the stack unless KAFKA_BOOTSTRAP_SERVERS/POSTGRES_DSN/REDIS_URL are set)"
 	@echo "make bench          start the stack if needed and run the benchmarks (bench/; B=flags for one)"
+	@echo "make chaos          start the stack if needed, fault it under load (kill -9 each service, Kafka, Postgres, Redis), report in docs/chaos.md (F='kill-flags postgres-stop' for some, CHAOS_FAULT_SECONDS=30)"
 	@echo "make contract-snapshots  regenerate event schema snapshots and docs/asyncapi.yaml"
 	@echo "make compose-check  prove docker-compose.yml: images (offline stand-ins if unpullable), up, runbook checks, down -v"
 	@echo "make clean          down + remove .stack data (keeps the cached Kafka jars)"
@@ -43,6 +44,9 @@ test:
 
 bench: up
 	set -a && . .stack/env && set +a && $(VENV)/bin/python -m bench $(B)
+
+chaos: up
+	set -a && . .stack/env && set +a && $(VENV)/bin/python -m chaos $(F)
 
 contract-snapshots: venv
 	$(VENV)/bin/python -m shared.contract

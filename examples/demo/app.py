@@ -14,13 +14,14 @@ from examples.demo.faults import Faults
 from examples.demo.flags import FlagSource, OfrepFlags, SdkFlags
 from examples.demo.settings import DemoSettings
 from sdk.breakers import BreakerRegistry, GuardedPool, GuardedRedis
-from sdk.commands import CommandHandlers, CommandListener
+from sdk.commands import CommandHandlers, CommandListener, RedisRestartGate
 from sdk.middleware import RequestRecorder, RequestsMiddleware, add_rate_limiting
 from sdk.stats import ProcessStatsReporter
 from shared.auth import Authenticator
 from shared.breakers import BreakerConfig, RedisBreakerState
 from shared.guard import install_guard
 from shared.kafka import KafkaPublisher, Publisher
+from shared.kafka.liveness import consumer_health
 from shared.telemetry import setup_telemetry
 
 __all__ = ["create_app"]
@@ -85,8 +86,10 @@ def create_app(settings: DemoSettings, *, publisher: Publisher | None = None,
                                          pools=lambda: [db.stats()], breakers=registry.states)
             await stack.enter_async_context(stats.running(pub))
             if settings.commands:
+                # a restart addressed to every instance goes one instance at a time (turns in Redis)
                 handlers = CommandHandlers(service=settings.service, instance=settings.instance,
-                                           pools={"postgres": db}, breakers=registry)
+                                           pools={"postgres": db}, breakers=registry,
+                                           restart_gate=RedisRestartGate(redis, service=settings.service))
                 await stack.enter_async_context(CommandListener(handlers=handlers, kafka=settings.kafka).running())
             source = flags
             if source is None and settings.flag_source == "sdk":
@@ -104,8 +107,12 @@ def create_app(settings: DemoSettings, *, publisher: Publisher | None = None,
     app = FastAPI(title=f"Safeguard demo ({settings.color})", lifespan=lifespan)
 
     @app.get("/healthz", tags=["ops"])
-    async def healthz() -> dict[str, str]:
-        return {"status": "pass", "service": settings.service, "instance": settings.instance}
+    async def healthz() -> dict[str, Any]:
+        """Always 200 while serving (a hung broker must not take the app out of HAProxy); a dead or stuck
+        command consumer shows as `warn` with its report."""
+        consumers = consumer_health()
+        return {"status": "pass" if consumers.status == "pass" else "warn", "service": settings.service,
+                "instance": settings.instance, "consumers": consumers.consumers}
 
     app.include_router(api.router)
     app.include_router(api.admin_router)

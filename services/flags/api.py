@@ -101,7 +101,7 @@ def _model(cls: Any, data: Any) -> Any:
     try:
         return cls.model_validate(data)
     except ValidationError as exc:
-        raise BadBody(422, json.loads(exc.json(include_url=False, include_context=False))) from None
+        raise BadBody(422, json.loads(exc.json(include_url=False, include_context=False, include_input=False))) from None
 
 
 def _body(model: Any, *, required: bool = True) -> dict[str, Any]:
