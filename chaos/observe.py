@@ -9,6 +9,7 @@ import time
 from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from typing import Any
 from uuid import UUID
 
 import httpx
@@ -59,7 +60,7 @@ class TopicWatch:
     async def running(self) -> AsyncIterator[TopicWatch]:
         from aiokafka import AIOKafkaConsumer, TopicPartition
 
-        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False,
+        consumer = AIOKafkaConsumer(**_login(self.bootstrap), enable_auto_commit=False,
                                     client_id="safeguard-chaos-watch")
         await consumer.start()
         names = [self.prefix + topics.TELEMETRY_REQUESTS, self.prefix + topics.SLA_TRIGGERS]
@@ -107,10 +108,17 @@ class TopicWatch:
             self.triggers.append(TriggerSeen(time.time(), kind, event.service, event.trigger, str(event.episode_id)))
 
 
+def _login(bootstrap: str) -> dict[str, Any]:
+    """aiokafka arguments with the environment's Kafka login (`make chaos` loads .stack/env: the admin's)."""
+    from shared.settings import KafkaSettings
+
+    return KafkaSettings(bootstrap_servers=bootstrap).client_kwargs()
+
+
 async def _partitions(bootstrap: str, names: list[str]) -> dict[str, int]:
     from aiokafka.admin import AIOKafkaAdminClient
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(**_login(bootstrap))
     await admin.start()
     try:
         described = await admin.describe_topics(names)
