@@ -15,6 +15,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import ipaddress
 import json
 import re
@@ -118,6 +120,8 @@ class Guard:
             if scope["type"] == "websocket":
                 await send({"type": "websocket.close", "code": 1008})
             else:
+                if exc.status == 413:
+                    await _drain(receive)
                 await _refuse(send, exc)
             return
         await self.app(scope, receive, send)
@@ -168,6 +172,24 @@ class Guard:
         if _looks_json(headers.get("content-type", ""), raw) and json_depth(raw, limit) > limit:
             raise _Refused(400, "JSON_TOO_DEEP", f"the JSON body nests deeper than {limit} levels")
         return _replay(raw, receive, disconnect=last if last is not None and last["type"] != "http.request" else None)
+
+
+async def _drain(receive: Receive, *, limit: int = 64 * 1024 * 1024, timeout_s: float = 2.0) -> None:
+    """Read and drop what the client is still sending (bounded), so the 413 is not lost to a reset
+    when we close a connection with unread data (a proxy in front then sees no answer at all)."""
+    seen = 0
+
+    async def rest() -> None:
+        nonlocal seen
+        while seen <= limit:
+            msg = await receive()
+            if msg["type"] != "http.request" or not msg.get("more_body"):
+                return
+            seen += len(msg.get("body", b""))
+
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(timeout_s):
+            await rest()
 
 
 def _has_body(headers: Headers) -> bool:
