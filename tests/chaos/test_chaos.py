@@ -22,18 +22,10 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(420)]
 FAULTS = os.environ.get("CHAOS_TEST_FAULTS", "kill-flags postgres-stop").split()
 SECONDS = float(os.environ.get("CHAOS_TEST_SECONDS", "6"))
 
-# Targets main does not always meet today (flip to plain asserts once fixed). Not in issue 10's list:
-# the flags service is one process behind HAProxy; when HAProxy's check catches it dead it stays
-# marked down for `downinter` (2 s) after it is back, so OFREP and the kill get 503 / a dropped
-# connection for 2-3 s (in about 1 run in 3). Issue 10 #2 (kills with Postgres or Kafka down) is
-# fixed on main: postgres-stop, kafka-restart and kafka-sigstop meet every target.
-_ONE_FLAGS_PROCESS = "chaos finding (not yet in issue 10): one flags process, HAProxy keeps it down 2 s after it is back"
-KNOWN: dict[tuple[str, str], str] = {
-    ("evaluations", "kill-flags"): _ONE_FLAGS_PROCESS,
-    ("kill", "kill-flags"): _ONE_FLAGS_PROCESS,
-    ("lost", "kill-sla"): "chaos finding (not yet in issue 10): after kill -9 the SLA counts nothing for ~60 s "
-                          "(Faust broker_session_timeout)",
-}
+# Targets a fault is known to miss (an xfail with the reason). Empty: the two chaos findings were
+# fixed (HAProxy re-probes flags every 250 ms while down and retries refused connections; Faust's
+# session timeout is 10 s so a killed sla worker gets its partitions back fast).
+KNOWN: dict[tuple[str, str], str] = {}
 
 
 def cases(target: str) -> list[object]:
