@@ -33,7 +33,17 @@ ROOT = Path(__file__).resolve().parents[1]
 PG_BIN = Path(os.environ.get("PG_BIN", "/usr/lib/postgresql/15/bin"))
 KAFKA_LIB = ROOT / ".stack" / "kafka" / "lib"
 
-__all__ = ["PrivateServer", "PrivateRedis", "PrivatePostgres", "PrivateKafka", "free_port"]
+__all__ = ["PrivateServer", "PrivateRedis", "PrivatePostgres", "PrivateKafka", "free_port", "ensure_installed"]
+
+
+def ensure_installed() -> None:
+    """The binaries and jars these servers run from: `stack/install.sh` (idempotent; apt + Maven Central)
+    when something is missing, e.g. in CI's containers-mode step, which runs before any `make up`."""
+    if any(KAFKA_LIB.glob("kafka_*.jar")) and shutil.which("redis-server") and (PG_BIN / "postgres").exists():
+        return
+    done = subprocess.run([str(ROOT / "stack" / "install.sh")], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"stack/install.sh failed: {done.stderr[-2000:]}")
 
 
 def free_port() -> int:
@@ -206,7 +216,7 @@ class PrivateKafka(PrivateServer):
 
     def prepare(self) -> None:
         if not any(KAFKA_LIB.glob("kafka_*.jar")):
-            raise RuntimeError(f"no Kafka jars in {KAFKA_LIB}: run `make up` once")
+            raise RuntimeError(f"no Kafka jars in {KAFKA_LIB}: stack/install.sh fetches them")
         self.controller_port = free_port()
         data = self.workdir / "data"
         self.props = self.workdir / "server.properties"
@@ -269,6 +279,7 @@ def _private(cls: type[PrivateServer]) -> Iterator[PrivateServer]:
     os.chmod(workdir, 0o755)
     server = cls(workdir)
     try:
+        ensure_installed()
         server.prepare()
         server.start()
         yield server
