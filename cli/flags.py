@@ -16,14 +16,14 @@ __all__ = ["flags_app"]
 flags_app = typer.Typer(help="List and change feature flags (every change is audited as actor `cli`).",
                         no_args_is_help=True)
 ReasonOpt = typer.Option("", "--reason", help="written in the audit log")
-_COLUMNS = ("key", "state", "default", "new", "killed", "rollout %", "version", "updated")
+_COLUMNS = ("key", "state", "default", "new", "rollout", "version", "updated")
 
 
 def _row(f: dict[str, Any]) -> tuple[Any, ...]:
     rollout = f.get("rolloutPercent")
-    return (f["key"], f["state"], f.get("defaultVariant"), "yes" if f.get("new") else "",
-            "killed" if f.get("killed") else "", "" if rollout is None else f"{rollout:g}", f.get("version"),
-            (f.get("updatedAt") or "")[:19])
+    return (f["key"], "killed" if f.get("killed") else f["state"], f.get("defaultVariant"), "yes" if f.get("new") else "",
+            "" if rollout is None else f"{rollout:g} %", f.get("version"),
+            (f.get("updatedAt") or "")[:16])
 
 
 def _show(flags: list[dict[str, Any]], *, as_json: bool, title: str) -> None:

@@ -19,7 +19,7 @@ app.command()(recover)
 app.add_typer(flags_app, name="flags")
 
 try:  # the deploy half (db, backup, restore) lives in its own package
-    from deploy.cli import backup_app, db_app
+    from deploy.cli import backup_app, db_app  # type: ignore[import-not-found,unused-ignore]
 except ImportError:
     pass
 else:

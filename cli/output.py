@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import sys
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -18,7 +20,9 @@ _STYLES = {"up": "green", "pass": "green", "ok": "green", "ENABLED": "green", "d
 
 
 def console() -> Console:
-    return Console(highlight=False, soft_wrap=False)
+    # piped output (logs, CI) gets room for whole rows instead of rich's default 80 columns
+    wide = not sys.stdout.isatty() and not os.environ.get("COLUMNS")
+    return Console(highlight=False, soft_wrap=False, width=160 if wide else None)
 
 
 def emit(data: Any, *, as_json: bool, render: Callable[[Console], None]) -> None:
@@ -40,8 +44,8 @@ def styled(value: Any) -> str:
 
 def table(title: str, columns: Iterable[str], rows: Iterable[Iterable[Any]]) -> Table:
     t = Table(title=title, title_justify="left", title_style="bold")
-    for c in columns:
-        t.add_column(c)
+    for i, c in enumerate(columns):
+        t.add_column(c, no_wrap=i == 0, overflow="fold")
     for row in rows:
         t.add_row(*(styled(v) for v in row))
     return t

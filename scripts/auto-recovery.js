@@ -31,7 +31,7 @@ async function main() {
       signal: AbortSignal.timeout(30000),
     });
   } catch (err) {
-    console.error(`auto-recovery: ${front} does not answer (${err.cause?.code || err.cause?.errors?.[0]?.code || err.message})`);
+    console.error(`auto-recovery: ${front} does not answer (${err.cause?.code || err.cause?.message || err.message})`);
     return 3;
   }
   const text = await resp.text();
