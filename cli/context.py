@@ -30,5 +30,3 @@ def run(step: Callable[[], T]) -> T:
     except CliError as exc:
         error(str(exc))
         raise typer.Exit(int(exc.code)) from None
-
-
