@@ -63,7 +63,7 @@ def _call(as_json: bool, coro: Coroutine[Any, Any, T]) -> T:
 def migrate_cmd(as_json: JsonOpt = False) -> None:
     """Apply every pending migration, in order, each in its own transaction."""
     s = _settings()
-    done = _call(as_json, migrations.migrate(dsn=s.database_url, schema=s.schema_name, directory=s.migrations))
+    done = _call(as_json, migrations.migrate(dsn=s.dsn, schema=s.schema_name, directory=s.migrations))
     _emit(as_json, {"ok": True, "applied": done}, f"applied: {', '.join(done) or 'nothing pending'}")
 
 
@@ -71,7 +71,7 @@ def migrate_cmd(as_json: JsonOpt = False) -> None:
 def rollback_cmd(as_json: JsonOpt = False) -> None:
     """Undo the last applied migration with its down file (runbook Step 4)."""
     s = _settings()
-    version = _call(as_json, migrations.rollback(dsn=s.database_url, schema=s.schema_name, directory=s.migrations))
+    version = _call(as_json, migrations.rollback(dsn=s.dsn, schema=s.schema_name, directory=s.migrations))
     _emit(as_json, {"ok": True, "rolled_back": version},
           f"rolled back: {version}" if version else "nothing to roll back: no migration is applied")
 
@@ -80,7 +80,7 @@ def rollback_cmd(as_json: JsonOpt = False) -> None:
 def status_cmd(as_json: JsonOpt = False) -> None:
     """Every migration, applied or pending, and whether it has a rollback file."""
     s = _settings()
-    states = _call(as_json, migrations.status(dsn=s.database_url, schema=s.schema_name, directory=s.migrations))
+    states = _call(as_json, migrations.status(dsn=s.dsn, schema=s.schema_name, directory=s.migrations))
     table = Table("version", "applied", "rollback file")
     for st in states:
         table.add_row(st.version, "yes" if st.applied else "pending", "yes" if st.has_down else "[red]missing[/red]")
@@ -120,7 +120,7 @@ def backup_cmd(verify: Annotated[bool, typer.Option(help="restore into a scratch
                as_json: JsonOpt = False) -> None:
     """pg_dump -Fc into the backup directory, keep the newest N, verify by restoring."""
     s = _settings()
-    item = _call(as_json, backups.backup(dsn=s.database_url, directory=s.backup_dir, keep=s.keep, check=verify))
+    item = _call(as_json, backups.backup(dsn=s.dsn, directory=s.backup_dir, keep=s.keep, check=verify))
     _emit(as_json, {"ok": True, "backup": item.as_dict()}, _backup_table([item]))
 
 
@@ -133,7 +133,7 @@ def restore_cmd(database: Annotated[str, typer.Option(help="a NEW database to re
     items = [b for b in backups.list_backups(directory=s.backup_dir) if name in (None, b.path.name)]
     if not items:
         raise _fail(as_json, FileNotFoundError(f"no backup {name or ''} in {s.backup_dir}".replace("  ", " ")))
-    timings = _call(as_json, backups.restore(dsn=s.database_url, item=items[0], database=database))
+    timings = _call(as_json, backups.restore(dsn=s.dsn, item=items[0], database=database))
     _emit(as_json, {"ok": True, "restored": str(items[0].path), "database": database, "timings": timings},
           f"restored {items[0].path.name} into {database}: row counts equal ({timings})")
 
