@@ -268,9 +268,13 @@ class PrivateKafka(PrivateServer):
 
 
 def _cluster_id() -> str:
+    """A Kafka cluster id (16 bytes, URL-safe base64) that does not start with '-': StorageTool's
+    argument parser would take `-t -Rk...` for an option (1 run in 64 failed that way)."""
     import base64
 
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    while (cid := base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")).startswith("-"):
+        pass
+    return cid
 
 
 @contextlib.contextmanager
