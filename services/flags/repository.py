@@ -41,7 +41,6 @@ class Repository(Protocol):
     async def load_all(self) -> list[FlagRecord]: ...
     async def revision(self) -> int: ...
     async def get(self, key: str) -> FlagRecord | None: ...
-    async def keys_where_new_and_enabled(self) -> list[str]: ...
     async def change(self, key: str, mutate: Mutation, *, actor: str, reason: str
                      ) -> tuple[FlagRecord | None, FlagRecord | None, AuditEntry]: ...
     async def kill_new(self, mutate: Mutation, *, actor: str, reason: str) -> list[tuple[FlagRecord, AuditEntry]]: ...
@@ -113,11 +112,6 @@ class PgRepository:
         row = await self.pool.fetchrow(
             f"SELECT {_FLAG_COLS} FROM flags WHERE key = $1 AND deleted_at IS NULL", key)
         return _record(row) if row else None
-
-    async def keys_where_new_and_enabled(self) -> list[str]:
-        rows = await self.pool.fetch("SELECT key FROM flags WHERE deleted_at IS NULL AND is_new"
-                                     " AND definition->>'state' = 'ENABLED' ORDER BY key")
-        return [r["key"] for r in rows]
 
     async def change(self, key: str, mutate: Mutation, *, actor: str, reason: str
                      ) -> tuple[FlagRecord | None, FlagRecord | None, AuditEntry]:

@@ -131,7 +131,11 @@ class FlagService:
             if rec is not None and not _is_off(rec, kill=p.kill):
                 current = self.snapshot.get(p.key)
                 version = max(rec.version, current.record.version if current else 0)
-                by_key[p.key] = _turned_off(rec, kill=p.kill).model_copy(update={"version": version})
+                try:
+                    off = rules.set_enabled(rec, p.key, enabled=False, kill=p.kill)
+                except DefinitionError:  # its off variant was removed since: nothing to serve as off
+                    continue
+                by_key[p.key] = off.model_copy(update={"version": version})
         return list(by_key.values())
 
     async def refresh(self) -> None:
@@ -260,7 +264,8 @@ class FlagService:
         current = self.get(key)
         if current is None:
             raise rules.FlagNotFound(key)
-        after = _turned_off(current, kill=kill).model_copy(
+        # the same rule as the online path: a flag without an off variant cannot be turned off (422)
+        after = rules.set_enabled(current, key, enabled=False, kill=kill).model_copy(
             update={"version": current.version + 1, "revision": self.snapshot.revision + 1})
         entry = PendingOff.new(key, kill=kill, actor=actor, reason=reason)
         assert self.journal is not None
@@ -459,11 +464,12 @@ class FlagService:
             try:
                 await self.publish_pending()
                 backoff = interval_s
+                continue
             except RelayStalled:
-                backoff = min(max_backoff_s, backoff * 2)
+                pass  # Kafka away: already marked down
             except Exception:  # noqa: BLE001 - e.g. Postgres away while marking: next round
                 logger.warning("relay round failed", exc_info=True)
-                backoff = min(max_backoff_s, backoff * 2)
+            backoff = min(max_backoff_s, backoff * 2)
 
 
 class RelayStalled(RuntimeError):
@@ -485,11 +491,6 @@ def _permanent(exc: BaseException) -> bool:
 
 def _is_off(rec: FlagRecord, *, kill: bool) -> bool:
     return rec.definition.get("state") == "DISABLED" and (rec.killed or not kill)
-
-
-def _turned_off(rec: FlagRecord, *, kill: bool) -> FlagRecord:
-    return rec.model_copy(update={"definition": {**rec.definition, "state": "DISABLED"},
-                                  "killed": kill or rec.killed})
 
 
 def _off_mutation(key: str, *, kill: bool) -> Callable[[FlagRecord | None], Change]:

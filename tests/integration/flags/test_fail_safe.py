@@ -197,3 +197,21 @@ async def test_a_message_kafka_refuses_is_set_aside_and_later_changes_go_on(
     finally:
         await drop(settings, redis_url)
 
+
+
+async def test_a_flag_without_an_off_variant_is_refused_while_postgres_is_down_as_when_up(
+        unique: str, kafka_settings: KafkaSettings, private_postgres: PrivatePostgres,
+        private_redis: PrivateRedis) -> None:
+    """The journal path applies the same rule as the store path (422), instead of journaling a turn-off
+    that would serve the code's default and could never be reconciled."""
+    settings = _private_settings(unique, kafka_settings, private_postgres, private_redis)
+    flagd = {"flags": {"theme": {"state": "ENABLED", "variants": {"dark": "dark", "light": "light"},
+                                 "defaultVariant": "dark"}}}
+    async with running(settings) as (app, c):
+        r = await c.post("/api/flags/_import?strict=false", json=flagd, headers=ADMIN)
+        assert r.status_code == 200, r.text
+        up = await c.post("/api/flags/theme/kill", headers=ADMIN)
+        private_postgres.stop()
+        down = await c.post("/api/flags/theme/kill", headers=ADMIN)
+        assert (up.status_code, down.status_code) == (422, 422), (up.text, down.text)
+        assert svc(app).pending == [] and (await c.get("/healthz")).json()["pending_turn_offs"] == 0
