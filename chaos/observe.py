@@ -17,6 +17,7 @@ import httpx
 from shared import topics
 from shared.events import RequestsObserved, TriggerCleared, TriggerFired
 from shared.kafka.codec import decode
+from shared.tasks import background
 
 __all__ = ["TopicWatch", "TriggerSeen", "HealthWatch", "seq_id", "seq_of"]
 
@@ -69,13 +70,10 @@ class TopicWatch:
         await consumer.seek_to_end(*parts)
         for tp in parts:  # resolve the end offsets now, before anything is produced
             await consumer.position(tp)
-        task = asyncio.create_task(self._read(consumer), name="chaos-topic-watch")
         try:
-            yield self
+            async with background(self._read(consumer), name="chaos-topic-watch"):
+                yield self
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
             await consumer.stop()
 
     async def _read(self, consumer: object) -> None:
@@ -141,14 +139,8 @@ class HealthWatch:
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[HealthWatch]:
-        async with httpx.AsyncClient(timeout=2.0) as http:
-            task = asyncio.create_task(self._poll(http), name="chaos-health-watch")
-            try:
-                yield self
-            finally:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+        async with httpx.AsyncClient(timeout=2.0) as http, background(self._poll(http), name="chaos-health-watch"):
+            yield self
 
     async def check(self, http: httpx.AsyncClient) -> list[str]:
         """Names of what is not healthy now (empty: /api/health is 200 pass/warn and every /healthz 200)."""

@@ -30,7 +30,7 @@ from shared.events import (
 )
 from shared.kafka.codec import decode, encode
 from shared.kafka.dlq import dlq_headers
-from shared.kafka.dlq import first_line as _first_line
+from shared.kafka.dlq import first_line
 from shared.telemetry import extract_context, inject_headers
 
 __all__ = ["FaustPublisher", "Counters", "register_agents", "SOURCE"]
@@ -100,7 +100,7 @@ def register_agents(
         try:
             event = decode(msg.topic, record.value)
         except (ValidationError, ValueError, KeyError) as exc:
-            dead.append((record, f"invalid event: {_first_line(exc)}"))
+            dead.append((record, f"invalid event: {first_line(exc)}"))
             return []
         handler = handlers.get(type(event))
         if handler is None:
@@ -117,7 +117,7 @@ def register_agents(
             dead.append((record, f"rejected: {exc}"[:500]))
         except Exception as exc:  # noqa: BLE001 - a record the core cannot handle must not stop the stream
             log.exception("sla core failed on a record", extra={"topic": msg.topic, "offset": msg.offset})
-            dead.append((record, f"processing failed: {_first_line(exc)}"))
+            dead.append((record, f"processing failed: {first_line(exc)}"))
         return []
 
     async def handle_batch(records: Sequence[Any]) -> None:

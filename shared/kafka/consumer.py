@@ -31,6 +31,7 @@ from pydantic import ValidationError
 from shared.events import Event
 from shared.kafka.codec import decode, header
 from shared.kafka.dedupe import Dedupe, MemoryDedupe, RedisDedupe, TolerantDedupe
+from shared.kafka.dlq import dlq_headers, first_line
 from shared.kafka.liveness import ConsumerLiveness, register, unregister
 from shared.kafka.retry import ConsumerPolicy, RetriesExhausted, retry
 from shared.settings import KafkaSettings
@@ -163,7 +164,7 @@ class EventConsumer:
             self._give_up(str(exc))
         except Exception as exc:  # noqa: BLE001 - a bug in the loop ends the process, loudly, never just the task
             log.exception("consumer %s crashed", self.group_id)
-            self._give_up(f"consumer loop crashed: {_first_line(exc)}")
+            self._give_up(f"consumer loop crashed: {first_line(exc)}")
 
     async def _consume(self, consumer: AIOKafkaConsumer, tp: TopicPartition,
                        records: list[ConsumerRecord[bytes, bytes]]) -> None:
@@ -184,7 +185,7 @@ class EventConsumer:
                              passthrough=(CommitFailedError, IllegalStateError))
         except (CommitFailedError, IllegalStateError) as exc:
             log.warning("commit of %s up to %d refused after a rebalance (%s); those records come again",
-                        tp, offset, _first_line(exc))
+                        tp, offset, first_line(exc))
             await self._reseek(consumer, tp)
             return
         self.liveness.last_commit = time.monotonic()
@@ -196,7 +197,7 @@ class EventConsumer:
         try:
             await asyncio.wait_for(consumer.seek_to_committed(tp), self.policy.step_timeout_s)
         except Exception as exc:  # noqa: BLE001 - the rebalance that follows resets the position anyway
-            log.warning("could not seek %s back to its commit: %s", tp, _first_line(exc))
+            log.warning("could not seek %s back to its commit: %s", tp, first_line(exc))
 
     async def _step(self, step: str, call: Callable[[], Awaitable[Any]], *,
                     passthrough: tuple[type[BaseException], ...] = ()) -> Any:
@@ -210,9 +211,9 @@ class EventConsumer:
     def _retrying(self, step: str, exc: BaseException, attempt: int, delay: float) -> None:
         self.liveness.state = "retrying"
         self.liveness.retries += 1
-        self.liveness.last_error = f"{step}: {_first_line(exc)}"
+        self.liveness.last_error = f"{step}: {first_line(exc)}"
         log.warning("consumer %s: %s failed (try %d of %d), again in %.1f s: %s", self.group_id, step, attempt,
-                    self.policy.attempts, delay, _first_line(exc))
+                    self.policy.attempts, delay, first_line(exc))
 
     def _give_up(self, reason: str) -> None:
         self.liveness.state = "dead"
@@ -226,7 +227,7 @@ class EventConsumer:
     def _dedupe_fell_back(self, what: str, exc: BaseException) -> None:
         self.liveness.dedupe_fallbacks += 1
         self.liveness.last_dedupe_fallback = time.monotonic()
-        self.liveness.last_error = f"{what}: {_first_line(exc)}"
+        self.liveness.last_error = f"{what}: {first_line(exc)}"
 
     def _observe(self, consumer: AIOKafkaConsumer, batches: Batches) -> None:
         """Liveness after a fetch: the loop polled; when the broker last answered; partitions; lag."""
@@ -249,7 +250,7 @@ class EventConsumer:
         try:
             event = decode(record.topic, record.value)
         except (ValidationError, ValueError, KeyError) as exc:
-            await self._dead_letter(record, f"invalid event: {_first_line(exc)}")
+            await self._dead_letter(record, f"invalid event: {first_line(exc)}")
             return
         handler = self.handlers.get(type(event))
         if handler is None:
@@ -283,19 +284,14 @@ class EventConsumer:
         except RetriesExhausted as exc:
             log.warning("handler failed, dead-lettering", exc_info=exc.last,
                         extra={"topic": record.topic, "offset": record.offset})
-            await self._dead_letter(record, f"handler failed after {attempts} attempts: {_first_line(exc.last)}")
+            await self._dead_letter(record, f"handler failed after {attempts} attempts: {first_line(exc.last)}")
             return False
 
     async def _dead_letter(self, record: ConsumerRecord[bytes, bytes], reason: str) -> None:
         producer = self._producer
         assert producer is not None
-        headers = list(record.headers or ()) + [
-            ("dlq_reason", reason.encode()),
-            ("dlq_topic", record.topic.encode()),
-            ("dlq_partition", str(record.partition).encode()),
-            ("dlq_offset", str(record.offset).encode()),
-            ("dlq_group", self.group_id.encode()),
-        ]
+        headers = dlq_headers(record.headers, reason=reason, topic=record.topic, partition=record.partition,
+                              offset=record.offset, group=self.group_id)
         await self._step("DLQ send", lambda: producer.send_and_wait(
             dlq(record.topic), value=record.value, key=record.key, headers=headers))
         self.stats.dead_lettered += 1
@@ -303,11 +299,6 @@ class EventConsumer:
 
     def assignment(self) -> set[TopicPartition]:
         return set(self._consumer.assignment()) if self._consumer else set()
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {' '.join(t.strip() for t in text[:3])}"[:500]
 
 
 async def start_service_consumer(
