@@ -48,10 +48,10 @@ async def _applied(conn: Any) -> list[str]:
     return [r["version"] for r in await conn.fetch("SELECT version FROM schema_migrations ORDER BY version")]
 
 
-async def migrate(*, dsn: str, schema: str, directory: Path) -> list[str]:
-    """Apply every pending up file in order; returns the versions applied."""
+async def migrate(*, dsn: str, schema: str, directory: Path, until: str | None = None) -> list[str]:
+    """Apply every pending up file in order (none after `until`); returns the versions applied."""
     async with _pool(dsn, schema) as pool:
-        applied: list[str] = await _migrate(pool, schema=schema, directory=directory)
+        applied: list[str] = await _migrate(pool, schema=schema, directory=directory, until=until)
         return applied
 
 

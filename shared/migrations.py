@@ -17,9 +17,10 @@ logger = logging.getLogger(__name__)
 _LOCK_BASE = 0x5AFE_0000
 
 
-async def migrate(pool: Any, *, schema: str, directory: Path) -> list[str]:
+async def migrate(pool: Any, *, schema: str, directory: Path, until: str | None = None) -> list[str]:
     """Apply every `*.up.sql` not yet in schema_migrations, in order, each in a transaction, under an
-    advisory lock per schema (so instances starting together apply each migration once)."""
+    advisory lock per schema (so instances starting together apply each migration once); with `until`,
+    none after that version (an app version runs on the schema it was built for)."""
     applied: list[str] = []
     async with pool.acquire() as conn:
         lock = _LOCK_BASE + zlib.crc32(schema.encode())
@@ -31,6 +32,8 @@ async def migrate(pool: Any, *, schema: str, directory: Path) -> list[str]:
             done = {r["version"] for r in await conn.fetch("SELECT version FROM schema_migrations")}
             for path in sorted(directory.glob("*.up.sql")):
                 version = path.name.removesuffix(".up.sql")
+                if until is not None and version > until:
+                    break
                 if version in done:
                     continue
                 async with conn.transaction():
