@@ -1,3 +1,4 @@
 -- Rollback of 0001_recovery: drops the audit log of recovery actions.
 DROP TABLE IF EXISTS actions;
-DROP TABLE IF EXISTS schema_migrations;
+-- schema_migrations is the runner's own table and stays (`db rollback` deletes this row too)
+DELETE FROM schema_migrations WHERE version = '0001_recovery';
