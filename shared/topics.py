@@ -16,7 +16,7 @@ from shared.settings import KafkaSettings
 __all__ = [
     "TELEMETRY_REQUESTS", "TELEMETRY_PAGELOADS", "HEALTH_CHECKS", "FLAGS_CHANGES", "FLAGS_STATE",
     "SLA_TRIGGERS", "SLA_BUDGETS", "RECOVERY_COMMANDS", "RECOVERY_ACTIONS", "INCIDENTS_EVENTS",
-    "NOTIFIER_DELIVERIES", "TopicSpec", "TOPICS", "dlq", "create_topics",
+    "NOTIFIER_DELIVERIES", "DEPLOY_EVENTS", "TopicSpec", "TOPICS", "dlq", "create_topics",
 ]
 
 TELEMETRY_REQUESTS = "telemetry.requests"
@@ -30,6 +30,7 @@ RECOVERY_COMMANDS = "recovery.commands"
 RECOVERY_ACTIONS = "recovery.actions"
 INCIDENTS_EVENTS = "incidents.events"
 NOTIFIER_DELIVERIES = "notifier.deliveries"
+DEPLOY_EVENTS = "deploy.events"
 
 DLQ_SUFFIX = ".dlq"
 
@@ -68,6 +69,8 @@ TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(RECOVERY_ACTIONS, "What recovery did and how it went.", "service", "recovery"),
     TopicSpec(INCIDENTS_EVENTS, "Incident life cycle.", "service", "notifier"),
     TopicSpec(NOTIFIER_DELIVERIES, "Each notification sent or failed.", "service", "notifier"),
+    TopicSpec(DEPLOY_EVENTS, "Deployments: started, finished, rolled back (safeguard deploy).", "service",
+              "safeguard CLI"),
 )
 
 

@@ -11,6 +11,7 @@ from typing import Annotated, Any, Union
 from pydantic import Field, TypeAdapter
 
 from shared.events.base import Event, utcnow
+from shared.events.deploy import DeploymentFinished, DeploymentRolledBack, DeploymentStarted
 from shared.events.flags import FlagAction, FlagChanged, FlagSnapshot
 from shared.events.health import (
     BreakerState, CircuitBreakerStateChanged, HealthCheckCompleted, PoolStats, ProbeKind, ProbeStatus,
@@ -35,6 +36,7 @@ __all__ = [
     "OpenCircuitBreaker", "DisableNewFeatures", "RecoveryActionStarted", "RecoveryActionSucceeded",
     "RecoveryActionFailed", "IncidentOpened", "IncidentEscalated", "IncidentAcknowledged",
     "IncidentMitigated", "IncidentResolved", "NotificationDelivered", "NotificationFailed", "Severity",
+    "DeploymentStarted", "DeploymentFinished", "DeploymentRolledBack",
 ]
 
 _ALL: tuple[type[Event], ...] = (
@@ -43,6 +45,7 @@ _ALL: tuple[type[Event], ...] = (
     OpenCircuitBreaker, DisableNewFeatures, RecoveryActionStarted, RecoveryActionSucceeded,
     RecoveryActionFailed, IncidentOpened, IncidentEscalated, IncidentAcknowledged, IncidentMitigated,
     IncidentResolved, NotificationDelivered, NotificationFailed, CircuitBreakerStateChanged,
+    DeploymentStarted, DeploymentFinished, DeploymentRolledBack,
 )
 
 

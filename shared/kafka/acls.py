@@ -79,7 +79,7 @@ def acls(*, prefix: str = "", sla_app_id: str = "safeguard-sla") -> list[Acl]:
         "recovery": _grants(produce=(t.RECOVERY_COMMANDS, t.RECOVERY_ACTIONS), consume=(t.SLA_TRIGGERS,),
                             groups=("safeguard-recovery",)),
         "notifier": _grants(produce=(t.INCIDENTS_EVENTS, t.NOTIFIER_DELIVERIES),
-                            consume=(t.SLA_TRIGGERS, t.RECOVERY_ACTIONS), groups=("safeguard-notifier",)),
+                            consume=(t.SLA_TRIGGERS, t.RECOVERY_ACTIONS, t.DEPLOY_EVENTS), groups=("safeguard-notifier",)),
         "app": _grants(produce=(t.TELEMETRY_REQUESTS, t.TELEMETRY_PAGELOADS, t.HEALTH_CHECKS),
                        consume=(t.FLAGS_STATE, t.FLAGS_CHANGES, t.RECOVERY_COMMANDS)),
     }
