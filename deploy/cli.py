@@ -1,5 +1,7 @@
-"""`db` (migrate, rollback, lint, status) and `backup` (backup, restore, list) for the protected app.
+"""`db` (migrate, rollback, lint, status, rehearse) and `backup` (backup, restore, list) for the protected app.
 Exit codes: 0 done, 1 blocked or failed. `--json` prints one JSON document for pipelines.
+`--app NAME|PATH` reads the app's safeguard.toml (deploy/app.py); without it the demo's, with
+`DEPLOY_SCHEMA_NAME` / `DEPLOY_MIGRATIONS` still choosing when set.
 Run: `python -m deploy.cli db rollback` (what `npm run db:rollback` calls)."""
 
 from __future__ import annotations
@@ -7,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Coroutine
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -16,13 +19,16 @@ from rich.table import Table
 
 from deploy import backup as backups
 from deploy import migrations
+from deploy.app import AppSpec, load_app
 from deploy.lint import LintError, lint
+from deploy.rehearse import Rehearsal, rehearse
 from deploy.settings import DeploySettings
 
 __all__ = ["app", "backup_app", "db_app"]
 
 T = TypeVar("T")
 JsonOpt = Annotated[bool, typer.Option("--json", help="print one JSON document")]
+AppOpt = Annotated[str | None, typer.Option("--app", help="app name (examples/NAME/safeguard.toml) or its path")]
 db_app = typer.Typer(help="The protected app's migrations.", no_args_is_help=True)
 backup_app = typer.Typer(help="Backups of the protected app's database.", no_args_is_help=True)
 app = typer.Typer(no_args_is_help=True)
@@ -34,6 +40,26 @@ err = Console(stderr=True)
 
 def _settings() -> DeploySettings:
     return DeploySettings()
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Target:
+    dsn: str
+    schema: str
+    migrations: Path
+    spec: AppSpec
+
+
+def _target(app: str | None, as_json: bool) -> _Target:
+    """`--app` wins; without it the demo's file, and DEPLOY_SCHEMA_NAME / DEPLOY_MIGRATIONS when set."""
+    s = _settings()
+    try:
+        spec = load_app(app or "demo")
+    except (OSError, KeyError, ValueError) as exc:  # no file, a missing key, bad TOML (a ValueError)
+        raise _fail(as_json, exc) from exc
+    env = s.model_fields_set if app is None else set()
+    return _Target(dsn=s.dsn, spec=spec, schema=s.schema_name if "schema_name" in env else spec.schema,
+                   migrations=s.migrations if "migrations" in env else spec.migrations)
 
 
 def _emit(as_json: bool, data: Any, text: str | Table) -> None:
@@ -60,27 +86,27 @@ def _call(as_json: bool, coro: Coroutine[Any, Any, T]) -> T:
 
 
 @db_app.command("migrate")
-def migrate_cmd(as_json: JsonOpt = False) -> None:
+def migrate_cmd(app: AppOpt = None, as_json: JsonOpt = False) -> None:
     """Apply every pending migration, in order, each in its own transaction."""
-    s = _settings()
-    done = _call(as_json, migrations.migrate(dsn=s.dsn, schema=s.schema_name, directory=s.migrations))
+    t = _target(app, as_json)
+    done = _call(as_json, migrations.migrate(dsn=t.dsn, schema=t.schema, directory=t.migrations))
     _emit(as_json, {"ok": True, "applied": done}, f"applied: {', '.join(done) or 'nothing pending'}")
 
 
 @db_app.command("rollback")
-def rollback_cmd(as_json: JsonOpt = False) -> None:
+def rollback_cmd(app: AppOpt = None, as_json: JsonOpt = False) -> None:
     """Undo the last applied migration with its down file (runbook Step 4)."""
-    s = _settings()
-    version = _call(as_json, migrations.rollback(dsn=s.dsn, schema=s.schema_name, directory=s.migrations))
+    t = _target(app, as_json)
+    version = _call(as_json, migrations.rollback(dsn=t.dsn, schema=t.schema, directory=t.migrations))
     _emit(as_json, {"ok": True, "rolled_back": version},
           f"rolled back: {version}" if version else "nothing to roll back: no migration is applied")
 
 
 @db_app.command("status")
-def status_cmd(as_json: JsonOpt = False) -> None:
+def status_cmd(app: AppOpt = None, as_json: JsonOpt = False) -> None:
     """Every migration, applied or pending, and whether it has a rollback file."""
-    s = _settings()
-    states = _call(as_json, migrations.status(dsn=s.dsn, schema=s.schema_name, directory=s.migrations))
+    t = _target(app, as_json)
+    states = _call(as_json, migrations.status(dsn=t.dsn, schema=t.schema, directory=t.migrations))
     table = Table("version", "applied", "rollback file")
     for st in states:
         table.add_row(st.version, "yes" if st.applied else "pending", "yes" if st.has_down else "[red]missing[/red]")
@@ -89,9 +115,9 @@ def status_cmd(as_json: JsonOpt = False) -> None:
 
 @db_app.command("lint")
 def lint_cmd(files: Annotated[list[Path] | None, typer.Argument(help="default: every up migration")] = None,
-             as_json: JsonOpt = False) -> None:
+             app: AppOpt = None, as_json: JsonOpt = False) -> None:
     """squawk on the up migrations: dropping, renames, type changes, NOT NULL without default block."""
-    paths = files or sorted(_settings().migrations.glob("*.up.sql"))
+    paths = files or sorted(_target(app, as_json).migrations.glob("*.up.sql"))
     try:
         findings = lint(files=paths)
     except LintError as exc:
@@ -103,6 +129,29 @@ def lint_cmd(files: Annotated[list[Path] | None, typer.Argument(help="default: e
                       f.why or f.message)
     _emit(as_json, {"ok": not blocked, "findings": [f.as_dict() for f in findings]}, table)
     if blocked:
+        raise typer.Exit(1)
+
+
+def _steps_table(r: Rehearsal) -> Table:
+    what = ", ".join(r.applied) or "nothing"
+    table = Table("step", "result", "seconds", "detail", title=f"rehearsal of {what} ({r.mode}) on {r.database}")
+    for st in r.steps:
+        table.add_row(st.name, "ok" if st.ok else "[red]FAILED[/red]", f"{st.seconds:.3f}", st.detail)
+    return table
+
+
+@db_app.command("rehearse")
+def rehearse_cmd(app: AppOpt = None,
+                 source: Annotated[str, typer.Option(help="dump (pg_dump | pg_restore) or template (falls back "
+                                                          "to dump while the database has connections)")] = "dump",
+                 as_json: JsonOpt = False) -> None:
+    """On a scratch copy: up, verify queries, down, schema unchanged, up, the previous version's queries."""
+    t = _target(app, as_json)
+    result = _call(as_json, rehearse(dsn=t.dsn, schema=t.schema, directory=t.migrations,
+                                     verify_sql=t.spec.verify_sql, previous_sql=t.spec.previous_sql,
+                                     source=source))  # type: ignore[arg-type]  # checked by rehearse
+    _emit(as_json, result.as_dict(), _steps_table(result))
+    if not result.ok:
         raise typer.Exit(1)
 
 

@@ -57,10 +57,10 @@ class _Failed(Exception):
     """A check did not hold; the message is the step's detail."""
 
 
-async def _step(r: Rehearsal, name: str, action: Callable[[], Awaitable[str]]) -> bool:
+async def _step(r: Rehearsal, name: str, action: Callable[[], Awaitable[str | None]]) -> bool:
     start = time.perf_counter()
     try:
-        detail, ok = await action(), True
+        detail, ok = await action() or "done", True
     except _Failed as exc:
         detail, ok = str(exc), False
     except Exception as exc:  # noqa: BLE001 - the step failed: the report says why; the scratch DB is dropped
@@ -108,24 +108,23 @@ async def _pipe(*, dsn: str, target: str) -> None:
             raise BackupError(f"{name} exited {proc.returncode}: {err.decode(errors='replace').strip()[:500]}")
 
 
+async def _create(dsn: str, sql: str) -> None:
+    admin = await asyncpg.connect(dsn, timeout=10)
+    try:
+        await admin.execute(sql)
+    finally:
+        await admin.close()
+
+
 async def _clone(*, dsn: str, scratch: str, source: Source) -> str:
-    name = urlsplit(dsn).path.lstrip("/") or "postgres"
-    if source == "template":
-        admin = await asyncpg.connect(_with_db(dsn, "postgres"), timeout=10)
+    name, refused = urlsplit(dsn).path.lstrip("/") or "postgres", ""
+    if source == "template":  # from another database: our own connection would block the copy too
         try:
-            await admin.execute(f'CREATE DATABASE "{scratch}" TEMPLATE "{name}"')
+            await _create(_with_db(dsn, "postgres"), f'CREATE DATABASE "{scratch}" TEMPLATE "{name}"')
             return f"CREATE DATABASE {scratch} TEMPLATE {name}"
         except asyncpg.ObjectInUseError as exc:  # a live database always has other connections
             refused = f"TEMPLATE refused ({exc}), so "
-        finally:
-            await admin.close()
-    else:
-        refused = ""
-    admin = await asyncpg.connect(dsn, timeout=10)
-    try:
-        await admin.execute(f'CREATE DATABASE "{scratch}"')
-    finally:
-        await admin.close()
+    await _create(dsn, f'CREATE DATABASE "{scratch}"')
     await _pipe(dsn=dsn, target=_with_db(dsn, scratch))
     return f"{refused}pg_dump -Fc {name} | pg_restore into {scratch}"
 
@@ -190,7 +189,11 @@ async def _stages(r: Rehearsal, *, dsn: str, schema: str, directory: Path, verif
 
     async def down() -> str:
         for version in reversed(r.applied):
-            if (done := await migrations.rollback(dsn=dsn, schema=schema, directory=directory)) != version:
+            try:
+                done = await migrations.rollback(dsn=dsn, schema=schema, directory=directory)
+            except Exception as exc:  # noqa: BLE001 - reported with the version whose down file failed
+                raise _Failed(f"{version}.down.sql failed: {type(exc).__name__}: {exc}") from exc
+            if done != version:
                 raise _Failed(f"rolled back {done}, expected {version}")
         return f"rolled back {', '.join(reversed(r.applied))}"
 
@@ -204,7 +207,7 @@ async def _stages(r: Rehearsal, *, dsn: str, schema: str, directory: Path, verif
     async def compare() -> str:
         return _same(snap["before"], await schema_sql(dsn=dsn, schema=schema), what="the recorded")
 
-    steps: list[tuple[str, Callable[[], Awaitable[str]]]] = [
+    steps: list[tuple[str, Callable[[], Awaitable[str | None]]]] = [
         ("plan", lambda: _plan(r, dsn=dsn, schema=schema, directory=directory, snap=snap)),
         ("record schema", record), ("migrate up", up),
         ("verify queries", lambda: _queries(dsn=dsn, schema=schema, statements=verify, previous=False)),
@@ -232,10 +235,5 @@ async def rehearse(*, dsn: str, schema: str, directory: Path, verify_sql: list[s
             await _stages(r, dsn=target, schema=schema, directory=directory, verify=list(verify_sql or []),
                           previous=previous)
     finally:
-        await _step(r, "drop scratch database", lambda: _dropped(dsn, r.database))
+        await _step(r, "drop scratch database", lambda: _drop(dsn, r.database))
     return r
-
-
-async def _dropped(dsn: str, database: str) -> str:
-    await _drop(dsn, database)
-    return f"dropped {database}"
