@@ -20,11 +20,15 @@ app.add_typer(flags_app, name="flags")
 
 try:  # the deploy half (db, backup, restore) lives in its own package
     from deploy.cli import backup_app, db_app  # type: ignore[import-not-found,unused-ignore]
+
+    from cli.deploy import deploy, rollback, switch
 except ImportError:
     pass
 else:
     app.add_typer(db_app, name="db")
     app.add_typer(backup_app)
+    for command in (deploy, switch, rollback):
+        app.command()(command)
 
 
 def main() -> None:

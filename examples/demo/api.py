@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import zlib
 from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request
@@ -13,11 +14,13 @@ from redis.exceptions import RedisError
 from examples.demo.faults import FaultUpdate
 from shared.breakers import CallNotPermittedError
 
-__all__ = ["router", "admin_router"]
+__all__ = ["admin_router", "router", "v2_router"]
 
 log = logging.getLogger(__name__)
 router = APIRouter()
+v2_router = APIRouter()  # what release v2 adds (examples/demo/safeguard.toml)
 admin_router = APIRouter()
+STREAKS_BUG_SHARE = 40  # % of users for whom v2's streaks feature fails (the bug a canary must catch)
 
 
 def _s(request: Request) -> Any:
@@ -48,7 +51,7 @@ async def _query(request: Request, method: str, sql: str, *args: Any) -> Any:
 @router.get("/", dependencies=[Depends(faulty)])
 async def home(request: Request, user: str = "guest") -> dict[str, Any]:
     st = _s(request)
-    return {"app": "demo", "color": st.settings.color, "user": user,
+    return {"app": "demo", "color": st.settings.color, "version": st.settings.release, "user": user,
             "gamification": await st.flags.enabled("gamification", targeting_key=user)}
 
 
@@ -56,6 +59,26 @@ async def home(request: Request, user: str = "guest") -> dict[str, Any]:
 async def items(request: Request) -> list[dict[str, Any]]:
     rows = await _query(request, "fetch", "SELECT id, name, points FROM demo.items ORDER BY id LIMIT 50")
     return [{"id": r["id"], "name": r["name"], "points": r["points"]} for r in rows]
+
+
+@v2_router.get("/api/v2/items", dependencies=[Depends(faulty)])
+async def items_v2(request: Request) -> list[dict[str, Any]]:
+    """v2 reads the nullable `badge` column of migration 0002 (v1 never does)."""
+    rows = await _query(request, "fetch", "SELECT id, name, points, badge FROM demo.items ORDER BY id LIMIT 50")
+    return [{"id": r["id"], "name": r["name"], "points": r["points"], "badge": r["badge"]} for r in rows]
+
+
+@v2_router.get("/api/streaks", dependencies=[Depends(faulty)])
+async def streaks(request: Request, user: str = "guest") -> dict[str, Any]:
+    """v2's new feature behind the `streaks` flag (404 while off). It has a bug: for a share of users
+    (those whose last visit it never stored) it raises, and the app answers 500."""
+    st = _s(request)
+    if not await st.flags.enabled("streaks", targeting_key=user):
+        raise HTTPException(404, "streaks is not enabled")
+    visits: dict[str, int] = {}
+    if zlib.crc32(user.encode()) % 100 < 100 - STREAKS_BUG_SHARE:
+        visits["last_visit"] = zlib.crc32(user.encode()) % 7
+    return {"user": user, "streak_days": visits["last_visit"] + 1}  # KeyError for the unlucky share
 
 
 @router.get("/api/gamification/leaderboard", dependencies=[Depends(faulty)])

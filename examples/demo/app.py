@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+import tomllib
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
@@ -22,36 +24,35 @@ from shared.breakers import BreakerConfig, RedisBreakerState
 from shared.guard import install_guard
 from shared.kafka import KafkaPublisher, Publisher
 from shared.kafka.liveness import consumer_health
+from shared.migrations import migrate
 from shared.telemetry import setup_telemetry
 
 __all__ = ["create_app"]
 
 log = logging.getLogger(__name__)
+_HERE = Path(__file__).resolve().parent
 
-_SCHEMA = """
-CREATE SCHEMA IF NOT EXISTS demo;
-CREATE TABLE IF NOT EXISTS demo.items (id serial PRIMARY KEY, name text NOT NULL, points integer NOT NULL DEFAULT 0);
-INSERT INTO demo.items (name, points)
-  SELECT 'item ' || g, (g * 37) % 100 FROM generate_series(1, 20) AS g
-  WHERE NOT EXISTS (SELECT 1 FROM demo.items);
-"""
+def schema_version(release: str) -> str:
+    """The last migration `release` runs on (examples/demo/safeguard.toml, `[releases.<v>] migration`)."""
+    spec = tomllib.loads((_HERE / "safeguard.toml").read_text())
+    return str(spec["releases"][release]["migration"])
 
 
-async def prepare_schema(dsn: str) -> None:
-    """Create and seed the demo's own schema (an advisory lock: blue and green start together)."""
+async def prepare_schema(dsn: str, *, release: str) -> None:
+    """Migrate the demo's schema up to what this release runs on (examples/demo/migrations, one advisory
+    lock: blue and green start together); a newer schema is left alone (it is backward compatible)."""
     import asyncpg
 
     try:
-        conn = await asyncpg.connect(dsn, timeout=5)
+        pool = await asyncpg.create_pool(dsn, min_size=1, max_size=1, timeout=5,
+                                         server_settings={"search_path": "demo"})
     except Exception as exc:  # noqa: BLE001 - the app starts without its database; queries then fail fast
         log.warning("schema not prepared, database unavailable: %s", type(exc).__name__)
         return
     try:
-        async with conn.transaction():
-            await conn.execute("SELECT pg_advisory_xact_lock(81018102)")
-            await conn.execute(_SCHEMA)
+        await migrate(pool, schema="demo", directory=_HERE / "migrations", until=schema_version(release))
     finally:
-        await conn.close()
+        await pool.close()
 
 
 def create_app(settings: DemoSettings, *, publisher: Publisher | None = None,
@@ -76,7 +77,7 @@ def create_app(settings: DemoSettings, *, publisher: Publisher | None = None,
             db = GuardedPool(dsn=dsn, breaker=registry.breaker("postgres", BreakerConfig.for_database()),
                              max_size=settings.postgres.max_size, command_timeout_s=settings.postgres.command_timeout_s)
             cache = GuardedRedis(redis, breaker=registry.breaker("redis", BreakerConfig.for_cache()))
-            await prepare_schema(dsn)
+            await prepare_schema(dsn, release=settings.release)
             await stack.enter_async_context(db)
             await stack.enter_async_context(registry.running(pub))
             await stack.enter_async_context(recorder.running(pub))
@@ -104,7 +105,7 @@ def create_app(settings: DemoSettings, *, publisher: Publisher | None = None,
             yield {"settings": settings, "db": db, "cache": cache, "registry": registry, "flags": source,
                    "faults": Faults(), "auth": Authenticator(settings.auth), "recorder": recorder}
 
-    app = FastAPI(title=f"Safeguard demo ({settings.color})", lifespan=lifespan)
+    app = FastAPI(title=f"Safeguard demo ({settings.color}, {settings.release})", lifespan=lifespan)
 
     @app.get("/healthz", tags=["ops"])
     async def healthz() -> dict[str, Any]:
@@ -112,9 +113,11 @@ def create_app(settings: DemoSettings, *, publisher: Publisher | None = None,
         command consumer shows as `warn` with its report."""
         consumers = consumer_health()
         return {"status": "pass" if consumers.status == "pass" else "warn", "service": settings.service,
-                "instance": settings.instance, "consumers": consumers.consumers}
+                "instance": settings.instance, "version": settings.release, "consumers": consumers.consumers}
 
     app.include_router(api.router)
+    if settings.release == "v2":
+        app.include_router(api.v2_router)
     app.include_router(api.admin_router)
     add_rate_limiting(app, settings.ratelimit, redis_url=settings.redis.url, exempt=("/healthz", "/api/faults"))
     app.add_middleware(RequestsMiddleware, recorder=recorder)  # 429s are counted too

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 from pydantic import AliasChoices, Field, PositiveFloat
@@ -19,6 +20,9 @@ class DemoSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="DEMO_", extra="ignore", populate_by_name=True)
     color: Literal["blue", "green"] = "blue"
+    version: Literal["v1", "v2"] = Field(default="v1", description="The release this instance runs (DEMO_VERSION).")
+    release_dir: Path | None = Field(default=None, description="`safeguard deploy` writes `demo-<color>` here with the "
+                                                             "version to run; it wins over DEMO_VERSION.")
     host: str = "127.0.0.1"
     port: int = Field(default=8101, validation_alias=AliasChoices("PORT", "DEMO_APP_PORT"))
     service: str = "demo"
@@ -35,6 +39,16 @@ class DemoSettings(BaseSettings):
     ratelimit: RateLimitSettings = Field(default_factory=RateLimitSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
     guard: GuardSettings = Field(default_factory=GuardSettings)
+
+    @property
+    def release(self) -> str:
+        """The version to run: what `safeguard deploy` wrote for this colour, else `version`."""
+        chosen = self.release_dir / f"{self.service}-{self.color}" if self.release_dir else None
+        if chosen is not None and chosen.is_file():
+            text = chosen.read_text().strip()
+            if text in ("v1", "v2"):
+                return text
+        return self.version
 
     @property
     def instance(self) -> str:
