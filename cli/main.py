@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from cli.flags import flags_app
+from cli.preflight import preflight
 from cli.recover import recover
 from cli.status import status
 
@@ -16,6 +17,7 @@ app = typer.Typer(name="safeguard", no_args_is_help=True, add_completion=False,
                        "3 stack unreachable.")
 app.command()(status)
 app.command()(recover)
+app.command()(preflight)
 app.add_typer(flags_app, name="flags")
 
 try:  # the deploy half (db, backup, restore) lives in its own package
