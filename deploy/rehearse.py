@@ -154,10 +154,11 @@ def _statements(path: Path) -> list[str]:
     return [s for line in path.read_text().splitlines() if (s := line.strip()) and not s.startswith("--")]
 
 
-def _same(before: str, after: str, *, what: str) -> str:
+def _same(before: str, after: str, *, what: str, when: str) -> str:
     if before == after:
         return f"schema equals {what}"
-    diff = difflib.unified_diff(before.splitlines(), after.splitlines(), what, "after", lineterm="", n=2)
+    diff = difflib.unified_diff(before.splitlines(), after.splitlines(), f"{what} schema", f"schema {when}",
+                                lineterm="", n=2)
     raise _Failed(f"schema differs from {what}:\n" + "\n".join(list(diff)[:80]))
 
 
@@ -202,10 +203,10 @@ async def _stages(r: Rehearsal, *, dsn: str, schema: str, directory: Path, verif
             raise _Failed(f"re-applied {redo}, expected {r.applied}")
         if "source" not in snap:
             return f"applied {', '.join(redo)}"
-        return _same(snap["source"], await schema_sql(dsn=dsn, schema=schema), what="the source's")
+        return _same(snap["source"], await schema_sql(dsn=dsn, schema=schema), what="the source's", when="re-applied")
 
     async def compare() -> str:
-        return _same(snap["before"], await schema_sql(dsn=dsn, schema=schema), what="the recorded")
+        return _same(snap["before"], await schema_sql(dsn=dsn, schema=schema), what="the recorded", when="rolled back")
 
     steps: list[tuple[str, Callable[[], Awaitable[str | None]]]] = [
         ("plan", lambda: _plan(r, dsn=dsn, schema=schema, directory=directory, snap=snap)),
