@@ -10,17 +10,11 @@ import asyncpg
 import pytest
 
 from deploy import migrations
+from deploy.rehearse import schema_sql
 from deploy.settings import ROOT
 
 pytestmark = pytest.mark.integration
 DEMO = ROOT / "examples" / "demo" / "migrations"
-
-
-def _schema(dsn: str) -> str:
-    """`pg_dump --schema-only` without its per-run `\\restrict` key lines."""
-    dump = subprocess.run(["pg_dump", "--schema-only", "--no-owner", "-d", dsn],
-                          capture_output=True, text=True, check=True).stdout
-    return "\n".join(line for line in dump.splitlines() if not line.startswith(("\\restrict", "\\unrestrict")))
 
 
 def _dir(tmp_path: Path, *extra: tuple[str, str, str | None]) -> Path:
@@ -39,13 +33,13 @@ async def test_migrate_up_then_rollback_restores_the_schema(private_postgres, tm
                                 "ALTER TABLE demo.items DROP COLUMN note;"))
     (tmp_path / "0002_note.up.sql").rename(tmp_path / "later")
     assert await migrations.migrate(dsn=dsn, schema="demo", directory=directory) == ["0001_items"]
-    before = _schema(dsn)
+    before = await schema_sql(dsn=dsn)
     (tmp_path / "later").rename(tmp_path / "0002_note.up.sql")
 
     assert await migrations.migrate(dsn=dsn, schema="demo", directory=directory) == ["0002_note"]
-    assert "note text" in _schema(dsn)
+    assert "note text" in await schema_sql(dsn=dsn)
     assert await migrations.rollback(dsn=dsn, schema="demo", directory=directory) == "0002_note"
-    assert _schema(dsn) == before
+    assert await schema_sql(dsn=dsn) == before
     states = await migrations.status(dsn=dsn, schema="demo", directory=directory)
     assert [(s.version, s.applied) for s in states] == [("0001_items", True), ("0002_note", False)]
 
@@ -55,10 +49,10 @@ async def test_a_failing_rollback_changes_nothing(private_postgres, tmp_path: Pa
     directory = _dir(tmp_path, ("0002_note", "ALTER TABLE demo.items ADD COLUMN note text;",
                                 "ALTER TABLE demo.items DROP COLUMN note; ALTER TABLE demo.nope DROP COLUMN x;"))
     await migrations.migrate(dsn=dsn, schema="demo", directory=directory)
-    before = _schema(dsn)
+    before = await schema_sql(dsn=dsn)
     with pytest.raises(asyncpg.UndefinedTableError):
         await migrations.rollback(dsn=dsn, schema="demo", directory=directory)
-    assert _schema(dsn) == before
+    assert await schema_sql(dsn=dsn) == before
     assert [s.applied for s in await migrations.status(dsn=dsn, schema="demo", directory=directory)] == [True, True]
 
 
@@ -85,7 +79,7 @@ async def test_step_4_npm_run_db_rollback_verbatim(private_postgres, tmp_path: P
     run = _npm(dsn, directory)
     assert run.returncode == 0, run.stdout + run.stderr
     assert "rolled back: 0002_note" in run.stdout
-    assert "note" not in _schema(dsn)
+    assert "note" not in await schema_sql(dsn=dsn)
     assert [s.applied for s in await migrations.status(dsn=dsn, schema="demo", directory=directory)] == [True, False]
 
 
