@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -17,6 +18,7 @@ from typing import Any, TypeVar
 import typer
 from rich.markup import escape
 
+from cli.config import find_home
 from cli.context import JsonOpt
 from cli.errors import Exit
 from cli.output import console, emit, error
@@ -62,7 +64,7 @@ async def _release(app: str, as_json: bool) -> AsyncIterator[Release]:
     from shared.settings import KafkaSettings
 
     spec = load_app(app)
-    kafka = KafkaSettings()
+    kafka = KafkaSettings(_env_file=find_home(environ=os.environ, cwd=Path.cwd()) / ".stack" / "env")  # type: ignore[call-arg]
     settings = DeploySettings()
     release = Release(spec=spec, traffic=make_traffic(spec), instances=make_instances(spec), kafka=kafka,
                       dsn=settings.dsn, backup_dir=settings.backup_dir, report=_printer(as_json))
@@ -72,7 +74,7 @@ async def _release(app: str, as_json: bool) -> AsyncIterator[Release]:
                 KafkaPublisher.start(kafka, source="/safeguard/deploy")), timeout=10)
             release.publish = pub.publish
         except Exception as exc:  # noqa: BLE001 - a deploy event is a record, not a gate
-            error(f"Kafka unavailable, deploy events will not be published: {type(exc).__name__}")
+            error(f"Kafka unavailable, deploy events will not be published: {type(exc).__name__}: {exc}")
         yield release
 
 

@@ -40,8 +40,10 @@ class SupervisorInstances:
     """The native stack: write `<release_dir>/<program>` with the version, restart the program through
     supervisord's XML-RPC (`.stack/run/supervisor.sock`), wait for its /healthz to say that version."""
 
-    def __init__(self, spec: AppSpec, *, socket: Path, release_dir: Path, ready_timeout_s: float = 60) -> None:
+    def __init__(self, spec: AppSpec, *, socket: Path, release_dir: Path, group: str = "safeguard",
+                 ready_timeout_s: float = 60) -> None:
         self.spec, self.socket, self.release_dir, self.ready_timeout_s = spec, socket, release_dir, ready_timeout_s
+        self.group = group  # stack/supervisord.conf.in puts every program in group "safeguard"
 
     def _rpc(self) -> Any:
         from supervisor.xmlrpc import SupervisorTransport
@@ -59,11 +61,12 @@ class SupervisorInstances:
             raise InstanceError(f"supervisord at {self.socket} could not restart {program}: {exc}") from exc
 
     async def start(self, colour: str, version: str) -> None:
-        program = self.spec.colours[colour].program
+        program = f"{self.group}:{self.spec.colours[colour].program}" if self.group else self.spec.colours[colour].program
         self.release_dir.mkdir(parents=True, exist_ok=True)
-        tmp = self.release_dir / f".{program}.tmp"
+        name = self.spec.colours[colour].program
+        tmp = self.release_dir / f".{name}.tmp"
         tmp.write_text(version + "\n")
-        os.replace(tmp, self.release_dir / program)
+        os.replace(tmp, self.release_dir / name)
         await asyncio.to_thread(self._restart, program)
         deadline = time.monotonic() + self.ready_timeout_s
         while time.monotonic() < deadline:

@@ -13,6 +13,7 @@ migration it recorded, and `git revert HEAD --no-edit` when asked.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -236,12 +237,23 @@ class Release:
                 await self._preflight(rec, plan, idle)
         except DeployError as exc:
             rec.status, rec.reason = "failed", str(exc)
+            await self._undo(rec)
             self._save(rec)
             raise
         await self._emit(DeploymentStarted(service=self.spec.name, deploy_id=rec.deploy_id, version=rec.version,
                                            from_version=rec.from_version, colour=idle, from_colour=live,
                                            steps=list(plan.steps), actor=plan.actor))
         return await self._canary(rec, plan)
+
+    async def _undo(self, rec: Record) -> None:
+        """A deploy that stopped before any traffic moved leaves nothing behind: the idle colour back on
+        the old version, the database back to where the deploy found it (best effort, each noted)."""
+        with contextlib.suppress(DeployError):
+            if rec.from_version and await running_version(self.spec, rec.colour) != rec.from_version:
+                await self._timed(rec, f"restore {rec.colour}", lambda: self._start(rec.colour, str(rec.from_version)))
+        with contextlib.suppress(DeployError):
+            if rec.db_after is not None and rec.db_after != rec.db_before:
+                await self._rollback_db(rec)
 
     async def _start(self, colour: str, version: str) -> str:
         await self.instances.start(colour, version)

@@ -241,7 +241,8 @@ pg_ready || fail_infra postgres "Postgres is not ready on :$POSTGRES_PORT"
 (cd / && as_pg "$PG_BIN/psql" -h "$PG_SOCKET_DIR" -p "$POSTGRES_PORT" -U postgres -d postgres -qAt \
    -v ON_ERROR_STOP=1 -v u="$POSTGRES_USER" -v p="$POSTGRES_PASSWORD" -v d="$POSTGRES_DB") >/dev/null <<'SQL' ||
 SELECT format('CREATE ROLE %I LOGIN', :'u') WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = :'u') \gexec
-SELECT format('ALTER ROLE %I LOGIN PASSWORD %L', :'u', :'p') \gexec
+-- CREATEDB: backup verify and db rehearse restore into scratch databases (deploy/), then drop them
+SELECT format('ALTER ROLE %I LOGIN CREATEDB PASSWORD %L', :'u', :'p') \gexec
 SELECT format('CREATE DATABASE %I OWNER %I', :'d', :'u') WHERE NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = :'d') \gexec
 SQL
   die "could not create role/database $POSTGRES_USER/$POSTGRES_DB"

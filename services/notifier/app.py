@@ -21,7 +21,7 @@ from shared.kafka import KafkaPublisher, Publisher
 from shared.kafka.consumer import start_service_consumer
 from shared.tasks import background, every
 from shared.telemetry import setup_telemetry
-from shared.topics import RECOVERY_ACTIONS, SLA_TRIGGERS
+from shared.topics import DEPLOY_EVENTS, RECOVERY_ACTIONS, SLA_TRIGGERS
 
 __all__ = ["create_app"]
 
@@ -54,7 +54,7 @@ def create_app(settings: NotifierSettings, *, policy: NotifierPolicy | None = No
             await svc.restore()
             app.state.notifier = svc
             if consume:
-                await start_service_consumer(stack, topics=[SLA_TRIGGERS, RECOVERY_ACTIONS], group_id=settings.group_id,
+                await start_service_consumer(stack, topics=[SLA_TRIGGERS, RECOVERY_ACTIONS, DEPLOY_EVENTS], group_id=settings.group_id,
                                              handlers=build_handlers(svc), kafka=settings.kafka,
                                              redis_url=settings.redis.url.get_secret_value())
             tick = every(settings.tick_interval_s, svc.tick, what="escalation and relay")

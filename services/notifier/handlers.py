@@ -1,4 +1,4 @@
-"""Inbound edge from Kafka: each `sla.triggers` / `recovery.actions` event maps to one core verb."""
+"""Inbound edge from Kafka: each `sla.triggers` / `recovery.actions` / `deploy.events` event maps to one core verb."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from collections.abc import Mapping
 
 from services.notifier.service import NotifierService
 from shared.events import (
-    Event, RecoveryActionFailed, RecoveryActionStarted, RecoveryActionSucceeded, TriggerCleared, TriggerFired,
+    DeploymentRolledBack, Event, RecoveryActionFailed, RecoveryActionStarted, RecoveryActionSucceeded, TriggerCleared, TriggerFired,
 )
 from shared.kafka import Handler
 
@@ -29,5 +29,8 @@ def build_handlers(svc: NotifierService) -> Mapping[type[Event], Handler]:
     async def escalate_incident(event: RecoveryActionFailed) -> None:
         await svc.escalate_on_failure(event)
 
-    return {TriggerFired: open_incident, TriggerCleared: resolve_incident, RecoveryActionStarted: record_action,
+    async def record_rollback(event: DeploymentRolledBack) -> None:
+        await svc.record_rollback(event)
+
+    return {DeploymentRolledBack: record_rollback, TriggerFired: open_incident, TriggerCleared: resolve_incident, RecoveryActionStarted: record_action,
             RecoveryActionSucceeded: mitigate_incident, RecoveryActionFailed: escalate_incident}

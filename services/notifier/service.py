@@ -24,7 +24,7 @@ from services.notifier.models import Change, DeliveryRecord, Incident, OutboxRow
 from services.notifier.policy import ChannelName, NotifierPolicy
 from services.notifier.report import fmt_duration, render_report
 from shared.events import (
-    Event, IncidentAcknowledged, IncidentEscalated, IncidentMitigated, IncidentOpened, IncidentResolved,
+    DeploymentRolledBack, Event, IncidentAcknowledged, IncidentEscalated, IncidentMitigated, IncidentOpened, IncidentResolved,
     NotificationDelivered, NotificationFailed, RecoveryActionFailed, RecoveryActionStarted, RecoveryActionSucceeded,
     TriggerCleared, TriggerFired,
 )
@@ -108,6 +108,12 @@ class NotifierService:
         if await self.store.get(iid) is not None:
             return None
         title = f"{event.service}: {event.trigger.replace('_', ' ')} ({event.value:g} > {event.threshold:g})"
+        joined = await self._deploy_incident(event.service)
+        if joined is not None:  # the same root cause as the rollback in progress: one incident
+            ch = Change(joined, version=joined.version)
+            self._entry(ch, "action", f"{title} (episode {event.episode_id}) during the rollback", actor="sla")
+            await self._commit(ch)
+            return None
         inc = Incident(incident_id=iid, service=event.service, trigger=event.trigger, episode_id=event.episode_id,
                        title=title, severity=self.policy.severity_of(event.trigger), opened_at=self.now())
         ch = Change(inc, version=None)
@@ -121,6 +127,8 @@ class NotifierService:
 
     async def resolve_on_clear(self, event: TriggerCleared) -> Incident | None:
         inc = await self._unresolved(incident_id_for(event.service, event.episode_id))
+        if inc is None:
+            inc = await self._deploy_incident(event.service, joined_episode=event.episode_id)
         if inc is None:
             return None
         return await self._resolve(inc, by="sla", note=f"trigger cleared ({event.value:g} <= {event.threshold:g})")
@@ -161,6 +169,55 @@ class NotifierService:
             self._escalate(ch, reason=f"auto-recovery failed ({event.action})")
         await self._commit(ch)
         return inc if escalate else None
+
+    # --- deploy.events ------------------------------------------------------------------------------
+    async def record_rollback(self, event: DeploymentRolledBack) -> Incident | None:
+        """A deploy rolled back: it joins the service's unresolved incident (the trigger that caused it)
+        or opens its own; either way the rollback is its action, and a healthy rollback mitigates it."""
+        inc = await self._newest_unresolved(event.service)
+        if inc is None:
+            episode = f"deploy-{event.deploy_id}"
+            iid = incident_id_for(event.service, episode)
+            if await self.store.get(iid) is not None:
+                return None  # a redelivery: recorded already
+            title = f"{event.service}: deploy {event.version} rolled back"
+            inc = Incident(incident_id=iid, service=event.service, trigger="deploy_rollback", episode_id=episode,
+                           title=title, severity=self.policy.severity_of("deploy_rollback"), opened_at=self.now())
+            ch = Change(inc, version=None)
+            self._entry(ch, "opened", f"{title}: {event.reason}", actor="deploy")
+            ch.events.append(IncidentOpened(service=inc.service, incident_id=iid, title=title, severity=inc.severity,
+                                            trigger="deploy_rollback", episode_id=episode))
+            self._announce(ch, f"Investigating: {title}", public=True)
+        else:
+            ch = Change(inc, version=inc.version)
+        how = "automatically" if event.automatic else f"by {event.actor}"
+        self._entry(ch, "action", f"deploy {event.version} rolled back {how}: {event.reason}; traffic on "
+                                  f"{event.colour} ({event.from_version or '?'}) in {event.switch_ms:.0f} ms; flags "
+                                  f"killed: {', '.join(event.flags_killed) or 'none'}; database "
+                                  f"{'at ' + event.database_to if event.database_to else 'unchanged'}", actor="deploy")
+        if inc.status == "open" and event.healthy:
+            inc.status, inc.mitigated_at, inc.escalate_at = "mitigated", self.now(), None
+            self._entry(ch, "mitigated", f"back on {event.colour}, which is healthy", actor="deploy")
+            ch.events.append(IncidentMitigated(service=inc.service, incident_id=inc.incident_id, by="deploy",
+                                               note=f"rolled back to {event.from_version or event.colour}"))
+            self._announce(ch, f"Monitoring: {inc.title}: rolled back to the previous version", public=False)
+        elif inc.status == "open":
+            self._arm(inc)
+        await self._commit(ch)
+        return inc
+
+    async def _deploy_incident(self, service: str, *, joined_episode: str | None = None) -> Incident | None:
+        """The service's unresolved incident opened by a rollback (with `joined_episode`: one that took in
+        that trigger episode)."""
+        for inc in reversed(await self.store.open_incidents()):
+            if inc.service == service and inc.episode_id.startswith("deploy-") and (
+                    joined_episode is None or any(f"(episode {joined_episode})" in e.text for e in inc.timeline)):
+                return inc
+        return None
+
+    async def _newest_unresolved(self, service: str) -> Incident | None:
+        mine = [i for i in await self.store.open_incidents() if i.service == service]
+        return mine[-1] if mine else None
 
     # --- the periodic tick --------------------------------------------------------------------------
     async def tick(self) -> None:
