@@ -6,7 +6,7 @@ pass or fail and why. `run_preflight` runs them all in the runbook's order (the 
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -33,6 +33,7 @@ class Check:
     ok: bool
     why: str
     seconds: float
+    id: str = ""
     group: str = ""
     unreachable: bool = False  # the front door did not answer (the CLI exits 3)
 
@@ -320,20 +321,21 @@ async def rate_limiting(run: _Run) -> str:
 
 
 GROUPS = ("Database Safety", "Feature Flags Ready", "Circuit Breakers Active")
-LINES: list[tuple[str, str, Line]] = [
-    (GROUPS[0], "Back up the database before deploying", backup_taken),
-    (GROUPS[0], "Test the migration on staging", migration_tested),
-    (GROUPS[0], "Check the rollback script", rollback_checked),
-    (GROUPS[1], "New features are off (disabled by default)", new_features_off),
-    (GROUPS[1], "Test turning features on and off", turning_on_and_off),
-    (GROUPS[1], "Prepare a rollback plan", rollback_plan),
-    (GROUPS[2], "Database circuit breaker configured", database_breaker),
-    (GROUPS[2], "Redis circuit breaker configured", redis_breaker),
-    (GROUPS[2], "API rate limiting enabled", rate_limiting),
+# (id, group, the runbook's line verbatim, the function that checks it)
+LINES: list[tuple[str, str, str, Line]] = [
+    ("backup", GROUPS[0], "Back up the database before deploying", backup_taken),
+    ("migration", GROUPS[0], "Test the migration on staging", migration_tested),
+    ("rollback-script", GROUPS[0], "Check the rollback script", rollback_checked),
+    ("flags-off", GROUPS[1], "New features are off (disabled by default)", new_features_off),
+    ("flags-toggle", GROUPS[1], "Test turning features on and off", turning_on_and_off),
+    ("rollback-plan", GROUPS[1], "Prepare a rollback plan", rollback_plan),
+    ("db-breaker", GROUPS[2], "Database circuit breaker configured", database_breaker),
+    ("redis-breaker", GROUPS[2], "Redis circuit breaker configured", redis_breaker),
+    ("rate-limit", GROUPS[2], "API rate limiting enabled", rate_limiting),
 ]
 
 
-async def _check(run: _Run, group: str, line: str, fn: Line) -> Check:
+async def _check(run: _Run, id: str, group: str, line: str, fn: Line) -> Check:
     start = time.perf_counter()
     unreachable = False
     try:
@@ -344,16 +346,19 @@ async def _check(run: _Run, group: str, line: str, fn: Line) -> Check:
         why, ok, unreachable = str(exc), False, True
     except Exception as exc:  # noqa: BLE001 - the line fails with the reason; the others still run
         why, ok = f"{type(exc).__name__}: {exc}", False
-    return Check(line=line, ok=ok, why=why, seconds=round(time.perf_counter() - start, 3), group=group,
+    return Check(line=line, ok=ok, why=why, seconds=round(time.perf_counter() - start, 3), id=id, group=group,
                  unreachable=unreachable)
 
 
 async def run_preflight(*, spec: AppSpec, version: str | None, target: str | None, take_backup: bool,
                         settings: DeploySettings | None = None, flags_url: str | None = None,
-                        token: str | None = None) -> list[Check]:
+                        token: str | None = None, only: Collection[str] | None = None) -> list[Check]:
     """Every checklist line against `target` (default: the app's url). `version` names the release being
     deployed (its flags are the new ones); None: every release's flags that exist. The database, backups and
-    flags API come from DeploySettings and the CLI's config unless given."""
+    flags API come from DeploySettings and the CLI's config unless given. `only`: these line ids (LINES)."""
+    unknown = set(only or ()) - {entry[0] for entry in LINES}
+    if unknown:
+        raise ValueError(f"no checklist line {', '.join(sorted(unknown))} (lines: {', '.join(e[0] for e in LINES)})")
     if version is not None and version not in spec.releases:
         raise ValueError(f"no release {version!r} in {spec.source} (releases: {', '.join(spec.releases) or 'none'})")
     config = load_config()
@@ -361,4 +366,4 @@ async def run_preflight(*, spec: AppSpec, version: str | None, target: str | Non
         api = FlagsApi(url=flags_url or config.front_url, token=config.token if token is None else token, http=http)
         run = _Run(spec=spec, version=version, target=(target or spec.url).rstrip("/"), take_backup=take_backup,
                    settings=settings or DeploySettings(), http=http, flags=api)
-        return [await _check(run, group, line, fn) for group, line, fn in LINES]
+        return [await _check(run, *entry) for entry in LINES if only is None or entry[0] in only]
