@@ -88,10 +88,10 @@ async def schema_sql(*, dsn: str, schema: str | None = None) -> str:
 
 
 async def _pipe(*, dsn: str, target: str) -> None:
-    """pg_dump -Fc of the source straight into pg_restore on the scratch database (no file)."""
+    """pg_dump -Fc of the source straight into pg_restore on the scratch database (no file, no compression)."""
     read, write = os.pipe()
     try:
-        dump = await _exec("pg_dump", "-Fc", "-d", "{dsn}", dsn=dsn, stdout=write, stderr=asyncio.subprocess.PIPE)
+        dump = await _exec("pg_dump", "-Fc", "-Z0", "-d", "{dsn}", dsn=dsn, stdout=write, stderr=asyncio.subprocess.PIPE)
         load = await _exec("pg_restore", "--no-owner", "--exit-on-error", "-d", "{dsn}", dsn=target, stdin=read,
                            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
     finally:
