@@ -33,8 +33,6 @@ EVENTS = 630_000  # ~100 MB on disk with its primary key
 
 
 async def _fill(dsn: str) -> None:
-    demo = load_app("demo")
-    await migrations.migrate(dsn=dsn, schema="demo", directory=demo.migrations, until="0001_items")
     conn = await asyncpg.connect(dsn)
     try:
         await conn.execute("""CREATE TABLE demo.events (id bigserial PRIMARY KEY, item_id integer NOT NULL,
@@ -91,7 +89,22 @@ async def _ours(dsn: str, work: Path) -> dict[str, float]:
             "rehearse": rehearse_s, "clone (in rehearse)": clone}
 
 
+async def _small(dsn: str) -> None:
+    demo = load_app("demo")
+    await migrations.migrate(dsn=dsn, schema="demo", directory=demo.migrations, until="0001_items")
+    runs = []
+    for _ in range(ROUNDS):
+        r = await rehearse(dsn=dsn, schema="demo", directory=demo.migrations, verify_sql=demo.verify_sql,
+                           previous_sql=demo.previous_sql)
+        assert r.ok, r.as_dict()
+        runs.append(r)
+    total = statistics.median(sum(s.seconds for s in r.steps) for r in runs)
+    clone = statistics.median(r.steps[0].seconds for r in runs)
+    print(f"demo-sized ({await _size(dsn) / 1e6:.1f} MB): rehearse {total:.2f} s, of which clone {clone:.2f} s")
+
+
 async def _measure(dsn: str, work: Path) -> None:
+    await _small(dsn)
     await _fill(dsn)
     print(f"database: {await _size(dsn) / 1e6:.0f} MB on disk ({EVENTS:,} event rows + the demo's 20 items)")
     plain: list[tuple[float, float, int]] = []
