@@ -163,7 +163,7 @@ def _same(before: str, after: str, *, what: str, when: str) -> str:
 
 
 async def _plan(r: Rehearsal, *, dsn: str, schema: str, directory: Path, snap: dict[str, str]) -> str:
-    await migrations.migrate(dsn=dsn, schema=schema, directory=directory / "-none-")  # schema + bookkeeping only
+    await migrations.migrate(dsn=dsn, schema=schema, directory=directory, until="")  # the schema and its table only
     states = await migrations.status(dsn=dsn, schema=schema, directory=directory)
     pending = [s.version for s in states if not s.applied]
     if pending:
