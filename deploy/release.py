@@ -325,7 +325,8 @@ class Release:
         event = DeploymentRolledBack(service=self.spec.name, deploy_id=rec.deploy_id, version=rec.version,
                                      from_version=rec.from_version, colour=rec.from_colour, from_colour=rec.colour,
                                      reason=reason[:500], automatic=automatic, switch_ms=switch_ms,
-                                     flags_killed=killed, database_to=db_to, healthy=healthy)
+                                     flags_killed=killed, database_to=db_to, healthy=healthy,
+                                     started_at=datetime.fromisoformat(rec.started))
         self._note(rec, Step(name="recorded", ok=True, detail=await self._emit(event)))
         return event
 

@@ -174,12 +174,10 @@ class NotifierService:
     async def record_rollback(self, event: DeploymentRolledBack) -> Incident | None:
         """A deploy rolled back: it joins the service's unresolved incident (the trigger that caused it)
         or opens its own; either way the rollback is its action, and a healthy rollback mitigates it."""
-        inc = await self._newest_unresolved(event.service)
+        episode = f"deploy-{event.deploy_id}"
+        iid = incident_id_for(event.service, episode)
+        inc = await self.store.get(iid) or await self._incident_of(event)
         if inc is None:
-            episode = f"deploy-{event.deploy_id}"
-            iid = incident_id_for(event.service, episode)
-            if await self.store.get(iid) is not None:
-                return None  # a redelivery: recorded already
             title = f"{event.service}: deploy {event.version} rolled back"
             inc = Incident(incident_id=iid, service=event.service, trigger="deploy_rollback", episode_id=episode,
                            title=title, severity=self.policy.severity_of("deploy_rollback"), opened_at=self.now())
@@ -191,7 +189,8 @@ class NotifierService:
         else:
             ch = Change(inc, version=inc.version)
         how = "automatically" if event.automatic else f"by {event.actor}"
-        self._entry(ch, "action", f"deploy {event.version} rolled back {how}: {event.reason}; traffic on "
+        self._entry(ch, "action", f"[deploy {event.deploy_id}] deploy {event.version} rolled back {how}: "
+                                  f"{event.reason}; traffic on "
                                   f"{event.colour} ({event.from_version or '?'}) in {event.switch_ms:.0f} ms; flags "
                                   f"killed: {', '.join(event.flags_killed) or 'none'}; database "
                                   f"{'at ' + event.database_to if event.database_to else 'unchanged'}", actor="deploy")
@@ -215,9 +214,16 @@ class NotifierService:
                 return inc
         return None
 
-    async def _newest_unresolved(self, service: str) -> Incident | None:
-        mine = [i for i in await self.store.open_incidents() if i.service == service]
-        return mine[-1] if mine else None
+    async def _incident_of(self, event: DeploymentRolledBack) -> Incident | None:
+        """The unresolved incident this deploy already appears in, else the newest one of the service opened
+        since the deploy began (the trigger its canary set off)."""
+        mine = [i for i in await self.store.open_incidents() if i.service == event.service]
+        for inc in reversed(mine):
+            if any(f"[deploy {event.deploy_id}]" in e.text for e in inc.timeline):
+                return inc
+        since = event.started_at
+        recent = [i for i in mine if since is not None and i.opened_at >= since]
+        return recent[-1] if recent else None
 
     # --- the periodic tick --------------------------------------------------------------------------
     async def tick(self) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import ClassVar, Literal
 
 from pydantic import Field, NonNegativeFloat
@@ -47,3 +48,5 @@ class DeploymentRolledBack(_Deployment):
     flags_killed: list[str] = Field(default_factory=list)
     database_to: str | None = Field(default=None, description="The migration the database was rolled back to.")
     healthy: bool = Field(default=True, description="The old colour answers its health check after the switch.")
+    started_at: datetime | None = Field(default=None, description="When the deploy began: an incident opened since "
+                                                                  "then is this deploy's.")

@@ -20,14 +20,28 @@ def fired(episode: str = "ep1") -> TriggerFired:
 
 
 async def test_a_rollback_joins_the_open_incident_of_its_trigger_and_mitigates_it(env: Env) -> None:
+    older = await env.svc.open_incident(fired("before-the-deploy"))
+    started = env.svc.now()
+    env.clock.advance(10)
     inc = await env.svc.open_incident(fired())
-    assert inc is not None
-    joined = await env.svc.record_rollback(rolled_back())
+    assert inc is not None and older is not None
+    joined = await env.svc.record_rollback(rolled_back(started_at=started))
     assert joined is not None and joined.incident_id == inc.incident_id
     stored = await env.store.get(inc.incident_id)
     assert stored is not None and stored.status == "mitigated"
     assert any("deploy v2 rolled back automatically" in e.text and "streaks" in e.text for e in stored.timeline)
-    assert len(env.pub.of_type(IncidentOpened)) == 1 and len(env.pub.of_type(IncidentMitigated)) == 1
+    assert len(env.pub.of_type(IncidentOpened)) == 2 and len(env.pub.of_type(IncidentMitigated)) == 1
+    # a rollback by hand of the same deploy, later, is recorded in the same incident
+    again = await env.svc.record_rollback(rolled_back(started_at=started, automatic=False, actor="admin:ops",
+                                                      reason="undo v2", database_to="0001_items"))
+    assert again is not None and again.incident_id == inc.incident_id
+
+
+async def test_a_rollback_does_not_join_an_incident_older_than_its_deploy(env: Env) -> None:
+    older = await env.svc.open_incident(fired("yesterday"))
+    env.clock.advance(60)
+    inc = await env.svc.record_rollback(rolled_back(started_at=env.svc.now()))
+    assert inc is not None and older is not None and inc.incident_id != older.incident_id
 
 
 async def test_a_rollback_alone_opens_its_own_incident_and_a_later_trigger_joins_it(env: Env) -> None:
@@ -43,11 +57,12 @@ async def test_a_rollback_alone_opens_its_own_incident_and_a_later_trigger_joins
     assert env.store.incidents[inc.incident_id].status == "resolved"
 
 
-async def test_a_redelivered_rollback_opens_nothing_new(env: Env) -> None:
+async def test_a_second_rollback_of_the_same_deploy_opens_nothing_new(env: Env) -> None:
     first = await env.svc.record_rollback(rolled_back())
     assert first is not None
     await env.svc.resolve(first.incident_id, actor="ops")
-    assert await env.svc.record_rollback(rolled_back()) is None
+    again = await env.svc.record_rollback(rolled_back(automatic=False, reason="database too"))
+    assert again is not None and again.incident_id == first.incident_id and again.status == "resolved"
     assert len(env.pub.of_type(IncidentOpened)) == 1
 
 
