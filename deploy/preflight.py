@@ -19,7 +19,8 @@ from deploy import migrations
 from deploy.app import AppSpec
 from deploy.backup import BackupError, backup, list_backups
 from deploy.lint import lint
-from deploy.preflight_flags import FlagsApi, FlagsApiError, ProbeFailed, StackUnreachable, serves_on, toggle
+from deploy.preflight_flags import (FlagsApi, FlagsApiError, ProbeFailed, StackUnreachable, get_patiently, serves_on,
+                                    toggle)
 from deploy.settings import DeploySettings
 
 __all__ = ["Check", "LINES", "run_preflight"]
@@ -215,8 +216,14 @@ async def turning_on_and_off(run: _Run) -> str:
         return "no flag of the release exists yet: nothing to toggle"
     user = str(run.pre.get("probe_user", "safeguard-preflight"))
     timeout_s = float(run.pre.get("probe_timeout_s", 5))
-    done = [await toggle(api=run.flags, http=run.http, probe=probes[k], user=user, target=run.target,
-                         timeout_s=timeout_s) for k in flags]
+    done = []
+    for key in flags:
+        try:
+            done.append(await toggle(api=run.flags, http=run.http, probe=probes[key], user=user, target=run.target,
+                                     timeout_s=timeout_s))
+        except ProbeFailed as exc:
+            version = await _version(run, run.target)
+            raise _Fail(f"{exc}{f' (the target runs {version})' if version else ''}") from None
     return "; ".join(done)
 
 
@@ -241,17 +248,20 @@ async def rollback_plan(run: _Run) -> str:
     if no_down:
         raise _Fail(f"back to {previous} ({target}) needs down files for {', '.join(no_down)}")
     undo = ", ".join(s.version for s in reversed(later)) or "nothing"
-    flags = ", ".join(run.spec.releases[current].get("flags", [])) or "-"
-    return (f"back to {previous}: traffic to the colour running it, {current}'s flags ({flags}) "
-            f"killed, database to {target} (rollback undoes: {undo}){await _live(run)}")
+    flags = ", ".join(run.spec.releases[current].get("flags", [])) or "none"
+    live = await _version(run, run.spec.url)
+    return (f"back to {previous}: traffic to the colour running {previous}, kill {current}'s flags ({flags}), "
+            f"database rollback to {target} (undoes {undo})"
+            f"{f'; the front {run.spec.url} runs {live} now' if live else ''}")
 
 
-async def _live(run: _Run) -> str:
+async def _version(run: _Run, url: str) -> str | None:
+    """What the instance's health answer says it runs (the demo's `version`), if it says."""
     try:
-        version = (await run.http.get(run.spec.url + run.spec.health)).json().get("version")
+        version = (await get_patiently(run.http, url + run.spec.health)).json().get("version")
     except (httpx.HTTPError, ValueError, AttributeError):
-        return ""
-    return f"; the app's front {run.spec.url} runs {version}" if version else ""
+        return None
+    return str(version) if version else None
 
 
 # ---- 3. Circuit Breakers Active ---------------------------------------------------------------------
@@ -262,7 +272,7 @@ async def _breakers(run: _Run) -> dict[str, Any]:
     async def make() -> dict[str, Any]:
         url = run.target + path
         try:
-            resp = await run.http.get(url)
+            resp = await get_patiently(run.http, url)
         except httpx.HTTPError as exc:
             raise _Fail(f"{url} does not answer ({type(exc).__name__})") from None
         if resp.status_code != 200:
@@ -311,7 +321,7 @@ async def rate_limiting(run: _Run) -> str:
     """A normal request to the app carries the IETF RateLimit headers (shared/ratelimit.py)."""
     url = run.target + str(run.pre.get("ratelimit_path", "/"))
     try:
-        resp = await run.http.get(url)
+        resp = await get_patiently(run.http, url)
     except httpx.HTTPError as exc:
         raise _Fail(f"{url} does not answer ({type(exc).__name__})") from None
     policy, state = resp.headers.get("RateLimit-Policy"), resp.headers.get("RateLimit")

@@ -16,8 +16,8 @@ import httpx
 
 from deploy.app import FlagProbe
 
-__all__ = ["ACTOR", "FlagsApi", "FlagsApiError", "ProbeFailed", "StackUnreachable", "restore", "serves_on",
-           "toggle"]
+__all__ = ["ACTOR", "FlagsApi", "FlagsApiError", "ProbeFailed", "StackUnreachable", "get_patiently", "restore",
+           "serves_on", "toggle"]
 
 ACTOR = "safeguard-preflight"  # X-Safeguard-Actor allows [A-Za-z0-9_.@:-]: the audit reads admin:safeguard-preflight
 _GATEWAY_DOWN = {502, 503, 504}
@@ -125,13 +125,29 @@ def _only_for(user: str, variant: str, others: Any) -> dict[str, Any]:
     return {"if": branches}
 
 
+async def get_patiently(http: httpx.AsyncClient, url: str, *, within_s: float = 5.0) -> httpx.Response:
+    """GET `url`; a 429 is waited out as its Retry-After says while `within_s` lasts (a busy app is not a
+    broken one). The last answer is returned, a 429 too once the time is up."""
+    deadline = time.monotonic() + within_s
+    while True:
+        resp = await http.get(url)
+        left = deadline - time.monotonic()
+        if resp.status_code != 429 or left <= 0:
+            return resp
+        try:
+            wait = float(resp.headers.get("Retry-After", "1"))
+        except ValueError:
+            wait = 1.0
+        await asyncio.sleep(min(max(wait, 0.05), left))
+
+
 async def _answer(http: httpx.AsyncClient, url: str, *, expect: int, timeout_s: float) -> tuple[int | None, str]:
     """GET `url` until it answers `expect` (the app sees a flag change within its SDK's delay) or time is up."""
     deadline = time.monotonic() + timeout_s
     status, text = None, ""
     while True:
         try:
-            resp = await http.get(url)
+            resp = await get_patiently(http, url, within_s=max(deadline - time.monotonic(), 0))
             status, text = resp.status_code, resp.text[:120]
         except httpx.HTTPError as exc:
             status, text = None, f"does not answer ({type(exc).__name__})"

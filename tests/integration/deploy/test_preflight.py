@@ -246,7 +246,10 @@ async def test_a_new_flag_that_is_off_passes_and_a_missing_one_fails(flag: Flag,
 
 @pytest.mark.parametrize("before", ["new-off", "rolled-out-then-killed", "enabled-with-targeting"])
 async def test_a_probe_the_app_does_not_answer_fails_with_its_status_and_the_flag_is_restored(
-        flag: Flag, flags_api: httpx.AsyncClient, tmp_path: Path, before: str) -> None:
+        demo_v2: tuple[_Served, dict[str, str]], flag: Flag, flags_api: httpx.AsyncClient, tmp_path: Path,
+        before: str) -> None:
+    served, names = demo_v2
+    names["streaks"] = f"pf-never-{uuid.uuid4().hex[:8]}"  # the app reads a flag that never exists: 404 always
     if before == "enabled-with-targeting":
         key = await flag(state="ENABLED", defaultVariant="off", description="kept",
                          targeting={"if": [{"==": [{"var": "email"}, "nobody@invalid"]}, "off", "off"]})
@@ -255,13 +258,13 @@ async def test_a_probe_the_app_does_not_answer_fails_with_its_status_and_the_fla
     if before == "rolled-out-then-killed":
         assert (await flags_api.post(f"/api/flags/{key}/rollout", json={"percent": 10})).status_code == 200
         assert (await flags_api.post(f"/api/flags/{key}/kill", json={})).status_code == 200
-    # the stack's demo (:8100) reads its own flags, never this one: the probe path answers 404 whatever we set
-    spec = _spec(tmp_path, flag=key, url="http://127.0.0.1:8100", probe="/api/streaks?user={user}")
+    spec = _spec(tmp_path, flag=key, url="http://127.0.0.1:8100")
     was = await _get(flags_api, key)
-    [check] = await run_preflight(spec=spec, version="v2", target=None, take_backup=False, only={"flags-toggle"})
+    [check] = await run_preflight(spec=spec, version="v2", target=served.url, take_backup=False,
+                                  only={"flags-toggle"})
     assert not check.ok
-    assert "on: http://127.0.0.1:8100/api/streaks?user=safeguard-preflight answered HTTP 404" in check.why
-    assert "expected 200" in check.why
+    assert f"on: {served.url}/api/streaks?user=safeguard-preflight answered HTTP 404" in check.why
+    assert "expected 200" in check.why and "(the target runs v2)" in check.why
     now = await _get(flags_api, key)
     assert now["version"] > was["version"]  # it was changed, and put back
     assert {k: v for k, v in now.items() if k not in ("version", "updatedAt")} == \
@@ -355,7 +358,7 @@ async def test_an_app_without_rate_limiting_fails(flag: Flag, tmp_path: Path) ->
 async def test_cli_exit_codes_and_json(flag: Flag, tmp_path: Path) -> None:
     key = await flag()
     spec = _spec(tmp_path, flag=key, url="http://127.0.0.1:8100", breakers_path="/api/no-breakers")
-    env = {"DEPLOY_BACKUP_DIR": str(tmp_path / "empty")}
+    env = {"DEPLOY_BACKUP_DIR": str(tmp_path / "empty"), "COLUMNS": "400"}  # no wrapped why
     code, out, _ = await _safeguard("preflight", "--app", str(spec.source), "--version", "v2", env=env)
     assert code == 1
     assert "FAIL" in out and "Database circuit breaker configured" in out and "no backup of database" in out
