@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import csv
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,24 +26,25 @@ from deploy.traffic.weights import TrafficError, check_weights, to_percent
 
 __all__ = ["HaproxySwitch", "ServerState"]
 
-RUNNING = 2  # srv_op_state of `show servers state`
-MAINT = 0x01 | 0x02 | 0x04 | 0x20 | 0x40  # srv_admin_state bits: forced, inherited, config, resolver, hostname
+UP = ("UP", "DRAIN", "NOLB", "no")  # `show stat` status, first word: "UP 1/2", "no check", "MAINT (via x/y)"
+OUT = ("MAINT", "DRAIN")  # out of the rotation whatever the weight
 
 
 @dataclass(frozen=True, kw_only=True)
 class ServerState:
-    op_state: int
-    admin_state: int
+    """One server as `show stat` reports it."""
+
+    status: str
     weight: int
+    backup: bool = False
 
     @property
     def up(self) -> bool:
-        return self.op_state == RUNNING and not self.admin_state & MAINT
+        return self.status.split(" ")[0] in UP
 
     @property
     def effective_weight(self) -> int:
-        """Maintenance and drain both take a server out of the rotation whatever its weight."""
-        return 0 if self.admin_state else self.weight
+        return 0 if self.status.split(" ")[0] in OUT else self.weight
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -99,19 +101,21 @@ class HaproxySwitch:
         return (await self.states())[colour].up
 
     async def states(self) -> dict[str, ServerState]:
-        """Each colour's server as `show servers state <backend>` reports it."""
-        text = await self.command(f"show servers state {self.backend}")
-        lines = [line for line in text.splitlines() if line.strip()]
-        if not lines or not lines[0].strip().isdigit():
+        """Each colour's server as `show stat <backend> 4 -1` (its servers) reports it."""
+        text = await self.command(f"show stat {self.backend} 4 -1")
+        if not text.startswith("# pxname"):
             raise TrafficError(f"HAProxy at {self.socket}: backend {self.backend!r}: {text.strip() or 'no answer'}")
-        header = lines[1].lstrip("# ").split()
-        rows = {r["srv_name"]: r for r in (dict(zip(header, line.split())) for line in lines[2:])}
+        rows = {r["svname"]: r for r in csv.DictReader(text.removeprefix("# ").splitlines())}
         missing = [f"{c} (server {s!r})" for c, s in self.servers.items() if s not in rows]
         if missing:
             raise TrafficError(f"HAProxy backend {self.backend} has no server for {', '.join(missing)}; "
                                f"it has: {', '.join(rows) or 'none'}")
-        return {c: ServerState(op_state=int(rows[s]["srv_op_state"]), admin_state=int(rows[s]["srv_admin_state"]),
-                               weight=int(rows[s]["srv_uweight"])) for c, s in self.servers.items()}
+        states = {c: ServerState(status=rows[s]["status"], weight=int(rows[s]["uweight"] or 0),
+                                 backup=rows[s]["bck"] == "1") for c, s in self.servers.items()}
+        if backups := [f"{self.backend}/{self.servers[c]}" for c, st in states.items() if st.backup]:
+            raise TrafficError(f"HAProxy server {', '.join(backups)} is `backup`: it gets traffic only when every "
+                               f"other server is down, whatever its weight; remove `backup` and reload HAProxy")
+        return states
 
     async def write(self, line: str) -> None:
         """Run `a; b; c` (HAProxy runs them in order); any answer but blank lines is an error."""

@@ -96,6 +96,7 @@ class PrivateHaproxy:
             "DEMO_GREEN_ADDR": f"127.0.0.1:{green.port}",
         }
         self.proc: subprocess.Popen[bytes] | None = None
+        self.retired: list[subprocess.Popen[bytes]] = []
         self.generation = 0
 
     def config(self, *, weights: dict[str, int] | None = None) -> str:
@@ -132,17 +133,18 @@ class PrivateHaproxy:
         old = self.proc
         extra = ["-x", self.socket] if transfer else []
         self.proc = self._launch(config, *extra, "-sf", str(old.pid))
+        self.retired.append(old)
         return old
 
     def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.send_signal(signal.SIGTERM)
+        for proc in [p for p in (self.proc, *self.retired) if p is not None]:
+            proc.send_signal(signal.SIGTERM)
             with contextlib.suppress(subprocess.TimeoutExpired):
-                self.proc.wait(timeout=5)
-            if self.proc.poll() is None:
-                self.proc.kill()
-                self.proc.wait()
-            self.proc = None
+                proc.wait(timeout=5)
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        self.proc, self.retired = None, []
 
 
 class Lab:

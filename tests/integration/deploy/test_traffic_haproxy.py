@@ -138,11 +138,37 @@ async def test_an_unknown_backend_or_server_is_a_clear_error(lab: Lab) -> None:
         await make_traffic(lab.spec(servers={"green": "teal"})).healthy("blue")
 
 
+async def test_a_backup_colour_is_a_clear_error(lab: Lab, traffic: TrafficSwitch) -> None:
+    old_style = lab.haproxy.config().replace("check weight 0\n", "check weight 0 backup\n", 1)
+    assert "backup" in old_style
+    lab.haproxy.reload(old_style)
+    try:
+        async def refused() -> bool:
+            try:
+                await traffic.weights()
+            except TrafficError as exc:
+                assert "demo/green is `backup`" in str(exc)
+                return True
+            return False
+        await until(refused, what="the backup config refused")
+    finally:
+        lab.haproxy.reload(lab.haproxy.config())
+        await until(lambda: _succeeds(traffic.weights()), what="the weighted config back")
+
+
 def assert_only_in_flight_lost(loop: ClientLoop, *, killed: float) -> None:
     """SIGKILL may cut an answer HAProxy already began to forward: that request cannot be retried.
     Every request sent after the kill is answered (retried on the other colour when refused)."""
     assert loop.failures(since=killed) == []
     assert len(loop.failures()) <= loop.keepalive + loop.fresh
+
+
+async def _succeeds(call: Awaitable[object]) -> bool:
+    try:
+        await call
+    except TrafficError:
+        return False
+    return True
 
 
 async def _not(check: Awaitable[bool]) -> bool:

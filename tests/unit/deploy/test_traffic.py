@@ -44,12 +44,13 @@ def test_relative_weights_become_percents(raw: dict[str, int], percent: dict[str
     assert sum(to_percent(raw).values()) in (0, 100)
 
 
-def test_drain_and_maintenance_take_a_server_out() -> None:
-    assert ServerState(op_state=2, admin_state=0, weight=100).effective_weight == 100
-    assert ServerState(op_state=2, admin_state=0x08, weight=100).effective_weight == 0  # drain
-    assert ServerState(op_state=2, admin_state=0x08, weight=100).up
-    assert not ServerState(op_state=2, admin_state=0x01, weight=100).up  # maintenance
-    assert not ServerState(op_state=0, admin_state=0, weight=100).up
+@pytest.mark.parametrize(("status", "up", "share"), [
+    ("UP", True, 100), ("UP 1/2", True, 100), ("no check", True, 100), ("DRAIN", True, 0),
+    ("DOWN", False, 100), ("DOWN 1/2", False, 100), ("MAINT", False, 0), ("MAINT (via demo/x)", False, 0),
+])
+def test_a_server_status_says_up_and_in_rotation(status: str, up: bool, share: int) -> None:
+    state = ServerState(status=status, weight=100)
+    assert (state.up, state.effective_weight) == (up, share)
 
 
 def test_the_demo_description_gives_haproxy_on_the_stack_socket(monkeypatch: pytest.MonkeyPatch) -> None:
