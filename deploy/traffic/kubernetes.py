@@ -29,8 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from kubernetes import client, config  # type: ignore[import-untyped]
-from kubernetes.client.exceptions import ApiException  # type: ignore[import-untyped]
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import HTTPError as Urllib3Error
 
 from deploy.app import AppSpec
@@ -91,9 +91,9 @@ class KubernetesSwitch:
         if not live:
             raise ValueError(f"Service {self.service} switches all or nothing (weights 0 or 100); "
                              f"for {wanted} set [traffic] route to an HTTPRoute")
-        body = {"spec": {"selector": {self.label: live[0]}}}
-        await self._call(f"Service {self.service}", lambda api: client.CoreV1Api(api).patch_namespaced_service(
-            self.service, self.namespace, body))
+        name, body = self._service(), {"spec": {"selector": {self.label: live[0]}}}
+        await self._call(f"Service {name}", lambda api: client.CoreV1Api(api).patch_namespaced_service(
+            name, self.namespace, body))
 
     async def switch(self, colour: str) -> None:
         self._known(colour)
@@ -188,10 +188,11 @@ def _load_client(kubeconfig: str | None, context: str | None) -> Any:
     try:
         if kubeconfig == "in-cluster" or (kubeconfig is None and os.environ.get("KUBERNETES_SERVICE_HOST")):
             configuration = client.Configuration()
-            config.load_incluster_config(client_configuration=configuration)
+            config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
             return client.ApiClient(configuration)
         path = str(Path(kubeconfig).expanduser()) if kubeconfig else None
-        return config.new_client_from_config(config_file=path, context=context, persist_config=False)
+        return config.new_client_from_config(  # type: ignore[no-untyped-call]
+            config_file=path, context=context, persist_config=False)
     except (config.ConfigException, OSError) as exc:
         raise TrafficError(f"kubernetes: cannot load the client configuration "
                            f"({kubeconfig or 'in-cluster or ~/.kube/config'}): {exc}") from None
