@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 from collections.abc import Coroutine
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,9 +79,24 @@ def _fail(as_json: bool, error: Exception) -> typer.Exit:
     return typer.Exit(1)
 
 
+async def _terminable(coro: Coroutine[Any, Any, T]) -> T:
+    """SIGTERM cancels the command as Ctrl-C does, so its `finally` blocks run (scratch databases dropped)."""
+    loop, task = asyncio.get_running_loop(), asyncio.current_task()
+    if task is not None:
+        loop.add_signal_handler(signal.SIGTERM, task.cancel)
+    try:
+        return await coro
+    finally:
+        loop.remove_signal_handler(signal.SIGTERM)
+
+
 def _call(as_json: bool, coro: Coroutine[Any, Any, T]) -> T:
     try:
-        return asyncio.run(coro)
+        return asyncio.run(_terminable(coro))
+    except (KeyboardInterrupt, asyncio.CancelledError) as exc:
+        sig = signal.SIGINT if isinstance(exc, KeyboardInterrupt) else signal.SIGTERM
+        _fail(as_json, RuntimeError(f"interrupted by {sig.name}; scratch databases were dropped"))
+        raise typer.Exit(128 + sig) from None
     except Exception as exc:  # noqa: BLE001 - ours, OSError, asyncpg's (a failed statement is rolled back)
         raise _fail(as_json, exc) from exc
 

@@ -91,7 +91,9 @@ async def _pipe(*, dsn: str, target: str) -> None:
     """pg_dump -Fc of the source straight into pg_restore on the scratch database (no file, no compression)."""
     read, write = os.pipe()
     try:
-        dump = await _exec("pg_dump", "-Fc", "-Z0", "-d", "{dsn}", dsn=dsn, stdout=write, stderr=asyncio.subprocess.PIPE)
+        # a dump queued behind a stuck lock fails after a minute instead of hanging the rehearsal
+        dump = await _exec("pg_dump", "-Fc", "-Z0", "--lock-wait-timeout=60s", "-d", "{dsn}", dsn=dsn, stdout=write,
+                           stderr=asyncio.subprocess.PIPE)
         load = await _exec("pg_restore", "--no-owner", "--exit-on-error", "-d", "{dsn}", dsn=target, stdin=read,
                            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
     finally:

@@ -201,7 +201,8 @@ async def test_cli_bad_input_exits_1(private_postgres, tmp_path: Path) -> None:
     assert "no app description" in json.loads(out)["error"]
 
 
-async def test_cli_ctrl_c_drops_the_scratch_database(private_postgres, tmp_path: Path) -> None:
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+async def test_cli_interrupted_drops_the_scratch_database(private_postgres, tmp_path: Path, sig: int) -> None:
     dsn = private_postgres.dsn
     app = _app_file(tmp_path, await _live_v1(dsn, tmp_path, "SELECT pg_sleep(60);", "SELECT 1;"))
     proc = _cli(dsn, "--app", str(app))
@@ -210,10 +211,11 @@ async def test_cli_ctrl_c_drops_the_scratch_database(private_postgres, tmp_path:
         assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
         await asyncio.sleep(0.05)
     await asyncio.sleep(0.5)
-    proc.send_signal(signal.SIGINT)
-    proc.communicate(timeout=30)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=30)
 
-    assert proc.returncode != 0
+    assert proc.returncode == 128 + sig, err
+    assert "interrupted" in err
     assert await _scratch(dsn) == []
 
 
