@@ -74,8 +74,11 @@ async def _dump(*, dsn: str, path: Path) -> dict[str, int]:
     try:
         async with conn.transaction(isolation="repeatable_read", readonly=True):
             snapshot = await conn.fetchval("SELECT pg_export_snapshot()")
+            # count AFTER the dump, in the same snapshot: counting first would hold table locks while
+            # pg_dump waits for its own, and a migration queued between the two deadlocks all three
+            await _run("pg_dump", "-Fc", f"--snapshot={snapshot}", "--lock-wait-timeout=30s", "-f", str(path),
+                       "-d", "{dsn}", dsn=dsn)
             rows = await _counts(conn)
-            await _run("pg_dump", "-Fc", f"--snapshot={snapshot}", "-f", str(path), "-d", "{dsn}", dsn=dsn)
         return rows
     finally:
         await conn.close()

@@ -69,6 +69,7 @@ async def rollback(*, dsn: str, schema: str, directory: Path) -> str | None:
             if not down.is_file():
                 raise MigrationError(f"{version} has no rollback file {down.name} in {directory}")
             async with conn.transaction():
+                await conn.execute("SET LOCAL lock_timeout = '5s'")  # never stall the app behind a lock
                 await conn.execute(down.read_text())
                 await conn.execute("DELETE FROM schema_migrations WHERE version = $1", version)
             return version

@@ -17,10 +17,12 @@ logger = logging.getLogger(__name__)
 _LOCK_BASE = 0x5AFE_0000
 
 
-async def migrate(pool: Any, *, schema: str, directory: Path, until: str | None = None) -> list[str]:
+async def migrate(pool: Any, *, schema: str, directory: Path, until: str | None = None,
+                  lock_timeout_s: float = 5.0) -> list[str]:
     """Apply every `*.up.sql` not yet in schema_migrations, in order, each in a transaction, under an
     advisory lock per schema (so instances starting together apply each migration once); with `until`,
-    none after that version (an app version runs on the schema it was built for)."""
+    none after that version (an app version runs on the schema it was built for). A statement that waits
+    longer than `lock_timeout_s` for a lock fails the migration (rolled back) rather than stall the app."""
     applied: list[str] = []
     async with pool.acquire() as conn:
         lock = _LOCK_BASE + zlib.crc32(schema.encode())
@@ -37,6 +39,8 @@ async def migrate(pool: Any, *, schema: str, directory: Path, until: str | None 
                 if version in done:
                     continue
                 async with conn.transaction():
+                    # a migration waiting for a lock queues every query of the app behind it: give up instead
+                    await conn.execute(f"SET LOCAL lock_timeout = '{lock_timeout_s * 1000:.0f}ms'")
                     await conn.execute(path.read_text())
                     await conn.execute("INSERT INTO schema_migrations (version) VALUES ($1)", version)
                 applied.append(version)
