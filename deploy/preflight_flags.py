@@ -177,17 +177,21 @@ async def toggle(*, api: FlagsApi, http: httpx.AsyncClient, probe: FlagProbe, us
     url = target.rstrip("/") + probe.path.replace("{user}", quote(user, safe=""))
     reason = f"safeguard preflight: probe {probe.flag} for {user} only"
     failure: BaseException | None = None
+    written = [before["version"]]  # the version of our last write: anything else is someone else's change
     try:
-        await api.patch(probe.flag, {"state": "ENABLED", "targeting": _only_for(user, on, others), "reason": reason})
+        changed = await api.patch(probe.flag, {"state": "ENABLED", "targeting": _only_for(user, on, others),
+                                               "reason": reason})
+        written.append(changed["version"])
         on_s = await _expect(http, url, phase="on", expect=probe.on, timeout_s=timeout_s)
-        await api.patch(probe.flag, {"targeting": _only_for(user, off, others), "reason": reason})
+        changed = await api.patch(probe.flag, {"targeting": _only_for(user, off, others), "reason": reason})
+        written.append(changed["version"])
         off_s = await _expect(http, url, phase="off", expect=probe.off, timeout_s=timeout_s)
     except BaseException as exc:
         failure = exc
         raise
     finally:
         try:
-            await restore(api=api, before=before)
+            await restore(api=api, before=before, ours=written[-1])
         except Exception as exc:
             # the app's answer matters less than a flag left changed: that is what the line reports
             raise ProbeFailed(f"{probe.flag} NOT restored ({exc}); "
@@ -196,9 +200,23 @@ async def toggle(*, api: FlagsApi, http: httpx.AsyncClient, probe: FlagProbe, us
             f"{user} at {target}; restored (version {before['version']} definition)")
 
 
-async def restore(*, api: FlagsApi, before: dict[str, Any]) -> None:
-    """Put back `before` (as GET showed it) and check GET shows the same again, all but version/updatedAt."""
+def _diff(before: dict[str, Any], after: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
+    return {k: (before.get(k), after.get(k)) for k in before.keys() | after.keys()
+            if k not in _VOLATILE and before.get(k) != after.get(k)}
+
+
+async def restore(*, api: FlagsApi, before: dict[str, Any], ours: int | None = None) -> None:
+    """Put back `before` (as GET showed it) and check GET shows the same again, all but version/updatedAt.
+    `ours`: the version of our last write; a flag someone else changed since is left as they set it."""
     key = before["key"]
+    now = await api.get(key)
+    if now is None:
+        raise ProbeFailed(f"{key} was deleted during the probe")
+    if not _diff(before, now):
+        return
+    if ours is not None and now["version"] != ours:
+        raise ProbeFailed(f"{key} was changed by someone else during the probe (version {now['version']}, "
+                          f"ours {ours}): left as they set it, not restored")
     reason = "safeguard preflight: restore the definition before the probe"
     rollout = before.get("rolloutPercent")
     await api.patch(key, {"state": before["state"], "defaultVariant": before["defaultVariant"],
@@ -212,7 +230,5 @@ async def restore(*, api: FlagsApi, before: dict[str, Any]) -> None:
     after = await api.get(key)
     if after is None:
         raise ProbeFailed(f"{key} is gone")
-    diff = {k: (before.get(k), after.get(k)) for k in before.keys() | after.keys()
-            if k not in _VOLATILE and before.get(k) != after.get(k)}
-    if diff:
+    if diff := _diff(before, after):
         raise ProbeFailed(f"{key} differs from before the probe (field: before, after): {diff}")

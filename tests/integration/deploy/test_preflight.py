@@ -379,3 +379,21 @@ async def test_cli_exit_codes_and_json(flag: Flag, tmp_path: Path) -> None:
                                     env={**env, "SAFEGUARD_FRONT_URL": f"http://127.0.0.1:{closed}"})
     report = json.loads(out)
     assert code == 3 and next(c for c in report["checks"] if c["id"] == "flags-off")["unreachable"] is True
+
+
+async def test_restore_leaves_a_flag_someone_else_changed_during_the_probe(flag: Flag,
+                                                                           flags_api: httpx.AsyncClient) -> None:
+    from deploy.preflight_flags import FlagsApi, ProbeFailed, restore
+
+    key = await flag()
+    before = await _get(flags_api, key)
+    config = load_config()
+    async with httpx.AsyncClient(timeout=10) as http:
+        api = FlagsApi(url=config.front_url, token=config.token, http=http)
+        await restore(api=api, before=before, ours=before["version"])  # nothing changed: nothing written
+        assert (await _get(flags_api, key))["version"] == before["version"]
+        r = await flags_api.post(f"/api/flags/{key}/rollout", json={"percent": 50, "reason": "someone else"})
+        assert r.status_code == 200
+        with pytest.raises(ProbeFailed, match="changed by someone else during the probe"):
+            await restore(api=api, before=before, ours=before["version"])
+    assert (await _get(flags_api, key))["rolloutPercent"] == 50  # their change stands
