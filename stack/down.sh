@@ -21,6 +21,9 @@ T0=$(now)
 did=0
 if pid="$(supervisor_pid)"; then
   did=1
+  # the blue/green weights `safeguard deploy/switch` set: HAProxy loads them back at the next start
+  [ ! -S "$RUN/haproxy.sock" ] || "$VENV/bin/python" "$STACK_SRC/stackutil.py" haproxy-save-state \
+    "$RUN/haproxy.sock" "$STACK/haproxy.state" 2>/dev/null || true
   log "stopping supervisord (pid $pid) and all its programs ..."
   if [ -x "$VENV/bin/supervisorctl" ] && ctl shutdown >/dev/null 2>&1; then :; else kill -TERM "$pid" 2>/dev/null || true; fi
   if ! wait_gone 120 "$pid" >/dev/null; then

@@ -10,6 +10,7 @@ set -euo pipefail
 # the runtime API twice: on TCP for the traffic switch from the host (docker-compose.yml publishes
 # :9999 on 127.0.0.1 only; `[traffic] socket = "tcp:127.0.0.1:9999"`), and the unix socket inside
 HAPROXY_SOCK=$'ipv4@0.0.0.0:9999 level admin\n    stats socket /var/lib/haproxy/admin.sock'
+HAPROXY_STATE=/var/lib/haproxy/server-state  # absent in a fresh container: HAProxy starts from the config
 HAPROXY_RESOLVERS=$'\nresolvers docker\n    nameserver dns 127.0.0.11:53\n    hold valid 5s\n'
 HAPROXY_SERVER_OPTS="resolvers docker init-addr last,libc,none"
 FRONT_BIND=":3000"

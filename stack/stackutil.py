@@ -6,6 +6,7 @@
     stackutil.py kafka-ready BOOTSTRAP TIMEOUT  a metadata round trip that lists a broker
     stackutil.py haproxy-stat SOCK [OPTIONAL_BACKEND...]   servers' states via the admin socket
     stackutil.py wait-haproxy SOCK TIMEOUT                  until HAProxy sees every server UP
+    stackutil.py haproxy-save-state SOCK FILE               `show servers state` into FILE (weights survive a restart)
     stackutil.py wait-programs SUPERVISOR_SOCK TIMEOUT NAME=URL...
                                                 wait until each program is RUNNING with
                                                 URL answering 200 (or FATAL), print a table
@@ -268,9 +269,29 @@ def wait_haproxy(sock: str, timeout: str) -> int:
         time.sleep(0.25)
 
 
+def haproxy_save_state(sock: str, path: str) -> int:
+    try:
+        with socket.socket(socket.AF_UNIX) as s:
+            s.settimeout(3)
+            s.connect(sock)
+            s.sendall(b"show servers state\n")
+            data = b""
+            while chunk := s.recv(65536):
+                data += chunk
+    except OSError as exc:
+        print(f"haproxy state not saved ({exc})", file=sys.stderr)
+        return 1
+    tmp = path + ".tmp"
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+    os.replace(tmp, path)
+    return 0
+
+
 COMMANDS = {
     "haproxy-stat": haproxy_stat,
     "wait-haproxy": wait_haproxy,
+    "haproxy-save-state": haproxy_save_state,
     "holders": holders,
     "wait-tcp": wait_tcp,
     "redis-ping": redis_ping,

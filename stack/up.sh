@@ -54,6 +54,7 @@ JAVA="$(command -v java)"
 REDIS_SERVER="$(command -v redis-server)"
 HAPROXY="$(command -v haproxy)"
 HAPROXY_SOCK="$RUN/haproxy.sock"
+HAPROXY_STATE="$STACK/haproxy.state"
 HAPROXY_RESOLVERS=""
 HAPROXY_SERVER_OPTS=""
 FRONT_BIND="127.0.0.1:$FRONT_PORT"
@@ -209,6 +210,8 @@ if [ -n "$SUP_PID" ]; then
   ctl update >/dev/null
   for p in "${changed[@]}"; do
     if [[ "$(ctl status "infra:$p" 2>/dev/null || true)" == *RUNNING* ]]; then
+      # keep the traffic where `safeguard deploy/switch` put it (loaded back by load-server-state-from-file)
+      [ "$p" != haproxy ] || "$PY" "$STACK_SRC/stackutil.py" haproxy-save-state "$HAPROXY_SOCK" "$HAPROXY_STATE" || true
       log "config of $p changed: restarting it"; ctl restart "infra:$p" >/dev/null || true
     fi
   done

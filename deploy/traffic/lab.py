@@ -90,6 +90,7 @@ class PrivateHaproxy:
         closed = f"127.0.0.1:{free_port()}"
         self.values = {
             "HAPROXY_SOCK": self.socket, "HAPROXY_RESOLVERS": "", "HAPROXY_SERVER_OPTS": "",
+            "HAPROXY_STATE": str(workdir / "server-state"),
             "FRONT_BIND": f"127.0.0.1:{free_port()}", "DEMO_BIND": f"127.0.0.1:{self.port}",
             "FLAGS_ADDR": closed, "HEALTH_ADDR": closed, "SLA_ADDR": closed, "RECOVERY_ADDR": closed,
             "NOTIFIER_ADDR": closed, "DEMO_BLUE_ADDR": f"127.0.0.1:{blue.port}",

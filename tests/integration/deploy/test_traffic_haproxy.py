@@ -173,3 +173,21 @@ async def _succeeds(call: Awaitable[object]) -> bool:
 
 async def _not(check: Awaitable[bool]) -> bool:
     return not await check
+
+
+async def test_weights_survive_a_haproxy_restart_through_the_saved_server_state(lab: Lab, traffic: TrafficSwitch) -> None:
+    """What stack/up.sh and down.sh do around a restart: `show servers state` into the server-state-file
+    the template names, and the demo backend loads it back (else `make up` would move traffic to blue)."""
+    import sys
+
+    from deploy.app import ROOT
+
+    await traffic.switch("green")
+    save = await asyncio.create_subprocess_exec(sys.executable, str(ROOT / "stack" / "stackutil.py"),
+                                                "haproxy-save-state", lab.haproxy.socket,
+                                                lab.haproxy.values["HAPROXY_STATE"])
+    assert await save.wait() == 0
+    lab.haproxy.stop()
+    lab.haproxy.start()
+    await until(lambda: traffic.healthy("green"), what="green UP after the restart")
+    assert await traffic.weights() == {"blue": 0, "green": 100}
