@@ -5,6 +5,7 @@ pass or fail and why. `run_preflight` runs them all in the runbook's order (the 
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable, Collection
 from dataclasses import asdict, dataclass, field
@@ -348,8 +349,11 @@ LINES: list[tuple[str, str, str, Line]] = [
 async def _check(run: _Run, id: str, group: str, line: str, fn: Line) -> Check:
     start = time.perf_counter()
     unreachable = False
+    limit = float(run.pre.get("line_timeout_s", 120))
     try:
-        why, ok = await fn(run), True
+        why, ok = await asyncio.wait_for(fn(run), limit), True
+    except TimeoutError:
+        why, ok = f"did not finish in {limit:g} s (a lock held on the database? a hung instance?)", False
     except (_Fail, ProbeFailed, FlagsApiError) as exc:
         why, ok = str(exc), False
     except StackUnreachable as exc:

@@ -70,7 +70,7 @@ async def _get(api: httpx.AsyncClient, key: str) -> dict[str, Any]:
 def _spec(tmp_path: Path, *, flag: str, url: str, migrations_dir: Path = DEMO / "migrations",
           probe: str = "/api/streaks?user={user}", breakers_path: str = "/api/breakers",
           breakers: tuple[str, ...] = ("postgres", "redis"), v2_migration: str = "0002_items_badge",
-          extra: str = "") -> AppSpec:
+          probe_timeout_s: float = 1.5, extra: str = "") -> AppSpec:
     path = tmp_path / "safeguard.toml"
     path.write_text(f"""
 name = "pf"
@@ -91,7 +91,7 @@ backup_max_age_minutes = 60
 breakers_path = "{breakers_path}"
 breakers = {json.dumps(list(breakers))}
 probe_user = "{USER}"
-probe_timeout_s = 1.5
+probe_timeout_s = {probe_timeout_s}
 {extra}
 [preflight.flags.{flag}]
 path = "{probe}"
@@ -397,3 +397,18 @@ async def test_restore_leaves_a_flag_someone_else_changed_during_the_probe(flag:
         with pytest.raises(ProbeFailed, match="changed by someone else during the probe"):
             await restore(api=api, before=before, ours=before["version"])
     assert (await _get(flags_api, key))["rolloutPercent"] == 50  # their change stands
+
+
+async def test_a_line_past_its_time_fails_and_a_cut_probe_still_restores_the_flag(
+        demo_v2: tuple[_Served, dict[str, str]], flag: Flag, flags_api: httpx.AsyncClient, tmp_path: Path) -> None:
+    served, names = demo_v2
+    names["streaks"] = f"pf-never-{uuid.uuid4().hex[:8]}"  # never on: the probe would wait its 5 s
+    key = await flag()
+    spec = _spec(tmp_path, flag=key, url=served.url, probe_timeout_s=5, extra="line_timeout_s = 0.5")
+    was = await _get(flags_api, key)
+    [check] = await run_preflight(spec=spec, version="v2", target=None, take_backup=False, only={"flags-toggle"})
+    assert not check.ok and "did not finish in 0.5 s" in check.why and check.seconds < 4
+    now = await _get(flags_api, key)
+    assert now["version"] > was["version"]
+    assert {k: v for k, v in now.items() if k not in ("version", "updatedAt")} == \
+        {k: v for k, v in was.items() if k not in ("version", "updatedAt")}
