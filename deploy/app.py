@@ -54,6 +54,7 @@ class AppSpec:
     previous_sql: Path | None = None
     preflight: dict[str, Any] = field(default_factory=dict)
     probes: list[FlagProbe] = field(default_factory=list)
+    instances: dict[str, Any] = field(default_factory=dict)  # [instances] kind = "supervisord" | "docker"
 
 
 def _expand(value: Any, env: dict[str, str]) -> Any:
@@ -91,4 +92,5 @@ def load_app(app: str = "demo") -> AppSpec:
         previous_sql=here / rehearse["previous"] if rehearse.get("previous") else None,
         preflight={k: v for k, v in preflight.items() if k != "flags"},
         probes=[FlagProbe(flag=k, **v) for k, v in preflight.get("flags", {}).items()],
+        instances=raw.get("instances", {}),
     )
