@@ -9,7 +9,9 @@
 #      query API. Then Kafka's login and ACLs: a TriggerFired forged with the demo app's
 #      credentials is refused by the broker; one published as admin makes recovery run
 #      `disable_new_features` through the flags service (succeeded in /api/recovery/actions,
-#      `gamification` off again through :3000). And no generated credential in any container log.
+#      `gamification` off again through :3000). Blue/green: `safeguard deploy --version v2` onto
+#      green (the Docker API restarts it) under a client loop, `safeguard rollback` back to blue
+#      and schema 0001, no failed request. And no generated credential in any container log.
 #   5. `down -v` (always), then a PASS/FAIL table, timings and image sizes.
 # Ports: when the native stack (or anything) holds the default ports, every published port is
 # moved by COMPOSE_PORT_OFFSET (default 10000: front door 13000, Kafka 19092 ...). Set
@@ -27,7 +29,7 @@ pass() { results+=("PASS  $1"); printf '\033[32mPASS\033[0m  %s\n' "$1"; }
 fail() { results+=("FAIL  $1"); printf '\033[31mFAIL\033[0m  %s\n' "$1"; }
 
 # ------------------------------------------------------------------ docker and tools
-ensure_packages curl=curl jq=jq
+ensure_packages curl=curl jq=jq pg_dump=postgresql-client   # pg_dump/psql: check 6's deploy (backup, rehearse)
 ensure_docker
 COMPOSE="$(compose_cmd)"
 ilog "compose: $COMPOSE ($($COMPOSE version --short 2>/dev/null || true))"
@@ -233,7 +235,7 @@ else
   fail "publishing a TriggerFired as admin failed: $(tail -n 3 <<<"$out")"
 fi
 
-# 7. blue/green in compose (issue 11): `safeguard deploy` of v2 onto green (DockerInstances: the
+# 6. blue/green in compose (issue 11): `safeguard deploy` of v2 onto green (DockerInstances: the
 #    Docker Engine API restarts the container, its release file in the bind-mounted
 #    SAFEGUARD_DEPLOY_DIR), canary 10 -> 100 %, then `safeguard rollback`: traffic back on blue,
 #    the schema back to 0001, with a client loop on the demo's front (:DEMO_PORT) throughout.
@@ -245,14 +247,18 @@ fi
 #    .stack/backups) must not mix with the native stack's, and the native .stack/env is not read.
 deploy_check() {
   local work loop codes pid out rc t bad n on_green schema
+  [ -x "$ROOT/.venv/bin/python" ] || { fail "blue/green deploy in compose: no $ROOT/.venv (make venv)"; return; }
   work="$(mktemp -d)"; codes="$(mktemp)"
-  git ls-files -z --cached --others --exclude-standard | tar --null -T - -cf - | tar -x -C "$work"
+  if git rev-parse --git-dir >/dev/null 2>&1; then
+    git ls-files -z --cached --others --exclude-standard \
+      | tar --null --ignore-failed-read -T - -cf - 2>/dev/null | tar -x -C "$work" || true
+  else tar --exclude=./.stack --exclude=./.venv --exclude=./.git -cf - . | tar -x -C "$work" || true; fi
   if ! COMPOSE_PROJECT_NAME="$PROJECT" stack/compose-env.sh >"$work/compose.env" 2>"$codes"; then
     fail "blue/green deploy in compose: stack/compose-env.sh failed: $(tail -n 2 "$codes")"; rm -rf "$work" "$codes"; return
   fi
   sg() {
-    (cd "$work" && set -a && . ./compose.env && set +a \
-       && timeout 300 "$ROOT/.venv/bin/python" -c 'from cli.main import main; main()' "$@")
+    (cd "$work" && unset SAFEGUARD_HOME && set -a && . ./compose.env && DEPLOY_BACKUP_DIR="$work/.stack/backups" \
+       && set +a && timeout 300 "$ROOT/.venv/bin/python" -c 'from cli.main import main; main()' "$@")
   }
   # shellcheck disable=SC2016
   loop='while :; do r="$(curl -s --max-time 5 -w " %{http_code}" "$1" || true)"
@@ -276,15 +282,16 @@ deploy_check() {
   local last; last="$(tail -n 5 "$codes" | awk '{print $2}' | sort -u | paste -sd, -)"
   n="$(grep -c . "$codes" || true)"
   bad="$(awk '$1 !~ /^[234][0-9][0-9]$/' "$codes" | sort | uniq -c | paste -sd, - || true)"
-  if [ "$rc" = 0 ] && grep -q 'traffic on blue' <<<"$out" && [ "$schema" = 0001_items ] && [ "$last" = demo-blue/v1 ] \
+  if [ "$rc" = 0 ] && grep -q 'traffic on blue' <<<"$out" && grep -q 'deploy.rolled_back published' <<<"$out" \
+      && [ "$schema" = 0001_items ] && [ "$last" = demo-blue/v1 ] \
       && [ -z "$bad" ] && [ "$n" -ge 20 ]; then
-    pass "safeguard rollback: traffic on blue (v1) in ${t_rollback}s, schema back at $schema; client loop: $n requests, no 5xx or failed request ($(awk '{print $2}' "$codes" | sort | uniq -c | awk '{print $2" "$1}' | paste -sd, -))"
+    pass "safeguard rollback: traffic on blue (v1) in ${t_rollback}s, schema back at $schema, DeploymentRolledBack on Kafka (admin login); client loop: $n requests, no 5xx or failed request ($(awk '{print $2}' "$codes" | sort | uniq -c | awk '{print $2" "$1}' | paste -sd, -))"
   else fail "safeguard rollback in compose: rc $rc, schema '$schema', last answers from '$last', $n requests, failed: ${bad:-none}: $(tail -n 3 <<<"$out")"; fi
   rm -rf "$work" "$codes"
 }
 deploy_check
 
-# 6. the generated credentials are nowhere in the containers' logs
+# 7. the generated credentials are nowhere in the containers' logs
 values="$( { dc run --rm --no-deps -T --entrypoint sh kafka -c 'for f in /run/secrets/kafka-*; do cat "$f"; echo; done'
              dc run --rm --no-deps -T --entrypoint cat postgres /run/secrets/postgres-password; echo
              dc run --rm --no-deps -T --entrypoint cat topics /run/secrets/env | sed -n "s/^SAFEGUARD_ADMIN_TOKEN=//p"

@@ -5,7 +5,8 @@
 # The host ports are asked of compose (`port`), so offset ports (compose-check) are right; the
 # credentials come from the admin's secrets volume (the `topics` one-shot's /run/secrets/env): the
 # Kafka admin login (canary watch, deploy events), the admin token (flags), the Postgres DSN with
-# the published 127.0.0.1 port instead of postgres:5432 (migrations, backup, rehearse).
+# the published 127.0.0.1 port instead of postgres:5432 (migrations, backup, rehearse). Backups
+# go to .stack/compose-backups, apart from the native stack's (each keeps its newest 7).
 set -euo pipefail
 # shellcheck source=stack/images/lib.sh
 . "$(dirname "$0")/images/lib.sh"
@@ -45,4 +46,5 @@ KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:$(port kafka 9092)
 KAFKA_SASL_MECHANISM=SCRAM-SHA-512
 KAFKA_SASL_USERNAME=$(value KAFKA_SASL_USERNAME)
 KAFKA_SASL_PASSWORD=$(value KAFKA_SASL_PASSWORD)
+DEPLOY_BACKUP_DIR=$ROOT/.stack/compose-backups
 EOF
