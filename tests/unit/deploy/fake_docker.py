@@ -98,8 +98,7 @@ class FakeDocker:
         return Starlette(routes=[Route("/healthz", healthz)])
 
 
-@contextlib.asynccontextmanager
-async def _uvicorn(app: Starlette, **where: Any) -> AsyncIterator[None]:
+async def _start(app: Starlette, **where: Any) -> tuple[uvicorn.Server, asyncio.Task[None]]:
     sock = where.pop("sock", None)
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off", **where))
     task = asyncio.create_task(server.serve(sockets=[sock] if sock else None))
@@ -107,21 +106,22 @@ async def _uvicorn(app: Starlette, **where: Any) -> AsyncIterator[None]:
         if task.done():
             task.result()
         await asyncio.sleep(0.01)
-    try:
-        yield
-    finally:
-        server.should_exit = True
-        await task
+    return server, task
 
 
 @contextlib.asynccontextmanager
 async def serve(docker: FakeDocker, *, uds: Path) -> AsyncIterator[FakeDocker]:
     """The Engine API on `uds`, and each container's /healthz on a free 127.0.0.1 port (`.port`)."""
-    async with contextlib.AsyncExitStack() as stack:
+    running: list[tuple[uvicorn.Server, asyncio.Task[None]]] = []
+    try:
         for c in docker.containers:
             sock = socket.socket()
             sock.bind(("127.0.0.1", 0))
             c.port = sock.getsockname()[1]
-            await stack.enter_async_context(_uvicorn(docker.health_app(c), sock=sock))
-        await stack.enter_async_context(_uvicorn(docker.app(), uds=str(uds)))
+            running.append(await _start(docker.health_app(c), sock=sock))
+        running.append(await _start(docker.app(), uds=str(uds)))
         yield docker
+    finally:
+        for server, _ in running:
+            server.should_exit = True  # all at once: each takes a tick of its main loop to stop
+        await asyncio.gather(*(task for _, task in running))
