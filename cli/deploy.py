@@ -67,7 +67,8 @@ async def _release(app: str, as_json: bool) -> AsyncIterator[Release]:
     kafka = KafkaSettings(_env_file=find_home(environ=os.environ, cwd=Path.cwd()) / ".stack" / "env")  # type: ignore[call-arg]
     settings = DeploySettings()
     release = Release(spec=spec, traffic=make_traffic(spec), instances=make_instances(spec), kafka=kafka,
-                      dsn=settings.dsn, backup_dir=settings.backup_dir, report=_printer(as_json))
+                      dsn=settings.dsn, backup_dir=settings.backup_dir, state_dir=settings.state_dir,
+                      report=_printer(as_json))
     async with contextlib.AsyncExitStack() as stack:
         try:
             pub = await asyncio.wait_for(stack.enter_async_context(

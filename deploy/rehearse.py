@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import difflib
 import os
+import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -76,6 +77,11 @@ async def _exec(*cmd: str, dsn: str, **kwargs: Any) -> asyncio.subprocess.Proces
                                                 env={**os.environ, **env}, **kwargs)
 
 
+# Debian's PostgreSQL 15.20 dumps a per-column `pg_attver` option that changes when a column is re-created:
+# bookkeeping, not schema (15.18 does not write it)
+_ATTVER = re.compile(r"ALTER TABLE ONLY \S+ ALTER COLUMN \S+ SET \(pg_attver=\d+\);")
+
+
 async def schema_sql(*, dsn: str, schema: str | None = None) -> str:
     """`pg_dump --schema-only` (of `schema`, else of the whole database) without its per-run `\\restrict` keys."""
     only = ["-n", schema] if schema else []
@@ -84,7 +90,8 @@ async def schema_sql(*, dsn: str, schema: str | None = None) -> str:
     out, err = await proc.communicate()
     if proc.returncode != 0:
         raise BackupError(f"pg_dump --schema-only exited {proc.returncode}: {err.decode(errors='replace').strip()}")
-    return "\n".join(line for line in out.decode().splitlines() if not line.startswith(("\\restrict", "\\unrestrict")))
+    return "\n".join(line for line in out.decode().splitlines()
+                     if not line.startswith(("\\restrict", "\\unrestrict")) and not _ATTVER.fullmatch(line))
 
 
 async def _pipe(*, dsn: str, target: str) -> None:

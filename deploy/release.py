@@ -243,7 +243,13 @@ class Release:
         await self._emit(DeploymentStarted(service=self.spec.name, deploy_id=rec.deploy_id, version=rec.version,
                                            from_version=rec.from_version, colour=idle, from_colour=live,
                                            steps=list(plan.steps), actor=plan.actor))
-        return await self._canary(rec, plan)
+        try:
+            return await self._canary(rec, plan)
+        except DeployError as exc:
+            rec.status, rec.reason = "failed", str(exc)
+            await self._undo(rec)
+            self._save(rec)
+            raise
 
     async def _undo(self, rec: Record) -> None:
         """A deploy that stopped before any traffic moved leaves nothing behind: the idle colour back on
@@ -262,16 +268,25 @@ class Release:
     async def _canary(self, rec: Record, plan: Plan) -> Record:
         t_start = time.perf_counter()
         watch = CanaryWatch(service=self.spec.name, instance=f"{self.spec.name}-{rec.colour}", kafka=self.kafka)
-        async with watch.running():
+        try:
+            watching = await watch.running().__aenter__()
+        except Exception as exc:  # nothing moved yet: the deploy stops and undoes what it did
+            raise DeployError(f"canary watch could not start: {type(exc).__name__}: {exc}") from exc
+        try:
             for pct in plan.steps:
                 await self.traffic.set_weights({rec.colour: pct, rec.from_colour: 100 - pct})
-                watch.reset()
+                watching.reset()
                 self._note(rec, Step(name=f"traffic {pct}%", ok=True, detail=f"{rec.colour} {pct}%, "
                                      f"{rec.from_colour} {100 - pct}%"))
-                reason = await self._bake(watch, plan.bake_s)
+                reason = await self._bake(watching, plan.bake_s)
                 if reason is not None:
                     await self.rollback_traffic(rec, reason=reason, automatic=True)
                     return rec
+        except Exception as exc:  # noqa: BLE001 - e.g. the new colour went down mid-canary: back, at once
+            await self.rollback_traffic(rec, reason=f"canary step failed: {type(exc).__name__}: {exc}", automatic=True)
+            return rec
+        finally:
+            await watch.stop()
         rec.status = "live"
         self._save(rec)
         self._note(rec, Step(name="live", ok=True, detail=f"{rec.version} on {rec.colour} takes all traffic",

@@ -22,6 +22,7 @@ class DeploySettings(BaseSettings):
     schema_name: str = "demo"
     migrations: Path = ROOT / "examples" / "demo" / "migrations"
     backup_dir: Path = ROOT / ".stack" / "backups"
+    state_dir: Path = Field(default=ROOT / ".stack" / "deploy", description="Deploy history (DEPLOY_STATE_DIR).")
     keep: int = Field(default=7, ge=1)
 
     @property

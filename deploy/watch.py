@@ -7,8 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager, suppress
+from contextlib import suppress
 from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -17,7 +16,6 @@ from pydantic import ValidationError
 from shared import topics
 from shared.events import RequestsObserved, TriggerFired, parse
 from shared.settings import KafkaSettings
-from shared.tasks import background
 
 __all__ = ["CanaryWatch", "Outcomes"]
 
@@ -75,8 +73,11 @@ class CanaryWatch:
             self.canary.errors += event.errors
             self.changed.set()
 
-    @asynccontextmanager
-    async def running(self) -> AsyncIterator[CanaryWatch]:
+    def running(self) -> CanaryWatch:
+        """`async with watch.running():` or `await watch.running().__aenter__()` then `await watch.stop()`."""
+        return self
+
+    async def __aenter__(self) -> CanaryWatch:
         """Read both topics from their ends (no consumer group: nothing committed, nothing shared)."""
         names = [self.kafka.topic_prefix + topics.SLA_TRIGGERS, self.kafka.topic_prefix + topics.TELEMETRY_REQUESTS]
         consumer = AIOKafkaConsumer(**self.kafka.client_kwargs(), enable_auto_commit=False, group_id=None)
@@ -88,11 +89,25 @@ class CanaryWatch:
             await consumer.seek_to_end(*parts)
             for tp in parts:  # pin the end now: what arrives later is what the bake saw
                 await consumer.position(tp)
-            async with background(self._loop(consumer, names), name="canary-watch"):
-                yield self
-        finally:
+        except BaseException:
+            await consumer.stop()
+            raise
+        self._consumer = consumer
+        self._task = asyncio.create_task(self._loop(consumer, names), name="canary-watch")
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    async def stop(self) -> None:
+        task, consumer = getattr(self, "_task", None), getattr(self, "_consumer", None)
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        if consumer is not None:
             with suppress(Exception):
                 await consumer.stop()
+        self._task = self._consumer = None
 
     @staticmethod
     async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
