@@ -239,10 +239,8 @@ fi
 #    Docker Engine API restarts the container, its release file in the bind-mounted
 #    SAFEGUARD_DEPLOY_DIR), canary 10 -> 100 %, then `safeguard rollback`: traffic back on blue,
 #    the schema back to 0001, with a client loop on the demo's front (:DEMO_PORT) throughout.
-#    --no-preflight: the preflight's rehearsal diffs `pg_dump --schema-only` of the live schema
-#    against a re-applied one, and Debian's PostgreSQL 15.20 (the postgres:15 stand-in) tags each
-#    column with a `pg_attver=N` option that differs after a re-create (15.18 of `make up` does
-#    not), so it fails on a schema that is the same; the deploy's own lint + rehearse step runs.
+#    With the preflight: the whole checklist on green before any traffic (its rehearsal ignores the
+#    `pg_attver=N` column option Debian's PostgreSQL 15.20, the postgres:15 stand-in, dumps).
 #    The CLI runs from a copy of the tree: its deploy history and backups (<checkout>/.stack/deploy,
 #    .stack/backups) must not mix with the native stack's, and the native .stack/env is not read.
 deploy_check() {
@@ -265,13 +263,13 @@ deploy_check() {
           echo "${r##* } $(jq -r ".instance + \"/\" + .version" <<<"${r% *}" 2>/dev/null)"; sleep 0.05; done'
   bash -c "$loop" loop "http://127.0.0.1:$DEMO_PORT/healthz" >"$codes" 2>/dev/null & pid=$!
   t=$(now)
-  out="$(sg deploy --version v2 --canary 10,100 --bake 5s --no-preflight 2>&1)" && rc=0 || rc=$?
+  out="$(sg deploy --version v2 --canary 10,100 --bake 5s 2>&1)" && rc=0 || rc=$?
   printf '%s\n' "$out" | sed 's/^/    deploy | /'
   local t_deploy; t_deploy="$(elapsed "$t")"
   on_green="$(curl -s --max-time 5 "http://127.0.0.1:$DEMO_GREEN_PORT/healthz" | jq -r .version 2>/dev/null || true)"
   local seen_green; seen_green="$(grep -c ' demo-green/v2$' "$codes" || true)"
   if [ "$rc" = 0 ] && grep -q 'v2 is live on green' <<<"$out" && [ "$on_green" = v2 ] && [ "$seen_green" -gt 0 ]; then
-    pass "safeguard deploy --version v2 --canary 10,100 --bake 5s --no-preflight: live on green in ${t_deploy}s (container restarted through the Docker API, /healthz says v2; $seen_green client requests answered by demo-green/v2)"
+    pass "safeguard deploy --version v2 --canary 10,100 --bake 5s: live on green in ${t_deploy}s (container restarted through the Docker API, /healthz says v2; $seen_green client requests answered by demo-green/v2)"
   else fail "safeguard deploy v2 in compose: rc $rc, green says '${on_green:-nothing}', $seen_green requests on demo-green/v2: $(tail -n 3 <<<"$out")"; fi
   t=$(now)
   out="$(sg rollback --reason compose-check 2>&1)" && rc=0 || rc=$?

@@ -297,7 +297,7 @@ if grep -v ' RUNNING ' <<<"$infra_status" >&2; then infra_ok=1; fi
 echo
 echo "  front door       http://127.0.0.1:$FRONT_PORT   (/api/health /api/system/status /api/flags /ofrep /api/incidents /status /api/recovery /api/sla)"
 while read -r name pvar hpath cmd; do printf '  %-16s http://127.0.0.1:%s\n' "$name" "${!pvar}"; done < <(programs)
-echo "  demo app         http://127.0.0.1:$DEMO_PORT   (blue :$DEMO_BLUE_PORT, green :$DEMO_GREEN_PORT backup)"
+echo "  demo app         http://127.0.0.1:$DEMO_PORT   (blue :$DEMO_BLUE_PORT, green :$DEMO_GREEN_PORT; safeguard deploy|switch)"
 echo "  kafka            127.0.0.1:$KAFKA_PORT   (SASL $KAFKA_SASL_MECHANISM + ACLs; principals $KAFKA_PRINCIPALS)"
 echo "  postgres         postgresql://$POSTGRES_USER@127.0.0.1:$POSTGRES_PORT/$POSTGRES_DB"
 echo "  redis            redis://127.0.0.1:$REDIS_PORT/0"

@@ -1,6 +1,6 @@
 """The runbook loop on the running native stack, driven the way an operator does it.
 
-Demo app behind HAProxy :8100 (blue active, green backup) -> SDK telemetry on Kafka -> the SLA
+Demo app behind HAProxy :8100 (blue takes the traffic, green stands by) -> SDK telemetry on Kafka -> the SLA
 processor -> `sla.triggers` (read here from the end of the topic, filtered by the demo's service
 name, since the stack and its processor are shared with other tests) and `GET :3000/api/sla/demo`.
 Flags go through the front door :3000 (admin token for `enable`, the runbook's verbatim curl to
