@@ -143,9 +143,22 @@ async def _restore_into(*, dsn: str, item: Backup, database: str) -> dict[str, f
 
 
 async def _drop(dsn: str, database: str) -> None:
+    """Plain DROP first: Postgres itself asks an autovacuum worker in it (a superuser session, which WITH
+    (FORCE) may not terminate for a non-superuser, as after a big restore) to leave; FORCE then for
+    sessions of our own role still in it."""
     admin = await asyncpg.connect(dsn, timeout=10)
     try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        for attempt in range(5):
+            try:
+                await admin.execute(f'DROP DATABASE IF EXISTS "{database}"')
+                return
+            except asyncpg.ObjectInUseError:
+                try:
+                    await admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+                    return
+                except asyncpg.InsufficientPrivilegeError:
+                    await asyncio.sleep(0.5 * (attempt + 1))  # a superuser session (autovacuum) is leaving
+        await admin.execute(f'DROP DATABASE IF EXISTS "{database}"')
     finally:
         await admin.close()
 
