@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what the native stack needs and is missing (idempotent, quick when all present):
-#   apt: java, redis-server, haproxy, postgresql-15 (maven only when the Kafka jars are missing)
+#   apt: java, redis-server, haproxy, postgresql-15, nodejs/npm (maven only when the Kafka jars are missing)
 #        -- installed without letting apt start any system service;
-#   Kafka jars from Maven Central into .stack/kafka/lib (stack/kafka/pom.xml), once.
+#   Kafka jars from Maven Central into .stack/kafka/lib (stack/kafka/pom.xml), once;
+#   the Node demo's npm packages (npm ci in examples/demo-node) when its lock file changed.
 set -euo pipefail
 # shellcheck source=stack/lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -18,6 +19,7 @@ command -v java >/dev/null         || pkgs+=(openjdk-17-jre-headless)
 command -v redis-server >/dev/null || pkgs+=(redis-server)
 command -v haproxy >/dev/null      || pkgs+=(haproxy)
 [ -x "$PG_BIN/postgres" ]          || pkgs+=(postgresql-15)
+command -v npm >/dev/null          || pkgs+=(nodejs npm)
 if [ "$need_jars" = 1 ] && ! command -v mvn >/dev/null; then pkgs+=(maven); fi
 
 if [ "${#pkgs[@]}" -gt 0 ]; then
@@ -58,4 +60,17 @@ if [ "$need_jars" = 1 ]; then
   rm -rf "$LIB"; mv "$LIB.tmp" "$LIB"
   rm -f "$STACK/kafka/kafka.jsa"   # class data sharing archive of the old jars
   log "fetched $(ls "$LIB"/*.jar | wc -l) jars in $(elapsed "$t")s"
+fi
+
+# The Node demo's packages (examples/demo-node/package-lock.json), again whenever the lock file changes
+NODE_APP="$ROOT/examples/demo-node"
+lock_sum="$(sha256sum "$NODE_APP/package-lock.json" | cut -d' ' -f1)"
+if [ "$(cat "$NODE_APP/node_modules/.lock.sha256" 2>/dev/null)" != "$lock_sum" ]; then
+  log "installing the Node demo's packages (npm ci in examples/demo-node) ..."
+  t=$(now)
+  mkdir -p "$LOGS"
+  (cd "$NODE_APP" && npm ci --no-audit --no-fund --omit=dev) >"$LOGS/npm.log" 2>&1 ||
+    { tail -n 40 "$LOGS/npm.log" >&2; die "npm ci failed in examples/demo-node (log: $LOGS/npm.log)"; }
+  echo "$lock_sum" > "$NODE_APP/node_modules/.lock.sha256"
+  log "installed the Node demo's packages in $(elapsed "$t")s"
 fi

@@ -62,6 +62,8 @@ DEMO_BIND="127.0.0.1:$DEMO_PORT"
 FLAGS_ADDR="127.0.0.1:$FLAGS_PORT" HEALTH_ADDR="127.0.0.1:$HEALTH_PORT" SLA_ADDR="127.0.0.1:$SLA_PORT"
 RECOVERY_ADDR="127.0.0.1:$RECOVERY_PORT" NOTIFIER_ADDR="127.0.0.1:$NOTIFIER_PORT"
 DEMO_BLUE_ADDR="127.0.0.1:$DEMO_BLUE_PORT" DEMO_GREEN_ADDR="127.0.0.1:$DEMO_GREEN_PORT"
+NODE_DEMO_BIND="127.0.0.1:$NODE_DEMO_PORT"
+NODE_BLUE_ADDR="127.0.0.1:$NODE_BLUE_PORT" NODE_GREEN_ADDR="127.0.0.1:$NODE_GREEN_PORT"
 
 # Postgres runs as the postgres OS user: its dirs must be reachable by it. When the checkout
 # is not traversable by that user (e.g. under /root), keep pg data in /var/tmp, linked from .stack/pg.
@@ -298,6 +300,7 @@ echo
 echo "  front door       http://127.0.0.1:$FRONT_PORT   (/api/health /api/system/status /api/flags /ofrep /api/incidents /status /api/recovery /api/sla)"
 while read -r name pvar hpath cmd; do printf '  %-16s http://127.0.0.1:%s\n' "$name" "${!pvar}"; done < <(programs)
 echo "  demo app         http://127.0.0.1:$DEMO_PORT   (blue :$DEMO_BLUE_PORT, green :$DEMO_GREEN_PORT; safeguard deploy|switch)"
+echo "  node demo app    http://127.0.0.1:$NODE_DEMO_PORT   (blue :$NODE_BLUE_PORT, green :$NODE_GREEN_PORT; examples/demo-node)"
 echo "  kafka            127.0.0.1:$KAFKA_PORT   (SASL $KAFKA_SASL_MECHANISM + ACLs; principals $KAFKA_PRINCIPALS)"
 echo "  postgres         postgresql://$POSTGRES_USER@127.0.0.1:$POSTGRES_PORT/$POSTGRES_DB"
 echo "  redis            redis://127.0.0.1:$REDIS_PORT/0"
