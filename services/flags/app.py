@@ -13,7 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from services.flags import api, ofrep, rules
+from services.flags import api, ofrep, rules, sync_grpc
 from services.flags.cache import FlagCache, open_redis
 from services.flags.journal import KillJournal
 from services.flags.models import DefinitionError, FlagCreate
@@ -57,6 +57,8 @@ def create_app(settings: FlagsSettings, *, publisher: Publisher | None = None,
                               topic_prefix=settings.kafka.topic_prefix, journal=journal,
                               store_timeout_s=settings.store_timeout_s)
             app.state.flags = svc
+            app.state.sync_port = await stack.enter_async_context(
+                sync_grpc.serve(svc, auth=auth, host=settings.host, port=settings.sync_port))
             migrated = pool is None or await _try(migrate(pool, schema=settings.db_schema), "migrations")
             await svc.load()
             if migrated:

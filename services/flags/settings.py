@@ -14,6 +14,7 @@ __all__ = ["FlagsSettings"]
 class FlagsSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="FLAGS_", extra="ignore")
     port: int = 8001
+    sync_port: int = Field(default=8015, ge=0, le=65535, description="flagd sync gRPC (FLAGS_SYNC_PORT), on `host`; 0: any free port.")
     auth: AuthSettings = Field(default_factory=AuthSettings)
     guard: GuardSettings = Field(default_factory=GuardSettings)
     ratelimit: RateLimitSettings = Field(default_factory=RateLimitSettings)
