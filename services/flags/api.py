@@ -176,11 +176,12 @@ def build_router(auth: Authenticator, *, write_limit: Any = None, slots: StreamS
         return {"killed": killed}
 
     @router.post("/api/flags/_import", dependencies=W, tags=["flags"])
-    async def import_flags(request: Request, svc: Svc, actor: Admin, strict: bool = True,
+    async def import_flags(request: Request, svc: Svc, actor: Admin, strict: bool = False,
                            reason: str = Query(default="", max_length=500)) -> dict[str, Any]:
-        """Load a flagd flag file. `strict=false` stores rules flagd would load but not run (PARSE_ERROR)."""
+        """Load a flagd flag file as flagd would: `{"imported", "cannot_kill": flags without an off variant,
+        "parse_errors": rules that evaluate to PARSE_ERROR}`. `strict=true` refuses both (422)."""
         body: ImportRequest = _model(ImportRequest, await read_json(request))
-        return {"imported": await svc.import_flags(body, actor=actor, reason=reason or "import", strict=strict)}
+        return await svc.import_flags(body, actor=actor, reason=reason or "import", strict=strict)
 
     @router.get("/api/flags/_export", tags=["flags"])
     async def export(svc: Svc, _: Reader, serve_off: bool = False) -> dict[str, Any]:

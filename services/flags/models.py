@@ -198,6 +198,7 @@ class ImportRequest(BaseModel):
     _nul = model_validator(mode="before")(staticmethod(_refuse_nul))
     flags: dict[str, dict[str, Any]]
     evaluators: dict[str, Any] = Field(default_factory=dict, alias="$evaluators")
+    metadata: Metadata = Field(default_factory=dict, description="Flag-set metadata (flagSetId, version...).")
 
     @model_validator(mode="after")
     def _refs_resolve(self) -> ImportRequest:

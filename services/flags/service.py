@@ -31,8 +31,8 @@ from services.flags.models import (
 )
 from services.flags.repository import Change, Repository
 from services.flags.snapshot import Broadcaster, Snapshot
-from sdk.flags.evaluator import Resolution, evaluate
-from sdk.flags.jsonlogic import resolve_refs
+from sdk.flags.evaluator import Resolution, evaluate, off_variant_of
+from sdk.flags.jsonlogic import LogicError, compile_rule, resolve_refs
 from shared.events import FlagChanged, FlagSnapshot
 from shared.events.flags import FlagAction
 from shared.kafka import Publisher
@@ -320,24 +320,33 @@ class FlagService:
             return Change("deleted", None)
         await self._commit(key, mutate, actor=actor, reason=reason)
 
-    async def import_flags(self, req: ImportRequest, *, actor: str, reason: str, strict: bool) -> list[str]:
-        """Create or replace each flag of a flagd file. `$ref`s are resolved at import. With `strict`, a rule
-        that cannot compile is refused (400); without, it is stored and evaluates to PARSE_ERROR like flagd."""
+    async def import_flags(self, req: ImportRequest, *, actor: str, reason: str, strict: bool) -> dict[str, Any]:
+        """Create or replace each flag of a flagd file, as flagd would load it. `$ref`s are resolved at import;
+        flag-set `metadata` is merged into each flag's (the flag's own keys win, as flagd evaluates it).
+        The answer lists the flags that cannot be killed until they get an `offVariant` (flagd's answer is
+        kept meanwhile) and the rules that cannot run (they evaluate to PARSE_ERROR, as in flagd).
+        With `strict`, both are refused instead (422)."""
         prepared = []
         for key, raw in req.flags.items():
             definition = {k: v for k, v in resolve_refs(raw, req.evaluators).items()
                           if k in ("state", "variants", "defaultVariant", "targeting", "metadata")}
             definition.setdefault("state", "ENABLED")
+            if req.metadata and isinstance(definition.get("metadata", {}), dict):
+                definition["metadata"] = {**req.metadata, **definition.get("metadata", {})}
             rules_key_ok = rules_key(key)
             validate_definition(definition, None, strict=strict)
             prepared.append((rules_key_ok, definition))
+        cannot_kill: list[str] = []
         for key, definition in prepared:
             def mutate(cur: FlagRecord | None, key: str = key, definition: dict[str, Any] = definition) -> Change:
                 base = cur or FlagRecord(key=key, definition=definition, new=False)
                 return Change("imported", base.model_copy(update={
                     "definition": definition, "killed": False, "rollout_percent": None}))
-            await self._commit(key, mutate, actor=actor, reason=reason)
-        return [k for k, _ in prepared]
+            after, _ = await self._commit(key, mutate, actor=actor, reason=reason)
+            if after is not None and off_variant_of(after.definition, after.off_variant) is None:
+                cannot_kill.append(key)
+        return {"imported": [k for k, _ in prepared], "cannot_kill": cannot_kill,
+                "parse_errors": {k: err for k, d in prepared if (err := _rule_error(d.get("targeting")))}}
 
     def export(self, *, serve_off: bool = False) -> dict[str, Any]:
         """A flagd flag file. `serve_off`: write killed/off flags as ENABLED with their off variant as the
@@ -519,6 +528,16 @@ def _snapshot_definition(after: dict[str, Any]) -> dict[str, Any]:
     """The flagd definition plus Safeguard's fields (offVariant, new, killed) for consumers of flags.state."""
     return {**after["definition"], "offVariant": after.get("off_variant"), "new": after.get("new", False),
             "killed": after.get("killed", False), "rolloutPercent": after.get("rollout_percent")}
+
+
+def _rule_error(targeting: Any) -> str | None:
+    if not targeting:
+        return None
+    try:
+        compile_rule(targeting)
+    except LogicError as exc:
+        return str(exc)
+    return None
 
 
 def rules_key(key: str) -> str:
