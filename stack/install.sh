@@ -20,6 +20,7 @@ command -v redis-server >/dev/null || pkgs+=(redis-server)
 command -v haproxy >/dev/null      || pkgs+=(haproxy)
 [ -x "$PG_BIN/postgres" ]          || pkgs+=(postgresql-15)
 command -v npm >/dev/null          || pkgs+=(nodejs npm)
+[ -x /usr/bin/chromium ]           || pkgs+=(chromium)   # headless, for the page-load test (tests/e2e/test_node_demo.py)
 if [ "$need_jars" = 1 ] && ! command -v mvn >/dev/null; then pkgs+=(maven); fi
 
 if [ "${#pkgs[@]}" -gt 0 ]; then
