@@ -87,6 +87,7 @@ function makeApp({ s, db, flags, faults }) {
       const leaders = await query('SELECT name, points FROM demo.items ORDER BY points DESC LIMIT 5');
       return [200, { source: 'db', leaders }];
     },
+    'GET /favicon.ico': async () => [204, ''],
     'GET /api/faults': async () => [200, faults.describe()],
     'PUT /api/faults': async (req) => {
       requireAdmin(req);
