@@ -155,3 +155,47 @@ def test_python_flagd_provider_in_process_evaluates_and_sees_a_kill(stack: Stack
         assert client.get_boolean_value(plain, False) is True  # the others untouched
     finally:
         provider.shutdown()
+
+
+def _node(script: str, env: dict[str, str]) -> dict[str, Any]:
+    """Run tests/node/<script> with node (installing its locked packages once) and parse its JSON line."""
+    if shutil.which("node") is None or shutil.which("npm") is None:
+        pytest.fail("node and npm (Node 20+) are needed for the Node provider tests")
+    if not (NODE_DIR / "node_modules" / ".package-lock.json").exists():
+        subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--prefer-offline"], cwd=NODE_DIR, check=True,
+                       capture_output=True, timeout=300)
+    done = subprocess.run(["node", script], cwd=NODE_DIR, env={**os.environ, **env}, capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+def test_node_flagd_provider_in_process_evaluates_and_sees_a_kill(stack: Stack) -> None:
+    key = _key("node-gamification")
+    stack.create(key, **GAMIFICATION_LIKE)
+    out = _node("flagd_inprocess.mjs", {"SYNC_PORT": str(stack.sync_port), "FLAGS_URL": stack.url,
+                                        "ADMIN_TOKEN": ADMIN["Authorization"].split()[1], "FLAG_KEY": key})
+    assert out["before"] == {"beta": True, "other": False}
+    assert out["killStatus"] == 200
+    assert out["killSeenMs"] is not None and out["killSeenMs"] < KILL_BOUND_S * 1000, out
+    assert out["after"] == {"value": False, "variant": "off", "reason": "STATIC"}
+
+
+@pytest.mark.e2e
+def test_node_ofrep_provider_through_the_front_door() -> None:
+    front = os.environ.get("SAFEGUARD_FRONT_URL", "http://127.0.0.1:3000")
+    token = os.environ.get("SAFEGUARD_ADMIN_TOKEN")
+    if not token:
+        pytest.fail("SAFEGUARD_ADMIN_TOKEN is not set: load .stack/env (`make up`)")
+    admin = httpx.Client(base_url=front, headers={"Authorization": f"Bearer {token}"}, timeout=10)
+    key = _key("node-ofrep")
+    try:
+        r = admin.post("/api/flags", json={"key": key, "new": True, "reason": "node ofrep test", **GAMIFICATION_LIKE})
+        assert r.status_code == 201, r.text
+        out = _node("ofrep.mjs", {"BASE_URL": front, "ADMIN_TOKEN": token, "FLAG_KEY": key})
+    finally:
+        admin.delete(f"/api/flags/{key}", params={"reason": "node ofrep test done"})
+    assert out["before"] == {"value": True, "variant": "on", "reason": "TARGETING_MATCH", "errorCode": None}
+    assert out["killStatus"] == 200
+    assert out["after"] == {"value": False, "variant": "off", "reason": "DISABLED", "errorCode": None}
+    assert out["missing"] == {"value": True, "errorCode": "FLAG_NOT_FOUND"}
