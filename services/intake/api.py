@@ -1,0 +1,119 @@
+"""Inbound edge: `POST /v1/metrics` (OTLP/HTTP) and `POST /api/beacon` (page loads)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request, Response
+
+from services.intake import otlp
+from services.intake.beacon import BeaconError, parse_beacon
+from services.intake.service import Intake
+from services.intake.settings import IntakeSettings
+from shared.events import Event
+from shared.kafka import Publisher
+
+__all__ = ["build_router", "publish_all"]
+
+logger = logging.getLogger(__name__)
+_BEACON_TYPES = ("application/json", "text/plain")
+
+
+async def publish_all(publisher: Publisher, events: list[Event]) -> None:
+    """Every event acknowledged by Kafka, or an exception (some may have gone: consumers dedupe on ids)."""
+    await asyncio.gather(*(publisher.publish(e) for e in events))
+
+
+def _otlp_answer(wire: otlp.Wire, status: int, message: Any, headers: dict[str, str] | None = None) -> Response:
+    return Response(wire.encode(message), status_code=status, media_type=wire.content_type, headers=headers)
+
+
+async def export_metrics(request: Request, *, intake: Intake, max_bytes: int) -> Response:
+    try:
+        wire = otlp.wire_of(request.headers.get("content-type", ""))
+    except otlp.WireError as exc:
+        return _otlp_answer(otlp.Wire(json=False), exc.status, otlp.failure(status=exc.status, message=exc.message))
+    try:
+        export = otlp.decode(body=await request.body(), wire=wire, max_bytes=max_bytes,
+                             content_encoding=request.headers.get("content-encoding", ""))
+    except otlp.WireError as exc:
+        return _otlp_answer(wire, exc.status, otlp.failure(status=exc.status, message=exc.message))
+    mapped = intake.map_export(export)
+    try:
+        await publish_all(request.app.state.publisher, mapped.events)
+    except Exception:  # noqa: BLE001 - any Kafka failure: the client retries (OTLP: 503 is retryable)
+        logger.exception("publishing %d events of an OTLP export failed", len(mapped.events))
+        return _otlp_answer(wire, 503, otlp.failure(status=503, message="Kafka did not take the events; retry"),
+                            headers={"Retry-After": "5"})
+    intake.commit(mapped)
+    return _otlp_answer(wire, 200, otlp.success(rejected=mapped.rejected, message=mapped.message))
+
+
+def _cors(origin: str | None) -> dict[str, str]:
+    return {"Access-Control-Allow-Origin": origin, "Vary": "Origin"} if origin else {}
+
+
+def _refuse(status: int, message: str, origin: str | None, code: str) -> Response:
+    return Response(json.dumps({"detail": message, "errorCode": code}), status_code=status,
+                    media_type="application/json", headers=_cors(origin))
+
+
+def _origin_allowed(origin: str | None, settings: IntakeSettings) -> bool:
+    allowed = {o.rstrip("/").lower() for o in settings.beacon_origins}
+    return origin is None or origin.rstrip("/").lower() in allowed
+
+
+async def post_beacon(request: Request, *, settings: IntakeSettings) -> Response:
+    origin = request.headers.get("origin")
+    if not _origin_allowed(origin, settings):
+        return _refuse(403, f"origin {origin!r} may not send beacons (INTAKE_BEACON_ORIGINS)", None, "ORIGIN")
+    media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if media not in _BEACON_TYPES:
+        return _refuse(415, f"content type {media or '(none)'!r}: send JSON as application/json or text/plain",
+                       origin, "CONTENT_TYPE")
+    body = await request.body()
+    if len(body) > settings.beacon_max_bytes:
+        return _refuse(413, f"a beacon is {len(body)} bytes; at most {settings.beacon_max_bytes} are taken",
+                       origin, "TOO_LARGE")
+    try:
+        event = parse_beacon(body, max_ms=settings.beacon_max_ms).event()
+    except BeaconError as exc:
+        return _refuse(exc.status, exc.message, origin, "INVALID")
+    try:
+        await request.app.state.publisher.publish(event)
+    except Exception:  # noqa: BLE001 - the browser does not retry; say so
+        logger.exception("publishing a page-load beacon failed")
+        return _refuse(503, "Kafka did not take the beacon", origin, "UNAVAILABLE")
+    return Response(status_code=204, headers=_cors(origin))
+
+
+def build_router(*, intake: Intake, settings: IntakeSettings,
+                 beacon_limit: Callable[..., Awaitable[Any]]) -> APIRouter:
+    router = APIRouter()
+
+    @router.post("/v1/metrics", tags=["otlp"], response_class=Response)
+    async def metrics(request: Request) -> Response:
+        """OTLP/HTTP metrics export (protobuf or JSON, gzip or not); 200 with partial_success for refused points."""
+        return await export_metrics(request, intake=intake, max_bytes=settings.max_otlp_bytes)
+
+    @router.options("/api/beacon", tags=["beacon"], response_class=Response)
+    async def beacon_preflight(request: Request) -> Response:
+        """CORS preflight of a `fetch` with application/json (`navigator.sendBeacon` with text/plain needs none)."""
+        origin = request.headers.get("origin")
+        if not _origin_allowed(origin, settings):
+            return _refuse(403, f"origin {origin!r} may not send beacons (INTAKE_BEACON_ORIGINS)", None, "ORIGIN")
+        return Response(status_code=204, headers={**_cors(origin), "Access-Control-Allow-Methods": "POST",
+                                                  "Access-Control-Allow-Headers": "content-type",
+                                                  "Access-Control-Max-Age": "86400"})
+
+    @router.post("/api/beacon", tags=["beacon"], response_class=Response, status_code=204,
+                 dependencies=[Depends(beacon_limit)])
+    async def beacon(request: Request) -> Response:
+        """A page-load beacon -> `PageLoadObserved`: 204, or 403 origin, 413 size, 415 type, 422 values, 429 rate."""
+        return await post_beacon(request, settings=settings)
+
+    return router

@@ -1,0 +1,61 @@
+"""Composition root of the intake service."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
+
+import psutil
+from fastapi import FastAPI
+
+from services.intake import api
+from services.intake.series import SeriesStore
+from services.intake.service import Intake
+from services.intake.settings import IntakeSettings
+from shared.guard import GuardSettings, install_guard
+from shared.http import healthz_router
+from shared.kafka import KafkaPublisher, Publisher
+from shared.ratelimit import RateLimiter
+from shared.telemetry import setup_telemetry
+
+__all__ = ["create_app"]
+
+
+def _limit_of(settings: IntakeSettings) -> Callable[[str], float]:
+    """The limit for an app that sends none: its `memory_limits` entry, else the default, else this host's RAM."""
+    fallback = settings.default_memory_limit_bytes or psutil.virtual_memory().total
+
+    def limit(service: str) -> float:
+        return float(settings.memory_limits.get(service, fallback))
+    return limit
+
+
+def create_app(settings: IntakeSettings, *, publisher: Publisher | None = None,
+               limiter: RateLimiter | None = None) -> FastAPI:
+    """`publisher` replaces Kafka, `limiter` the Redis-backed rate limiter (tests)."""
+    limiter = limiter or RateLimiter.from_settings(settings.ratelimit, redis_url=settings.redis.url)
+    intake = Intake(store=SeriesStore(max_series=settings.max_series), first_window_s=settings.first_window_s,
+                    memory_limit=_limit_of(settings))
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        setup_telemetry("intake", settings.telemetry)
+        async with AsyncExitStack() as stack:
+            pub = publisher
+            if pub is None:
+                pub = await stack.enter_async_context(KafkaPublisher.start(settings.kafka, source="/safeguard/intake"))
+            app.state.publisher = pub
+            yield
+
+    app = FastAPI(title="Safeguard intake", version="1.0.0", lifespan=lifespan,
+                  description="OpenTelemetry metrics (OTLP/HTTP) and page-load beacons in, Safeguard events out.")
+    app.state.intake = intake
+    app.include_router(healthz_router("intake"))
+    app.include_router(api.build_router(intake=intake, settings=settings,
+                                       beacon_limit=limiter.dependency(settings.beacon_rate, name="beacon")))
+    RateLimiter.install_handler(app)
+    guard = GuardSettings()  # beacon pages may write here: their origins pass the cross-site check
+    install_guard(app, own_host=settings.host, settings=guard.model_copy(update={
+        "max_body_bytes": settings.max_otlp_bytes,
+        "allowed_origins": [*guard.allowed_origins, *settings.beacon_origins]}))
+    return app
