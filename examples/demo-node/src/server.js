@@ -23,6 +23,7 @@ class HttpError extends Error {
 }
 
 function send(res, status, body, type = 'application/json') {
+  if (status === 204) { res.writeHead(204); res.end(); return; }
   const text = type === 'application/json' ? JSON.stringify(body) : body;
   res.writeHead(status, { 'content-type': `${type}; charset=utf-8`, 'content-length': Buffer.byteLength(text) });
   res.end(text);

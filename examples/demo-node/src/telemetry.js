@@ -18,6 +18,7 @@ const provider = new MeterProvider({
     'service.name': s.service,
     'service.instance.id': s.instance,
     'service.version': s.release,
+    'process.pid': process.pid,
   }),
   readers: [new PeriodicExportingMetricReader({
     exporter: new OTLPMetricExporter({ url: s.otlpMetricsUrl, timeoutMillis: Math.min(2000, s.exportIntervalMs) }),
