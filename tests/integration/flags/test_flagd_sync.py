@@ -199,3 +199,44 @@ def test_node_ofrep_provider_through_the_front_door() -> None:
     assert out["killStatus"] == 200
     assert out["after"] == {"value": False, "variant": "off", "reason": "DISABLED", "errorCode": None}
     assert out["missing"] == {"value": True, "errorCode": "FLAG_NOT_FOUND"}
+
+
+async def test_with_client_keys_a_sync_call_needs_one_like_the_snapshot(
+        unique: str, kafka_settings: KafkaSettings, postgres_dsn: str, redis_url: str) -> None:
+    auth = AuthSettings(env="local", admin_token=SecretStr("test-admin-token"),
+                        client_keys={"demo": SecretStr("demo-key")})
+    settings = flags_settings(unique, kafka_settings, postgres_dsn, redis_url, sync_port=0).model_copy(
+        update={"auth": auth})
+    app = create_app(settings)
+    try:
+        async with app.router.lifespan_context(app):
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{app.state.sync_port}") as channel:
+                fetch = sync_pb2_grpc.FlagSyncServiceStub(channel).FetchAllFlags
+                with pytest.raises(grpc.aio.AioRpcError) as refused:
+                    await fetch(sync_pb2.FetchAllFlagsRequest(), timeout=5)
+                assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
+                with pytest.raises(grpc.aio.AioRpcError) as wrong:
+                    await fetch(sync_pb2.FetchAllFlagsRequest(), metadata=(("x-api-key", "nope"),), timeout=5)
+                assert wrong.value.code() == grpc.StatusCode.UNAUTHENTICATED
+                for md in (("authorization", "Bearer demo-key"), ("x-api-key", "demo-key")):
+                    ok = await fetch(sync_pb2.FetchAllFlagsRequest(), metadata=(md,), timeout=5)
+                    assert "gamification" in json.loads(ok.flag_configuration)["flags"]
+    finally:
+        await drop(settings, redis_url)
+
+
+async def test_a_taken_sync_port_leaves_the_http_service_up(
+        stack: Stack, unique: str, kafka_settings: KafkaSettings, postgres_dsn: str, redis_url: str) -> None:
+    settings = flags_settings(unique, kafka_settings, postgres_dsn, redis_url, sync_port=stack.sync_port)
+    app = create_app(settings)
+    try:
+        async with app.router.lifespan_context(app):
+            assert app.state.sync_port is None  # never shares the port (no SO_REUSEPORT)
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://flags") as client:
+                assert (await client.get("/readyz")).status_code == 200
+        channel, stub = _stub(stack.sync_port)
+        with channel:  # the first server still answers alone
+            assert stub.FetchAllFlags(sync_pb2.FetchAllFlagsRequest(), timeout=5).flag_configuration
+    finally:
+        await drop(settings, redis_url)
