@@ -3,21 +3,20 @@
 // The body is JSON sent as text/plain (a CORS-safelisted type: no preflight for a cross-origin beacon).
 import { onLCP } from '/vendor/web-vitals.js';
 
-const cfg = document.currentScript?.dataset ?? document.querySelector('script[data-beacon]').dataset;
+const cfg = document.querySelector('script[data-beacon]').dataset;
 let lcpMs = null;
 let sent = false;
 
-function loadMs() {
-  const [nav] = performance.getEntriesByType('navigation');
-  return nav && nav.loadEventEnd > 0 ? nav.loadEventEnd : null;
-}
+const ms = (v) => (v === null || v === undefined ? null : Math.round(v * 10) / 10);
 
 function send() {
-  const load = loadMs();
-  if (sent || load === null) return;
+  const [nav] = performance.getEntriesByType('navigation');
+  if (sent || !nav || !(nav.loadEventEnd > 0)) return;
   sent = true;
-  const body = { service: cfg.service, page: location.pathname, lcp_ms: lcpMs, load_ms: Math.round(load * 10) / 10 };
-  if (body.lcp_ms !== null) body.lcp_ms = Math.round(body.lcp_ms * 10) / 10;
+  const body = {
+    service: cfg.service, page: location.pathname, lcp_ms: ms(lcpMs), load_ms: ms(nav.loadEventEnd),
+    ttfb_ms: ms(nav.responseStart), dom_content_loaded_ms: ms(nav.domContentLoadedEventEnd),
+  };
   const ok = navigator.sendBeacon(cfg.beacon, new Blob([JSON.stringify(body)], { type: 'text/plain' }));
   document.documentElement.dataset.beacon = ok ? 'sent' : 'refused';
 }
