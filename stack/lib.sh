@@ -46,6 +46,8 @@ FLAGS_SYNC_PORT="${FLAGS_SYNC_PORT:-8015}"  # flagd sync gRPC, served by the fla
 NODE_DEMO_PORT="${NODE_DEMO_PORT:-8200}"    # HAProxy front of the Node demo (examples/demo-node)
 NODE_BLUE_PORT="${NODE_BLUE_PORT:-8201}"
 NODE_GREEN_PORT="${NODE_GREEN_PORT:-8202}"
+INTAKE_PORT="${INTAKE_PORT:-8006}"          # the intake: OTLP metrics in, page-load beacons
+OTLP_HTTP_PORT="${OTLP_HTTP_PORT:-4318}"    # HAProxy frontend `otlp`: /v1/metrics -> intake (any OTel SDK)
 
 # Kafka JVM: C1-only JIT starts ~2x faster on a busy 2-core machine; for broker throughput
 # benchmarks use e.g. KAFKA_JVM_OPTS="-Xms512m -Xmx1g -XX:+UseG1GC" make up
@@ -61,7 +63,7 @@ POSTGRES_DB="${POSTGRES_DB:-safeguard}"
 # Credentials made once by up.sh (mode 600, never printed): Kafka SCRAM passwords (one principal
 # per service, `app` for protected apps, `admin` the broker's super user), Postgres password.
 SECRETS="$STACK/secrets"
-KAFKA_PRINCIPALS="admin flags health sla recovery notifier app"
+KAFKA_PRINCIPALS="admin flags health sla recovery notifier app intake"
 KAFKA_SASL_MECHANISM="${KAFKA_SASL_MECHANISM:-SCRAM-SHA-512}"
 secret() {  # secret <name>: prints .stack/secrets/<name>, made (24 random bytes, url-safe base64) on first use
   local f="$SECRETS/$1"
@@ -105,7 +107,7 @@ program_names() { programs | awk '{print $1}'; }
 port_of() { local v="$1"; printf '%s' "${!v}"; }
 
 all_ports() {
-  echo "$KAFKA_PORT $KAFKA_CONTROLLER_PORT $POSTGRES_PORT $REDIS_PORT $FRONT_PORT $DEMO_PORT $FLAGS_SYNC_PORT $NODE_DEMO_PORT"
+  echo "$KAFKA_PORT $KAFKA_CONTROLLER_PORT $POSTGRES_PORT $REDIS_PORT $FRONT_PORT $DEMO_PORT $FLAGS_SYNC_PORT $NODE_DEMO_PORT $OTLP_HTTP_PORT"
   local name pvar rest
   while read -r name pvar rest; do port_of "$pvar"; echo; done < <(programs)
 }
@@ -145,6 +147,6 @@ render() {  # render <template> <output> ; returns 0 if output changed, 1 if ide
 
 # Names of all port variables (written to .stack/ports by up.sh).
 port_vars() {
-  echo KAFKA_PORT KAFKA_CONTROLLER_PORT POSTGRES_PORT REDIS_PORT FRONT_PORT DEMO_PORT DEMO_BLUE_PORT DEMO_GREEN_PORT FLAGS_SYNC_PORT NODE_DEMO_PORT
+  echo KAFKA_PORT KAFKA_CONTROLLER_PORT POSTGRES_PORT REDIS_PORT FRONT_PORT DEMO_PORT DEMO_BLUE_PORT DEMO_GREEN_PORT FLAGS_SYNC_PORT NODE_DEMO_PORT OTLP_HTTP_PORT
   programs | awk '{print $2}'
 }

@@ -173,10 +173,29 @@ render "$STACK_SRC/supervisord.conf.in" "$SUPERVISOR_CONF" || true
 "$HAPROXY" -c -q -f "$STACK/haproxy.cfg" || die "generated .stack/haproxy.cfg is invalid (see above)"
 
 # ------------------------------------------------------------------ one-time initialisation
-# SCRAM users are written into the KRaft metadata when the storage is formatted. Storage formatted
-# for other users (or before SASL) is formatted again: its topics' messages are dropped.
-SCRAM_USERS="$KAFKA_SASL_MECHANISM $KAFKA_PRINCIPALS $(cat "$SECRETS"/kafka-* | md5sum | cut -c1-12)"
-if [ -s "$STACK/kafka/data/meta.properties" ] && [ "$(cat "$STACK/kafka/scram-users" 2>/dev/null)" != "$SCRAM_USERS" ]; then
+# SCRAM users are written into the KRaft metadata when the storage is formatted. Principals added to
+# KAFKA_PRINCIPALS since (the others' passwords unchanged) get theirs from the running broker below
+# (SCRAM_ADD); storage formatted for other users (or before SASL) is formatted again: messages are dropped.
+scram_line() {  # scram_line <principal>...: what .stack/kafka/scram-users says for storage formatted with them
+  local p files=()
+  for p in "$@"; do files+=("$SECRETS/kafka-$p"); done
+  echo "$KAFKA_SASL_MECHANISM $* $(printf '%s\n' "${files[@]}" | LC_ALL=C sort | xargs cat | md5sum | cut -c1-12)"
+}
+# shellcheck disable=SC2086
+SCRAM_USERS="$(scram_line $KAFKA_PRINCIPALS)"
+SCRAM_ADD=()
+scram_stored="$(cat "$STACK/kafka/scram-users" 2>/dev/null || true)"
+if [ -s "$STACK/kafka/data/meta.properties" ] && [ "$scram_stored" != "$SCRAM_USERS" ]; then
+  read -r -a scram_old <<<"$scram_stored"
+  if [ "${#scram_old[@]}" -ge 3 ]; then scram_old=("${scram_old[@]:1:${#scram_old[@]}-2}"); else scram_old=(); fi
+  # the principals between the mechanism and the hash; the added ones must be all that changed
+  for p in $KAFKA_PRINCIPALS; do [[ " ${scram_old[*]} " == *" $p "* ]] || SCRAM_ADD+=("$p"); done
+  if [ "${#scram_old[@]}" -eq 0 ] || [ "$scram_stored" != "$(scram_line "${scram_old[@]}")" ] ||
+     [ "$(( ${#scram_old[@]} + ${#SCRAM_ADD[@]} ))" -ne "$(wc -w <<<"$KAFKA_PRINCIPALS")" ]; then
+    SCRAM_ADD=()
+  fi
+fi
+if [ -s "$STACK/kafka/data/meta.properties" ] && [ "$scram_stored" != "$SCRAM_USERS" ] && [ "${#SCRAM_ADD[@]}" -eq 0 ]; then
   warn "Kafka storage predates its SCRAM users ($KAFKA_PRINCIPALS): formatting it again (old messages are dropped)"
   [ -z "$SUP_PID" ] || ctl stop infra:kafka >/dev/null 2>&1 || true
   rm -rf "$STACK/kafka/data" && mkdir -p "$STACK/kafka/data"
@@ -260,6 +279,21 @@ log "redis ready     (127.0.0.1:$REDIS_PORT) at +$(elapsed "$T_INFRA")s"
   fail_infra kafka "Kafka is not ready on :$KAFKA_PORT (or does not take the admin login)"
 KAFKA_SECS="$(elapsed "$T_INFRA")"
 log "kafka ready     (127.0.0.1:$KAFKA_PORT) at +${KAFKA_SECS}s"
+
+if [ "${#SCRAM_ADD[@]}" -gt 0 ]; then   # new principals: their SCRAM credentials, added on the running broker
+  admin_props="$(umask 077 && mktemp)"
+  printf 'security.protocol=SASL_PLAINTEXT\nsasl.mechanism=%s\nsasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username="admin" password="%s";\n' \
+    "$KAFKA_SASL_MECHANISM" "$KAFKA_ADMIN_PASSWORD" > "$admin_props"
+  for p in "${SCRAM_ADD[@]}"; do
+    "$JAVA" -cp "$STACK/kafka/lib/*" kafka.admin.ConfigCommand --bootstrap-server "127.0.0.1:$KAFKA_PORT" \
+      --command-config "$admin_props" --alter --entity-type users --entity-name "$p" \
+      --add-config "$KAFKA_SASL_MECHANISM=[iterations=4096,password=$(secret "kafka-$p")]" >"$LOGS/kafka-scram.log" 2>&1 ||
+      { rm -f "$admin_props"; grep -v -i password "$LOGS/kafka-scram.log" >&2; die "could not add the Kafka SCRAM user $p"; }
+  done
+  rm -f "$admin_props"
+  echo "$SCRAM_USERS" > "$STACK/kafka/scram-users"
+  log "kafka scram     added ${SCRAM_ADD[*]} on the running broker"
+fi
 
 "$PY" "$STACK_SRC/stackutil.py" wait-tcp 127.0.0.1 "$FRONT_PORT" 15 || fail_infra haproxy "HAProxy does not listen on :$FRONT_PORT"
 

@@ -21,7 +21,7 @@ from shared.settings import KafkaSettings
 __all__ = ["ADMIN", "PRINCIPALS", "SDK_GROUP_PREFIX", "Acl", "acls", "apply_acls"]
 
 ADMIN = "admin"
-PRINCIPALS = ("flags", "health", "sla", "recovery", "notifier", "app")
+PRINCIPALS = ("flags", "health", "sla", "recovery", "notifier", "app", "intake")
 SDK_GROUP_PREFIX = "sdk."  # consumer groups of the SDK (sdk/commands.py)
 
 
@@ -82,6 +82,8 @@ def acls(*, prefix: str = "", sla_app_id: str = "safeguard-sla") -> list[Acl]:
                             consume=(t.SLA_TRIGGERS, t.RECOVERY_ACTIONS, t.DEPLOY_EVENTS), groups=("safeguard-notifier",)),
         "app": _grants(produce=(t.TELEMETRY_REQUESTS, t.TELEMETRY_PAGELOADS, t.HEALTH_CHECKS),
                        consume=(t.FLAGS_STATE, t.FLAGS_CHANGES, t.RECOVERY_COMMANDS)),
+        # OTLP metrics and page-load beacons of any app, as the events an app's SDK would send
+        "intake": _grants(produce=(t.TELEMETRY_REQUESTS, t.TELEMETRY_PAGELOADS, t.HEALTH_CHECKS)),
     }
     out = [Acl(p, res, prefix + name, op, pat) for p, grants in table.items() for res, name, op, pat in grants]
     # the SDK's groups are not under the topic prefix; Faust (the SLA processor) owns its group and
