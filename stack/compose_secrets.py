@@ -20,7 +20,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 ROOT = Path(os.environ.get("SECRETS_ROOT", "/secrets"))
-PRINCIPALS = ("admin", "flags", "health", "sla", "recovery", "notifier", "app")
+PRINCIPALS = ("admin", "flags", "health", "sla", "recovery", "notifier", "app", "intake")
 KAFKA_UID, SERVICE_UID = 1000, 10001  # appuser of the kafka image, safeguard of ours
 
 

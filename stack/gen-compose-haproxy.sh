@@ -18,6 +18,7 @@ DEMO_BIND=":8100"
 FLAGS_ADDR=flags:8001 HEALTH_ADDR=health:8002 SLA_ADDR=sla:8003
 RECOVERY_ADDR=recovery:8004 NOTIFIER_ADDR=notifier:8005
 DEMO_BLUE_ADDR=demo-blue:8101 DEMO_GREEN_ADDR=demo-green:8102
+INTAKE_ADDR=intake:8006 OTLP_BIND=":4318" OTLP_TRACES_ADDR=jaeger:4318
 NODE_DEMO_BIND=":8200" NODE_BLUE_ADDR=demo-node-blue:8201 NODE_GREEN_ADDR=demo-node-green:8202
 out="$STACK_SRC/haproxy.compose.cfg"
 if [ "${1:-}" = --check ]; then

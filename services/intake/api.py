@@ -100,6 +100,13 @@ def build_router(*, intake: Intake, settings: IntakeSettings,
         """OTLP/HTTP metrics export (protobuf or JSON, gzip or not); 200 with partial_success for refused points."""
         return await export_metrics(request, intake=intake, max_bytes=settings.max_otlp_bytes)
 
+    @router.post("/v1/traces", tags=["otlp"], response_class=Response, status_code=404)
+    async def traces(request: Request) -> Response:
+        """Natively HAProxy's `otlp` frontend sends traces here too: none are kept (compose: Jaeger takes them)."""
+        wire = otlp.Wire(json=request.headers.get("content-type", "").startswith(otlp.JSON))
+        return _otlp_answer(wire, 404, otlp.failure(status=404, message=(
+            "this Safeguard intake takes OTLP metrics only (/v1/metrics); send traces to a trace collector")))
+
     @router.options("/api/beacon", tags=["beacon"], response_class=Response)
     async def beacon_preflight(request: Request) -> Response:
         """CORS preflight of a `fetch` with application/json (`navigator.sendBeacon` with text/plain needs none)."""

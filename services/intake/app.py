@@ -12,6 +12,7 @@ from services.intake import api
 from services.intake.series import SeriesStore
 from services.intake.service import Intake
 from services.intake.settings import IntakeSettings
+from shared.auth import AuthSettings
 from shared.guard import GuardSettings, install_guard
 from shared.http import healthz_router
 from shared.kafka import KafkaPublisher, Publisher
@@ -33,7 +34,10 @@ def _limit_of(settings: IntakeSettings) -> Callable[[str], float]:
 def create_app(settings: IntakeSettings, *, publisher: Publisher | None = None,
                limiter: RateLimiter | None = None) -> FastAPI:
     """`publisher` replaces Kafka, `limiter` the Redis-backed rate limiter (tests)."""
-    limiter = limiter or RateLimiter.from_settings(settings.ratelimit, redis_url=settings.redis.url)
+    if limiter is None:  # beacons come through HAProxy: SAFEGUARD_TRUSTED_PROXIES names it (compose) as for auth
+        proxies = [*settings.ratelimit.trusted_proxies, *AuthSettings().trusted_proxies]
+        limiter = RateLimiter.from_settings(settings.ratelimit.model_copy(update={"trusted_proxies": proxies}),
+                                            redis_url=settings.redis.url)
     intake = Intake(store=SeriesStore(max_series=settings.max_series), first_window_s=settings.first_window_s,
                     memory_limit=_limit_of(settings))
 

@@ -90,5 +90,5 @@ def success(*, rejected: int, message: str) -> ExportMetricsServiceResponse:
 
 def failure(*, status: int, message: str) -> Status:
     """The body of a 4xx/5xx answer: a google.rpc.Status (the code is gRPC's for the HTTP status)."""
-    codes = {400: 3, 413: 8, 415: 3, 429: 8, 503: 14}  # INVALID_ARGUMENT, RESOURCE_EXHAUSTED, UNAVAILABLE
+    codes = {400: 3, 404: 12, 413: 8, 415: 3, 429: 8, 503: 14}  # INVALID_ARGUMENT, UNIMPLEMENTED, ...
     return Status(code=codes.get(status, 2), message=message)

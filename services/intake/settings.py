@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 from pydantic import Field
-
 from pydantic_settings import SettingsConfigDict
 
 from shared.ratelimit import RateLimitSettings
@@ -9,7 +8,9 @@ from shared.settings import ServiceSettings
 
 __all__ = ["IntakeSettings"]
 
-_LOCAL_PAGES = [f"http://{host}:{port}" for host in ("127.0.0.1", "localhost") for port in (3000, 8100, 8200)]
+# the local stack's pages: front door, the demos' fronts and their blue/green instances
+_LOCAL_PAGES = [f"http://{host}:{port}" for host in ("127.0.0.1", "localhost")
+                for port in (3000, 8100, 8101, 8102, 8200, 8201, 8202)]
 
 
 class IntakeSettings(ServiceSettings):
