@@ -221,8 +221,26 @@ async def test_with_client_keys_a_sync_call_needs_one_like_the_snapshot(
                 for md in (("authorization", "Bearer demo-key"), ("x-api-key", "demo-key")):
                     ok = await fetch(sync_pb2.FetchAllFlagsRequest(), metadata=(md,), timeout=5)
                     assert "gamification" in json.loads(ok.flag_configuration)["flags"]
+            assert await asyncio.to_thread(_python_provider_with_key, app.state.sync_port, "demo-key") is False
     finally:
         await drop(settings, redis_url)
+
+
+def _python_provider_with_key(port: int, key: str) -> bool:
+    """The Python flagd provider sending a client key (local channel credentials + a bearer token)."""
+    from openfeature import api
+    from openfeature.contrib.provider.flagd import FlagdProvider
+    from openfeature.contrib.provider.flagd.config import ResolverType
+
+    creds = grpc.composite_channel_credentials(grpc.local_channel_credentials(),
+                                               grpc.access_token_call_credentials(key))
+    provider = FlagdProvider(resolver_type=ResolverType.IN_PROCESS, host="127.0.0.1", port=port, deadline_ms=5000,
+                             channel_credentials=creds)
+    api.set_provider_and_wait(provider, domain="flagd-sync-key")
+    try:
+        return api.get_client("flagd-sync-key").get_boolean_value("gamification", True)
+    finally:
+        provider.shutdown()
 
 
 async def test_a_taken_sync_port_leaves_the_http_service_up(
