@@ -9,6 +9,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request, Response
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from services.intake import otlp
 from services.intake.beacon import BeaconError, parse_beacon
@@ -17,7 +19,7 @@ from services.intake.settings import IntakeSettings
 from shared.events import Event
 from shared.kafka import Publisher
 
-__all__ = ["build_router", "publish_all"]
+__all__ = ["BeaconOrigins", "build_router", "publish_all"]
 
 logger = logging.getLogger(__name__)
 _BEACON_TYPES = ("application/json", "text/plain")
@@ -67,10 +69,27 @@ def _origin_allowed(origin: str | None, settings: IntakeSettings) -> bool:
     return origin is None or origin.rstrip("/").lower() in allowed
 
 
+class BeaconOrigins:
+    """Pure ASGI middleware, outside the guard: a beacon (or its preflight) from a page not in the allow-list
+    is 403 naming INTAKE_BEACON_ORIGINS (the guard lets the listed pages write; it would refuse the rest
+    with its own, less helpful, cross-site message)."""
+
+    def __init__(self, app: ASGIApp, *, settings: IntakeSettings) -> None:
+        self.app = app
+        self.settings = settings
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] == "/api/beacon":
+            origin = Headers(scope=scope).get("origin")
+            if not _origin_allowed(origin, self.settings):
+                message = f"origin {origin!r} may not send beacons (INTAKE_BEACON_ORIGINS)"
+                await _refuse(403, message, None, "ORIGIN")(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
 async def post_beacon(request: Request, *, settings: IntakeSettings) -> Response:
     origin = request.headers.get("origin")
-    if not _origin_allowed(origin, settings):
-        return _refuse(403, f"origin {origin!r} may not send beacons (INTAKE_BEACON_ORIGINS)", None, "ORIGIN")
     media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if media not in _BEACON_TYPES:
         return _refuse(415, f"content type {media or '(none)'!r}: send JSON as application/json or text/plain",
@@ -110,9 +129,7 @@ def build_router(*, intake: Intake, settings: IntakeSettings,
     @router.options("/api/beacon", tags=["beacon"], response_class=Response)
     async def beacon_preflight(request: Request) -> Response:
         """CORS preflight of a `fetch` with application/json (`navigator.sendBeacon` with text/plain needs none)."""
-        origin = request.headers.get("origin")
-        if not _origin_allowed(origin, settings):
-            return _refuse(403, f"origin {origin!r} may not send beacons (INTAKE_BEACON_ORIGINS)", None, "ORIGIN")
+        origin = request.headers.get("origin")  # allowed: BeaconOrigins refused the others
         return Response(status_code=204, headers={**_cors(origin), "Access-Control-Allow-Methods": "POST",
                                                   "Access-Control-Allow-Headers": "content-type",
                                                   "Access-Control-Max-Age": "86400"})

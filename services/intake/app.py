@@ -62,4 +62,5 @@ def create_app(settings: IntakeSettings, *, publisher: Publisher | None = None,
     install_guard(app, own_host=settings.host, settings=guard.model_copy(update={
         "max_body_bytes": settings.max_otlp_bytes,
         "allowed_origins": [*guard.allowed_origins, *settings.beacon_origins]}))
+    app.add_middleware(api.BeaconOrigins, settings=settings)  # outermost: before the guard's origin check
     return app

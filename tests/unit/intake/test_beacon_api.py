@@ -40,6 +40,8 @@ async def test_lcp_stands_in_for_the_load_time(env: Env) -> None:
 async def test_origins_outside_the_allow_list_are_403(env: Env) -> None:
     r = await _post(env, GOOD, origin="https://evil.example")
     assert r.status_code == 403
+    assert r.json() == {"detail": "origin 'https://evil.example' may not send beacons (INTAKE_BEACON_ORIGINS)",
+                        "errorCode": "ORIGIN"}
     r = await _post(env, GOOD, origin="http://127.0.0.1:8006")  # this host itself: not a page we serve
     assert r.status_code == 403
     assert "INTAKE_BEACON_ORIGINS" in r.json()["detail"]
