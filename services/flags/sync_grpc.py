@@ -45,8 +45,12 @@ class SyncHub:
         self.changed = asyncio.Condition()
         self._encode()
 
+    def current(self) -> str:
+        """The document of the snapshot as it is now (the hub's copy may be one loop turn behind)."""
+        return json.dumps(self.svc.export(serve_off=True), separators=(",", ":"))
+
     def _encode(self) -> None:
-        self.document = json.dumps(self.svc.export(serve_off=True), separators=(",", ":"))
+        self.document = self.current()
         self.version += 1
 
     async def run(self) -> None:
@@ -130,7 +134,7 @@ class FlagSyncServicer:
                             context: grpc.aio.ServicerContext[Any, Any]) -> sync_pb2.FetchAllFlagsResponse:
         await _parse(sync_pb2.FetchAllFlagsRequest, request, context)
         await self._admit(context)
-        return sync_pb2.FetchAllFlagsResponse(flag_configuration=self.hub.document)
+        return sync_pb2.FetchAllFlagsResponse(flag_configuration=self.hub.current())
 
     async def GetMetadata(self, request: bytes,  # noqa: N802
                           context: grpc.aio.ServicerContext[Any, Any]) -> sync_pb2.GetMetadataResponse:
