@@ -230,6 +230,8 @@ async def test_a_page_load_in_chromium_reaches_kafka_and_the_sla(node_stack: Non
         where=lambda e: isinstance(e, PageLoadObserved) and e.service == SERVICE and e.time >= started)
     assert isinstance(event, PageLoadObserved)
     assert event.page == "/" and 0 < event.load_ms < 10_000, event
+    assert event.ttfb_ms is not None and event.dom_content_loaded_ms is not None, event  # navigation timing
+    assert 0 < event.ttfb_ms <= event.dom_content_loaded_ms <= event.load_ms, event
 
     async with httpx.AsyncClient(timeout=5) as http:
         deadline = time.monotonic() + 10
