@@ -41,7 +41,8 @@ def flags_settings(unique: str, kafka_settings: KafkaSettings, postgres_dsn: str
         auth=AuthSettings(env="local", admin_token=SecretStr("test-admin-token")),
         rate_limit="10000/second", write_limit="10000/second",
         refresh_interval_s=0.2, scheduler_interval_s=0.2, relay_interval_s=0.5, seed=True,
-        **{"journal_path": f"{tempfile.gettempdir()}/safeguard-test-{unique}/pending-off.jsonl", **over})
+        **{"journal_path": f"{tempfile.gettempdir()}/safeguard-test-{unique}/pending-off.jsonl", "sync_port": 0,
+           **over})
 
 
 async def drop(settings: FlagsSettings, redis_url: str) -> None:
