@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import time
+
 import httpx
 import pytest
 from fastapi import FastAPI
@@ -11,7 +13,9 @@ from fastapi import FastAPI
 from shared.http import healthz_router
 from shared.kafka.liveness import ConsumerLiveness, consumer_health, register, unregister
 
-NOW = 10_000.0
+# the liveness clock is time.monotonic() (the machine's uptime on Linux): a fixed NOW made /healthz, which
+# reads the real clock, see a consumer 'stuck' once the machine had been up longer than NOW + 60 s
+NOW = time.monotonic()
 
 
 @pytest.fixture
