@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from opentelemetry.proto.metrics.v1.metrics_pb2 import AggregationTemporality, HistogramDataPoint, Metric
 
-from services.intake.attributes import App, Scalar, attrs_of, status_code
+from services.intake.attributes import App, Scalar, status_code
 from services.intake.series import Point
 from shared.events import RequestsObserved
 from shared.histogram import LatencySketch
@@ -40,12 +41,22 @@ def check_histogram(metric: Metric) -> str | None:
     return None
 
 
+@functools.lru_cache(maxsize=256)
+def _bounds_ok(bounds: tuple[float, ...]) -> bool:
+    return all(math.isfinite(b) for b in bounds) and all(a < b for a, b in zip(bounds, bounds[1:]))
+
+
+@functools.lru_cache(maxsize=256)
+def _scaled(bounds: tuple[float, ...], ms: float) -> tuple[float, ...]:
+    return tuple(b * ms for b in bounds)
+
+
 def point_of(dp: HistogramDataPoint) -> Point | str:
     """The data point as a `Point`, or why it is malformed."""
     bounds, buckets = tuple(dp.explicit_bounds), tuple(dp.bucket_counts)
     if len(buckets) != len(bounds) + 1 and not (not buckets and not bounds):
         return f"{len(buckets)} bucket counts for {len(bounds)} bounds (expected bounds + 1)"
-    if any(b <= a for a, b in zip(bounds, bounds[1:])) or any(not math.isfinite(b) for b in bounds):
+    if not _bounds_ok(bounds):
         return "explicit bounds are not finite and strictly increasing"
     if buckets and sum(buckets) != dp.count:
         return f"bucket counts add up to {sum(buckets)}, not to count {dp.count}"
@@ -87,7 +98,7 @@ class RequestWindow:
             self.sketch.add(d.total * ms / d.count, d.count)
             return
         top = d.max * ms if d.max is not None else None
-        bounds = tuple(b * ms for b in d.bounds)
+        bounds = _scaled(d.bounds, ms)
         for i, n in enumerate(d.buckets):
             if n:
                 self.sketch.add(_upper(bounds, i, top), n)
@@ -100,5 +111,5 @@ class RequestWindow:
                                 latency_sum_ms=max(0.0, self.total_ms), latency_buckets=self.sketch.to_wire())
 
 
-def attrs_key(dp: HistogramDataPoint) -> tuple[tuple[str, Scalar], ...]:
-    return tuple(sorted(attrs_of(dp.attributes).items()))
+def attrs_key(attrs: dict[str, Scalar]) -> tuple[tuple[str, Scalar], ...]:
+    return tuple(sorted(attrs.items()))

@@ -42,9 +42,6 @@ class SeriesStore:
             self._last.popitem(last=False)
 
 
-def _is_reset(prev: Point, cur: Point) -> bool:
-    return (cur.start_ns != prev.start_ns or cur.count < prev.count or cur.bounds != prev.bounds
-            or any(c < p for c, p in zip(cur.buckets, prev.buckets, strict=True)))
 
 
 def delta(*, prev: Point | None, cur: Point, first_window_ns: int) -> Point | None:
@@ -57,13 +54,13 @@ def delta(*, prev: Point | None, cur: Point, first_window_ns: int) -> Point | No
         return cur if fresh and cur.count else None
     if cur.time_ns <= prev.time_ns and cur.start_ns == prev.start_ns:
         return None  # a repeat or an older point: already counted
-    if _is_reset(prev, cur):
-        return cur if cur.count else None
-    if cur.count == prev.count:
+    if cur.start_ns == prev.start_ns and cur.count == prev.count and cur.buckets == prev.buckets:
         return None
+    diff = tuple(c - p for c, p in zip(cur.buckets, prev.buckets, strict=True)) if cur.bounds == prev.bounds else None
+    if cur.start_ns != prev.start_ns or cur.count < prev.count or diff is None or min(diff, default=0) < 0:
+        return cur if cur.count else None  # a reset: the app restarted (or its counts went down)
     return Point(start_ns=prev.time_ns, time_ns=cur.time_ns, count=cur.count - prev.count,
-                 total=max(0.0, cur.total - prev.total), bounds=cur.bounds,
-                 buckets=tuple(c - p for c, p in zip(cur.buckets, prev.buckets, strict=True)), max=cur.max)
+                 total=max(0.0, cur.total - prev.total), bounds=cur.bounds, buckets=diff, max=cur.max)
 
 
 def supersedes(*, prev: Point | None, cur: Point) -> bool:

@@ -98,12 +98,13 @@ class Intake:
             if isinstance(point, str):
                 out.reject(1, f"{metric.name}: {point}")
                 continue
+            attrs = attrs_of(dp.attributes)
             d: Point | None = point if point.count else None
             if cumulative:
-                key = (app.service, app.instance, metric.name, attrs_key(dp))
+                key = (app.service, app.instance, metric.name, attrs_key(attrs))
                 prev = out.updates.get(key) or self.store.get(key)
                 d = delta(prev=prev, cur=point, first_window_ns=self.first_window_ns)
                 if supersedes(prev=prev, cur=point):
                     out.updates[key] = point
             if d is not None:
-                window.add(d=d, attrs=attrs_of(dp.attributes), ms=ms)
+                window.add(d=d, attrs=attrs, ms=ms)
