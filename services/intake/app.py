@@ -39,7 +39,7 @@ def create_app(settings: IntakeSettings, *, publisher: Publisher | None = None,
         limiter = RateLimiter.from_settings(settings.ratelimit.model_copy(update={"trusted_proxies": proxies}),
                                             redis_url=settings.redis.url)
     intake = Intake(store=SeriesStore(max_series=settings.max_series), first_window_s=settings.first_window_s,
-                    memory_limit=_limit_of(settings))
+                    memory_limit=_limit_of(settings), report_window_s=settings.report_window_s)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -19,6 +19,7 @@ __all__ = ["DURATION_METRICS", "RequestWindow", "attrs_key", "check_histogram", 
 # metric name -> its unit when the metric does not say (the stable name is in seconds, the old one in ms)
 DURATION_METRICS = {"http.server.request.duration": "s", "http.server.duration": "ms"}
 _TO_MS = {"s": 1000.0, "ms": 1.0, "us": 0.001, "ns": 0.000001}
+_MIN_WINDOW_S = 0.001  # a window of 0 (start == end) says nothing the SLA could date
 
 
 def to_ms(metric: Metric) -> float | None:
@@ -103,10 +104,13 @@ class RequestWindow:
             if n:
                 self.sketch.add(_upper(bounds, i, top), n)
 
-    def event(self, app: App) -> RequestsObserved:
-        start = datetime.fromtimestamp(self.start_ns / 1e9, tz=UTC)
+    def event(self, app: App, *, report_window_s: float) -> RequestsObserved:
+        """Dated to the last `report_window_s` before the export's end: the SLA processor counts a report in
+        the second it starts and judges the last few seconds, so a 60 s export must not land a minute back."""
+        seconds = min(max((self.end_ns - self.start_ns) / 1e9, _MIN_WINDOW_S), report_window_s)
+        start = datetime.fromtimestamp(self.end_ns / 1e9 - seconds, tz=UTC)
         return RequestsObserved(service=app.service, instance=app.instance, window_start=start,
-                                window_seconds=max(0.0, (self.end_ns - self.start_ns) / 1e9), count=self.count,
+                                window_seconds=seconds, count=self.count,
                                 errors=self.errors, client_errors=self.client_errors,
                                 latency_sum_ms=max(0.0, self.total_ms), latency_buckets=self.sketch.to_wire())
 

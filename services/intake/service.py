@@ -51,12 +51,15 @@ def count_points(metric: Metric) -> int:
 
 
 class Intake:
-    """Maps exports with the semantic conventions; `memory_limit(service)` is the limit for apps that send none."""
+    """Maps exports with the semantic conventions; `memory_limit(service)` is the limit for apps that send none,
+    `report_window_s` the window a `RequestsObserved` reports (its last seconds before the export's end)."""
 
-    def __init__(self, *, store: SeriesStore, first_window_s: float, memory_limit: Callable[[str], float]) -> None:
+    def __init__(self, *, store: SeriesStore, first_window_s: float, memory_limit: Callable[[str], float],
+                 report_window_s: float = 1.0) -> None:
         self.store = store
         self.first_window_ns = int(first_window_s * 1e9)
         self.memory_limit = memory_limit
+        self.report_window_s = report_window_s
 
     def map_export(self, request: ExportMetricsServiceRequest) -> Mapped:
         out = Mapped()
@@ -82,7 +85,7 @@ class Intake:
         for metric in durations:
             self._durations(app, metric, window, out)
         if window.count:
-            out.events.append(window.event(app))
+            out.events.append(window.event(app, report_window_s=self.report_window_s))
         memory = memory_of(metrics)
         if memory is not None:
             used, limit = memory

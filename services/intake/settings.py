@@ -24,6 +24,9 @@ class IntakeSettings(ServiceSettings):
     first_window_s: float = Field(default=120.0, gt=0, description=(
         "A cumulative series seen for the first time counts as a delta only when it started at most this long "
         "ago; an older one (the intake restarted, the app did not) only sets the baseline."))
+    report_window_s: float = Field(default=1.0, gt=0, le=60, description=(
+        "A RequestsObserved covers this much before the export's end, whatever the export interval (the SLA "
+        "processor counts a report in the second it starts and judges the last seconds)."))
     memory_limits: dict[str, int] = Field(default_factory=dict, description=(
         "Memory limit in bytes per service.name, for apps that send usage without process.memory.limit."))
     default_memory_limit_bytes: int | None = Field(default=None, gt=0, description="None: this host's RAM.")

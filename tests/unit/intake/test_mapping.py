@@ -18,6 +18,7 @@ GiB = 1024**3
 def _intake(**kw: object) -> Intake:
     return Intake(store=SeriesStore(max_series=int(kw.pop("max_series", 1000))),  # type: ignore[call-overload]
                   first_window_s=float(kw.pop("first_window_s", 120.0)),  # type: ignore[arg-type]
+                  report_window_s=float(kw.pop("report_window_s", 1.0)),  # type: ignore[arg-type]
                   memory_limit=lambda service: 4 * GiB)
 
 
@@ -58,8 +59,9 @@ def test_cumulative_points_become_deltas() -> None:
     assert [(e.count, e.errors) for e in first] == [(5, 5)]
     [d] = second
     assert (d.count, d.errors) == (4, 4)
-    assert d.window_start == datetime.fromtimestamp((T0 + 10 * 10**9) / 1e9, tz=UTC)
-    assert d.window_seconds == pytest.approx(10.0)
+    # dated to the last second before the export (20 s), not to the 10 s it covers
+    assert d.window_start == datetime.fromtimestamp((T0 + 19 * 10**9) / 1e9, tz=UTC)
+    assert d.window_seconds == pytest.approx(1.0)
     sketch = LatencySketch.from_wire(d.latency_buckets)
     assert sketch.count == 4
     assert sketch.count_above(5000.0) == 2  # the two in (5 s, 7.5 s]
@@ -78,7 +80,6 @@ def test_a_restart_resets_the_counter_and_the_new_value_is_the_delta() -> None:
     # the app restarted: new start time, smaller count
     [after] = _requests(intake, export(duration(hist_point(buckets=_b(i0=7), start_s=70, time_s=75, status=500))))
     assert (after.count, after.errors) == (7, 7)
-    assert after.window_seconds == pytest.approx(5.0)
     # a reset that keeps the start time (counts went down) is one too
     [again] = _requests(intake, export(duration(hist_point(buckets=_b(i0=2), start_s=70, time_s=80))))
     assert again.count == 2
@@ -198,3 +199,16 @@ def test_cumulative_requires_a_known_temporality_and_a_duration_unit() -> None:
     mapped = _intake().map_export(export(unspecified))
     assert mapped.rejected == 1 and "unspecified" in mapped.message
     assert CUMULATIVE != DELTA
+
+
+@pytest.mark.parametrize(("interval_s", "report_s", "seconds"), [(60.0, 1.0, 1.0), (60.005, 60.0, 60.0),
+                                                                 (0.2, 1.0, 0.2), (0.0, 1.0, 0.001)])
+def test_the_window_ends_at_the_export_and_fits_the_sla(interval_s: float, report_s: float, seconds: float) -> None:
+    from services.sla.validation import MAX_WINDOW_S
+
+    point = hist_point(buckets=_b(i0=3), start_s=100.0, time_s=100.0 + interval_s)
+    [event] = _requests(_intake(report_window_s=report_s), export(duration(point, temporality=DELTA)))
+    assert event.window_seconds == pytest.approx(seconds)
+    assert 0 < event.window_seconds <= MAX_WINDOW_S
+    end = event.window_start.timestamp() + event.window_seconds
+    assert end == pytest.approx((T0 + (100.0 + interval_s) * 1e9) / 1e9, abs=1e-3)
