@@ -25,20 +25,20 @@ OTLP = Path(__file__).resolve().parent / "otlp"
 DEFAULT_LIMIT = 8 * 1024**3
 
 
-def _load(name: str) -> ExportMetricsServiceRequest:
-    raw = (OTLP / name).read_bytes()
+def _load(name: str, folder: Path = OTLP) -> ExportMetricsServiceRequest:
+    raw = (folder / name).read_bytes()
     if name.endswith(".json"):
         return json_format.Parse(raw, ExportMetricsServiceRequest(), ignore_unknown_fields=True)
     return ExportMetricsServiceRequest.FromString(raw)
 
 
-def _replay(*names: str) -> list[tuple[RequestsObserved, ProcessStatsReported]]:
+def _replay(*names: str, folder: Path = OTLP) -> list[tuple[RequestsObserved, ProcessStatsReported]]:
     # the SDKs started just before their first export: within the default first window (120 s)
     intake = Intake(store=SeriesStore(max_series=100), first_window_s=120.0,
                     memory_limit=lambda _: DEFAULT_LIMIT)
     out = []
     for name in names:
-        mapped = intake.map_export(_load(name))
+        mapped = intake.map_export(_load(name, folder))
         assert (mapped.rejected, mapped.message) == (0, "")
         intake.commit(mapped)
         [requests] = [e for e in mapped.events if isinstance(e, RequestsObserved)]
@@ -90,3 +90,16 @@ def test_node_json_and_protobuf_say_the_same() -> None:
     [(p, _), _] = _replay("node-sdk-1.binpb", "node-sdk-2.binpb")
     [(j, _), _] = _replay("node-sdk-1.json", "node-sdk-2.json")
     assert (p.count, p.errors, p.client_errors) == (j.count, j.errors, j.client_errors)
+
+
+def test_the_installed_python_sdk_still_exports_what_was_recorded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Recorded again now, with the SDK this checkout installs: the same events (an SDK upgrade that changes
+    the wire shows up here, and `python -m tests.contract.otlp.record_python` refreshes the files)."""
+    from tests.contract.otlp.record_python import main as record
+
+    monkeypatch.setenv("OTEL_SEMCONV_STABILITY_OPT_IN", "http")  # the recorder sets it: undone after the test
+    record(tmp_path)
+    now = _replay("python-sdk-1.binpb", "python-sdk-2.binpb", folder=tmp_path)
+    then = _replay("python-sdk-1.binpb", "python-sdk-2.binpb")
+    shape = [(r.service, r.count, r.errors, r.client_errors, s.memory_limit_bytes) for r, s in now]
+    assert shape == [(r.service, r.count, r.errors, r.client_errors, s.memory_limit_bytes) for r, s in then]

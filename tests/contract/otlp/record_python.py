@@ -46,7 +46,7 @@ async def _traffic(app: object, statuses: list[int]) -> None:
             await client.get(f"/{status}")
 
 
-def main() -> None:
+def main(out: Path = OUT) -> None:
     os.environ["OTEL_SEMCONV_STABILITY_OPT_IN"] = "http"
     import psutil
     from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
@@ -87,8 +87,8 @@ def main() -> None:
     if len(captured) != 2:
         raise SystemExit(f"expected 2 exports, the receiver got {len(captured)}")
     for i, body in enumerate(captured, 1):
-        (OUT / f"python-sdk-{i}.binpb").write_bytes(body)
-    print(f"recorded {len(captured)} exports to {OUT}")
+        (out / f"python-sdk-{i}.binpb").write_bytes(body)
+    print(f"recorded {len(captured)} exports to {out}")
 
 
 if __name__ == "__main__":
