@@ -39,7 +39,7 @@ declare -A DEFAULT_PORTS=(
   [FRONT_PORT]=3000 [DEMO_PORT]=8100 [FLAGS_PORT]=8001 [HEALTH_PORT]=8002 [SLA_PORT]=8003
   [RECOVERY_PORT]=8004 [NOTIFIER_PORT]=8005 [FLAGS_SYNC_PORT]=8015 [KAFKA_PORT]=9092 [POSTGRES_PORT]=5432 [REDIS_PORT]=6379
   [JAEGER_UI_PORT]=16686 [OTLP_GRPC_PORT]=4317 [OTLP_HTTP_PORT]=4318
-  [DEMO_BLUE_PORT]=8101 [DEMO_GREEN_PORT]=8102 [HAPROXY_ADMIN_PORT]=9999
+  [DEMO_BLUE_PORT]=8101 [DEMO_GREEN_PORT]=8102 [HAPROXY_ADMIN_PORT]=9999 [INTAKE_PORT]=8006
 )
 port_busy() {  # a listener, or any socket (e.g. an outgoing connection) holding 127.0.0.1:<port>
   ! python3 -c 'import socket, sys; s = socket.socket(); s.bind(("127.0.0.1", int(sys.argv[1]))); s.close()' "$1" 2>/dev/null
