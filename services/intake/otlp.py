@@ -35,7 +35,9 @@ class Wire:
         return JSON if self.json else PROTOBUF
 
     def encode(self, message: Message) -> bytes:
-        return json_format.MessageToJson(message, indent=None).encode() if self.json else message.SerializeToString()
+        text: str = json_format.MessageToJson(message, indent=None) if self.json else ""
+        raw: bytes = text.encode() if self.json else message.SerializeToString()
+        return raw
 
 
 def wire_of(content_type: str) -> Wire:
