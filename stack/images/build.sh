@@ -4,16 +4,16 @@
 # packages on a debootstrap root; see docs/compose.md). Stand-ins carry the label
 # dev.safeguard.standin=true.
 #   stack/images/build.sh                  all of them
-#   stack/images/build.sh kafka jaeger     some (python kafka postgres redis haproxy jaeger)
+#   stack/images/build.sh kafka jaeger     some (python node kafka postgres redis haproxy jaeger)
 #   stack/images/build.sh --list           what is there, stand-in or not, and sizes
 set -euo pipefail
 # shellcheck source=stack/images/lib.sh
 . "$(dirname "$0")/lib.sh"
 
-ALL=(python kafka postgres redis haproxy jaeger)
+ALL=(python node kafka postgres redis haproxy jaeger)
 tag_of() {
   case "$1" in
-    python) echo "$PYTHON_IMAGE" ;; kafka) echo "$KAFKA_IMAGE" ;; postgres) echo "$POSTGRES_IMAGE" ;;
+    python) echo "$PYTHON_IMAGE" ;; node) echo "$NODE_IMAGE" ;; kafka) echo "$KAFKA_IMAGE" ;; postgres) echo "$POSTGRES_IMAGE" ;;
     redis) echo "$REDIS_IMAGE" ;; haproxy) echo "$HAPROXY_IMAGE" ;; jaeger) echo "$JAEGER_IMAGE" ;;
     *) idie "unknown image '$1' (one of: ${ALL[*]})" ;;
   esac

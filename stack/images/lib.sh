@@ -18,6 +18,7 @@ KAFKA_IMAGE="${KAFKA_IMAGE:-apache/kafka:4.1.1}"
 POSTGRES_IMAGE="${POSTGRES_IMAGE:-postgres:15}"
 REDIS_IMAGE="${REDIS_IMAGE:-redis:7.0}"
 HAPROXY_IMAGE="${HAPROXY_IMAGE:-haproxy:2.6}"
+NODE_IMAGE="${NODE_IMAGE:-node:20-bookworm-slim}"   # the Node demo's base (examples/demo-node/Dockerfile)
 JAEGER_VERSION="${JAEGER_VERSION:-2.13.0}"          # Jaeger v2 release ...
 JAEGER_MODULE_VERSION="${JAEGER_MODULE_VERSION:-v1.76.0}"  # ... = this Go module version
 JAEGER_IMAGE="${JAEGER_IMAGE:-jaegertracing/jaeger:$JAEGER_VERSION}"
