@@ -103,3 +103,14 @@ def test_the_installed_python_sdk_still_exports_what_was_recorded(tmp_path: Path
     then = _replay("python-sdk-1.binpb", "python-sdk-2.binpb")
     shape = [(r.service, r.count, r.errors, r.client_errors, s.memory_limit_bytes) for r, s in now]
     assert shape == [(r.service, r.count, r.errors, r.client_errors, s.memory_limit_bytes) for r, s in then]
+
+
+@pytest.mark.parametrize("name", ["python-sdk", "node-sdk"])
+def test_the_sla_processor_takes_what_the_recordings_become(name: str) -> None:
+    """Every event passes the SLA core's own checks (windows within its cap, counts consistent, names)."""
+    from services.sla.policy import EventTime
+    from services.sla.validation import check, event_time
+
+    for requests, stats in _replay(f"{name}-1.binpb", f"{name}-2.binpb"):
+        check(requests, now=event_time(requests)[1], window=EventTime())  # dated by the app's clock
+        check(stats, now=stats.time.timestamp(), window=EventTime())  # dated when the intake got it
