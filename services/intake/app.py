@@ -9,6 +9,7 @@ import psutil
 from fastapi import FastAPI
 
 from services.intake import api
+from services.intake.grpc_otlp import MetricsService, serve_grpc
 from services.intake.series import SeriesStore
 from services.intake.service import Intake
 from services.intake.settings import IntakeSettings
@@ -49,6 +50,10 @@ def create_app(settings: IntakeSettings, *, publisher: Publisher | None = None,
             if pub is None:
                 pub = await stack.enter_async_context(KafkaPublisher.start(settings.kafka, source="/safeguard/intake"))
             app.state.publisher = pub
+            if settings.grpc_port is not None:
+                service = MetricsService(intake=intake, publisher=lambda: app.state.publisher)
+                app.state.grpc_port = await stack.enter_async_context(serve_grpc(
+                    service=service, host=settings.host, port=settings.grpc_port, max_bytes=settings.max_otlp_bytes))
             yield
 
     app = FastAPI(title="Safeguard intake", version="1.0.0", lifespan=lifespan,

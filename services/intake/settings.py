@@ -18,6 +18,8 @@ class IntakeSettings(ServiceSettings):
 
     model_config = SettingsConfigDict(env_prefix="INTAKE_", extra="ignore")
     port: int = 8006
+    grpc_port: int | None = Field(default=None, ge=0, le=65535, description=(
+        "OTLP/gRPC (MetricsService) on host:grpc_port; None: not served."))
     max_otlp_bytes: int = Field(default=4 * 1024 * 1024, ge=1024,
                                 description="Largest OTLP body, compressed or not (413 past it).")
     max_series: int = Field(default=100_000, ge=1, description="Cumulative series remembered (least recent dropped).")
