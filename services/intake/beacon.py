@@ -64,7 +64,7 @@ class Beacon(BaseModel):
         load = self.load_ms if self.load_ms is not None else self.lcp_ms
         assert load is not None  # _has_a_load_time
         return PageLoadObserved(service=self.service, page=self.page, load_ms=load, ttfb_ms=self.ttfb_ms,
-                                dom_content_loaded_ms=self.dom_content_loaded_ms)
+                                dom_content_loaded_ms=self.dom_content_loaded_ms, lcp_ms=self.lcp_ms)
 
 
 def _explain(exc: ValidationError) -> str:

@@ -44,3 +44,4 @@ class PageLoadObserved(Event):
     load_ms: NonNegativeFloat
     ttfb_ms: NonNegativeFloat | None = None
     dom_content_loaded_ms: NonNegativeFloat | None = None
+    lcp_ms: NonNegativeFloat | None = Field(default=None, description="Largest Contentful Paint (web-vitals).")
