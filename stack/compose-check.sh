@@ -2,7 +2,8 @@
 # `make compose-check`: proves docker-compose.yml on this machine, offline if need be.
 #   1. Docker: installs docker.io / docker-compose / debootstrap when missing, starts dockerd
 #      when none answers (and stops it again at the end if it was ours).
-#   2. Images: stack/images/build.sh (present > pulled > offline stand-in), then our image.
+#   2. Images: stack/images/build.sh (present > pulled > offline stand-in), then our two images
+#      (safeguard:local from Dockerfile, safeguard-node:local from examples/demo-node/Dockerfile).
 #   3. `up -d` as project "safeguard-check", waits until every service is healthy (topics: exited 0).
 #   4. Through the front door: the runbook's Step 1 curl verbatim, GET /api/health, an OFREP
 #      evaluation of `gamification` (with a traceparent of ours), and that trace in Jaeger's
@@ -11,7 +12,9 @@
 #      `disable_new_features` through the flags service (succeeded in /api/recovery/actions,
 #      `gamification` off again through :3000). Blue/green: `safeguard deploy --version v2` onto
 #      green (the Docker API restarts it) under a client loop, `safeguard rollback` back to blue
-#      and schema 0001, no failed request. And no generated credential in any container log.
+#      and schema 0001, no failed request. The Node demo (:NODE_DEMO_PORT): gamification off by Step 1,
+#      on by the flag API, off again, streamed over flagd sync; its OTLP metrics and a page-load beacon
+#      counted by GET /api/sla/demo-node. And no generated credential in any container log.
 #   5. `down -v` (always), then a PASS/FAIL table, timings and image sizes.
 # Ports: when the native stack (or anything) holds the default ports, every published port is
 # moved by COMPOSE_PORT_OFFSET (default 10000: front door 13000, Kafka 19092 ...). Set
@@ -40,6 +43,7 @@ declare -A DEFAULT_PORTS=(
   [RECOVERY_PORT]=8004 [NOTIFIER_PORT]=8005 [FLAGS_SYNC_PORT]=8015 [KAFKA_PORT]=9092 [POSTGRES_PORT]=5432 [REDIS_PORT]=6379
   [JAEGER_UI_PORT]=16686 [OTLP_GRPC_PORT]=4317 [OTLP_HTTP_PORT]=4318
   [DEMO_BLUE_PORT]=8101 [DEMO_GREEN_PORT]=8102 [HAPROXY_ADMIN_PORT]=9999 [INTAKE_PORT]=8006
+  [NODE_DEMO_PORT]=8200 [NODE_BLUE_PORT]=8201 [NODE_GREEN_PORT]=8202
 )
 port_busy() {  # a listener, or any socket (e.g. an outgoing connection) holding 127.0.0.1:<port>
   ! python3 -c 'import socket, sys; s = socket.socket(); s.bind(("127.0.0.1", int(sys.argv[1]))); s.close()' "$1" 2>/dev/null
@@ -76,6 +80,15 @@ DOCKER_BUILDKIT=0 docker build --force-rm --network host -f "${DOCKERFILE:-Docke
   || { tail -n 40 "$IMAGES_CACHE/build-safeguard.log" >&2; idie "docker build of $SAFEGUARD_IMAGE failed"; }
 T_IMAGE="$(elapsed "$t")"
 ilog "$SAFEGUARD_IMAGE ready in ${T_IMAGE}s ($(image_size "$SAFEGUARD_IMAGE"))"
+t=$(now)
+SAFEGUARD_NODE_IMAGE="${SAFEGUARD_NODE_IMAGE:-safeguard-node:local}"
+export SAFEGUARD_NODE_IMAGE
+ilog "building $SAFEGUARD_NODE_IMAGE (examples/demo-node/Dockerfile) ..."
+DOCKER_BUILDKIT=0 docker build --force-rm --network host --build-arg "NODE_IMAGE=$NODE_IMAGE" -f examples/demo-node/Dockerfile \
+  -t "$SAFEGUARD_NODE_IMAGE" . >"$IMAGES_CACHE/build-safeguard-node.log" 2>&1 \
+  || { tail -n 40 "$IMAGES_CACHE/build-safeguard-node.log" >&2; idie "docker build of $SAFEGUARD_NODE_IMAGE failed"; }
+T_NODE_IMAGE="$(elapsed "$t")"
+ilog "$SAFEGUARD_NODE_IMAGE ready in ${T_NODE_IMAGE}s ($(image_size "$SAFEGUARD_NODE_IMAGE"))"
 
 # ------------------------------------------------------------------ up
 export HEALTH_INTERVAL_SECONDS="${HEALTH_INTERVAL_SECONDS:-5}"
@@ -289,7 +302,61 @@ deploy_check() {
 }
 deploy_check
 
-# 7. the generated credentials are nowhere in the containers' logs
+# 7. the Node demo (issue 16) through its front (:NODE_DEMO_PORT): gamification follows the runbook's
+#    Step 1 curl (off) and a flag enable (on), streamed by the flags service's flagd sync gRPC to the
+#    flagd in-process provider; its OpenTelemetry metrics go through HAProxy's `otlp` frontend to the
+#    intake, and the SLA processor counts them (GET /api/sla/demo-node through the front door); a
+#    page-load beacon from the demo's page origin is counted too.
+NODE="http://127.0.0.1:$NODE_DEMO_PORT"
+node_flag() {  # the Node app's own answer for gamification (user compose-check), or its HTTP code
+  code="$(http 200 "$NODE/?user=compose-check")"
+  if [ "$code" = 200 ]; then jq -r '.gamification' "$body" 2>/dev/null || echo "?"; else echo "http-$code"; fi
+}
+node_until() {  # node_until <true|false> <max s>: polls the Node app; prints the milliseconds it took
+  local t0 i; t0=$(now)
+  for i in $(seq $(( $2 * 20 ))); do
+    [ "$(node_flag)" = "$1" ] && { awk -v a="$t0" -v b="$(now)" 'BEGIN { printf "%.0f", (b - a) * 1000 }'; return 0; }
+    sleep 0.05
+  done
+  return 1
+}
+node_check() {
+  local code info s_off s_on s_off2 lb_on lb_off n i count=0 pl=0 mem="" sla beacon t0
+  code="$(http 200 "$NODE/healthz")"; info="$(jq -c '{instance, flags}' "$body" 2>/dev/null || head -c 200 "$body")"
+  if [ "$code" != 200 ]; then fail "Node demo: GET :$NODE_DEMO_PORT/healthz -> $code $(head -c 200 "$body")"; return; fi
+  "${step1[@]}" -s -o /dev/null --max-time 10 || true
+  s_off="$(node_until false 10)" || s_off=""
+  curl -s -o /dev/null --max-time 10 -X POST "$FRONT/api/system/status" -d '{"feature": "gamification", "enabled": true}' || true
+  s_on="$(node_until true 10)" || s_on=""
+  lb_on="$(http 200 "$NODE/api/gamification/leaderboard?user=compose-check")"
+  "${step1[@]}" -s -o /dev/null --max-time 10 || true
+  s_off2="$(node_until false 10)" || s_off2=""
+  lb_off="$(http 404 "$NODE/api/gamification/leaderboard?user=compose-check")"
+  if [ -n "$s_off" ] && [ -n "$s_on" ] && [ -n "$s_off2" ] && [ "$lb_on" = 200 ] && [ "$lb_off" = 404 ]; then
+    pass "Node demo :$NODE_DEMO_PORT ($info): gamification off after Step 1, on ${s_on} ms after the enable (leaderboard 200), off ${s_off2} ms after Step 1 again (leaderboard 404): the flagd sync stream"
+  else fail "Node demo :$NODE_DEMO_PORT: gamification off/on/off after '${s_off:-never}'/'${s_on:-never}'/'${s_off2:-never}' ms, leaderboard $lb_on then $lb_off (want 200, 404); now '$(node_flag)'"; fi
+  n=0; for i in $(seq 30); do [ "$(http 200 "$NODE/?user=u$i")" = 200 ] && n=$((n + 1)); done
+  # a beacon as the demo's page sends it (JSON in a text/plain body, from the page's origin)
+  beacon="$(http 202 -X POST "$FRONT/api/beacon" -H 'Content-Type: text/plain' -H "Origin: $NODE" \
+    -d '{"service": "demo-node", "page": "/", "lcp_ms": 420, "load_ms": 650, "ttfb_ms": 40, "dom_content_loaded_ms": 300}')"
+  t0=$(now)
+  for i in $(seq "${SLA_WAIT:-60}"); do
+    code="$(http 200 "$FRONT/api/sla/demo-node")"
+    if [ "$code" = 200 ]; then
+      count="$(jq -r '.last_5m.count // 0' "$body")"; pl="$(jq -r '.page_load.count // 0' "$body")"
+      mem="$(jq -r '.memory // {} | keys | join(",")' "$body" 2>/dev/null || true)"
+      [ "$count" -ge "$n" ] && [ "$pl" -ge 1 ] && [ -n "$mem" ] && break
+    fi
+    sleep 1
+  done
+  sla="$(jq -c '{requests: .last_5m.count, error_rate: .last_5m.error_rate, page_load: .page_load.count, memory: (.memory // {} | keys)}' "$body" 2>/dev/null || head -c 200 "$body")"
+  if [ "$code" = 200 ] && [ "$n" = 30 ] && [ "$count" -ge "$n" ] && [ "$beacon" = 204 ] && [ "$pl" -ge 1 ] && [ -n "$mem" ]; then
+    pass "Node demo OTLP metrics -> haproxy:4318 -> intake -> SLA: GET /api/sla/demo-node -> 200 $sla after $(elapsed "$t0")s ($n requests sent; beacon -> $beacon)"
+  else fail "Node demo telemetry: GET /api/sla/demo-node -> $code $sla ($n of 30 requests answered; want >= $n counted, a page load, memory; beacon -> $beacon)"; fi
+}
+node_check
+
+# 8. the generated credentials are nowhere in the containers' logs
 values="$( { dc run --rm --no-deps -T --entrypoint sh kafka -c 'for f in /run/secrets/kafka-*; do cat "$f"; echo; done'
              dc run --rm --no-deps -T --entrypoint cat postgres /run/secrets/postgres-password; echo
              dc run --rm --no-deps -T --entrypoint cat topics /run/secrets/env | sed -n "s/^SAFEGUARD_ADMIN_TOKEN=//p"
@@ -305,8 +372,9 @@ rm -f "$logs" "$body"
 echo
 echo "compose-check ($COMPOSE, project $PROJECT, front door :$FRONT_PORT)"
 printf '  %s\n' "${results[@]}"
-echo "  timings: stand-in/upstream images ${T_STANDINS}s, safeguard image ${T_IMAGE}s, up -> healthy ${T_HEALTHY}s, total $(elapsed "$T0")s"
+echo "  timings: stand-in/upstream images ${T_STANDINS}s, safeguard image ${T_IMAGE}s, node image ${T_NODE_IMAGE}s, up -> healthy ${T_HEALTHY}s, total $(elapsed "$T0")s"
 "$IMAGES_SRC/build.sh" --list | sed 's/^/  /'
 printf '  %-36s %-10s %s\n' "$SAFEGUARD_IMAGE" ours "$(image_size "$SAFEGUARD_IMAGE")"
+printf '  %-36s %-10s %s\n' "$SAFEGUARD_NODE_IMAGE" ours "$(image_size "$SAFEGUARD_NODE_IMAGE")"
 if printf '%s\n' "${results[@]}" | grep -q '^FAIL'; then exit 1; fi
 ilog "compose-check passed"
