@@ -364,7 +364,7 @@ values="$( { dc run --rm --no-deps -T --entrypoint sh kafka -c 'for f in /run/se
 logs="$(mktemp)"; dc logs --no-color >"$logs" 2>&1 || true
 leaked=0; while read -r v; do [ -z "$v" ] || ! grep -qF -- "$v" "$logs" || leaked=$((leaked + 1)); done <<<"$values"
 n="$(grep -c . <<<"$values" || true)"
-if [ "$n" -ge 9 ] && [ "$leaked" = 0 ]; then pass "secrets: $n generated credentials (7 Kafka, Postgres, admin token), none in $(wc -l <"$logs") log lines"
+if [ "$n" -ge 9 ] && [ "$leaked" = 0 ]; then pass "secrets: $n generated credentials (Kafka logins, Postgres, admin token), none in $(wc -l <"$logs") log lines"
 else fail "secrets: $leaked of $n generated credentials found in the containers' logs (or fewer than 9 found)"; fi
 rm -f "$logs" "$body"
 
