@@ -91,6 +91,8 @@ class HealthConfig(BaseModel):
     timeout_seconds: PositiveFloat = 5.0
     down_after: PositiveInt = Field(default=3, description="N consecutive failures -> down.")
     up_after: PositiveInt = Field(default=2, description="M consecutive successes -> up.")
+    settle_interval_seconds: PositiveFloat = Field(
+        default=1.0, description="Re-probe interval of a target with no verdict yet (or down, never seen up).")
     max_concurrency: PositiveInt = 50
     targets: list[Target] = Field(min_length=1)
 

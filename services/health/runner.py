@@ -1,11 +1,15 @@
-"""Runs every probe each interval, debounces, and publishes one HealthCheckCompleted per result."""
+"""Runs every probe each interval, debounces, and publishes one HealthCheckCompleted per verdict.
+
+A target with no verdict yet (or down and never seen up) is re-probed every
+`settle_interval_seconds` between the full cycles; results while it is `unknown` are not
+published (the event's state is up or down, and the SLA counts it as availability)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -22,8 +26,11 @@ log = logging.getLogger(__name__)
 
 class ProbeRunner:
     def __init__(self, config: HealthConfig, *, prober: Prober, publisher: Publisher,
-                 interval_s: float | None = None) -> None:
+                 interval_s: float | None = None, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
         self.config = config
+        self.clock = clock
+        self.sleep = sleep
         self.prober = prober
         self.publisher = publisher
         self.interval_s = interval_s or config.interval_seconds
@@ -39,21 +46,23 @@ class ProbeRunner:
         self._semaphore = asyncio.Semaphore(config.max_concurrency)
         self._cycle_done = asyncio.Condition()
 
-    async def _one(self, target: Any) -> HealthCheckCompleted:
+    async def _one(self, target: Any) -> HealthCheckCompleted | None:
         async with self._semaphore:
             result: ProbeResult = await self.prober.probe(target, target.timeout_seconds or self.config.timeout_seconds)
         state = self.hysteresis.observe(self.states[target.name], result, utcnow())
-        assert state.state is not None
+        if state.state == "unknown":
+            return None
         return HealthCheckCompleted(
-            service=target.service, target=target.name, kind=target.kind, status=result.status,  # type: ignore[arg-type]
+            service=target.service, target=target.name, kind=target.kind, status=result.status,
             state=state.state, latency_ms=result.latency_ms, observed_value=result.observed_value,
             observed_unit=result.observed_unit, message=result.message[:500], consecutive=state.consecutive,
         )
 
-    async def run_cycle(self) -> list[HealthCheckCompleted]:
-        """Probe every target once (concurrently, bounded), publish the results."""
+    async def run_cycle(self, targets: Sequence[Any] | None = None) -> list[HealthCheckCompleted]:
+        """Probe every target (or those given) once, concurrently and bounded; publish the verdicts."""
         start = time.perf_counter()
-        events = await asyncio.gather(*(self._one(t) for t in self.config.targets))
+        probed = await asyncio.gather(*(self._one(t) for t in (self.config.targets if targets is None else targets)))
+        events = [e for e in probed if e is not None]
         self.last_cycle_ms = (time.perf_counter() - start) * 1000.0
         outcomes = await asyncio.gather(*(self.publisher.publish(e) for e in events), return_exceptions=True)
         failed = [o for o in outcomes if isinstance(o, BaseException)]
@@ -71,14 +80,27 @@ class ProbeRunner:
         async with self._cycle_done:
             await asyncio.wait_for(self._cycle_done.wait_for(lambda: self.cycles >= target), timeout_s)
 
+    def settling(self) -> list[Any]:
+        return [t for t in self.config.targets if self.states[t.name].settling]
+
+    async def _cycle(self, targets: Sequence[Any] | None = None) -> None:
+        try:
+            await self.run_cycle(targets)
+        except Exception:  # noqa: BLE001 - one bad cycle must not stop probing
+            log.exception("probe cycle failed")
+
     async def _forever(self) -> None:
         while True:
-            started = time.monotonic()
-            try:
-                await self.run_cycle()
-            except Exception:  # noqa: BLE001 - one bad cycle must not stop probing
-                log.exception("probe cycle failed")
-            await asyncio.sleep(max(0.0, self.interval_s - (time.monotonic() - started)))
+            started = self.clock()
+            await self._cycle()
+            while (pending := self.settling()) and self.clock() - started + self.settle_s < self.interval_s:
+                await self.sleep(self.settle_s)
+                await self._cycle(pending)
+            await self.sleep(max(0.0, self.interval_s - (self.clock() - started)))
+
+    @property
+    def settle_s(self) -> float:
+        return min(self.config.settle_interval_seconds, self.interval_s)
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator[ProbeRunner]:

@@ -3,14 +3,15 @@ IETF health-check document (draft-inadarei-api-health-check). No framework impor
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
 __all__ = ["ProbeResult", "TargetState", "Hysteresis", "COMPONENT_TYPES", "MEASUREMENTS", "health_document",
-           "overall_status"]
+           "overall_status", "check_status"]
 
 Status = Literal["pass", "warn", "fail"]
+State = Literal["unknown", "up", "down"]
 COMPONENT_TYPES = {"http": "component", "process": "component", "postgres": "datastore", "redis": "datastore",
                    "kafka": "system", "tcp": "system"}
 MEASUREMENTS = {"http": "responseTime", "tcp": "connectTime", "postgres": "responseTime", "redis": "responseTime",
@@ -33,7 +34,8 @@ class TargetState:
     kind: str
     role: str
     critical: bool
-    state: Literal["up", "down"] | None = None
+    state: State = "unknown"
+    ever_up: bool = False
     failures: int = 0
     successes: int = 0
     last: ProbeResult | None = None
@@ -44,16 +46,21 @@ class TargetState:
     def consecutive(self) -> int:
         return self.failures or self.successes
 
+    @property
+    def settling(self) -> bool:
+        """No verdict yet, or down and never seen up since the start: re-probed fast."""
+        return self.state == "unknown" or (self.state == "down" and not self.ever_up)
+
 
 @dataclass
 class Hysteresis:
-    """Debounces probe results into up/down. The first result sets the state directly
-    (a target down at start is reported down at once); after that a change needs
-    `down_after` failures or `up_after` successes in a row. `warn` counts as a success."""
+    """Debounces probe results into up/down. A target starts `unknown`: its first success
+    makes it up at once, `down_after` failures in a row make it down. Between known states
+    a change needs `down_after` failures or `up_after` successes in a row. `warn` counts
+    as a success."""
 
     down_after: int
     up_after: int
-    targets: dict[str, TargetState] = field(default_factory=dict)
 
     def observe(self, target: TargetState, result: ProbeResult, now: datetime) -> TargetState:
         ok = result.status != "fail"
@@ -64,14 +71,13 @@ class Hysteresis:
             target.failures += 1
             target.successes = 0
         before = target.state
-        if before is None:
-            target.state = "up" if ok else "down"
-        elif before == "up" and target.failures >= self.down_after:
+        if target.failures >= self.down_after and before != "down":
             target.state = "down"
-        elif before == "down" and target.successes >= self.up_after:
+        elif ok and (before == "unknown" or (before == "down" and target.successes >= self.up_after)):
             target.state = "up"
         if target.state != before:
             target.since = now
+        target.ever_up = target.ever_up or target.state == "up"
         target.last = result
         target.last_time = now
         return target
@@ -80,8 +86,8 @@ class Hysteresis:
 def check_status(t: TargetState) -> Status:
     if t.state == "down":
         return "fail"
-    if t.last is not None and t.last.status != "pass":
-        return "warn"  # up, but this probe warned or failed (not yet down)
+    if t.state == "unknown" or (t.last is not None and t.last.status != "pass"):
+        return "warn"  # no verdict yet, or up but this probe warned or failed (not yet down)
     return "pass"
 
 
@@ -111,14 +117,16 @@ def health_document(targets: list[TargetState], *, service_id: str = "safeguard"
             entry["output"] = t.last.message
         checks[f"{t.name}:{MEASUREMENTS[t.kind]}"] = [entry]
     doc: dict[str, Any] = {
-        "status": overall_status(probed) if probed else "warn", "version": version, "releaseId": release,
+        "status": overall_status(targets), "version": version, "releaseId": release,
         "serviceId": service_id, "description": "Safeguard: health of the protected app and its dependencies",
         "checks": checks,
     }
     if not probed:
         doc["output"] = "no probe has completed yet"
     else:
-        down = [t.name for t in probed if t.state == "down"]
-        if down:
-            doc["output"] = "down: " + ", ".join(sorted(down))
+        parts = [f"{label}: " + ", ".join(sorted(t.name for t in targets if t.state == state))
+                 for label, state in (("down", "down"), ("no verdict yet", "unknown"))
+                 if any(t.state == state for t in targets)]
+        if parts:
+            doc["output"] = "; ".join(parts)
     return doc

@@ -103,12 +103,10 @@ class SystemView:
             if t.state == "down":
                 notes.append(f"{t.name} ({t.service}) is down since {t.since.isoformat() if t.since else '?'}"
                              f": {t.last.message if t.last else ''}".rstrip(": "))
+            elif t.state == "unknown":
+                notes.append(f"{t.name} ({t.service}) has no verdict yet (starting)")
         for svc in (*groups["service"].values(), *groups["dependency"].values()):
-            states = [c["state"] for c in svc["checks"].values()]
-            critical_down = any(c["state"] == "down" and c["critical"] for c in svc["checks"].values())
-            svc["state"] = ("down" if critical_down or (states and all(s == "down" for s in states)) else
-                            "degraded" if "down" in states or any(c["status"] != "pass" for c in svc["checks"].values())
-                            else "unknown" if not states or None in states else "up")
+            svc["state"] = self._service_state(list(svc["checks"].values()))
         apps = self._apps(now, notes)
         if not feed.get("connected"):
             notes.append("event feed from Kafka is not connected: flags, incidents, SLA and app data may be stale")
@@ -122,6 +120,17 @@ class SystemView:
             "feed": {**feed, "last_event_at": self.last_event_at.isoformat() if self.last_event_at else None},
             "notes": notes,
         }
+
+    @staticmethod
+    def _service_state(checks: list[dict[str, Any]]) -> str:
+        states = [c["state"] for c in checks]
+        if any(c["state"] == "down" and c["critical"] for c in checks) or (states and all(s == "down" for s in states)):
+            return "down"
+        if "down" in states:
+            return "degraded"
+        if not states or "unknown" in states:
+            return "unknown"
+        return "degraded" if any(c["status"] != "pass" for c in checks) else "up"
 
     @staticmethod
     def _target(t: TargetState) -> dict[str, Any]:
@@ -159,10 +168,10 @@ class SystemView:
         return out
 
     def _overall(self, targets: list[TargetState]) -> str:
-        probed = [t for t in targets if t.last is not None]
-        if any(t.state == "down" and t.critical for t in probed):
+        known = [t for t in targets if t.state != "unknown"]
+        if any(t.state == "down" and t.critical for t in known):
             return "major_outage"
-        if (any(t.state == "down" or check_status(t) != "pass" for t in probed) or self.incidents or self.triggers
+        if (any(check_status(t) != "pass" for t in known) or self.incidents or self.triggers
                 or any(b["state"] != "closed" for s in self._breakers().values() for b in s.values())):
             return "degraded"
-        return "operational" if probed else "unknown"
+        return "unknown" if len(known) < len(targets) else "operational"
