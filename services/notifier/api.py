@@ -5,16 +5,14 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, HTTPException, Query, Request
 from starlette.requests import HTTPConnection
-from fastapi.responses import HTMLResponse, PlainTextResponse
+from fastapi.responses import HTMLResponse, PlainTextResponse, Response
 
 from services.notifier.models import DeliveryRecord, Incident
 from services.notifier.service import NotFound, NotifierService
-from services.notifier.status_page import build_status, render_html
+from services.notifier.status_page import HISTORY, render_feed, render_html
 from shared.auth import Authenticator
 
 __all__ = ["build_router", "HISTORY"]
-
-HISTORY = timedelta(days=7)
 
 
 def _svc(request: Request) -> NotifierService:
@@ -25,9 +23,9 @@ def _svc(request: Request) -> NotifierService:
 Svc = Annotated[NotifierService, Depends(_svc)]
 
 
-async def _status(svc: NotifierService) -> dict[str, Any]:
-    now = datetime.now(UTC)
-    return build_status(await svc.store.recent(since=now - HISTORY), now=now)
+async def _status(request: Request) -> dict[str, Any]:
+    status: dict[str, Any] = await request.app.state.status.status(store=_svc(request).store, now=datetime.now(UTC))
+    return status
 
 
 async def _get(svc: NotifierService, incident_id: str) -> Incident:
@@ -57,14 +55,23 @@ def build_router(auth: Authenticator) -> APIRouter:
     reader = [Depends(_reader(auth))]
 
     @router.get("/status", response_class=HTMLResponse, tags=["status"])
-    async def status_page(svc: Svc) -> HTMLResponse:
-        """The public status page (plain HTML, refreshes every 30 s)."""
-        return HTMLResponse(render_html(await _status(svc)))
+    async def status_page(request: Request) -> HTMLResponse:
+        """The public status page: components, 90-day uptime bars, incidents (no JS, refreshes every 30 s)."""
+        return HTMLResponse(render_html(await _status(request)))
 
     @router.get("/status.json", tags=["status"])
-    async def status_json(svc: Svc) -> dict[str, Any]:
-        """State per service, open incidents with timelines, incidents resolved in the last 7 days."""
-        return await _status(svc)
+    async def status_json(request: Request) -> dict[str, Any]:
+        """State per service and per component (with uptime bars), open incidents with timelines,
+        incidents resolved in the last 7 days."""
+        return await _status(request)
+
+    @router.get("/status/feed.atom", tags=["status"], response_class=Response,
+                responses={200: {"content": {"application/atom+xml": {}}}})
+    async def status_feed(request: Request) -> Response:
+        """Open and recent incidents as an Atom feed (one entry per incident, updated with its timeline)."""
+        page = str(request.url_for("status_page"))
+        return Response(render_feed(await _status(request), self_url=str(request.url), page_url=page),
+                        media_type="application/atom+xml; charset=utf-8")
 
     @router.get("/api/incidents", response_model=list[Incident], tags=["incidents"],
                 dependencies=reader)

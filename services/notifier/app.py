@@ -15,6 +15,7 @@ from services.notifier.policy import NotifierPolicy, load_policy
 from services.notifier.repository import PgIncidentStore, migrate, open_pool
 from services.notifier.service import IncidentStore, NotifierService, Sender
 from services.notifier.settings import NotifierSettings
+from services.notifier.status_sources import StatusData, open_status_data
 from shared.auth import Authenticator
 from shared.http import healthz_router
 from shared.kafka import KafkaPublisher, Publisher
@@ -29,7 +30,7 @@ __all__ = ["create_app"]
 
 def create_app(settings: NotifierSettings, *, policy: NotifierPolicy | None = None,
                publisher: Publisher | None = None, store: IncidentStore | None = None,
-               sender: Sender | None = None, consume: bool = True) -> FastAPI:
+               sender: Sender | None = None, consume: bool = True, status: StatusData | None = None) -> FastAPI:
     """The policy is loaded here, so a bad file stops the service before it serves. The keyword
     arguments replace Kafka / Postgres / the channels (tests); `consume=False` skips the consumer."""
     policy = policy or load_policy(settings.policy_file)
@@ -38,7 +39,7 @@ def create_app(settings: NotifierSettings, *, policy: NotifierPolicy | None = No
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         setup_telemetry("notifier", settings.telemetry)
         async with AsyncExitStack() as stack:
-            db = store
+            db, pool = store, None
             if db is None:
                 pool = await stack.enter_async_context(open_pool(settings.postgres, schema=settings.db_schema))
                 await migrate(pool, schema=settings.db_schema)
@@ -53,6 +54,7 @@ def create_app(settings: NotifierSettings, *, policy: NotifierPolicy | None = No
             svc = NotifierService(policy=policy, publisher=pub, store=db, sender=out)
             await svc.restore()
             app.state.notifier = svc
+            app.state.status = status or await stack.enter_async_context(open_status_data(pool=pool, store=db))
             if consume:
                 await start_service_consumer(stack, topics=[SLA_TRIGGERS, RECOVERY_ACTIONS, DEPLOY_EVENTS], group_id=settings.group_id,
                                              handlers=build_handlers(svc), kafka=settings.kafka,

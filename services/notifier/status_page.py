@@ -1,59 +1,88 @@
-"""The public status page: state per service from incidents, rendered as JSON or plain HTML."""
+"""The public status page: components (health + SLA), 90-day uptime bars (incident history), open and
+recent incidents; rendered as JSON, HTML (Jinja2) or an Atom feed. No framework imports besides Jinja2."""
 
 from __future__ import annotations
 
-from datetime import datetime
-from html import escape
+from dataclasses import asdict
+from datetime import datetime, timedelta
+from functools import cache
+from pathlib import Path
 from typing import Any, Literal
 
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+
 from services.notifier.models import Incident
+from services.notifier.status_components import LABEL, components, incident_state, worst
+from services.notifier.uptime import DAYS, Outage, daily_uptime, uptime_ratio
 
-__all__ = ["build_status", "render_html", "State"]
+__all__ = ["build_status", "render_html", "render_feed", "State", "HISTORY"]
 
-State = Literal["operational", "degraded", "major_outage"]
-_RANK = {"operational": 0, "degraded": 1, "major_outage": 2}
-_LABEL = {"operational": "Operational", "degraded": "Degraded", "major_outage": "Major outage"}
-
-
-def _state(inc: Incident) -> State:
-    if inc.status == "resolved":
-        return "operational"
-    return "major_outage" if inc.severity == "critical" and inc.status == "open" else "degraded"
+State = Literal["operational", "degraded", "partial_outage", "major_outage"]
+HISTORY = timedelta(days=7)
+_TEMPLATES = Path(__file__).parent / "templates"
 
 
-def build_status(incidents: list[Incident], *, now: datetime) -> dict[str, Any]:
-    """`incidents`: open ones and those resolved in the window (the store's `recent`)."""
-    services: dict[str, State] = {}
+def _bars(name: str, *, outages: list[Outage], since: datetime | None, now: datetime) -> dict[str, Any]:
+    days = daily_uptime(outages=[o for o in outages if o.service == name], since=since, now=now)
+    return {"ratio": uptime_ratio(days),
+            "days": [{"date": d.day.isoformat(), "uptime": d.uptime, "worst": d.worst} for d in days]}
+
+
+def build_status(incidents: list[Incident], *, now: datetime, system: dict[str, Any] | None = None,
+                 sla: dict[str, Any] | None = None, outages: list[Outage] | None = None,
+                 recording_since: datetime | None = None, source_errors: tuple[str, ...] = (),
+                 sources_at: datetime | None = None) -> dict[str, Any]:
+    """`incidents`: open ones and those resolved in the window (the store's `recent`). `system` / `sla`: the
+    health and SLA services' last answers; `outages`: incident intervals of the last 90 days. A component
+    gets uptime bars when the SLA service watches it or it had an incident; others show no history."""
+    services: dict[str, str] = {}
     for inc in incidents:
-        current = services.get(inc.service, "operational")
-        services[inc.service] = max(current, _state(inc), key=_RANK.__getitem__)
-    overall: State = max(services.values(), key=_RANK.__getitem__, default="operational")
+        services[inc.service] = worst([services.get(inc.service, "operational"), incident_state(inc)])
+    watched = {s["service"] for s in (sla or {}).get("services", [])} | {o.service for o in outages or []}
+    found = components(system=system, sla=sla, incidents=incidents)
+    rows = [{**asdict(c), "label": LABEL[c.state],
+             "uptime": _bars(c.name, outages=outages or [], since=recording_since, now=now) if c.name in watched else None}
+            for c in found]
+    overall = worst([c.state for c in found] + list(services.values()))
     dump = [i.model_dump(mode="json") for i in incidents]
-    return {"generated_at": now.isoformat(), "overall": overall,
+    return {"generated_at": now.isoformat(), "overall": "operational" if overall == "unknown" else overall,
             "services": dict(sorted(services.items())),
             "open": [d for d in dump if d["status"] != "resolved"],
-            "resolved": [d for d in dump if d["status"] == "resolved"]}
+            "resolved": [d for d in dump if d["status"] == "resolved"],
+            "components": rows, "uptime_days": DAYS,
+            "recording_since": recording_since.isoformat() if recording_since else None,
+            "sources": {"as_of": sources_at.isoformat() if sources_at else None, "errors": list(source_errors)}}
 
 
-def _incident_html(d: dict[str, Any]) -> str:
-    rows = "".join(f"<li><time>{escape(e['at'][:19].replace('T', ' '))}</time> <b>{escape(e['kind'])}</b> "
-                   f"{escape(e['text'])}</li>" for e in reversed(d["timeline"]))
-    return (f"<article class='{escape(d['severity'])}'><h3>{escape(d['title'])}</h3>"
-            f"<p>{escape(d['status'])} &middot; {escape(d['severity'])} &middot; level {d['level']} &middot; "
-            f"<code>{escape(d['incident_id'])}</code></p><ul>{rows}</ul></article>")
+@cache
+def _env() -> Environment:
+    env = Environment(loader=FileSystemLoader(_TEMPLATES), autoescape=select_autoescape(["html", "atom"]),
+                      undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    env.filters["utc"] = lambda iso: iso[:16].replace("T", " ") + " UTC" if iso else ""
+    env.filters["pct"] = lambda x: "no data" if x is None else f"{x * 100:.2f}".rstrip("0").rstrip(".") + " %"
+    env.globals["LABEL"] = {**LABEL, "operational": "All systems operational"}
+    return env
 
 
 def render_html(status: dict[str, Any]) -> str:
-    services = "".join(f"<tr><td>{escape(s)}</td><td class='{st}'>{_LABEL[st]}</td></tr>"
-                       for s, st in status["services"].items()) or "<tr><td colspan=2>No incidents reported</td></tr>"
-    open_ = "".join(_incident_html(d) for d in status["open"]) or "<p>No open incidents.</p>"
-    past = "".join(_incident_html(d) for d in status["resolved"]) or "<p>No incidents in the last 7 days.</p>"
-    return f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Status</title>
-<meta http-equiv="refresh" content="30"><meta name="viewport" content="width=device-width">
-<style>body{{font-family:system-ui,sans-serif;max-width:50rem;margin:2rem auto;padding:0 1rem}}
-.operational{{color:#1a7f37}}.degraded{{color:#9a6700}}.major_outage{{color:#cf222e}}
-article{{border-left:4px solid #999;padding-left:1rem;margin:1rem 0}}article.critical{{border-color:#cf222e}}
-article.major{{border-color:#9a6700}}time{{color:#666}}td{{padding:.2rem 1rem .2rem 0}}</style></head><body>
-<h1>System status: <span class="{status['overall']}">{_LABEL[status['overall']]}</span></h1>
-<table>{services}</table><h2>Open incidents</h2>{open_}<h2>Past 7 days</h2>{past}
-<p><small>Updated {escape(status['generated_at'][:19].replace('T', ' '))} UTC</small></p></body></html>"""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for c in status["components"]:
+        groups.setdefault(c["group"], []).append(c)
+    return _env().get_template("status.html").render(s=status, groups=groups)
+
+
+def render_feed(status: dict[str, Any], *, self_url: str, page_url: str) -> str:
+    """Atom (RFC 4287): one entry per open or recent incident, updated at its last timeline entry."""
+    entries = sorted(status["open"] + status["resolved"], key=_updated, reverse=True)
+    updated = _updated(entries[0]) if entries else (status["recording_since"] or status["generated_at"])
+    return _env().get_template("feed.atom").render(s=status, entries=entries, updated=updated,
+                                                   self_url=self_url, page_url=page_url, updated_of=_updated)
+
+
+def _updated(d: dict[str, Any]) -> str:
+    times = [d["opened_at"], d["mitigated_at"], d["resolved_at"], *(e["at"] for e in d["timeline"])]
+    return max(_norm(t) for t in times if t)
+
+
+def _norm(iso: str) -> str:
+    return datetime.fromisoformat(iso.replace("Z", "+00:00")).isoformat()

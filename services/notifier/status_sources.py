@@ -1,0 +1,144 @@
+"""Outbound edges of the status page: the health and SLA services over HTTP (polled in the background, so
+a page never waits on them), and the incident history in Postgres (intervals for the uptime bars)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+import asyncpg
+import httpx
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from services.notifier.service import IncidentStore
+from services.notifier.status_page import HISTORY, build_status
+from services.notifier.uptime import DAYS, Outage
+from shared.tasks import background
+
+__all__ = ["StatusPageSettings", "Snapshot", "StatusSources", "IncidentHistory", "PgHistory", "StoreHistory",
+           "StatusData", "open_status_data"]
+
+
+class StatusPageSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="NOTIFIER_STATUS_", extra="ignore")
+    health_url: str = Field(default="http://127.0.0.1:8002", pattern=r"^https?://",
+                            description="The health service (GET /api/system/status).")
+    sla_url: str = Field(default="http://127.0.0.1:8003", pattern=r"^https?://",
+                         description="The SLA service (GET /api/sla: every service's budgets).")
+    refresh_s: float = Field(default=10.0, gt=0, description="How often both are read.")
+    timeout_s: float = Field(default=3.0, gt=0)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The last answers of the health and SLA services; `errors` of the last round, by source."""
+
+    system: dict[str, Any] | None = None
+    sla: dict[str, Any] | None = None
+    fetched_at: datetime | None = None
+    errors: tuple[str, ...] = ()
+
+
+class StatusSources:
+    def __init__(self, *, settings: StatusPageSettings, http: httpx.AsyncClient) -> None:
+        self.settings, self.http = settings, http
+        self.snapshot = Snapshot()
+
+    async def _get(self, url: str) -> dict[str, Any]:
+        r = await self.http.get(url, timeout=self.settings.timeout_s)
+        r.raise_for_status()
+        body: dict[str, Any] = r.json()
+        return body
+
+    async def refresh(self) -> Snapshot:
+        """One round; a source that fails keeps its last answer and is named in `errors`."""
+        urls = (f"{self.settings.health_url}/api/system/status", f"{self.settings.sla_url}/api/sla")
+        answers = await asyncio.gather(*(self._get(u) for u in urls), return_exceptions=True)
+        old, errors = self.snapshot, []
+        fresh: list[dict[str, Any] | None] = []
+        for name, answer, before in zip(("health", "sla"), answers, (old.system, old.sla), strict=True):
+            if isinstance(answer, BaseException):
+                errors.append(f"{name} service: {type(answer).__name__} {answer}".strip())
+                fresh.append(before)
+            else:
+                fresh.append(answer)
+        self.snapshot = Snapshot(fresh[0], fresh[1], datetime.now(UTC) if not errors else old.fetched_at, tuple(errors))
+        return self.snapshot
+
+    async def run(self) -> None:
+        while True:
+            await self.refresh()
+            await asyncio.sleep(self.settings.refresh_s)
+
+
+class IncidentHistory(Protocol):
+    async def outages(self, *, since: datetime) -> list[Outage]: ...
+
+    async def recording_since(self) -> datetime | None: ...
+
+
+class PgHistory:
+    """Incident intervals straight from `incidents` (no timelines); recording began when the schema was made."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+        self._since: datetime | None = None
+
+    async def outages(self, *, since: datetime) -> list[Outage]:
+        rows = await self.pool.fetch("SELECT service, severity, opened_at, resolved_at FROM incidents"
+                                     " WHERE status <> 'resolved' OR resolved_at >= $1", since)
+        return [Outage(r["service"], r["severity"], r["opened_at"], r["resolved_at"]) for r in rows]
+
+    async def recording_since(self) -> datetime | None:
+        if self._since is None:
+            self._since = await self.pool.fetchval("SELECT min(applied_at) FROM schema_migrations")
+        return self._since
+
+
+class StoreHistory:
+    """Any `IncidentStore` (the in-memory one in tests and the bench); `since`: when recording began."""
+
+    def __init__(self, store: IncidentStore, *, since: datetime) -> None:
+        self.store, self.since = store, since
+
+    async def outages(self, *, since: datetime) -> list[Outage]:
+        found = await self.store.recent(since=since, limit=1_000_000)
+        return [Outage(i.service, i.severity, i.opened_at, i.resolved_at) for i in found]
+
+    async def recording_since(self) -> datetime | None:
+        return self.since
+
+
+@dataclass
+class StatusData:
+    """What the status page reads: the incident store (open and recent), the history (bars) and the last
+    answers of the health and SLA services (`sources`; None: incidents only)."""
+
+    history: IncidentHistory
+    sources: StatusSources | None = None
+
+    async def status(self, *, store: IncidentStore, now: datetime) -> dict[str, Any]:
+        incidents, outages, since = await asyncio.gather(
+            store.recent(since=now - HISTORY), self.history.outages(since=now - timedelta(days=DAYS)),
+            self.history.recording_since())
+        snap = self.sources.snapshot if self.sources else Snapshot()
+        return build_status(incidents, now=now, system=snap.system, sla=snap.sla, outages=outages,
+                            recording_since=since, source_errors=snap.errors, sources_at=snap.fetched_at)
+
+
+@asynccontextmanager
+async def open_status_data(*, pool: asyncpg.Pool | None, store: IncidentStore) -> AsyncIterator[StatusData]:
+    """With Postgres: the history from `incidents` and the health / SLA services polled in the background.
+    With an injected store (tests): the store's incidents only, recorded since now."""
+    if pool is None:
+        yield StatusData(history=StoreHistory(store, since=datetime.now(UTC)))
+        return
+    async with httpx.AsyncClient() as http:
+        sources = StatusSources(settings=StatusPageSettings(), http=http)
+        async with background(sources.run(), name="status sources"):
+            yield StatusData(history=PgHistory(pool), sources=sources)
