@@ -35,6 +35,7 @@ async def system_status(request: Request) -> Response:
     """Every service and dependency, app instances, breakers, flags, open incidents, SLA budget."""
     st = _state(request)
     body = st.view.render(list(st.runner.states.values()), feed=st.feed.status() if st.feed else {"connected": False})
-    body["probes"] = {"interval_seconds": st.runner.interval_s, "cycles": st.runner.cycles,
+    body["probes"] = {"interval_seconds": st.runner.interval_s, "settle_interval_seconds": st.runner.settle_s,
+                      "settling": [t.name for t in st.runner.settling()], "cycles": st.runner.cycles,
                       "last_cycle_ms": round(st.runner.last_cycle_ms, 1)}
     return Response(json.dumps(body, default=str), media_type="application/json", headers=_NO_STORE)

@@ -165,7 +165,8 @@ async def test_api_answers_200_warn_while_a_service_is_still_starting() -> None:
             assert runner.states["recovery"].state == "unknown"
             assert r.status_code == 200 and r.json()["status"] == "warn"
             assert r.json()["checks"]["recovery:responseTime"][0]["state"] == "unknown"
-            assert (await client.get("/api/system/status")).json()["status"] != "major_outage"
+            status = (await client.get("/api/system/status")).json()
+            assert status["status"] != "major_outage" and status["probes"]["settling"] == ["recovery"]
             prober.results["recovery"] = PASS
             await runner.wait_cycles(1, timeout_s=5)
             r = await client.get("/api/health")
