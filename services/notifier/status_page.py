@@ -6,10 +6,12 @@ from __future__ import annotations
 from dataclasses import asdict
 from datetime import datetime, timedelta
 from functools import cache
+from html import escape
 from pathlib import Path
 from typing import Any, Literal
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from markupsafe import Markup
 
 from services.notifier.models import Incident
 from services.notifier.status_components import LABEL, components, incident_state, worst
@@ -22,8 +24,8 @@ HISTORY = timedelta(days=7)
 _TEMPLATES = Path(__file__).parent / "templates"
 
 
-def _bars(name: str, *, outages: list[Outage], since: datetime | None, now: datetime) -> dict[str, Any]:
-    days = daily_uptime(outages=[o for o in outages if o.service == name], since=since, now=now)
+def _bars(outages: list[Outage], *, since: datetime | None, now: datetime) -> dict[str, Any]:
+    days = daily_uptime(outages=outages, since=since, now=now)
     return {"ratio": uptime_ratio(days),
             "days": [{"date": d.day.isoformat(), "uptime": d.uptime, "worst": d.worst} for d in days]}
 
@@ -40,8 +42,11 @@ def build_status(incidents: list[Incident], *, now: datetime, system: dict[str, 
         services[inc.service] = worst([services.get(inc.service, "operational"), incident_state(inc)])
     watched = {s["service"] for s in (sla or {}).get("services", [])} | {o.service for o in outages or []}
     found = components(system=system, sla=sla, incidents=incidents)
+    by_service: dict[str, list[Outage]] = {}
+    for o in outages or []:
+        by_service.setdefault(o.service, []).append(o)
     rows = [{**asdict(c), "label": LABEL[c.state],
-             "uptime": _bars(c.name, outages=outages or [], since=recording_since, now=now) if c.name in watched else None}
+             "uptime": _bars(by_service.get(c.name, []), since=recording_since, now=now) if c.name in watched else None}
             for c in found]
     overall = worst([c.state for c in found] + list(services.values()))
     dump = [i.model_dump(mode="json") for i in incidents]
@@ -59,15 +64,36 @@ def _env() -> Environment:
     env = Environment(loader=FileSystemLoader(_TEMPLATES), autoescape=select_autoescape(["html", "atom"]),
                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     env.filters["utc"] = lambda iso: iso[:16].replace("T", " ") + " UTC" if iso else ""
-    env.filters["pct"] = lambda x: "no data" if x is None else f"{x * 100:.2f}".rstrip("0").rstrip(".") + " %"
+    env.filters["pct"] = _pct
     env.globals["LABEL"] = {**LABEL, "operational": "All systems operational"}
     return env
+
+
+def _pct(x: float | None) -> str:
+    return "no data" if x is None else f"{x * 100:.2f}".rstrip("0").rstrip(".") + " %"
+
+
+def _bar(d: dict[str, Any]) -> str:
+    worst = d["worst"]
+    cls = "nodata" if d["uptime"] is None else worst or "up"
+    title = f"{d['date']}: {_pct(d['uptime'])}" + (f", {worst} incident" if worst else "")
+    return f'<li class="{escape(cls)}" title="{escape(title)}"></li>'
+
+
+def _bar_view(uptime: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Per day a class and a title; the counts for the screen-reader summary."""
+    if uptime is None:
+        return None
+    days = uptime["days"]
+    bars = "".join(map(_bar, days))
+    return {"ratio": _pct(uptime["ratio"]), "bars": Markup(bars), "incident_days": sum(1 for d in days if d["worst"]),
+            "nodata_days": sum(1 for d in days if d["uptime"] is None)}
 
 
 def render_html(status: dict[str, Any]) -> str:
     groups: dict[str, list[dict[str, Any]]] = {}
     for c in status["components"]:
-        groups.setdefault(c["group"], []).append(c)
+        groups.setdefault(c["group"], []).append({**c, "uptime": _bar_view(c["uptime"])})
     return _env().get_template("status.html").render(s=status, groups=groups)
 
 
