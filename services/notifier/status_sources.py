@@ -4,6 +4,7 @@ a page never waits on them), and the incident history in Postgres (intervals for
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -24,11 +25,16 @@ __all__ = ["StatusPageSettings", "Snapshot", "StatusSources", "IncidentHistory",
            "StatusData", "open_status_data"]
 
 
+def _local(port_env: str, port: int) -> str:
+    """The native stack's address of a sibling service (its port follows the stack's environment)."""
+    return f"http://127.0.0.1:{os.environ.get(port_env, port)}"
+
+
 class StatusPageSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="NOTIFIER_STATUS_", extra="ignore")
-    health_url: str = Field(default="http://127.0.0.1:8002", pattern=r"^https?://",
+    health_url: str = Field(default_factory=lambda: _local("HEALTH_PORT", 8002), pattern=r"^https?://",
                             description="The health service (GET /api/system/status).")
-    sla_url: str = Field(default="http://127.0.0.1:8003", pattern=r"^https?://",
+    sla_url: str = Field(default_factory=lambda: _local("SLA_PORT", 8003), pattern=r"^https?://",
                          description="The SLA service (GET /api/sla: every service's budgets).")
     refresh_s: float = Field(default=10.0, gt=0, description="How often both are read.")
     timeout_s: float = Field(default=3.0, gt=0)
