@@ -80,12 +80,13 @@ def _group(name: str, role: str) -> str:
 
 def components(*, system: dict[str, Any] | None, sla: dict[str, Any] | None,
                incidents: list[Incident]) -> list[Component]:
-    """Every service and dependency the health service probes, plus any service with an open incident;
-    each component's state is the worse of its checks and its open incidents."""
+    """Every service and dependency the health service probes, plus any service with an open (or mitigated)
+    incident; each component's state is the worse of its checks and its open incidents."""
     budgets = {s["service"]: s.get("budgets") or {} for s in (sla or {}).get("services", [])}
     by_incident: dict[str, list[ComponentState]] = {}
     for inc in incidents:
-        by_incident.setdefault(inc.service, []).extend([] if inc.status == "resolved" else [incident_state(inc)])
+        if inc.status != "resolved":
+            by_incident.setdefault(inc.service, []).append(incident_state(inc))
     found: dict[str, Component] = {}
     for role, key in (("service", "services"), ("dependency", "dependencies")):
         for name, svc in sorted(((system or {}).get(key) or {}).items()):

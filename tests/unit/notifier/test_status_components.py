@@ -40,10 +40,13 @@ def test_groups_and_the_worse_of_checks_and_incidents() -> None:
     found = {c.name: c for c in components(system=system, sla=None, incidents=[
         incident("demo", severity="critical"), incident("shop", status="resolved"), incident("flags", status="mitigated")])}
     assert [(c.group, c.name) for c in found.values()] == [
-        ("Application", "demo"), ("Application", "shop"), ("Safeguard", "flags"), ("Dependencies", "postgres")]
+        ("Application", "demo"), ("Safeguard", "flags"), ("Dependencies", "postgres")]
     assert found["demo"].state == "major_outage"        # the probe passes, a critical incident is open
     assert found["flags"].state == "degraded"           # mitigated, not resolved
-    assert found["shop"].state == "unknown"             # not probed; a resolved incident says nothing about now
+    assert "shop" not in found                          # not probed, no open incident: not a component
+    unprobed = components(system=system, sla=None, incidents=[incident("shop", severity="minor")])
+    assert [(c.name, c.state, c.detail) for c in unprobed if c.name == "shop"] == [
+        ("shop", "degraded", "not probed by the health service")]
     assert found["postgres"].state == "degraded" and found["postgres"].detail == "postgres: slow"
 
 
