@@ -83,8 +83,12 @@ def make_instances(spec: AppSpec) -> Instances:
         from deploy.docker_instances import DockerInstances
 
         return DockerInstances.from_env(spec)
+    if kind == "kubernetes":
+        from deploy.kube_instances import KubernetesInstances
+
+        return KubernetesInstances.from_spec(spec)
     if kind != "supervisord":
-        raise ValueError(f"{spec.source}: [instances] kind = {kind!r}: expected supervisord or docker")
+        raise ValueError(f"{spec.source}: [instances] kind = {kind!r}: expected supervisord, docker or kubernetes")
     run = Path(os.environ.get("SAFEGUARD_SUPERVISOR_SOCKET", ROOT / ".stack" / "run" / "supervisor.sock"))
     release_dir = Path(os.environ.get("DEMO_RELEASE_DIR", ROOT / ".stack" / "deploy"))
     return SupervisorInstances(spec, socket=run, release_dir=release_dir if release_dir.is_absolute()

@@ -1,6 +1,6 @@
 """A small fake Kubernetes API server (Starlette on loopback) for the Kubernetes traffic switch.
 
-GET / PATCH of Services and Gateway API HTTPRoutes, GET of pods by label selector, a bearer token,
+GET / PATCH of Services, Deployments and Gateway API HTTPRoutes, GET of pods by label selector, a bearer token,
 resourceVersion preconditions (409), 404 and 415 as the real API server words them. Every request is
 recorded (method, path, content type, body) so tests see what the official client really sent.
 """
@@ -68,6 +68,7 @@ class FakeKube:
             Route("/api/v1/namespaces/{ns}/services/{name}", self.object, methods=["GET", "PATCH"]),
             Route("/apis/gateway.networking.k8s.io/v1/namespaces/{ns}/httproutes/{name}", self.object,
                   methods=["GET", "PATCH"]),
+            Route("/apis/apps/v1/namespaces/{ns}/deployments/{name}", self.object, methods=["GET", "PATCH"]),
             Route("/api/v1/namespaces/{ns}/pods", self.list_pods, methods=["GET"]),
         ])
 
@@ -95,6 +96,9 @@ class FakeKube:
                           f"the object has been modified; please apply your changes to the latest version and try again")
         self.objects[path] = merge_patch(self.objects[path], patch)
         self.objects[path]["metadata"]["resourceVersion"] = str(int(current) + 1)
+        if "spec" in patch and "/deployments/" in path:  # the API server counts spec changes
+            meta = self.objects[path]["metadata"]
+            meta["generation"] = int(meta.get("generation", 1)) + 1
         return JSONResponse(self.objects[path])
 
     async def list_pods(self, request: Request) -> JSONResponse:

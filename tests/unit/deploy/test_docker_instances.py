@@ -136,7 +136,7 @@ def test_the_app_description_picks_the_implementation(monkeypatch: pytest.Monkey
     monkeypatch.setenv("SAFEGUARD_INSTANCES", "supervisord")
     assert isinstance(make_instances(load_app("demo")), SupervisorInstances)
     monkeypatch.setenv("SAFEGUARD_INSTANCES", "podman")
-    with pytest.raises(ValueError, match="kind = 'podman': expected supervisord or docker"):
+    with pytest.raises(ValueError, match="kind = 'podman': expected supervisord, docker or kubernetes"):
         make_instances(load_app("demo"))
     monkeypatch.setenv("SAFEGUARD_INSTANCES", "docker")
     monkeypatch.setenv("DOCKER_HOST", "tcp://10.0.0.1:2375")
