@@ -9,9 +9,14 @@ from pydantic import SecretStr
 
 from services.notifier.models import Change, Incident
 from services.notifier.repository import PgIncidentStore, migrate, open_pool
-from services.notifier.status_sources import PgHistory, StatusData
+from services.notifier.status_sources import PgHistory, Snapshot, StatusData
 from shared.settings import PostgresSettings
 from tests.faults import PrivatePostgres
+
+
+class Probed:
+    def __init__(self, snapshot: Snapshot) -> None:
+        self.snapshot = snapshot
 
 
 def incident(n: int, *, service: str, opened: datetime, resolved: datetime | None) -> Incident:
@@ -36,9 +41,12 @@ async def test_history_reads_the_intervals_of_the_window_and_the_recording_start
         assert sorted((o.service, o.end is None) for o in outages) == [("demo", False), ("shop", True)]
         since = await history.recording_since()
         assert since is not None and before - timedelta(seconds=5) <= since <= datetime.now(UTC)
-        status = await StatusData(history=history).status(store=store, now=now)
+        probed = {"services": {"demo": {"checks": {"demo": {"state": "up", "status": "pass", "critical": True}}}}}
+        status = await StatusData(history=history, sources=Probed(Snapshot(probed))).status(  # type: ignore[arg-type]
+            store=store, now=now)
         bars = {c["name"]: c["uptime"] for c in status["components"]}
         assert bars["demo"]["days"][-2]["uptime"] is None  # recording began today: yesterday is no data
-        today = bars["demo"]["days"][-1]
-        assert today["worst"] == "major" and today["uptime"] is not None and today["uptime"] < 1
+        # only the recorded part of today counts: demo's incident ended before it, shop's is open all along
+        assert (bars["demo"]["days"][-1]["uptime"], bars["demo"]["days"][-1]["worst"]) == (1.0, None)
+        assert (bars["shop"]["days"][-1]["uptime"], bars["shop"]["days"][-1]["worst"]) == (0.0, "major")
         assert [i["incident_id"] for i in status["open"]] == ["inc-3"] and status["overall"] == "degraded"
