@@ -43,7 +43,7 @@ async def test_history_reads_the_intervals_of_the_window_and_the_recording_start
         assert since is not None and before - timedelta(seconds=5) <= since <= datetime.now(UTC)
         probed = {"services": {"demo": {"checks": {"demo": {"state": "up", "status": "pass", "critical": True}}}}}
         status = await StatusData(history=history, sources=Probed(Snapshot(probed))).status(  # type: ignore[arg-type]
-            store=store, now=now)
+            store=store, now=datetime.now(UTC))
         bars = {c["name"]: c["uptime"] for c in status["components"]}
         assert bars["demo"]["days"][-2]["uptime"] is None  # recording began today: yesterday is no data
         # only the recorded part of today counts: demo's incident ended before it, shop's is open all along
