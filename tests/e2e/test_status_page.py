@@ -57,7 +57,7 @@ async def test_status_page_in_chromium_shows_components_and_an_incident() -> Non
             async with async_playwright() as pw:
                 browser = await pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
                 try:
-                    page = await browser.new_page(viewport={"width": 900, "height": 900})
+                    page = await browser.new_page(viewport={"width": 900, "height": 1400})
                     shown = await page.goto(f"{FRONT}/status")
                     assert shown is not None and shown.status == 200
                     for group in ("Safeguard", "Dependencies"):
@@ -70,7 +70,7 @@ async def test_status_page_in_chromium_shows_components_and_an_incident() -> Non
                     assert "deploy 2.0.0 rolled back" in await incident.locator("h3").inner_text()
                     assert "e2e: error rate 15.7 %" in await incident.locator("ol.timeline").inner_text()
                     assert await page.locator(f"#component-{service} .state").inner_text() == "Degraded performance"
-                    await page.screenshot(path=str(SCREENSHOT), full_page=True)
+                    await page.screenshot(path=str(SCREENSHOT))  # the first screen: banner, open incidents, components
                 finally:
                     await browser.close()
             feed = feedparser.parse((await http.get("/status/feed.atom")).content)

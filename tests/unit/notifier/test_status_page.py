@@ -87,6 +87,11 @@ async def test_html_shows_components_bars_and_the_incident_timeline(page: tuple[
                  "Major outage", "down: demo-blue", "Open incidents", "opened", 'class="bars" role="img"', "days without data"):
         assert text in html, text
     assert html.count('<li class="nodata"') == 86  # demo's bars: 86 days before recording began
+    iid = await _incident(app, "shop", "ep9")
+    await app.state.notifier.resolve(iid, actor="admin:alice", note="pool restarted by hand")
+    html = (await c.get("/status")).text
+    past = html.split('id="past-h"')[1]
+    assert f'<details class="past" id="incident-{iid}">' in past and "pool restarted by hand" in past
 
 
 async def test_feed_is_valid_atom_with_one_entry_per_incident(page: tuple[httpx.AsyncClient, FastAPI]) -> None:
