@@ -344,9 +344,12 @@ while time.monotonic() < deadline:
     time.sleep(0.5)
 bad = [f"{k} {c[0].get('status')} ({c[0].get('output') or c[0].get('state')})"
        for k, c in doc.get("checks", {}).items() if c[0].get("status") != "pass"]
-print(f"\033[31m[stack] ERROR:\033[0m {url} is not pass after {wait:g}s: {doc.get('status')}; "
+# warn (every target has a verdict, a non-critical one is down or a response is slow on a busy machine)
+# is said loudly but does not fail the stack; fail or no answer does
+level = "WARNING" if doc.get("status") == "warn" else "ERROR"
+print(f"\033[31m[stack] {level}:\033[0m {url} is not pass after {wait:g}s: {doc.get('status')}; "
       f"not passing: {', '.join(bad) or doc.get('output', '-')}", file=sys.stderr)
-sys.exit(1)
+sys.exit(0 if level == "WARNING" else 1)
 PY
 fi
 SVC_SECS="$(elapsed "$T_SVC")"
