@@ -49,7 +49,10 @@ class Prober:
 
     def __init__(self, defaults: Defaults, *, http: httpx.AsyncClient | None = None) -> None:
         self.defaults = defaults
-        self.http = http or httpx.AsyncClient(follow_redirects=False)
+        # no keep-alive: a probe every 30 s would mostly reuse a connection the server (HAProxy: 5 s) is
+        # closing, and fail with "Server disconnected"; a fresh connection is also what a health check tests
+        self.http = http or httpx.AsyncClient(follow_redirects=False,
+                                              limits=httpx.Limits(max_keepalive_connections=0))
         self._redis: dict[str, Any] = {}
         self.handlers: dict[str, Callable[[Any], Awaitable[ProbeResult]]] = {
             "http": self.http_probe, "tcp": self.tcp_probe, "postgres": self.postgres_probe,
