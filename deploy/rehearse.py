@@ -171,10 +171,11 @@ def _same(before: str, after: str, *, what: str, when: str) -> str:
     raise _Failed(f"schema differs from {what}:\n" + "\n".join(list(diff)[:80]))
 
 
-async def _plan(r: Rehearsal, *, dsn: str, schema: str, directory: Path, snap: dict[str, str]) -> str:
+async def _plan(r: Rehearsal, *, dsn: str, schema: str, directory: Path, snap: dict[str, str],
+                until: str | None) -> str:
     await migrations.migrate(dsn=dsn, schema=schema, directory=directory, until="")  # the schema and its table only
     states = await migrations.status(dsn=dsn, schema=schema, directory=directory)
-    pending = [s.version for s in states if not s.applied]
+    pending = [s.version for s in states if not s.applied and (until is None or s.version <= until)]
     if pending:
         return f"pending: {', '.join(pending)} (what the next `db migrate` applies)"
     if not states:
@@ -186,7 +187,7 @@ async def _plan(r: Rehearsal, *, dsn: str, schema: str, directory: Path, snap: d
 
 
 async def _stages(r: Rehearsal, *, dsn: str, schema: str, directory: Path, verify: list[str],
-                  previous: list[str] | None) -> None:
+                  previous: list[str] | None, until: str | None = None) -> None:
     snap: dict[str, str] = {}
 
     async def record() -> str:
@@ -194,7 +195,7 @@ async def _stages(r: Rehearsal, *, dsn: str, schema: str, directory: Path, verif
         return f"{len(snap['before'].splitlines())} lines of `pg_dump --schema-only -n {schema}`"
 
     async def up() -> str:
-        r.applied = await migrations.migrate(dsn=dsn, schema=schema, directory=directory)
+        r.applied = await migrations.migrate(dsn=dsn, schema=schema, directory=directory, until=until)
         return f"applied {', '.join(r.applied)}"
 
     async def down() -> str:
@@ -208,7 +209,7 @@ async def _stages(r: Rehearsal, *, dsn: str, schema: str, directory: Path, verif
         return f"rolled back {', '.join(reversed(r.applied))}"
 
     async def again() -> str:
-        if (redo := await migrations.migrate(dsn=dsn, schema=schema, directory=directory)) != r.applied:
+        if (redo := await migrations.migrate(dsn=dsn, schema=schema, directory=directory, until=until)) != r.applied:
             raise _Failed(f"re-applied {redo}, expected {r.applied}")
         if "source" not in snap:
             return f"applied {', '.join(redo)}"
@@ -218,7 +219,7 @@ async def _stages(r: Rehearsal, *, dsn: str, schema: str, directory: Path, verif
         return _same(snap["before"], await schema_sql(dsn=dsn, schema=schema), what="the recorded", when="rolled back")
 
     steps: list[tuple[str, Callable[[], Awaitable[str | None]]]] = [
-        ("plan", lambda: _plan(r, dsn=dsn, schema=schema, directory=directory, snap=snap)),
+        ("plan", lambda: _plan(r, dsn=dsn, schema=schema, directory=directory, snap=snap, until=until)),
         ("record schema", record), ("migrate up", up),
         ("verify queries", lambda: _queries(dsn=dsn, schema=schema, statements=verify, previous=False)),
         ("migrate down", down), ("compare schema", compare), ("migrate up again", again)]
@@ -231,8 +232,9 @@ async def _stages(r: Rehearsal, *, dsn: str, schema: str, directory: Path, verif
 
 
 async def rehearse(*, dsn: str, schema: str, directory: Path, verify_sql: list[str] | None = None,
-                   previous_sql: Path | None = None, source: Source = "dump") -> Rehearsal:
-    """Rehearse the pending migrations (or the last applied one) on a scratch clone of `dsn`'s database."""
+                   previous_sql: Path | None = None, source: Source = "dump", until: str | None = None) -> Rehearsal:
+    """Rehearse the pending migrations (none after `until`: what a release goes up to), or the last applied
+    one, on a scratch clone of `dsn`'s database."""
     if source not in ("dump", "template"):
         raise ValueError(f"source must be 'dump' or 'template', not {source!r}")
     if not directory.is_dir():
@@ -243,7 +245,7 @@ async def rehearse(*, dsn: str, schema: str, directory: Path, verify_sql: list[s
     try:
         if await _step(r, "clone", lambda: _clone(dsn=dsn, scratch=r.database, source=source)):
             await _stages(r, dsn=target, schema=schema, directory=directory, verify=list(verify_sql or []),
-                          previous=previous)
+                          previous=previous, until=until)
     finally:
         await _step(r, "drop scratch database", lambda: _drop(dsn, r.database))
     return r

@@ -183,7 +183,7 @@ class Release:
             if blocked:
                 raise DeployError("; ".join(f"{b.file}:{b.line} {b.rule}" for b in blocked))
             r = await rehearse(dsn=self.dsn, schema=self.spec.schema, directory=self.spec.migrations,
-                               verify_sql=self.spec.verify_sql, previous_sql=self.spec.previous_sql)
+                               verify_sql=self.spec.verify_sql, previous_sql=self.spec.previous_sql, until=target)
             if not r.ok:
                 raise DeployError("rehearsal failed: " + "; ".join(s.detail for s in r.steps if not s.ok))
             return f"lint clean on {len(files)} file(s); rehearsal passed"

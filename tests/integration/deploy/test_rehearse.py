@@ -232,3 +232,21 @@ async def test_our_own_migrations_pass_the_rehearsal(private_postgres, migration
 
     assert r.ok, "\n".join(f"{s.name}: {s.detail}" for s in r.steps if not s.ok)
     assert r.applied == sorted(p.name.removesuffix(".up.sql") for p in directory.glob("*.up.sql"))
+
+
+async def test_until_rehearses_only_what_the_release_goes_up_to(private_postgres, tmp_path: Path) -> None:
+    """`deploy --version v2` migrates up to v2's migration: a later one (v3's, its down file broken) is
+    neither applied nor rehearsed for it, but it still fails a rehearsal of everything pending."""
+    dsn = private_postgres.dsn
+    directory = await _live_v1(dsn, tmp_path, "ALTER TABLE demo.items ADD COLUMN note text;",
+                               "ALTER TABLE demo.items DROP COLUMN note;")
+    (directory / "0003_later.up.sql").write_text("CREATE INDEX items_points ON demo.items (points);")
+    (directory / "0003_later.down.sql").write_text("SELECT 1;  -- forgets the index")
+
+    r = await _run(dsn, directory, tmp_path, until="0002_next")
+    assert r.ok, r.as_dict()
+    assert r.applied == ["0002_next"]
+
+    everything = await _run(dsn, directory, tmp_path)
+    assert not everything.ok and everything.applied == ["0002_next", "0003_later"]
+    assert await _scratch(dsn) == []
