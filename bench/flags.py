@@ -21,7 +21,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
@@ -233,20 +234,21 @@ async def _cleanup(schema: str, prefix: str) -> None:
     await r.aclose()
 
 
-async def main() -> None:
-    local_evaluation()
+@asynccontextmanager
+async def flags_service(name: str, **extra_env: str) -> AsyncIterator[tuple[str, int]]:
+    """A private flags service (own port, schema, cache prefix, unlimited rates) for one bench; yields its
+    base URL and port, and stops it and drops its data at the end."""
     port = _free_port()
-    schema, prefix = f"flags_bench{os.getpid()}", f"bench{os.getpid()}:flags:"
+    schema, prefix = f"flags_{name}{port}", f"{name}{port}:flags:"
     env = {"FLAGS_PORT": str(port), "FLAGS_DB_SCHEMA": schema, "FLAGS_CACHE_PREFIX": prefix,
            "KAFKA_TOPIC_PREFIX": "bench.", "SAFEGUARD_ENV": "local", "SAFEGUARD_ADMIN_TOKEN": TOKEN,
            "FLAGS_SEED": "true", "FLAGS_RATE_LIMIT": "1000000/second", "FLAGS_WRITE_LIMIT": "1000000/second",
-           "LOG_LEVEL": "WARNING"}
+           "LOG_LEVEL": "WARNING", **extra_env}
     service = _spawn(["-m", "services.flags"], env)
     base = f"http://127.0.0.1:{port}"
     try:
         await _wait(base + "/readyz", service)
-        await kill_propagation(base)
-        await ofrep_throughput(port)
+        yield base, port
     finally:
         service.terminate()
         try:
@@ -255,6 +257,12 @@ async def main() -> None:
             service.kill()
         await _cleanup(schema, prefix)
 
+
+async def main() -> None:
+    local_evaluation()
+    async with flags_service("bench") as (base, port):
+        await kill_propagation(base)
+        await ofrep_throughput(port)
 
 if __name__ == "__main__":
     asyncio.run(main())

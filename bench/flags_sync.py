@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import statistics
-import subprocess
 import threading
 import time
 from typing import Any
 
 import httpx
 
-from bench.flags import TOKEN, _cleanup, _free_port, _spawn, _wait
+from bench.flags import TOKEN, _free_port, flags_service
 from sdk.flags import FlagClient
 
 KILLS = 200  # kill, enable, kill, ...: 100 kills measured
@@ -110,25 +109,9 @@ async def kills(base: str, sync_port: int) -> None:
 
 
 async def main() -> None:
-    port, sync_port = _free_port(), _free_port()
-    schema, prefix = f"flags_benchsync{port}", f"benchsync{port}:flags:"
-    env = {"FLAGS_PORT": str(port), "FLAGS_SYNC_PORT": str(sync_port), "FLAGS_DB_SCHEMA": schema,
-           "FLAGS_CACHE_PREFIX": prefix, "KAFKA_TOPIC_PREFIX": "bench.", "SAFEGUARD_ENV": "local",
-           "SAFEGUARD_ADMIN_TOKEN": TOKEN, "FLAGS_SEED": "true", "FLAGS_RATE_LIMIT": "1000000/second",
-           "FLAGS_WRITE_LIMIT": "1000000/second", "LOG_LEVEL": "WARNING"}
-    service = _spawn(["-m", "services.flags"], env)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        await _wait(base + "/readyz", service)
+    sync_port = _free_port()
+    async with flags_service("benchsync", FLAGS_SYNC_PORT=str(sync_port)) as (base, _):
         await kills(base, sync_port)
-    finally:
-        service.terminate()
-        try:
-            service.wait(15)
-        except subprocess.TimeoutExpired:
-            service.kill()
-        await _cleanup(schema, prefix)
-
 
 if __name__ == "__main__":
     asyncio.run(main())
