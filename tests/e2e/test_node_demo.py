@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import subprocess
 import time
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
@@ -26,7 +25,9 @@ import pytest
 from shared.events import PageLoadObserved, TriggerCleared, TriggerFired
 from shared.testing.kafka import expect_events
 from shared.topics import TELEMETRY_PAGELOADS
-from tests.e2e.test_runbook_loop import BOOTSTRAP, FLAG, FRONT, _restore_flag, admin_token, watch_triggers
+from tests.e2e.test_runbook_loop import (
+    BOOTSTRAP, FLAG, FRONT, _restore_flag, admin_token, runbook_step_1, until_status, watch_triggers,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -56,14 +57,7 @@ def node_stack() -> None:
 
 async def _until_status(http: httpx.AsyncClient, path: str, status: int, *, timeout: float) -> float:
     """Seconds until the Node app (through HAProxy) answers `status` on `path`."""
-    start = time.monotonic()
-    last = None
-    while time.monotonic() - start <= timeout:
-        last = (await http.get(f"{NODE}{path}")).status_code
-        if last == status:
-            return time.monotonic() - start
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"{NODE}{path} answered {last}, not {status}, for {timeout}s")
+    return await until_status(http, path, status, timeout=timeout, base=NODE, every_s=0.02)
 
 
 async def _flag_call(http: httpx.AsyncClient, verb: str, reason: str) -> None:
@@ -104,12 +98,7 @@ async def test_gamification_on_by_api_then_off_by_the_runbook_curl(node_stack: N
             assert body["leaders"], body
             assert (await http.get(f"{NODE}/?user=e2e-node")).json()["gamification"] is True
 
-            out = await asyncio.to_thread(  # the runbook's step 1, verbatim
-                subprocess.run,
-                ["curl", "-s", "-X", "POST", f"{FRONT}/api/system/status",
-                 "-d", '{"feature": "gamification", "enabled": false}'],
-                capture_output=True, text=True, timeout=10, check=True)
-            assert '"enabled":false' in out.stdout, out.stdout
+            await runbook_step_1()
             off_after = await _until_status(http, LEADERBOARD, 404, timeout=2.0)
             print(f"\nnode gamification: on seen {on_after * 1000:.0f} ms after the enable call returned, "
                   f"off {off_after * 1000:.0f} ms after the runbook curl returned")

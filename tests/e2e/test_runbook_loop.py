@@ -254,24 +254,19 @@ async def test_gamification_on_by_api_then_off_by_the_runbook_curl(stack: None) 
             if found["state"] == "ENABLED":  # start from off, so "on" below is this test's doing
                 r = await http.post(f"{FRONT}/api/flags/{FLAG}/disable", headers=auth, json={"reason": "e2e"})
                 assert r.status_code == 200, r.text
-            await _until_status(http, LEADERBOARD, 404, timeout=2.0)
+            await until_status(http, LEADERBOARD, 404, timeout=2.0)
             r = await http.post(f"{FRONT}/api/flags/{FLAG}/enable", headers=auth, json={"reason": "e2e runbook loop"})
             assert r.status_code == 200, r.text
             assert r.json()["state"] == "ENABLED"
             t0 = time.monotonic()
-            on_after = await _until_status(http, LEADERBOARD, 200, timeout=2.0)
+            on_after = await until_status(http, LEADERBOARD, 200, timeout=2.0)
             body = (await http.get(f"{DEMO}{LEADERBOARD}")).json()
             assert body["leaders"], body
 
             # Runbook step 1, verbatim: no Content-Type, no token.
             t1 = time.monotonic()
-            out = await asyncio.to_thread(
-                subprocess.run,
-                ["curl", "-s", "-X", "POST", f"{FRONT}/api/system/status",
-                 "-d", '{"feature": "gamification", "enabled": false}'],
-                capture_output=True, text=True, timeout=10, check=True)
-            assert '"enabled":false' in out.stdout, out.stdout
-            off_after = await _until_status(http, LEADERBOARD, 404, timeout=2.0)
+            await runbook_step_1()
+            off_after = await until_status(http, LEADERBOARD, 404, timeout=2.0)
             print(f"\ngamification: on seen {on_after:.2f}s after the enable call returned,"
                   f" off seen {off_after:.2f}s after the runbook curl returned ({t1 - t0:.2f}s on)")
             assert on_after < 1.5 and off_after < 1.5, (on_after, off_after)
@@ -279,17 +274,29 @@ async def test_gamification_on_by_api_then_off_by_the_runbook_curl(stack: None) 
             await _restore_flag(http, found, auth)
 
 
-async def _until_status(http: httpx.AsyncClient, path: str, status: int, *, timeout: float) -> float:
+async def until_status(http: httpx.AsyncClient, path: str, status: int, *, timeout: float, base: str = DEMO,
+                       every_s: float = 0.05) -> float:
+    """Seconds until the app at `base` (the demo's HAProxy front by default) answers `status` on `path`."""
     start = time.monotonic()
     last = None
-    for _ in range(int(timeout / 0.05) + 1):
-        last = (await http.get(f"{DEMO}{path}")).status_code
+    for _ in range(int(timeout / every_s) + 1):
+        last = (await http.get(f"{base}{path}")).status_code
         if last == status:
             return time.monotonic() - start
         if time.monotonic() - start > timeout:
             break
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"{path} answered {last}, not {status}, for {timeout}s")
+        await asyncio.sleep(every_s)
+    raise AssertionError(f"{base}{path} answered {last}, not {status}, for {timeout}s")
+
+
+async def runbook_step_1() -> None:
+    """The runbook's Step 1, verbatim: curl with no Content-Type and no token."""
+    out = await asyncio.to_thread(
+        subprocess.run,
+        ["curl", "-s", "-X", "POST", f"{FRONT}/api/system/status",
+         "-d", '{"feature": "gamification", "enabled": false}'],
+        capture_output=True, text=True, timeout=10, check=True)
+    assert '"enabled":false' in out.stdout, out.stdout
 
 
 async def _restore_flag(http: httpx.AsyncClient, found: dict[str, Any], auth: dict[str, str]) -> None:
