@@ -223,15 +223,20 @@ def wait_programs(sock: str, timeout: str, *specs: str) -> int:
     return 1 if bad else 0
 
 
-def _haproxy_servers(sock: str) -> list[dict[str, str]]:
+def _haproxy_command(sock: str, command: str) -> bytes:
+    """One command on HAProxy's admin socket; its whole answer (HAProxy closes after answering)."""
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
         s.settimeout(3)
         s.connect(sock)
-        s.sendall(b"show stat\n")
+        s.sendall(command.encode() + b"\n")
         data = b""
         while chunk := s.recv(65536):
             data += chunk
-    lines = data.decode().lstrip("# ").splitlines()
+    return data
+
+
+def _haproxy_servers(sock: str) -> list[dict[str, str]]:
+    lines = _haproxy_command(sock, "show stat").decode().lstrip("# ").splitlines()
     header = lines[0].split(",")
     rows = [dict(zip(header, line.split(","))) for line in lines[1:]]
     return [r for r in rows if r.get("svname") and r["svname"] not in ("FRONTEND", "BACKEND")]
@@ -271,13 +276,7 @@ def wait_haproxy(sock: str, timeout: str) -> int:
 
 def haproxy_save_state(sock: str, path: str) -> int:
     try:
-        with socket.socket(socket.AF_UNIX) as s:
-            s.settimeout(3)
-            s.connect(sock)
-            s.sendall(b"show servers state\n")
-            data = b""
-            while chunk := s.recv(65536):
-                data += chunk
+        data = _haproxy_command(sock, "show servers state")
     except OSError as exc:
         print(f"haproxy state not saved ({exc})", file=sys.stderr)
         return 1
