@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import typer
 from rich.markup import escape
@@ -91,10 +91,9 @@ def _run(app: str, as_json: bool, action: Callable[[Release], Awaitable[T]]) -> 
         _fail(as_json, f"{type(exc).__name__}: {exc}", Exit.USAGE)
     except (ConnectionError, OSError, TimeoutError) as exc:
         _fail(as_json, f"{type(exc).__name__}: {exc}", Exit.UNREACHABLE)
-    raise AssertionError("unreachable")
 
 
-def _fail(as_json: bool, message: str, code: Exit) -> None:
+def _fail(as_json: bool, message: str, code: Exit) -> NoReturn:
     if as_json:
         emit({"ok": False, "error": message}, as_json=True, render=lambda c: None)
     else:

@@ -269,16 +269,16 @@ class Release:
         t_start = time.perf_counter()
         watch = CanaryWatch(service=self.spec.name, instance=f"{self.spec.name}-{rec.colour}", kafka=self.kafka)
         try:
-            watching = await watch.running().__aenter__()
+            await watch.start()
         except Exception as exc:  # nothing moved yet: the deploy stops and undoes what it did
             raise DeployError(f"canary watch could not start: {type(exc).__name__}: {exc}") from exc
         try:
             for pct in plan.steps:
                 await self.traffic.set_weights({rec.colour: pct, rec.from_colour: 100 - pct})
-                watching.reset()
+                watch.reset()
                 self._note(rec, Step(name=f"traffic {pct}%", ok=True, detail=f"{rec.colour} {pct}%, "
                                      f"{rec.from_colour} {100 - pct}%"))
-                reason = await self._bake(watching, plan.bake_s)
+                reason = await self._bake(watch, plan.bake_s)
                 if reason is not None:
                     await self.rollback_traffic(rec, reason=reason, automatic=True)
                     return rec

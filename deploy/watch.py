@@ -73,12 +73,9 @@ class CanaryWatch:
             self.canary.errors += event.errors
             self.changed.set()
 
-    def running(self) -> CanaryWatch:
-        """`async with watch.running():` or `await watch.running().__aenter__()` then `await watch.stop()`."""
-        return self
-
-    async def __aenter__(self) -> CanaryWatch:
-        """Read both topics from their ends (no consumer group: nothing committed, nothing shared)."""
+    async def start(self) -> CanaryWatch:
+        """Read both topics from their ends (no consumer group: nothing committed, nothing shared); `stop()`
+        ends it (or `async with watch:`)."""
         names = [self.kafka.topic_prefix + topics.SLA_TRIGGERS, self.kafka.topic_prefix + topics.TELEMETRY_REQUESTS]
         consumer = AIOKafkaConsumer(**self.kafka.client_kwargs(), enable_auto_commit=False, group_id=None)
         await consumer.start()
@@ -95,6 +92,9 @@ class CanaryWatch:
         self._consumer = consumer
         self._task = asyncio.create_task(self._loop(consumer, names), name="canary-watch")
         return self
+
+    async def __aenter__(self) -> CanaryWatch:
+        return await self.start()
 
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
