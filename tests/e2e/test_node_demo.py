@@ -55,6 +55,13 @@ def node_stack() -> None:
         assert flags == {"provider": "flagd", "status": "READY"}, f"{url}: flags provider {flags}"
 
 
+def _client() -> httpx.AsyncClient:
+    """Idle connections expire before HAProxy's `timeout http-keep-alive 5s` closes them: httpx's default
+    expiry is also 5 s, and a request sent on a connection HAProxy is closing fails with "Server disconnected"
+    (seen once in CI while the test waited for recovery between two bursts of traffic)."""
+    return httpx.AsyncClient(timeout=5, limits=httpx.Limits(keepalive_expiry=2.0))
+
+
 async def _until_status(http: httpx.AsyncClient, path: str, status: int, *, timeout: float) -> float:
     """Seconds until the Node app (through HAProxy) answers `status` on `path`."""
     return await until_status(http, path, status, timeout=timeout, base=NODE, every_s=0.02)
@@ -85,7 +92,7 @@ async def _sla(http: httpx.AsyncClient) -> dict[str, Any]:
 
 
 async def test_gamification_on_by_api_then_off_by_the_runbook_curl(node_stack: None) -> None:
-    async with httpx.AsyncClient(timeout=5) as http:
+    async with _client() as http:
         found = (await http.get(f"{FRONT}/api/flags/{FLAG}")).json()
         auth = {"Authorization": f"Bearer {admin_token()}"}
         try:
@@ -156,7 +163,7 @@ async def _wait_trigger_ok(http: httpx.AsyncClient, traffic: Traffic, timeout: f
 
 
 async def test_fault_in_the_node_app_fires_the_trigger_and_recovery_turns_the_feature_off(node_stack: None) -> None:
-    async with httpx.AsyncClient(timeout=5) as http:
+    async with _client() as http:
         found = (await http.get(f"{FRONT}/api/flags/{FLAG}")).json()
         traffic = Traffic(http)
         try:
@@ -200,7 +207,7 @@ async def test_a_page_load_in_chromium_reaches_kafka_and_the_sla(node_stack: Non
     from playwright.async_api import async_playwright
 
     assert os.path.exists(CHROMIUM), f"no {CHROMIUM}: apt-get install -y chromium (or set CHROMIUM_PATH)"
-    async with httpx.AsyncClient(timeout=5) as http:
+    async with _client() as http:
         before = (await _sla(http)).get("page_load", {}).get("count", 0)
     started = datetime.now(UTC)
     async with async_playwright() as pw:
@@ -222,7 +229,7 @@ async def test_a_page_load_in_chromium_reaches_kafka_and_the_sla(node_stack: Non
     assert event.ttfb_ms is not None and event.dom_content_loaded_ms is not None, event  # navigation timing
     assert 0 < event.ttfb_ms <= event.dom_content_loaded_ms <= event.load_ms, event
 
-    async with httpx.AsyncClient(timeout=5) as http:
+    async with _client() as http:
         deadline = time.monotonic() + 10
         while (count := (await _sla(http)).get("page_load", {}).get("count", 0)) <= before:
             assert time.monotonic() < deadline, f"GET /api/sla/{SERVICE}: page_load count still {count}"
