@@ -27,8 +27,9 @@ log = logging.getLogger(__name__)
 class ProbeRunner:
     def __init__(self, config: HealthConfig, *, prober: Prober, publisher: Publisher,
                  interval_s: float | None = None, clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep, stop_grace_s: float = 5.0) -> None:
         self.config = config
+        self.stop_grace_s = stop_grace_s
         self.clock = clock
         self.sleep = sleep
         self.prober = prober
@@ -45,6 +46,10 @@ class ProbeRunner:
         self.publish_failures = 0
         self._semaphore = asyncio.Semaphore(config.max_concurrency)
         self._cycle_done = asyncio.Condition()
+        # held for a whole cycle (probe, verdict, publish): a stop waits for it, then cancels
+        # between cycles, so a verdict readers have seen is never left unpublished
+        self._in_cycle = asyncio.Lock()
+        self._stopping = False
 
     async def _one(self, target: Any) -> HealthCheckCompleted | None:
         async with self._semaphore:
@@ -84,10 +89,13 @@ class ProbeRunner:
         return [t for t in self.config.targets if self.states[t.name].settling]
 
     async def _cycle(self, targets: Sequence[Any] | None = None) -> None:
-        try:
-            await self.run_cycle(targets)
-        except Exception:  # noqa: BLE001 - one bad cycle must not stop probing
-            log.exception("probe cycle failed")
+        async with self._in_cycle:
+            if self._stopping:
+                return
+            try:
+                await self.run_cycle(targets)
+            except Exception:  # noqa: BLE001 - one bad cycle must not stop probing
+                log.exception("probe cycle failed")
 
     async def _forever(self) -> None:
         while True:
@@ -108,5 +116,12 @@ class ProbeRunner:
         try:
             yield self
         finally:
+            self._stopping = True
+            try:
+                await asyncio.wait_for(self._in_cycle.acquire(), self.stop_grace_s)
+            except TimeoutError:
+                log.warning("stopping with a probe cycle still publishing after %.1fs", self.stop_grace_s)
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
+            if self._in_cycle.locked():
+                self._in_cycle.release()
