@@ -47,6 +47,7 @@ NODE_DEMO_PORT="${NODE_DEMO_PORT:-8200}"    # HAProxy front of the Node demo (ex
 NODE_BLUE_PORT="${NODE_BLUE_PORT:-8201}"
 NODE_GREEN_PORT="${NODE_GREEN_PORT:-8202}"
 INTAKE_PORT="${INTAKE_PORT:-8006}"          # the intake: OTLP metrics in, page-load beacons
+CONSOLE_PORT="${CONSOLE_PORT:-8007}"        # the web console (HAProxy routes :3000/console to it)
 OTLP_HTTP_PORT="${OTLP_HTTP_PORT:-4318}"    # HAProxy frontend `otlp`: /v1/metrics -> intake (any OTel SDK)
 
 # Kafka JVM: C1-only JIT starts ~2x faster on a busy 2-core machine; for broker throughput

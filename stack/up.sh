@@ -64,7 +64,7 @@ RECOVERY_ADDR="127.0.0.1:$RECOVERY_PORT" NOTIFIER_ADDR="127.0.0.1:$NOTIFIER_PORT
 DEMO_BLUE_ADDR="127.0.0.1:$DEMO_BLUE_PORT" DEMO_GREEN_ADDR="127.0.0.1:$DEMO_GREEN_PORT"
 NODE_DEMO_BIND="127.0.0.1:$NODE_DEMO_PORT"
 NODE_BLUE_ADDR="127.0.0.1:$NODE_BLUE_PORT" NODE_GREEN_ADDR="127.0.0.1:$NODE_GREEN_PORT"
-INTAKE_ADDR="127.0.0.1:$INTAKE_PORT" OTLP_BIND="127.0.0.1:$OTLP_HTTP_PORT"
+CONSOLE_ADDR="127.0.0.1:$CONSOLE_PORT" INTAKE_ADDR="127.0.0.1:$INTAKE_PORT" OTLP_BIND="127.0.0.1:$OTLP_HTTP_PORT"
 OTLP_TRACES_ADDR="$INTAKE_ADDR"   # no Jaeger natively: the intake answers /v1/traces 404
 
 # Postgres runs as the postgres OS user: its dirs must be reachable by it. When the checkout
@@ -158,6 +158,9 @@ KAFKA_SASL_MECHANISM_LC="${KAFKA_SASL_MECHANISM,,}"
   echo "DEMO_FLAGS_URL=http://127.0.0.1:$FLAGS_PORT"
   echo "FLAGS_JOURNAL_PATH=$STACK/flags/pending-off.jsonl"
   echo "SAFEGUARD_DEMO_URL=http://127.0.0.1:$DEMO_PORT"
+  for s in flags health sla recovery notifier; do  # the console reads the services directly
+    v="${s^^}_PORT"; echo "CONSOLE_${s^^}_URL=http://127.0.0.1:${!v}"
+  done
   echo "HAPROXY_ADMIN_SOCKET=$HAPROXY_SOCK"
   # every port (config/health.yaml reads FRONT_PORT, DEMO_PORT, FLAGS_PORT, ...)
   for v in FLAGS_PORT HEALTH_PORT SLA_PORT RECOVERY_PORT NOTIFIER_PORT $(port_vars); do

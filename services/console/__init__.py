@@ -1,0 +1,1 @@
+"""The operator's web console (`:3000/console`): server-rendered pages over the other services' APIs."""

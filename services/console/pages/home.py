@@ -1,0 +1,18 @@
+"""`/console`: the landing page (the overview replaces it)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from starlette.responses import HTMLResponse
+
+from services.console.templating import render
+
+__all__ = ["router"]
+
+router = APIRouter()
+
+
+@router.get("", response_class=HTMLResponse)
+@router.get("/", response_class=HTMLResponse, include_in_schema=False)
+async def home(request: Request) -> HTMLResponse:
+    return render(request, "home.html", page="overview")
