@@ -73,7 +73,7 @@ secret() {  # secret <name>: prints .stack/secrets/<name>, made (24 random bytes
   cat "$f"
 }
 principal_of() {  # principal_of <program>: the Kafka principal a program of programs.conf logs in as
-  case "$1" in demo-*) echo app ;; *) echo "$1" ;; esac
+  case "$1" in demo-*) echo app ;; console) echo "" ;; *) echo "$1" ;; esac   # "": no Kafka client
 }
 
 # Marker put in the environment of every process supervisord starts: it is how

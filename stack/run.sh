@@ -12,10 +12,14 @@ set -a
 . "$ROOT/.stack/env"
 set +a
 export PORT="${!port_var}" SAFEGUARD_PROGRAM="$name" PATH="$ROOT/.venv/bin:$PATH" PYTHONUNBUFFERED=1
-case "$name" in demo-*) principal=app ;; *) principal="$name" ;; esac   # as principal_of in stack/lib.sh
-secret_file="${SAFEGUARD_SECRETS_DIR:-$ROOT/.stack/secrets}/kafka-$principal"
-[ -s "$secret_file" ] || { echo "run.sh: no Kafka credentials for $name ($secret_file): add the principal to KAFKA_PRINCIPALS in stack/lib.sh" >&2; exit 78; }
-KAFKA_SASL_USERNAME="$principal" KAFKA_SASL_PASSWORD="$(cat "$secret_file")"
-export KAFKA_SASL_USERNAME KAFKA_SASL_PASSWORD
+case "$name" in demo-*) principal=app ;; console) principal="" ;; *) principal="$name" ;; esac   # as principal_of in stack/lib.sh
+if [ -z "$principal" ]; then  # a program with no Kafka client does not get the admin's login either
+  unset KAFKA_SASL_USERNAME KAFKA_SASL_PASSWORD
+else
+  secret_file="${SAFEGUARD_SECRETS_DIR:-$ROOT/.stack/secrets}/kafka-$principal"
+  [ -s "$secret_file" ] || { echo "run.sh: no Kafka credentials for $name ($secret_file): add the principal to KAFKA_PRINCIPALS in stack/lib.sh" >&2; exit 78; }
+  KAFKA_SASL_USERNAME="$principal" KAFKA_SASL_PASSWORD="$(cat "$secret_file")"
+  export KAFKA_SASL_USERNAME KAFKA_SASL_PASSWORD
+fi
 cd "$ROOT"
 exec "$@"
