@@ -10,9 +10,11 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
+from services.console.auth import SessionKeeper
 from services.console.backends import Backends
 from services.console.pages import ROUTERS
 from services.console.settings import ConsoleSettings
+from shared.auth import AuthSettings
 from shared.http import healthz_router
 from shared.telemetry import setup_telemetry
 
@@ -22,7 +24,8 @@ PREFIX = "/console"
 STATIC = Path(__file__).parent / "static"
 
 
-def create_app(settings: ConsoleSettings, *, backends: Backends | None = None) -> FastAPI:
+def create_app(settings: ConsoleSettings, *, backends: Backends | None = None,
+               auth: AuthSettings | None = None) -> FastAPI:
     """`backends` replaces the HTTP clients to the services (tests point them at in-process apps)."""
 
     @asynccontextmanager
@@ -38,6 +41,7 @@ def create_app(settings: ConsoleSettings, *, backends: Backends | None = None) -
 
     app = FastAPI(title="Safeguard console", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.state.settings = settings
+    app.state.sessions = SessionKeeper(auth or AuthSettings())
     app.include_router(healthz_router("console"))
     app.mount(f"{PREFIX}/static", StaticFiles(directory=STATIC), name="static")
     for router in ROUTERS:
