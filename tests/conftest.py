@@ -75,3 +75,8 @@ async def redis_client(redis_url: str) -> AsyncIterator[object]:
         pytest.fail(f"Redis at {redis_url} does not answer ({exc}); run `make up` or set REDIS_URL")
     yield client
     await client.aclose()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked `restarts_stack` (they stop and start the native stack) run after all the others."""
+    items.sort(key=lambda item: item.get_closest_marker("restarts_stack") is not None)
