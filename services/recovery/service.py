@@ -20,6 +20,8 @@ from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
+from opentelemetry import trace
+
 from services.recovery.models import ActionRecord, Episode, History, RunRequest
 from services.recovery.policy import RecoveryPolicy
 from shared.events import (
@@ -31,6 +33,7 @@ from shared.kafka import Publisher
 __all__ = ["RecoveryService", "FlagsClient", "AuditStore", "Claims", "Episode", "ClaimBusy"]
 
 log = logging.getLogger(__name__)
+_tracer = trace.get_tracer(__name__)
 
 
 class FlagsClient(Protocol):
@@ -204,8 +207,11 @@ class RecoveryService:
 
     async def _act(self, ep: Episode, rec: ActionRecord) -> ActionRecord | None:
         try:
-            await self.publisher.publish(RecoveryActionStarted(**self._fields(rec)))
-            detail = await self._execute(rec)
+            with _tracer.start_as_current_span(f"recovery {rec.action}", attributes={
+                    "safeguard.service": rec.service, "safeguard.action_id": rec.action_id,
+                    "safeguard.episode_id": rec.episode_id or "", "safeguard.actor": rec.actor}):
+                await self.publisher.publish(RecoveryActionStarted(**self._fields(rec)))
+                detail = await self._execute(rec)
         except _ActionError as exc:
             log.warning("recovery action %s failed: %s", rec.action, exc)
             return await self._finish(rec, ok=False, detail=str(exc))
