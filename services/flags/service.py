@@ -36,10 +36,12 @@ from sdk.flags.jsonlogic import LogicError, compile_rule, resolve_refs
 from shared.events import FlagChanged, FlagSnapshot
 from shared.events.flags import FlagAction
 from shared.kafka import Publisher
+from shared.tracing_links import continued, current_traceparent
 
 __all__ = ["FlagService", "Unavailable", "EventSink"]
 
 logger = logging.getLogger(__name__)
+_MAX_TRACES = 10_000
 _NS = uuid.UUID("8f0d7a52-3c55-4a7e-9a51-5afe00f1a6a5")
 
 
@@ -69,6 +71,7 @@ class FlagService:
         self.loaded_from = "nothing"
         self._relay_lock = asyncio.Lock()
         self._relay_wakeup = asyncio.Event()
+        self._traces: dict[int, str] = {}  # outbox (audit) id -> traceparent of the change; lost on a restart
         self.journal = journal
         self.store_timeout_s = store_timeout_s
         self.pending: list[PendingOff] = []
@@ -185,6 +188,7 @@ class FlagService:
                               ) from exc
         self._mark("postgres", True)
         revision = after.revision if after else max(self.snapshot.revision + 1, await self._safe_revision())
+        self._remember_trace([entry])
         await self._publish_local(key, after, revision)
         self._relay_wakeup.set()
         return after, entry
@@ -254,6 +258,7 @@ class FlagService:
                 await self._turn_off_without_store(key, kill=True, actor=actor, reason=reason)
             return keys
         self._mark("postgres", True)
+        self._remember_trace([entry for _, entry in done])
         for after, _entry in done:
             await self._publish_local(after.key, after, after.revision)
         self._relay_wakeup.set()
@@ -437,9 +442,26 @@ class FlagService:
         finally:
             if done:
                 await self.repo.mark_published(done)
+                for audit_id in done:
+                    self._traces.pop(audit_id, None)
         return len(done)
 
+    def _remember_trace(self, entries: list[AuditEntry]) -> None:
+        """The relay publishes these entries later, in its own task: it continues the change's trace."""
+        parent = current_traceparent()
+        if parent is None:
+            return
+        if len(self._traces) > _MAX_TRACES:  # entries set aside or published elsewhere: forget the oldest
+            for audit_id in sorted(self._traces)[:len(self._traces) // 2]:
+                del self._traces[audit_id]
+        self._traces.update((e.id, parent) for e in entries)
+
     async def _publish_entry(self, pub: Any, e: AuditEntry) -> None:
+        with continued(self._traces.get(e.id), "flags outbox relay", tracer=__name__, attributes={
+                "safeguard.flag_key": e.flag_key, "safeguard.audit_id": e.id, "safeguard.action": e.action}):
+            await self._publish_entry_events(pub, e)
+
+    async def _publish_entry_events(self, pub: Any, e: AuditEntry) -> None:
         await pub.publish(_changed(e))
         if e.after is not None:
             await pub.publish(FlagSnapshot(id=uuid.uuid5(_NS, f"s{e.id}:{e.at.isoformat()}"),
