@@ -28,6 +28,7 @@ from shared.events import (
     NotificationDelivered, NotificationFailed, RecoveryActionFailed, RecoveryActionStarted, RecoveryActionSucceeded,
     TriggerCleared, TriggerFired,
 )
+from shared.humanize import describe_clear, describe_trigger
 from shared.kafka import Publisher
 
 __all__ = ["NotifierService", "IncidentStore", "Sender", "NotFound", "Conflict", "StaleIncident",
@@ -101,13 +102,13 @@ class NotifierService:
             log.info("ignoring stale %s for %s (%.0fs old)", event.trigger, event.service, age)
             return None
         if event.trigger == "budget_burn":
-            self.budget_notes[event.service] = f"error budget burning: {event.value:g} > {event.threshold:g}" + (
+            self.budget_notes[event.service] = describe_trigger(event.trigger, event.value, event.threshold) + (
                 f" ({event.detail})" if event.detail else "")
             return None
         iid = incident_id_for(event.service, event.episode_id)
         if await self.store.get(iid) is not None:
             return None
-        title = f"{event.service}: {event.trigger.replace('_', ' ')} ({event.value:g} > {event.threshold:g})"
+        title = f"{event.service}: {describe_trigger(event.trigger, event.value, event.threshold)}"
         joined = await self._deploy_incident(event.service)
         if joined is not None:  # the same root cause as the rollback in progress: one incident
             ch = Change(joined, version=joined.version)
@@ -131,7 +132,7 @@ class NotifierService:
             inc = await self._deploy_incident(event.service, joined_episode=event.episode_id)
         if inc is None:
             return None
-        return await self._resolve(inc, by="sla", note=f"trigger cleared ({event.value:g} <= {event.threshold:g})")
+        return await self._resolve(inc, by="sla", note=f"trigger cleared ({describe_clear(event.trigger, event.value, event.threshold)})")
 
     # --- recovery.actions ---------------------------------------------------------------------------
     async def record_action(self, event: RecoveryActionStarted) -> None:

@@ -28,6 +28,7 @@ from shared.events import (
     Command, DisableNewFeatures, OpenCircuitBreaker, RecoveryActionFailed, RecoveryActionStarted,
     RecoveryActionSucceeded, RestartConnectionPool, RestartProcess, TriggerCleared, TriggerFired,
 )
+from shared.humanize import describe_trigger
 from shared.kafka import Publisher
 
 __all__ = ["RecoveryService", "FlagsClient", "AuditStore", "Claims", "Episode", "ClaimBusy"]
@@ -102,7 +103,7 @@ class RecoveryService:
                      event.episode_id)
             return None
         detail = f" ({event.detail})" if event.detail else ""
-        reason = f"{event.trigger}: {event.value:g} > {event.threshold:g}{detail}"
+        reason = f"{event.trigger}: {describe_trigger(event.trigger, event.value, event.threshold)}{detail}"
         ep = Episode(service=event.service, trigger=event.trigger, episode_id=event.episode_id,
                      instance=event.instance, reason=reason)
         await self.audit.save_episode(ep, at=self.now())

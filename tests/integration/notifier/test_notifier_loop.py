@@ -41,7 +41,7 @@ async def test_incident_life_cycle_through_kafka_and_postgres(
             status = (await c.get("/status.json")).json()
             assert status["services"] == {"demo": "degraded"}
             assert [i["incident_id"] for i in status["open"]] == [opened.incident_id]
-            assert "demo: error rate high" in (await c.get("/status")).text
+            assert "demo: error rate 8 % &gt; 5 %" in (await c.get("/status")).text  # human numbers (issue 15)
 
             await pub.publish(RecoveryActionFailed(service="demo", action_id=f"a-{unique}",
                                                    action="disable_new_features", trigger="error_rate_high",

@@ -47,7 +47,7 @@ async def test_status_page_shows_services_and_incidents(client) -> None:
     assert sorted(i["service"] for i in body["open"]) == ["demo", "shop"]
     html = await c.get("/status")
     assert html.status_code == 200 and html.headers["content-type"].startswith("text/html")
-    assert "Major outage" in html.text and "demo: db connection lost" in html.text and "<script" not in html.text
+    assert "Major outage" in html.text and "demo: database connection lost" in html.text and "<script" not in html.text
 
 
 async def test_acknowledge_and_resolve_need_the_admin_token(client) -> None:
