@@ -8,9 +8,11 @@ from contextlib import AsyncExitStack, asynccontextmanager
 import httpx
 from fastapi import FastAPI
 
-from services.recovery import api
+from services.recovery import api, pause_api
 from services.recovery.flags_client import HttpFlagsClient
 from services.recovery.handlers import build_handlers
+from services.recovery.pause import MemoryPauseStore, PauseStore
+from services.recovery.pause_store import PgPauseStore
 from services.recovery.policy import RecoveryPolicy, load_policy
 from services.recovery.repository import PgAuditStore, migrate, open_pool
 from services.recovery.service import AuditStore, FlagsClient, RecoveryService
@@ -29,7 +31,7 @@ __all__ = ["create_app"]
 
 def create_app(settings: RecoverySettings, *, policy: RecoveryPolicy | None = None,
                publisher: Publisher | None = None, audit: AuditStore | None = None,
-               flags: FlagsClient | None = None, consume: bool = True) -> FastAPI:
+               flags: FlagsClient | None = None, consume: bool = True, pauses: PauseStore | None = None) -> FastAPI:
     """The policy is loaded here, so a bad file stops the service before it serves. The keyword
     arguments replace Kafka / Postgres / the flags API (tests); `consume=False` skips the consumer."""
     policy = policy or load_policy(settings.policy_file)
@@ -38,18 +40,18 @@ def create_app(settings: RecoverySettings, *, policy: RecoveryPolicy | None = No
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         setup_telemetry("recovery", settings.telemetry)
         async with AsyncExitStack() as stack:
-            store = audit
+            store, pause_store = audit, pauses or MemoryPauseStore()
             if store is None:
                 pool = await stack.enter_async_context(open_pool(settings.postgres, schema=settings.db_schema))
                 await migrate(pool, schema=settings.db_schema)
-                store = PgAuditStore(pool)
+                store, pause_store = PgAuditStore(pool), pauses or PgPauseStore(pool)
             pub = publisher or await stack.enter_async_context(
                 KafkaPublisher.start(settings.kafka, source="/safeguard/recovery"))
             client = flags
             if client is None:
                 http = await stack.enter_async_context(httpx.AsyncClient(timeout=5.0))
                 client = HttpFlagsClient(http, flags_url=settings.flags_url, token=settings.auth.admin_token)
-            svc = RecoveryService(policy=policy, publisher=pub, flags=client, audit=store)
+            svc = RecoveryService(policy=policy, publisher=pub, flags=client, audit=store, pauses=pause_store)
             app.state.recovery = svc
             if consume:
                 await start_service_consumer(stack, topics=[SLA_TRIGGERS], group_id=settings.group_id,
@@ -62,4 +64,5 @@ def create_app(settings: RecoverySettings, *, policy: RecoveryPolicy | None = No
                   description="Level 1 of the escalation path: trigger -> policy -> action, verified, audited.")
     app.include_router(healthz_router("recovery"))
     app.include_router(api.build_router(Authenticator(settings.auth)))
+    app.include_router(pause_api.build_router(Authenticator(settings.auth)))
     return app

@@ -23,6 +23,7 @@ from typing import Protocol
 from opentelemetry import trace
 
 from services.recovery.models import ActionRecord, Episode, History, RunRequest
+from services.recovery.pause import MemoryPauseStore, PauseStore, pause_reason
 from services.recovery.policy import RecoveryPolicy
 from shared.events import (
     Command, DisableNewFeatures, OpenCircuitBreaker, RecoveryActionFailed, RecoveryActionStarted,
@@ -79,9 +80,10 @@ def _utcnow() -> datetime:
 class RecoveryService:
     def __init__(self, *, policy: RecoveryPolicy, publisher: Publisher, flags: FlagsClient, audit: AuditStore,
                  now: Callable[[], datetime] = _utcnow, lease_s: float = 60.0, busy_poll_s: float = 0.5,
-                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep, pauses: PauseStore | None = None) -> None:
         """`lease_s`: how long a claim may stay unsent before another instance takes it over (longer than
-        the flags call and two publishes take); `busy_poll_s`: how often a busy claim is looked at again."""
+        the flags call and two publishes take); `busy_poll_s`: how often a busy claim is looked at again;
+        `pauses`: where pause / resume of automatic recovery is kept (services/recovery/pause.py)."""
         self.policy = policy
         self.publisher = publisher
         self.flags = flags
@@ -90,6 +92,7 @@ class RecoveryService:
         self.lease = timedelta(seconds=lease_s)
         self.busy_poll_s = busy_poll_s
         self.sleep = sleep
+        self.pauses: PauseStore = pauses or MemoryPauseStore()
 
     async def recover_from_trigger(self, event: TriggerFired) -> ActionRecord | None:
         """Run the policy's action for a fired trigger, unless cooldown or max attempts forbid it, or the
@@ -174,6 +177,7 @@ class RecoveryService:
     async def _claim(self, ep: Episode, action: str, *, actor: str, reason: str | None) -> ActionRecord | None:
         """The claimed (or skipped) action; None when the episode's automatic action was already taken."""
         automatic = actor == "recovery"
+        paused = pause_reason(await self.pauses.paused(), service=ep.service) if automatic else None
         async with self.audit.claiming(service=ep.service, trigger=ep.trigger) as claims:
             now = self.now()
             h = await claims.history(service=ep.service, trigger=ep.trigger, episode_id=ep.episode_id, now=now)
@@ -181,7 +185,7 @@ class RecoveryService:
                 raise ClaimBusy(f"episode {ep.episode_id} is being acted on by another instance")
             if automatic and h.automatic == "done":
                 return None
-            why = self._refusal(h, now=now, automatic=automatic)
+            why = paused or self._refusal(h, now=now, automatic=automatic)
             rec = ActionRecord(action_id=uuid.uuid4().hex, service=ep.service, action=action,
                                trigger=ep.trigger or None, episode_id=ep.episode_id, instance=ep.instance,
                                attempt=h.attempts + (0 if why else 1), actor=actor, reason=reason or ep.reason,

@@ -108,9 +108,11 @@ async def test_migrations_apply_and_roll_back(postgres_dsn: str, schema: str) ->
     from services.recovery.repository import MIGRATIONS
 
     async with open_pool(PostgresSettings(dsn=SecretStr(postgres_dsn)), schema=schema) as pool:
-        assert await migrate(pool, schema=schema) == ["0001_recovery", "0002_recovery_state"]
+        assert await migrate(pool, schema=schema) == ["0001_recovery", "0002_recovery_state", "0003_recovery_pause"]
+        await pool.execute((MIGRATIONS / "0003_recovery_pause.down.sql").read_text())
         await pool.execute((MIGRATIONS / "0002_recovery_state.down.sql").read_text())
-        assert await migrate(pool, schema=schema) == ["0002_recovery_state"]
+        assert await migrate(pool, schema=schema) == ["0002_recovery_state", "0003_recovery_pause"]
+        await pool.execute((MIGRATIONS / "0003_recovery_pause.down.sql").read_text())
         await pool.execute((MIGRATIONS / "0002_recovery_state.down.sql").read_text())
         await pool.execute((MIGRATIONS / "0001_recovery.down.sql").read_text())
         # the downs leave only the runner's own table, with no version in it (`db rollback` needs it)
