@@ -8,10 +8,12 @@ from contextlib import AsyncExitStack, asynccontextmanager
 import httpx
 from fastapi import FastAPI
 
-from services.notifier import api
+from services.notifier import api, public_api
 from services.notifier.channels import ChannelSender
 from services.notifier.handlers import build_handlers
+from services.notifier.maintenance_store import MaintenanceStore
 from services.notifier.policy import NotifierPolicy, load_policy
+from services.notifier.public import open_public
 from services.notifier.repository import PgIncidentStore, migrate, open_pool
 from services.notifier.service import IncidentStore, NotifierService, Sender
 from services.notifier.settings import NotifierSettings
@@ -20,6 +22,7 @@ from shared.auth import Authenticator
 from shared.http import healthz_router
 from shared.kafka import KafkaPublisher, Publisher
 from shared.kafka.consumer import start_service_consumer
+from shared.ratelimit import RateLimiter
 from shared.tasks import background, every
 from shared.telemetry import setup_telemetry
 from shared.topics import DEPLOY_EVENTS, RECOVERY_ACTIONS, SLA_TRIGGERS
@@ -30,10 +33,12 @@ __all__ = ["create_app"]
 
 def create_app(settings: NotifierSettings, *, policy: NotifierPolicy | None = None,
                publisher: Publisher | None = None, store: IncidentStore | None = None,
-               sender: Sender | None = None, consume: bool = True, status: StatusData | None = None) -> FastAPI:
+               sender: Sender | None = None, consume: bool = True, status: StatusData | None = None,
+               maintenance: MaintenanceStore | None = None) -> FastAPI:
     """The policy is loaded here, so a bad file stops the service before it serves. The keyword
     arguments replace Kafka / Postgres / the channels (tests); `consume=False` skips the consumer."""
     policy = policy or load_policy(settings.policy_file)
+    limiter = RateLimiter.from_settings(settings.ratelimit, redis_url=settings.redis.url)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -51,10 +56,14 @@ def create_app(settings: NotifierSettings, *, policy: NotifierPolicy | None = No
             if out is None:
                 http = await stack.enter_async_context(httpx.AsyncClient())
                 out = ChannelSender(policy=policy, http=http)
-            svc = NotifierService(policy=policy, publisher=pub, store=db, sender=out)
+            public = await stack.enter_async_context(open_public(settings=settings, policy=policy, pool=pool,
+                                                                maintenance=maintenance))
+            app.state.public = public
+            svc = NotifierService(policy=policy, publisher=pub, store=db, sender=public.wrap(out), silences=public.store)
             await svc.restore()
             app.state.notifier = svc
-            app.state.status = status or await stack.enter_async_context(open_status_data(pool=pool, store=db))
+            app.state.status = status or await stack.enter_async_context(open_status_data(pool=pool, store=db,
+                                                                                          maintenance=public.store))
             if consume:
                 await start_service_consumer(stack, topics=[SLA_TRIGGERS, RECOVERY_ACTIONS, DEPLOY_EVENTS], group_id=settings.group_id,
                                              handlers=build_handlers(svc), kafka=settings.kafka,
@@ -67,4 +76,7 @@ def create_app(settings: NotifierSettings, *, policy: NotifierPolicy | None = No
                   description="Incidents, escalation L1-L4, notices, the status page and post-incident reports.")
     app.include_router(healthz_router("notifier"))
     app.include_router(api.build_router(Authenticator(settings.auth)))
+    app.include_router(public_api.build_router(Authenticator(settings.auth), limiter=limiter,
+                                               subscribe_rate=settings.subscriptions.rate))
+    RateLimiter.install_handler(app)
     return app

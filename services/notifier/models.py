@@ -26,7 +26,8 @@ class TimelineEntry(BaseModel):
 
 
 class Incident(BaseModel):
-    """One incident per (service, trigger episode). `level`: the escalation level reached (1 = auto-recovery)."""
+    """One incident per (service, trigger episode). `level`: the escalation level reached (1 = auto-recovery).
+    `during_maintenance`: it came (or changed) while a maintenance window covered its service; notices held."""
 
     incident_id: str
     service: str
@@ -42,6 +43,7 @@ class Incident(BaseModel):
     resolved_at: datetime | None = None
     resolved_by: str | None = None
     escalate_at: datetime | None = None
+    during_maintenance: bool = False
     version: int = 0
     timeline: list[TimelineEntry] = Field(default_factory=list)
 

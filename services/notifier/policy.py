@@ -5,14 +5,18 @@ Validated at start: a bad file raises `PolicyError` naming the field, and the se
 
 from __future__ import annotations
 
+import re
+from datetime import time
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, field_validator
+from pydantic import BeforeValidator, Field, field_validator, model_validator
 
 from shared.policy import PolicyError, PositiveDuration, Strict, load_yaml
 
-__all__ = ["PolicyError", "Channel", "Level", "NotifierPolicy", "load_policy", "ChannelName"]
+__all__ = ["PolicyError", "Channel", "Level", "NotifierPolicy", "load_policy", "ChannelName", "BusinessHours",
+           "MaintenancePolicy", "WEEKDAYS"]
 
 ChannelName = Literal["status_page", "stakeholder", "user", "oncall_page"]
 Severity = Literal["critical", "major", "minor"]
@@ -84,6 +88,62 @@ class Webhook(_Strict):
         return float(min(self.redeliver_after * 2 ** (attempts - 1), self.redeliver_max))
 
 
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+
+
+def _hhmm(value: object) -> time:
+    if isinstance(value, time):
+        return value
+    if isinstance(value, int):  # YAML reads 09:00 unquoted as sexagesimal minutes
+        return time(value // 60 % 24, value % 60)
+    m = re.fullmatch(r"(\d{1,2}):(\d{2})", str(value).strip())
+    if not m or int(m.group(1)) > 23 or int(m.group(2)) > 59:
+        raise ValueError(f"not a time of day: {value!r} (use HH:MM)")
+    return time(int(m.group(1)), int(m.group(2)))
+
+
+Clock = Annotated[time, BeforeValidator(_hhmm)]
+
+
+class BusinessHours(_Strict):
+    """The runbook's business hours (planned maintenance goes outside them); the SLA policy's default."""
+
+    days: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri")
+    start: Clock = time(9, 0)
+    end: Clock = time(18, 0)
+    timezone: str = "Asia/Bangkok"
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r}") from exc
+        return value
+
+    @model_validator(mode="after")
+    def _ordered(self) -> BusinessHours:
+        if self.end <= self.start:
+            raise ValueError("end must be after start (business hours within one day)")
+        return self
+
+    def __str__(self) -> str:
+        idx = [WEEKDAYS.index(d) for d in self.days]
+        run = len(idx) > 2 and idx == list(range(idx[0], idx[0] + len(idx)))
+        days = f"{self.days[0]}-{self.days[-1]}" if run else ",".join(self.days)
+        return f"{days} {self.start:%H:%M}-{self.end:%H:%M} {self.timezone}"
+
+
+class MaintenancePolicy(_Strict):
+    """Maintenance windows: `business_hours` (a window inside them is warned about, or refused with
+    `?strict=true`) and the longest window accepted."""
+
+    business_hours: BusinessHours = BusinessHours()
+    max_duration: Duration = Field(default=7 * 86400.0, gt=0)
+
+
 class NotifierPolicy(_Strict):
     """`max_trigger_age`: a TriggerFired older than this is history and opens nothing (a new consumer group
     reads sla.triggers from the start). `user_notice_severities`: severities that also notify users."""
@@ -95,6 +155,7 @@ class NotifierPolicy(_Strict):
     user_notice_severities: list[Severity] = Field(default_factory=_default_user_severities)
     targets: Targets = Targets()
     webhook: Webhook = Webhook()
+    maintenance: MaintenancePolicy = MaintenancePolicy()
 
     @field_validator("levels")
     @classmethod

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Protocol, cast
 
+from services.notifier.maintenance import Silences
 from services.notifier.models import Change, DeliveryRecord, Incident, OutboxRow, TimelineEntry
 from services.notifier.policy import ChannelName, NotifierPolicy
 from services.notifier.report import fmt_duration, render_report
@@ -80,8 +81,10 @@ def _utcnow() -> datetime:
 
 class NotifierService:
     def __init__(self, *, policy: NotifierPolicy, publisher: Publisher, store: IncidentStore, sender: Sender,
-                 now: Callable[[], datetime] = _utcnow, lease_s: float = 120.0) -> None:
-        """`lease_s`: how long a claimed event or notice is left to its instance before another may send it."""
+                 now: Callable[[], datetime] = _utcnow, lease_s: float = 120.0, silences: Silences | None = None) -> None:
+        """`lease_s`: how long a claimed event or notice is left to its instance before another may send it.
+        `silences`: the maintenance windows (a service in one pages nobody)."""
+        self.silences = silences
         self.policy = policy
         self.publisher = publisher
         self.store = store
@@ -236,8 +239,8 @@ class NotifierService:
         """Escalate every incident whose level's delay ran out without ack, mitigation or resolution."""
         out = []
         for inc in await self.store.due_escalations(now=self.now()):
-            if not inc.escalating:
-                continue
+            if not inc.escalating or await self._silenced(inc.service):
+                continue  # in maintenance: it escalates when the window ends (like an Alertmanager silence)
             after = self.policy.level(inc.level).escalate_after or 0
             ch = Change(inc, version=inc.version)
             why = f"not mitigated or acknowledged within {fmt_duration(after)} at level {inc.level}"
@@ -316,6 +319,7 @@ class NotifierService:
     # --- internals ----------------------------------------------------------------------------------
     async def _commit(self, ch: Change) -> bool:
         """Write the change; then send it right away (what fails here the tick sends later)."""
+        await self._hold_if_silenced(ch)
         if not await self.store.commit(ch):
             if ch.version is None:
                 return False  # opened meanwhile by another instance or delivery
@@ -326,6 +330,19 @@ class NotifierService:
         except Exception:  # noqa: BLE001 - written: the relay sends it on a later tick
             log.warning("sending after %s deferred to the relay", ch.incident.incident_id, exc_info=True)
         return True
+
+    async def _silenced(self, service: str) -> str | None:
+        return None if self.silences is None else await self.silences.silencing(service=service, at=self.now())
+
+    async def _hold_if_silenced(self, ch: Change) -> None:
+        """In a maintenance window of its service the incident is recorded (`during_maintenance`) and its
+        notices are held: nobody is paged, stakeholders and users are not told."""
+        window = await self._silenced(ch.incident.service) if ch.notices else None
+        if window is None:
+            return
+        ch.incident.during_maintenance = True
+        self._entry(ch, "notified", f"{len(ch.notices)} notice(s) held: maintenance '{window}' in progress")
+        ch.notices.clear()
 
     async def _unresolved(self, incident_id: str) -> Incident | None:
         inc = await self.store.get(incident_id)

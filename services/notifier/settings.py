@@ -2,22 +2,49 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from shared.auth import AuthSettings
+from shared.ratelimit import RateLimitSettings
 from shared.settings import ServiceSettings
 
-__all__ = ["NotifierSettings", "DEFAULT_POLICY"]
+__all__ = ["NotifierSettings", "SmtpSettings", "SubscriptionSettings", "DEFAULT_POLICY"]
 
 DEFAULT_POLICY = Path(__file__).resolve().parents[2] / "config" / "notifier.yaml"
 
 
+class SmtpSettings(BaseModel):
+    """`NOTIFIER_SMTP__HOST` etc. Without a host, e-mail subscriptions are refused (503)."""
+
+    host: str | None = None
+    port: int = Field(default=25, ge=1, le=65535)
+    sender: str = Field(default="status@localhost", description="The From: address.")
+    username: str | None = None
+    password: SecretStr | None = None
+    starttls: bool = False
+    timeout_s: float = Field(default=10.0, gt=0)
+
+
+class SubscriptionSettings(BaseModel):
+    """`NOTIFIER_SUBSCRIPTIONS__*`. `public_url`: where the status page is reached (links in e-mails)."""
+
+    public_url: str = Field(default="http://localhost:3000", pattern=r"^https?://")
+    rate: str = Field(default="5/minute", description="POST /status/subscribe per caller (a `limits` string).")
+    confirm_within_s: float = Field(default=48 * 3600.0, gt=0, description="How long a confirmation link works.")
+    allow_private_webhooks: bool = Field(default=False, description="Webhooks to loopback / private addresses "
+                                                                    "(tests, a closed network).")
+    relay_interval_s: float = Field(default=1.0, gt=0, description="How often due notices are sent.")
+
+
 class NotifierSettings(ServiceSettings):
-    model_config = SettingsConfigDict(env_prefix="NOTIFIER_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="NOTIFIER_", extra="ignore", env_nested_delimiter="__")
     port: int = 8005
     auth: AuthSettings = Field(default_factory=AuthSettings)
     policy_file: Path = Field(default=DEFAULT_POLICY, description="The YAML policy (NOTIFIER_POLICY_FILE).")
     db_schema: str = Field(default="notifier", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
     group_id: str = "safeguard-notifier"
     tick_interval_s: float = Field(default=1.0, gt=0, description="How often escalation timers are checked.")
+    smtp: SmtpSettings = Field(default_factory=SmtpSettings)
+    subscriptions: SubscriptionSettings = Field(default_factory=SubscriptionSettings)
+    ratelimit: RateLimitSettings = Field(default_factory=RateLimitSettings)

@@ -11,10 +11,11 @@ from services.notifier.models import Incident
 __all__ = ["Component", "ComponentState", "RANK", "LABEL", "components", "incident_state", "worst",
            "SAFEGUARD_SERVICES"]
 
-ComponentState = Literal["operational", "degraded", "partial_outage", "major_outage", "unknown"]
-RANK: dict[str, int] = {"unknown": -1, "operational": 0, "degraded": 1, "partial_outage": 2, "major_outage": 3}
-LABEL = {"operational": "Operational", "degraded": "Degraded performance", "partial_outage": "Partial outage",
-         "major_outage": "Major outage", "unknown": "No data"}
+ComponentState = Literal["operational", "under_maintenance", "degraded", "partial_outage", "major_outage", "unknown"]
+RANK: dict[str, int] = {"unknown": -1, "operational": 0, "under_maintenance": 1, "degraded": 2, "partial_outage": 3,
+                        "major_outage": 4}
+LABEL = {"operational": "Operational", "under_maintenance": "Under maintenance", "degraded": "Degraded performance",
+         "partial_outage": "Partial outage", "major_outage": "Major outage", "unknown": "No data"}
 SAFEGUARD_SERVICES = frozenset({"flags", "health", "sla", "recovery", "notifier", "intake", "haproxy"})
 GROUPS = ("Application", "Safeguard", "Dependencies")
 
@@ -79,9 +80,11 @@ def _group(name: str, role: str) -> str:
 
 
 def components(*, system: dict[str, Any] | None, sla: dict[str, Any] | None,
-               incidents: list[Incident]) -> list[Component]:
+               incidents: list[Incident], maintenance: dict[str, str] | None = None) -> list[Component]:
     """Every service and dependency the health service probes, plus any service with an open (or mitigated)
-    incident; each component's state is the worse of its checks and its open incidents."""
+    incident or in maintenance; each component's state is the worse of its checks and its open incidents,
+    except that a component in a maintenance window in progress (`maintenance`: name -> what to say) is
+    "under maintenance" whatever its checks say (the work explains them)."""
     budgets = {s["service"]: s.get("budgets") or {} for s in (sla or {}).get("services", [])}
     by_incident: dict[str, list[ComponentState]] = {}
     for inc in incidents:
@@ -97,5 +100,10 @@ def components(*, system: dict[str, Any] | None, sla: dict[str, Any] | None,
                                             budget_text(budgets.get(name, {})))
         found[name] = Component(base.name, base.group, worst([base.state, *states]),
                                 base.detail, base.budget)
+    for name, note in (maintenance or {}).items():
+        base = found.get(name) or Component(name, _group(name, "service"), "unknown", "",
+                                            budget_text(budgets.get(name, {})))
+        found[name] = Component(name, base.group, "under_maintenance", f"{note}{'; ' + base.detail if base.detail else ''}",
+                                base.budget)
     order = {g: i for i, g in enumerate(GROUPS)}
     return sorted(found.values(), key=lambda c: (order[c.group], c.name))

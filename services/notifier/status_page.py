@@ -1,5 +1,6 @@
 """The public status page: components (health + SLA), 90-day uptime bars (incident history), open and
-recent incidents; rendered as JSON, HTML (Jinja2) or an Atom feed. No framework imports besides Jinja2."""
+recent incidents, scheduled maintenance; rendered as JSON, HTML (Jinja2) or an Atom feed. No framework
+imports besides Jinja2."""
 
 from __future__ import annotations
 
@@ -13,13 +14,15 @@ from typing import Any, Literal
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
 
+from services.notifier.maintenance import MaintenanceWindow
+from services.notifier.maintenance_service import public_view
 from services.notifier.models import Incident
 from services.notifier.status_components import LABEL, components, incident_state, worst
 from services.notifier.uptime import DAYS, Outage, daily_uptime, uptime_ratio
 
-__all__ = ["build_status", "render_html", "render_feed", "State", "HISTORY"]
+__all__ = ["build_status", "render_html", "render_feed", "render_message", "State", "HISTORY"]
 
-State = Literal["operational", "degraded", "partial_outage", "major_outage"]
+State = Literal["operational", "under_maintenance", "degraded", "partial_outage", "major_outage"]
 HISTORY = timedelta(days=7)
 _TEMPLATES = Path(__file__).parent / "templates"
 
@@ -33,15 +36,21 @@ def _bars(outages: list[Outage], *, since: datetime | None, now: datetime) -> di
 def build_status(incidents: list[Incident], *, now: datetime, system: dict[str, Any] | None = None,
                  sla: dict[str, Any] | None = None, outages: list[Outage] | None = None,
                  recording_since: datetime | None = None, source_errors: tuple[str, ...] = (),
-                 sources_at: datetime | None = None) -> dict[str, Any]:
+                 sources_at: datetime | None = None, maintenance: list[MaintenanceWindow] | None = None,
+                 ) -> dict[str, Any]:
     """`incidents`: open ones and those resolved in the window (the store's `recent`). `system` / `sla`: the
     health and SLA services' last answers; `outages`: incident intervals of the last 90 days. A component
-    gets uptime bars when the SLA service watches it or it had an incident; others show no history."""
+    gets uptime bars when the SLA service watches it or it had an incident; others show no history.
+    `maintenance`: windows not yet over (in progress ones put their components "under maintenance")."""
     services: dict[str, str] = {}
     for inc in incidents:
         services[inc.service] = worst([services.get(inc.service, "operational"), incident_state(inc)])
+    scheduled = _scheduled(maintenance or [], now=now)
+    notes = {c: f"Maintenance until {w['ends_at'][:16].replace('T', ' ')} UTC: {w['title']}"
+             for w in reversed(scheduled["in_progress"]) for c in w["components"]}
+    services.update({name: "under_maintenance" for name in services.keys() & notes.keys()})
     watched = {s["service"] for s in (sla or {}).get("services", [])} | {o.service for o in outages or []}
-    found = components(system=system, sla=sla, incidents=incidents)
+    found = components(system=system, sla=sla, incidents=incidents, maintenance=notes)
     by_service: dict[str, list[Outage]] = {}
     for o in outages or []:
         by_service.setdefault(o.service, []).append(o)
@@ -54,9 +63,16 @@ def build_status(incidents: list[Incident], *, now: datetime, system: dict[str, 
             "services": dict(sorted(services.items())),
             "open": [d for d in dump if d["status"] != "resolved"],
             "resolved": [d for d in dump if d["status"] == "resolved"],
-            "components": rows, "uptime_days": DAYS,
+            "components": rows, "uptime_days": DAYS, "maintenance": scheduled,
             "recording_since": recording_since.isoformat() if recording_since else None,
             "sources": {"as_of": sources_at.isoformat() if sources_at else None, "errors": list(source_errors)}}
+
+
+def _scheduled(windows: list[MaintenanceWindow], *, now: datetime) -> dict[str, list[dict[str, Any]]]:
+    """In progress (ending first) and upcoming (starting first) windows; cancelled and past ones are left out."""
+    views = [public_view(w, now=now) for w in windows]
+    return {"in_progress": sorted((v for v in views if v["phase"] == "in_progress"), key=lambda v: v["ends_at"]),
+            "upcoming": sorted((v for v in views if v["phase"] == "upcoming"), key=lambda v: v["starts_at"])}
 
 
 @cache
@@ -98,14 +114,25 @@ def render_html(status: dict[str, Any]) -> str:
 
 
 def render_feed(status: dict[str, Any], *, self_url: str, page_url: str) -> str:
-    """Atom (RFC 4287): one entry per open or recent incident, updated at its last timeline entry."""
-    entries = sorted(status["open"] + status["resolved"], key=_updated, reverse=True)
+    """Atom (RFC 4287): one entry per open or recent incident, updated at its last timeline entry, and one
+    per maintenance window in progress or upcoming, updated when it was scheduled or began."""
+    windows = status["maintenance"]["in_progress"] + status["maintenance"]["upcoming"]
+    entries = sorted(status["open"] + status["resolved"] + windows, key=_updated, reverse=True)
     updated = _updated(entries[0]) if entries else (status["recording_since"] or status["generated_at"])
     return _env().get_template("feed.atom").render(s=status, entries=entries, updated=updated,
                                                    self_url=self_url, page_url=page_url, updated_of=_updated)
 
 
+def render_message(title: str, text: str, *, link: str | None = None, link_text: str = "",
+                   form_token: str | None = None) -> str:
+    """A small page of its own (subscription confirmed, unsubscribe button, a bad link)."""
+    return _env().get_template("message.html").render(title=title, text=text, link=link, link_text=link_text,
+                                                      form_token=form_token)
+
+
 def _updated(d: dict[str, Any]) -> str:
+    if "window_id" in d:
+        return max(_norm(d["created_at"]), _norm(d["starts_at"]) if d["phase"] == "in_progress" else "")
     times = [d["opened_at"], d["mitigated_at"], d["resolved_at"], *(e["at"] for e in d["timeline"])]
     return max(_norm(t) for t in times if t)
 

@@ -16,7 +16,9 @@ import httpx
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from services.notifier.maintenance_store import MaintenanceStore
 from services.notifier.service import IncidentStore
+from services.notifier.maintenance import MaintenanceWindow
 from services.notifier.status_page import HISTORY, build_status
 from services.notifier.uptime import DAYS, Outage
 from shared.tasks import background
@@ -122,29 +124,36 @@ class StoreHistory:
 
 @dataclass
 class StatusData:
-    """What the status page reads: the incident store (open and recent), the history (bars) and the last
-    answers of the health and SLA services (`sources`; None: incidents only)."""
+    """What the status page reads: the incident store (open and recent), the history (bars), the last
+    answers of the health and SLA services (`sources`; None: incidents only) and the maintenance windows
+    not yet over (`maintenance`; None: none)."""
 
     history: IncidentHistory
     sources: StatusSources | None = None
+    maintenance: MaintenanceStore | None = None
 
     async def status(self, *, store: IncidentStore, now: datetime) -> dict[str, Any]:
-        incidents, outages, since = await asyncio.gather(
+        incidents, outages, since, windows = await asyncio.gather(
             store.recent(since=now - HISTORY), self.history.outages(since=now - timedelta(days=DAYS)),
-            self.history.recording_since())
+            self.history.recording_since(), self._windows(now))
         snap = self.sources.snapshot if self.sources else Snapshot()
         return build_status(incidents, now=now, system=snap.system, sla=snap.sla, outages=outages,
-                            recording_since=since, source_errors=snap.errors, sources_at=snap.fetched_at)
+                            recording_since=since, source_errors=snap.errors, sources_at=snap.fetched_at,
+                            maintenance=windows)
+
+    async def _windows(self, now: datetime) -> list[MaintenanceWindow]:
+        return [] if self.maintenance is None else await self.maintenance.windows(ending_after=now)
 
 
 @asynccontextmanager
-async def open_status_data(*, pool: asyncpg.Pool | None, store: IncidentStore) -> AsyncIterator[StatusData]:
+async def open_status_data(*, pool: asyncpg.Pool | None, store: IncidentStore,
+                           maintenance: MaintenanceStore | None = None) -> AsyncIterator[StatusData]:
     """With Postgres: the history from `incidents` and the health / SLA services polled in the background.
     With an injected store (tests): the store's incidents only, recorded since now."""
     if pool is None:
-        yield StatusData(history=StoreHistory(store, since=datetime.now(UTC)))
+        yield StatusData(history=StoreHistory(store, since=datetime.now(UTC)), maintenance=maintenance)
         return
     async with httpx.AsyncClient() as http:
         sources = StatusSources(settings=StatusPageSettings(), http=http)
         async with background(sources.run(), name="status sources"):
-            yield StatusData(history=PgHistory(pool), sources=sources)
+            yield StatusData(history=PgHistory(pool), sources=sources, maintenance=maintenance)
