@@ -138,7 +138,8 @@ def register_agents(
         touched = {getattr(e, "service"): r.message.partition for r, out in emitted for e in out if isinstance(e, _TRIGGERS)}
         if touched:
             headers = {str(e.id): _headers(r) for r, out in emitted for e in out if isinstance(e, _TRIGGERS)}
-            await outbox.publish(sorted(touched), headers=headers, partitions=touched)
+            sources = {str(e.id): r.message.topic for r, out in emitted for e in out if isinstance(e, _TRIGGERS)}
+            await outbox.publish(sorted(touched), headers=headers, partitions=touched, sources=sources)
         counters["sla_events_total"][records[0].message.topic] += len(records)
 
     async def publish_reports(emitted: list[tuple[Any, list[Event]]]) -> None:

@@ -41,15 +41,16 @@ class Outbox:
         self._lock = asyncio.Lock()  # one sender at a time: the batch handler and the timer never send twice
 
     async def publish(self, services: Iterable[str], *, headers: Mapping[str, Any] | None = None,
-                      partitions: Mapping[str, int] | None = None) -> int:
+                      partitions: Mapping[str, int] | None = None, sources: Mapping[str, str] | None = None) -> int:
         """Send the pending trigger events of `services`; stops at the first failure. Returns how many were sent.
 
-        `headers` maps an event id to the headers of the record that produced it (its trace continues);
+        `headers` maps an event id to the headers of the record that produced it (its trace continues, in a
+        `<record topic> process` span: `sources` maps the event id to that topic);
         `partitions` the partition of a service's records when known (else the default partitioner's)."""
         sent = 0
         async with self._lock:
             for service in services:
-                done, ok = await self._send(service, headers or {})
+                done, ok = await self._send(service, headers or {}, sources or {})
                 if done:
                     known = (partitions or {}).get(service)
                     self.tables.set_partition(partition_of(service, partitions=self.partitions) if known is None else known)
@@ -64,13 +65,15 @@ class Outbox:
         """Send what earlier attempts (or a process that died) left in the outbox of the services owned here."""
         return await self.publish(s for s in self.core.services_pending() if owned is None or owned(s))
 
-    async def _send(self, service: str, headers: Mapping[str, Any]) -> tuple[list[str], bool]:
+    async def _send(self, service: str, headers: Mapping[str, Any], sources: Mapping[str, str]
+                    ) -> tuple[list[str], bool]:
         done: list[str] = []
         for event in self.core.pending(service):
             kind = str(getattr(event, "type"))
             context = headers.get(str(event.id))
             span = nullcontext() if context is None else _tracer.start_as_current_span(
-                f"{event.topic} process", context=extract_context(context), kind=SpanKind.CONSUMER)
+                f"{sources.get(str(event.id), 'sla')} process", context=extract_context(context),
+                kind=SpanKind.CONSUMER, attributes=_attributes(event))
             try:
                 with span:
                     await self.publisher.publish(event)
@@ -83,3 +86,9 @@ class Outbox:
             self.counters["sla_published_total"][kind] += 1
             done.append(str(event.id))
         return done, True
+
+
+def _attributes(event: Any) -> dict[str, str]:
+    return {"messaging.system": "kafka", "safeguard.service": str(getattr(event, "service", "")),
+            "safeguard.trigger": str(getattr(event, "trigger", "")), "safeguard.event": str(getattr(event, "type", "")),
+            "safeguard.episode_id": str(getattr(event, "episode_id", ""))}
