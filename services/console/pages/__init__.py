@@ -3,8 +3,8 @@ and its name in ROUTERS."""
 
 from fastapi import APIRouter
 
-from services.console.pages import home, session
+from services.console.pages import flags, overview, session
 
 __all__ = ["ROUTERS"]
 
-ROUTERS: list[APIRouter] = [session.router, home.router]
+ROUTERS: list[APIRouter] = [session.router, overview.router, flags.router]

@@ -1,0 +1,161 @@
+"""`/console/flags`: search, enable / disable / kill (each confirmed, with a reason for the audit log),
+"kill all new features", and `/console/flags/{key}`: rollout slider, audit log, scheduled changes.
+
+Changes go through the flags API with the admin token on behalf of the signed-in operator. Every form
+works without JavaScript (a 303 back to the page); with htmx the changed part is swapped in place."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Form, Path, Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+
+from services.console.auth import Session, checked_operator, viewer
+from services.console.flag_views import audit_view, flag_view, matches
+from services.console.flags_api import FlagsApi, UpstreamError
+from services.console.templating import render
+
+__all__ = ["router"]
+
+router = APIRouter()
+
+Key = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")]
+Viewer = Annotated[Session | None, Depends(viewer)]
+Operator = Annotated[Session, Depends(checked_operator)]
+Reason = Annotated[str, Form(max_length=500)]
+
+
+def _api(request: Request, session: Session | None = None) -> FlagsApi:
+    return FlagsApi(request.app.state.backends.flags, token=request.app.state.sessions.auth.admin_token,
+                    actor=session.name if session else None)
+
+
+def _reason(request: Request, reason: str, what: str) -> str:
+    """The form's reason, or what the operator typed into htmx's prompt (HX-Prompt), or a default."""
+    typed = (reason or request.headers.get("hx-prompt", "")).strip()[:500]
+    return typed or f"console: {what}"
+
+
+def _htmx_target(request: Request) -> str:
+    return request.headers.get("hx-target", "") if request.headers.get("hx-request") else ""
+
+
+def _error(request: Request, session: Session | None, exc: UpstreamError) -> HTMLResponse:
+    """A refused change: the message, with the flags service's status (htmx puts it in #flash)."""
+    if _htmx_target(request):
+        response = render(request, "flash.html", status_code=exc.status, kind="bad", message=exc.message)
+        response.headers.update({"HX-Retarget": "#flash", "HX-Reswap": "innerHTML"})
+        return response
+    return render(request, "flags_error.html", status_code=exc.status, page="flags", session=session,
+                  message=exc.message)
+
+
+# ------------------------------------------------------------------ list
+
+
+@router.get("/flags", response_class=HTMLResponse)
+async def flags_page(request: Request, session: Viewer, q: str = "", flash: str = "") -> HTMLResponse:
+    try:
+        flags = await _api(request).list()
+    except UpstreamError as exc:
+        return _error(request, session, exc)
+    shown = [flag_view(f) for f in sorted(flags, key=lambda f: f["key"]) if not q or matches(f, q)]
+    new_on = [f["key"] for f in flags if f.get("new") and f.get("state") == "ENABLED"]
+    name = "flags_rows.html" if _htmx_target(request) == "flag-rows" else "flags.html"
+    return render(request, name, page="flags", session=session, flags=shown, total=len(flags), q=q,
+                  new_on=new_on, flash=flash)
+
+
+@router.post("/flags/_kill-new")
+async def kill_new(request: Request, session: Operator, reason: Reason = "") -> Response:
+    try:
+        killed = await _api(request, session).kill_new(reason=_reason(request, reason, "kill all new features"))
+    except UpstreamError as exc:
+        return _error(request, session, exc)
+    flash = f"Killed {len(killed)} new feature(s): {', '.join(killed)}" if killed else "No new feature was on."
+    if not _htmx_target(request):
+        return RedirectResponse(request.url_for("flags_page").include_query_params(flash=flash), status_code=303)
+    return await flags_page(request, session, flash=flash)
+
+
+# ------------------------------------------------------------------ one flag
+
+
+async def _detail(request: Request, session: Session | None, key: str, *, flash: str = "",
+                  status_code: int = 200) -> HTMLResponse:
+    api = _api(request)
+    try:
+        flag, audit, schedules = await asyncio.gather(api.get(key), api.audit(key), api.schedules(key))
+    except UpstreamError as exc:
+        return _error(request, session, exc)
+    return render(request, "flag.html", status_code=status_code, page="flags", session=session, flag=flag_view(flag),
+                  audit=[audit_view(e) for e in audit], schedules=schedules, flash=flash,
+                  now=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M"))
+
+
+@router.get("/flags/{key}", response_class=HTMLResponse)
+async def flag_page(request: Request, key: Key, session: Viewer, flash: str = "") -> HTMLResponse:
+    return await _detail(request, session, key, flash=flash)
+
+
+async def _changed(request: Request, session: Session, key: str, flag: dict[str, Any], flash: str) -> Response:
+    """After a change: the row (list page), the flag's page (detail), or a redirect (no JavaScript)."""
+    target = _htmx_target(request)
+    if target.startswith("flag-row-"):
+        return render(request, "flag_row.html", f=flag_view(flag), session=session)
+    if target:
+        return await _detail(request, session, key, flash=flash)
+    return RedirectResponse(request.url_for("flag_page", key=key).include_query_params(flash=flash), status_code=303)
+
+
+@router.post("/flags/{key}/rollout")
+async def rollout(request: Request, key: Key, session: Operator, percent: Annotated[float, Form(ge=0, le=100)],
+                  reason: Reason = "") -> Response:
+    try:
+        flag = await _api(request, session).rollout(key, percent=percent,
+                                                    reason=_reason(request, reason, f"rollout {percent:g} %"))
+    except UpstreamError as exc:
+        return _error(request, session, exc)
+    return await _changed(request, session, key, flag, f"{key}: on for {percent:g} % of users")
+
+
+@router.post("/flags/{key}/schedule")
+async def schedule(request: Request, key: Key, session: Operator,
+                   action: Annotated[Literal["enable", "disable", "kill", "rollout"], Form()],
+                   at: Annotated[datetime, Form()], percent: Annotated[float | None, Form(ge=0, le=100)] = None,
+                   reason: Reason = "") -> Response:
+    """`at` from a datetime-local field is read as UTC (the page says so)."""
+    when = at if at.tzinfo else at.replace(tzinfo=UTC)
+    body = {"action": action, "at": when.isoformat(), "reason": _reason(request, reason, f"scheduled {action}"),
+            **({"percent": percent} if action == "rollout" else {})}
+    try:
+        await _api(request, session).schedule(key, body=body)
+        flag = await _api(request).get(key)
+    except UpstreamError as exc:
+        return _error(request, session, exc)
+    return await _changed(request, session, key, flag, f"{key}: {action} scheduled for {when:%Y-%m-%d %H:%M} UTC")
+
+
+@router.post("/flags/{key}/schedule/{schedule_id}/cancel")
+async def cancel(request: Request, key: Key, schedule_id: Annotated[int, Path(ge=1, le=2**63 - 1)],
+                 session: Operator) -> Response:
+    try:
+        await _api(request, session).cancel_schedule(key, schedule_id)
+        flag = await _api(request).get(key)
+    except UpstreamError as exc:
+        return _error(request, session, exc)
+    return await _changed(request, session, key, flag, f"{key}: scheduled change {schedule_id} cancelled")
+
+
+# declared last: its path also matches /rollout and /schedule
+@router.post("/flags/{key}/{action}")
+async def change(request: Request, key: Key, action: Literal["enable", "disable", "kill"], session: Operator,
+                 reason: Reason = "") -> Response:
+    try:
+        flag = await _api(request, session).act(key, action, reason=_reason(request, reason, action))
+    except UpstreamError as exc:
+        return _error(request, session, exc)
+    return await _changed(request, session, key, flag, f"{key}: {action}d" if action != "kill" else f"{key}: killed")
