@@ -1,4 +1,5 @@
-"""HTTP edge on Faust's web server: /healthz, GET /api/sla, GET /api/sla/{service}, /metrics."""
+"""HTTP edge on Faust's web server: /healthz, GET /api/sla, GET /api/sla/{service}, GET /api/sla/{service}/series
+(the console's charts), /metrics."""
 
 from __future__ import annotations
 
@@ -9,12 +10,20 @@ from faust.web import Request, Response, View
 
 from services.sla import metrics, report
 from services.sla.agents import Counters
+from services.sla.series import MAX_HOURS, MemoryHistory, service_series
 from services.sla.service import SlaCore
 
 __all__ = ["register_views"]
 
 
-def register_views(app: faust.App, *, core: SlaCore, counters: Counters) -> None:
+def register_views(app: faust.App, *, core: SlaCore, counters: Counters, memory_every: float = 5.0) -> None:
+    """`memory_every`: how often memory reports are copied into the history the series view shows."""
+    memory = MemoryHistory()
+
+    @app.timer(interval=memory_every, name="sla.memory_history")  # type: ignore[untyped-decorator]
+    async def keep_memory_history() -> None:
+        memory.sample(core)
+
     @app.page("/healthz")
     class Healthz(View):
         async def get(self, request: Request, **kwargs: Any) -> Response:
@@ -32,6 +41,20 @@ def register_views(app: faust.App, *, core: SlaCore, counters: Counters) -> None
             if snapshot is None:
                 return self.json({"detail": f"no SLA data for service {service!r}"}, status=404)
             return self.json(snapshot)
+
+    @app.page("/api/sla/{service}/series")
+    class ServiceSeries(View):
+        async def get(self, request: Request, service: str, **kwargs: Any) -> Response:
+            try:
+                hours = float(request.query.get("hours", "6"))
+            except ValueError:
+                hours = -1.0
+            if not 0 < hours <= MAX_HOURS:
+                return self.json({"detail": f"hours must be a number in (0, {MAX_HOURS:g}]"}, status=422)
+            series = service_series(core, service, hours=hours, memory=memory)
+            if series is None:
+                return self.json({"detail": f"no SLA data for service {service!r}"}, status=404)
+            return self.json(series)
 
     @app.page("/metrics")
     class Metrics(View):
