@@ -1,4 +1,9 @@
-"""OpenTelemetry set-up and W3C trace-context propagation through Kafka headers."""
+"""OpenTelemetry set-up and W3C trace-context propagation through Kafka headers.
+
+Spans go to every exporter configured: Zipkin (`OTEL_EXPORTER_ZIPKIN_ENDPOINT`, e.g.
+http://127.0.0.1:9411/api/v2/spans: the trace view of both stacks, docs/tracing.md) and any
+OTLP/HTTP collector (`OTEL_EXPORTER_OTLP_ENDPOINT`).
+"""
 
 from __future__ import annotations
 
@@ -9,17 +14,74 @@ from opentelemetry.context import Context
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
+from opentelemetry.sdk.trace.sampling import ALWAYS_ON, Decision, ParentBased, Sampler, SamplingResult
+from opentelemetry.trace import Link, SpanKind
+from opentelemetry.util.types import Attributes
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.logging import configure_logging
 from shared.settings import TelemetrySettings
 
-__all__ = ["setup_telemetry", "inject_headers", "extract_context", "tracer"]
+__all__ = ["ZipkinSettings", "build_tracer_provider", "setup_telemetry", "inject_headers", "extract_context", "tracer"]
 
 _configured = False
+_PROBES = frozenset({"/healthz", "/readyz"})  # HAProxy's and the health service's checks, every few seconds
+
+
+class _SkipProbes(Sampler):
+    """Every trace but those a health probe starts: they would bury the requests in the trace view."""
+
+    def __init__(self) -> None:
+        self._parent_based = ParentBased(ALWAYS_ON)
+
+    def should_sample(self, parent_context: Context | None, trace_id: int, name: str,
+                      kind: SpanKind | None = None, attributes: Attributes = None,
+                      links: Sequence[Link] | None = None, trace_state: trace.TraceState | None = None) -> SamplingResult:
+        parent = trace.get_current_span(parent_context).get_span_context()
+        path = (attributes or {}).get("url.path", (attributes or {}).get("http.target"))
+        if not parent.is_valid and path in _PROBES:
+            return SamplingResult(Decision.DROP)
+        return self._parent_based.should_sample(parent_context, trace_id, name, kind, attributes, links, trace_state)
+
+    def get_description(self) -> str:
+        return "SkipProbes(ParentBased(AlwaysOn))"
+
+
+class ZipkinSettings(BaseSettings):
+    """Where spans go as Zipkin JSON v2 (the OpenTelemetry standard variable); None: not to Zipkin."""
+
+    model_config = SettingsConfigDict(env_prefix="OTEL_EXPORTER_ZIPKIN_", extra="ignore")
+    endpoint: str | None = None
+    timeout: int = 5  # seconds per export: a Zipkin that hangs must not hold the batch worker long
+
+
+def _exporters(*, settings: TelemetrySettings, zipkin: ZipkinSettings) -> list[SpanExporter]:
+    exporters: list[SpanExporter] = []
+    if zipkin.endpoint:
+        from opentelemetry.exporter.zipkin.json import ZipkinExporter
+
+        exporters.append(ZipkinExporter(endpoint=zipkin.endpoint, timeout=zipkin.timeout))
+    if settings.exporter_otlp_endpoint:
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        exporters.append(OTLPSpanExporter(endpoint=settings.exporter_otlp_endpoint.rstrip("/") + "/v1/traces"))
+    return exporters
+
+
+def build_tracer_provider(
+    *, service_name: str, settings: TelemetrySettings, zipkin: ZipkinSettings, exporter: SpanExporter | None = None
+) -> TracerProvider:
+    """A provider for `safeguard-<service_name>` batching its spans to `exporter` or the configured ones."""
+    provider = TracerProvider(resource=Resource.create({"service.name": f"safeguard-{service_name}"}),
+                              sampler=_SkipProbes())
+    for each in [exporter] if exporter is not None else _exporters(settings=settings, zipkin=zipkin):
+        provider.add_span_processor(BatchSpanProcessor(each))
+    return provider
 
 
 def setup_telemetry(
-    service_name: str, settings: TelemetrySettings | None = None, *, exporter: SpanExporter | None = None
+    service_name: str, settings: TelemetrySettings | None = None, *, exporter: SpanExporter | None = None,
+    zipkin: ZipkinSettings | None = None,
 ) -> None:
     """Configure logs and the global tracer provider once per process."""
     global _configured
@@ -27,14 +89,8 @@ def setup_telemetry(
     configure_logging(service_name, level=settings.log_level, fmt=settings.log_format)
     if _configured:
         return
-    provider = TracerProvider(resource=Resource.create({"service.name": f"safeguard-{service_name}"}))
-    if exporter is None and settings.exporter_otlp_endpoint:
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-
-        exporter = OTLPSpanExporter(endpoint=settings.exporter_otlp_endpoint.rstrip("/") + "/v1/traces")
-    if exporter is not None:
-        provider.add_span_processor(BatchSpanProcessor(exporter))
-    trace.set_tracer_provider(provider)
+    trace.set_tracer_provider(build_tracer_provider(
+        service_name=service_name, settings=settings, zipkin=zipkin or ZipkinSettings(), exporter=exporter))
     _configured = True
 
 

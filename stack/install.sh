@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what the native stack needs and is missing (idempotent, quick when all present):
-#   apt: java, redis-server, haproxy, postgresql-15, nodejs/npm (maven only when the Kafka jars are missing)
+#   apt: java, redis-server, haproxy, postgresql-15, nodejs/npm (maven only when the Kafka or Zipkin jars are missing)
 #        -- installed without letting apt start any system service;
 #   Kafka jars from Maven Central into .stack/kafka/lib (stack/kafka/pom.xml), once;
+#   the Zipkin server's jar (the trace view) into .stack/zipkin (stack/zipkin/pom.xml), once;
 #   the Node demo's npm packages (npm ci in examples/demo-node) when its lock file changed.
 set -euo pipefail
 # shellcheck source=stack/lib.sh
@@ -13,6 +14,10 @@ POM="$STACK_SRC/kafka/pom.xml"
 pom_sum="$(sha256sum "$POM" | cut -d' ' -f1)"
 need_jars=0
 [ "$(cat "$LIB/.pom.sha256" 2>/dev/null)" = "$pom_sum" ] || need_jars=1
+ZIPKIN_DIR="$STACK/zipkin"
+need_zipkin=0
+if [ "$(cat "$ZIPKIN_DIR/.pom.sha256" 2>/dev/null)" != "$(sha256sum "$STACK_SRC/zipkin/pom.xml" | cut -d' ' -f1)" ] ||
+   [ ! -s "$ZIPKIN_DIR/zipkin-server-exec.jar" ]; then need_zipkin=1; fi
 
 pkgs=()
 command -v java >/dev/null         || pkgs+=(openjdk-17-jre-headless)
@@ -21,7 +26,7 @@ command -v haproxy >/dev/null      || pkgs+=(haproxy)
 [ -x "$PG_BIN/postgres" ]          || pkgs+=(postgresql-15)
 command -v npm >/dev/null          || pkgs+=(nodejs npm)
 [ -x /usr/bin/chromium ]           || pkgs+=(chromium)   # headless, for the page-load test (tests/e2e/test_node_demo.py)
-if [ "$need_jars" = 1 ] && ! command -v mvn >/dev/null; then pkgs+=(maven); fi
+if [ "$need_jars$need_zipkin" != 00 ] && ! command -v mvn >/dev/null; then pkgs+=(maven); fi
 
 if [ "${#pkgs[@]}" -gt 0 ]; then
   [ "$(id -u)" = 0 ] || die "missing packages: ${pkgs[*]} -- install them (apt-get install ${pkgs[*]}) or run as root"
@@ -61,6 +66,13 @@ if [ "$need_jars" = 1 ]; then
   rm -rf "$LIB"; mv "$LIB.tmp" "$LIB"
   rm -f "$STACK/kafka/kafka.jsa"   # class data sharing archive of the old jars
   log "fetched $(ls "$LIB"/*.jar | wc -l) jars in $(elapsed "$t")s"
+fi
+
+if [ "$need_zipkin" = 1 ]; then
+  log "fetching the Zipkin server jar from Maven Central (stack/zipkin/pom.xml, ~131 MB) ..."
+  t=$(now)
+  "$STACK_SRC/zipkin/fetch.sh" "$ZIPKIN_DIR" >/dev/null || die "could not fetch the Zipkin server jar"
+  log "fetched the Zipkin server jar in $(elapsed "$t")s"
 fi
 
 # The Node demo's packages (examples/demo-node/package-lock.json), again whenever the lock file changes

@@ -49,11 +49,16 @@ NODE_GREEN_PORT="${NODE_GREEN_PORT:-8202}"
 INTAKE_PORT="${INTAKE_PORT:-8006}"          # the intake: OTLP metrics in, page-load beacons
 CONSOLE_PORT="${CONSOLE_PORT:-8007}"        # the web console (HAProxy routes :3000/console to it)
 OTLP_HTTP_PORT="${OTLP_HTTP_PORT:-4318}"    # HAProxy frontend `otlp`: /v1/metrics -> intake (any OTel SDK)
+ZIPKIN_PORT="${ZIPKIN_PORT:-9411}"          # Zipkin: the trace view (/zipkin/) and span intake (/api/v2/spans)
 
 # Kafka JVM: C1-only JIT starts ~2x faster on a busy 2-core machine; for broker throughput
 # benchmarks use e.g. KAFKA_JVM_OPTS="-Xms512m -Xmx1g -XX:+UseG1GC" make up
 KAFKA_JVM_OPTS="${KAFKA_JVM_OPTS:--Xms256m -Xmx512m -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:TieredStopAtLevel=1}"
 KAFKA_LOG_LEVEL="${KAFKA_LOG_LEVEL:-warn}"
+# Zipkin (in-memory storage, the oldest traces dropped past ZIPKIN_MAX_SPANS): a small heap, C1-only
+# JIT and the serial collector start it in ~5 s; it starts in the background at the end of `make up`
+ZIPKIN_JVM_OPTS="${ZIPKIN_JVM_OPTS:--Xms64m -Xmx256m -XX:+UseSerialGC -XX:TieredStopAtLevel=1}"
+ZIPKIN_MAX_SPANS="${ZIPKIN_MAX_SPANS:-100000}"
 
 # Database created for Safeguard (same names as POSTGRES_* of the postgres image in compose).
 # No default password: up.sh makes one on first start (.stack/secrets/postgres-password).
@@ -108,7 +113,7 @@ program_names() { programs | awk '{print $1}'; }
 port_of() { local v="$1"; printf '%s' "${!v}"; }
 
 all_ports() {
-  echo "$KAFKA_PORT $KAFKA_CONTROLLER_PORT $POSTGRES_PORT $REDIS_PORT $FRONT_PORT $DEMO_PORT $FLAGS_SYNC_PORT $NODE_DEMO_PORT $OTLP_HTTP_PORT"
+  echo "$KAFKA_PORT $KAFKA_CONTROLLER_PORT $POSTGRES_PORT $REDIS_PORT $FRONT_PORT $DEMO_PORT $FLAGS_SYNC_PORT $NODE_DEMO_PORT $OTLP_HTTP_PORT $ZIPKIN_PORT"
   local name pvar rest
   while read -r name pvar rest; do port_of "$pvar"; echo; done < <(programs)
 }
@@ -148,6 +153,6 @@ render() {  # render <template> <output> ; returns 0 if output changed, 1 if ide
 
 # Names of all port variables (written to .stack/ports by up.sh).
 port_vars() {
-  echo KAFKA_PORT KAFKA_CONTROLLER_PORT POSTGRES_PORT REDIS_PORT FRONT_PORT DEMO_PORT DEMO_BLUE_PORT DEMO_GREEN_PORT FLAGS_SYNC_PORT NODE_DEMO_PORT OTLP_HTTP_PORT
+  echo KAFKA_PORT KAFKA_CONTROLLER_PORT POSTGRES_PORT REDIS_PORT FRONT_PORT DEMO_PORT DEMO_BLUE_PORT DEMO_GREEN_PORT FLAGS_SYNC_PORT NODE_DEMO_PORT OTLP_HTTP_PORT ZIPKIN_PORT
   programs | awk '{print $2}'
 }

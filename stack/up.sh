@@ -25,9 +25,11 @@ done < <(programs)
 
 # ------------------------------------------------------------------ install / fetch
 jars_before="$(cat "$STACK/kafka/lib/.pom.sha256" 2>/dev/null || true)"
+zipkin_before="$(cat "$STACK/zipkin/.pom.sha256" 2>/dev/null || true)"
 t=$(now)
 "$STACK_SRC/install.sh" || die "stack/install.sh failed"
 [ "$(cat "$STACK/kafka/lib/.pom.sha256" 2>/dev/null || true)" = "$jars_before" ] || cold+=("fetched Kafka jars ($(elapsed "$t")s)")
+[ "$(cat "$STACK/zipkin/.pom.sha256" 2>/dev/null || true)" = "$zipkin_before" ] || cold+=("fetched the Zipkin jar")
 
 # ------------------------------------------------------------------ ports
 SUP_PID="$(supervisor_pid || true)"
@@ -65,7 +67,7 @@ DEMO_BLUE_ADDR="127.0.0.1:$DEMO_BLUE_PORT" DEMO_GREEN_ADDR="127.0.0.1:$DEMO_GREE
 NODE_DEMO_BIND="127.0.0.1:$NODE_DEMO_PORT"
 NODE_BLUE_ADDR="127.0.0.1:$NODE_BLUE_PORT" NODE_GREEN_ADDR="127.0.0.1:$NODE_GREEN_PORT"
 CONSOLE_ADDR="127.0.0.1:$CONSOLE_PORT" INTAKE_ADDR="127.0.0.1:$INTAKE_PORT" OTLP_BIND="127.0.0.1:$OTLP_HTTP_PORT"
-OTLP_TRACES_ADDR="$INTAKE_ADDR"   # no Jaeger natively: the intake answers /v1/traces 404
+OTLP_TRACES_ADDR="$INTAKE_ADDR"   # Zipkin takes no OTLP: the intake answers /v1/traces 404 (docs/tracing.md)
 
 # Postgres runs as the postgres OS user: its dirs must be reachable by it. When the checkout
 # is not traversable by that user (e.g. under /root), keep pg data in /var/tmp, linked from .stack/pg.
@@ -162,6 +164,8 @@ KAFKA_SASL_MECHANISM_LC="${KAFKA_SASL_MECHANISM,,}"
     v="${s^^}_PORT"; echo "CONSOLE_${s^^}_URL=http://127.0.0.1:${!v}"
   done
   echo "HAPROXY_ADMIN_SOCKET=$HAPROXY_SOCK"
+  # every program's spans, as Zipkin JSON v2 (shared/telemetry.py; the Node demo's telemetry.js)
+  echo "OTEL_EXPORTER_ZIPKIN_ENDPOINT=http://127.0.0.1:$ZIPKIN_PORT/api/v2/spans"
   # every port (config/health.yaml reads FRONT_PORT, DEMO_PORT, FLAGS_PORT, ...)
   for v in FLAGS_PORT HEALTH_PORT SLA_PORT RECOVERY_PORT NOTIFIER_PORT $(port_vars); do
     echo "$v=${!v}"
@@ -356,6 +360,8 @@ sys.exit(0 if level == "WARNING" else 1)
 PY
 fi
 SVC_SECS="$(elapsed "$T_SVC")"
+# the trace view last, not waited for: it listens some 5-15 s later (`make status` shows it)
+ctl start zipkin >/dev/null 2>&1 &
 
 # ------------------------------------------------------------------ report
 infra_ok=0
@@ -370,6 +376,7 @@ echo "  node demo app    http://127.0.0.1:$NODE_DEMO_PORT   (blue :$NODE_BLUE_PO
 echo "  kafka            127.0.0.1:$KAFKA_PORT   (SASL $KAFKA_SASL_MECHANISM + ACLs; principals $KAFKA_PRINCIPALS)"
 echo "  postgres         postgresql://$POSTGRES_USER@127.0.0.1:$POSTGRES_PORT/$POSTGRES_DB"
 echo "  redis            redis://127.0.0.1:$REDIS_PORT/0"
+echo "  traces (zipkin)  http://127.0.0.1:$ZIPKIN_PORT/zipkin/   (starting in the background)"
 echo "  haproxy admin    $HAPROXY_SOCK"
 echo "  admin token      $STACK/admin-token  (Authorization: Bearer \$(cat .stack/admin-token))"
 echo "  credentials      $SECRETS/  (mode 600; the admin's are in $ENV_FILE)"
