@@ -129,14 +129,16 @@ def service_series(core: SlaCore, service: str, *, hours: float, memory: MemoryH
     st = core.status.get(service)
     if st is None or st.get("watermark") is None:
         return None
-    now, hours = float(st["watermark"]), min(max(hours, 1 / 60), MAX_HOURS)
+    # the clock, not the watermark: a service that went quiet shows its quiet part, not its last busy hour
+    now, hours = max(float(st["watermark"]), core.clock()), min(max(hours, 1 / 60), MAX_HOURS)
     since = now - hours * 3600
     t = core.policy.triggers
     mem = memory.of(service, since=since)
     alerts = [{"name": a.name, "long": a.long, "short": a.short, "factor": a.factor, "severity": a.severity}
               for a in core.policy.budget.alerts]
     return {
-        "service": service, "as_of": datetime.fromtimestamp(now, UTC).isoformat(), "hours": hours,
+        "service": service, "as_of": datetime.fromtimestamp(now, UTC).isoformat(),
+        "last_data_at": datetime.fromtimestamp(st["watermark"], UTC).isoformat(), "hours": hours,
         "objective": core.policy.budget.objective, "period_days": core.policy.budget.period / 86400,
         "thresholds": {"error_rate": t.error_rate_high.threshold, "latency_ms": t.latency_high.threshold,
                        "latency_quantile": t.latency_quantile, "memory_percent": t.memory_high.threshold},

@@ -14,8 +14,9 @@ from shared.testing import FakeClock
 from tests.unit.sla.helpers import T0, process, requests
 
 
-def _core() -> SlaCore:
-    return SlaCore(policy=SlaPolicy(), buckets={}, status={}, clock=FakeClock((T0 + timedelta(days=1)).timestamp()))
+def _core(*, at: float = 182) -> SlaCore:
+    """`at`: the clock, seconds after T0 (just after the last report by default)."""
+    return SlaCore(policy=SlaPolicy(), buckets={}, status={}, clock=FakeClock((T0 + timedelta(seconds=at)).timestamp()))
 
 
 def _three_minutes(core: SlaCore) -> None:
@@ -66,6 +67,15 @@ def test_memory_history_keeps_the_reports_the_status_forgets() -> None:
     blue = out["memory"]["blue"]
     assert len(blue["t"]) == 12 and blue["percent"][0] == 50.0 and blue["percent"][-1] == 77.5
     assert len(core.status["shop"]["instances"]["blue"]["mem"]) < 12  # the status keeps only the trigger window
+
+
+def test_a_quiet_service_shows_its_quiet_part() -> None:
+    core = _core(at=7200)
+    _three_minutes(core)
+    out = service_series(core, "shop", hours=1, memory=MemoryHistory())
+    assert out is not None and out["minutes"]["t"] == []  # the busy minutes were two hours ago
+    assert out["last_data_at"] == (T0 + timedelta(seconds=181)).isoformat()
+    assert out["budget"]["burn"]["6h"][-1] == pytest.approx(60 / 1810 / 0.001, rel=0.01)
 
 
 def test_an_unknown_service_has_no_series() -> None:
