@@ -1,7 +1,6 @@
 """Inbound edge: maintenance windows (`/api/maintenance`, admin to change, audited) and status page
 subscriptions (`/status/subscribe`, public and rate limited; confirm and unsubscribe links)."""
 
-from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta

@@ -105,6 +105,7 @@ class SubscriberRelay:
                  retry: Webhook, now: Callable[[], datetime] = _utcnow, lease_s: float = 120.0) -> None:
         self.store, self.http, self.mailer, self.links, self.retry, self.now = store, http, mailer, links, retry, now
         self.lease = timedelta(seconds=lease_s)
+        logging.getLogger("httpx").setLevel(logging.WARNING)  # it logs each request's URL at INFO
 
     async def run_once(self) -> int:
         """Send every due notice (concurrently, each bounded by its timeout); the number sent."""
