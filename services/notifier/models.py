@@ -6,7 +6,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, computed_field
+
+from shared.tracing_links import trace_id_of
 
 from shared.events import Event
 
@@ -45,7 +47,14 @@ class Incident(BaseModel):
     escalate_at: datetime | None = None
     during_maintenance: bool = False
     version: int = 0
+    traceparent: str | None = Field(default=None, description="W3C traceparent of the span that opened it")
     timeline: list[TimelineEntry] = Field(default_factory=list)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def trace_id(self) -> str | None:
+        """The trace this incident belongs to (from the failing request to the notices): a trace viewer's id."""
+        return trace_id_of(self.traceparent)
 
     @property
     def escalating(self) -> bool:

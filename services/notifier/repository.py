@@ -23,7 +23,7 @@ __all__ = ["PgIncidentStore", "MemoryIncidentStore", "open_pool", "migrate", "MI
 MIGRATIONS = Path(__file__).parent / "migrations"
 _COLS = ("incident_id", "service", "trigger", "episode_id", "title", "severity", "status", "level",
          "acknowledged_by", "opened_at", "mitigated_at", "resolved_at", "resolved_by", "escalate_at",
-         "during_maintenance", "version")
+         "during_maintenance", "traceparent", "version")
 _DCOLS = ("delivery_id", "incident_id", "channel", "recipient", "ok", "error", "message", "at", "status", "attempts",
           "next_at")
 _INSERT = (f"INSERT INTO incidents ({', '.join(_COLS)}) VALUES ({', '.join(f'${i}' for i in range(1, len(_COLS) + 1))})"

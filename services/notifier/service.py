@@ -20,6 +20,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Protocol, cast
 
+from opentelemetry import trace
+
 from services.notifier.maintenance import Silences
 from services.notifier.models import Change, DeliveryRecord, Incident, OutboxRow, TimelineEntry
 from services.notifier.policy import ChannelName, NotifierPolicy
@@ -31,11 +33,13 @@ from shared.events import (
 )
 from shared.humanize import describe_clear, describe_trigger
 from shared.kafka import Publisher
+from shared.tracing_links import continued, current_traceparent
 
 __all__ = ["NotifierService", "IncidentStore", "Sender", "NotFound", "Conflict", "StaleIncident",
            "incident_id_for"]
 
 log = logging.getLogger(__name__)
+_tracer = trace.get_tracer(__name__)
 
 
 class NotFound(LookupError):
@@ -99,7 +103,14 @@ class NotifierService:
 
     # --- sla.triggers -------------------------------------------------------------------------------
     async def open_incident(self, event: TriggerFired) -> Incident | None:
-        """A fired trigger opens one incident per (service, episode), at level 1 (auto-recovery)."""
+        """A fired trigger opens one incident per (service, episode), at level 1 (auto-recovery), in the
+        trigger's trace (its span's traceparent is kept with the incident: later notices continue it)."""
+        with _tracer.start_as_current_span("incident open", attributes={
+                "safeguard.service": event.service, "safeguard.trigger": event.trigger,
+                "safeguard.episode_id": event.episode_id}):
+            return await self._open_incident(event)
+
+    async def _open_incident(self, event: TriggerFired) -> Incident | None:
         age = (self.now() - event.time).total_seconds()
         if age > self.policy.max_trigger_age:
             log.info("ignoring stale %s for %s (%.0fs old)", event.trigger, event.service, age)
@@ -119,7 +130,8 @@ class NotifierService:
             await self._commit(ch)
             return None
         inc = Incident(incident_id=iid, service=event.service, trigger=event.trigger, episode_id=event.episode_id,
-                       title=title, severity=self.policy.severity_of(event.trigger), opened_at=self.now())
+                       title=title, severity=self.policy.severity_of(event.trigger), opened_at=self.now(),
+                       traceparent=current_traceparent())
         ch = Change(inc, version=None)
         self._entry(ch, "opened", f"{title}{'; ' + event.detail if event.detail else ''}; "
                                   f"level 1: {self.policy.level(1).name}", actor="sla")
@@ -184,7 +196,8 @@ class NotifierService:
         if inc is None:
             title = f"{event.service}: deploy {event.version} rolled back"
             inc = Incident(incident_id=iid, service=event.service, trigger="deploy_rollback", episode_id=episode,
-                           title=title, severity=self.policy.severity_of("deploy_rollback"), opened_at=self.now())
+                           title=title, severity=self.policy.severity_of("deploy_rollback"), opened_at=self.now(),
+                           traceparent=current_traceparent())
             ch = Change(inc, version=None)
             self._entry(ch, "opened", f"{title}: {event.reason}", actor="deploy")
             ch.events.append(IncidentOpened(service=inc.service, incident_id=iid, title=title, severity=inc.severity,
@@ -246,7 +259,9 @@ class NotifierService:
             why = f"not mitigated or acknowledged within {fmt_duration(after)} at level {inc.level}"
             self._escalate(ch, reason=why)
             try:
-                await self._commit(ch)
+                with continued(inc.traceparent, "incident escalate", tracer=__name__,
+                               attributes={"safeguard.incident_id": inc.incident_id, "safeguard.level": inc.level}):
+                    await self._commit(ch)
             except StaleIncident:
                 continue  # another instance changed it first
             out.append(inc)
@@ -297,6 +312,13 @@ class NotifierService:
 
     async def _send(self, notice: DeliveryRecord) -> None:
         inc = await self.store.get(notice.incident_id) if notice.incident_id else None
+        with continued(inc.traceparent if inc else None, f"notice {notice.channel}", tracer=__name__, attributes={
+                "safeguard.incident_id": notice.incident_id or "", "safeguard.attempt": notice.attempts + 1}) as span:
+            ok = await self._deliver_notice(notice, inc)
+            span.set_attribute("safeguard.ok", ok)
+
+    async def _deliver_notice(self, notice: DeliveryRecord, inc: Incident | None) -> bool:
+        """Send one notice and record the result (with its event); whether it went out."""
         attempts, common = notice.attempts + 1, {"service": inc.service if inc else "", "channel": notice.channel,
                                                  "incident_id": notice.incident_id, "recipient": notice.recipient}
         try:
@@ -311,10 +333,11 @@ class NotifierService:
             done = notice.model_copy(update={"ok": False, "error": error, "attempts": attempts, "next_at": nxt,
                                              "status": "failed" if last else "pending"})
             await self.store.notice_done(done, event=NotificationFailed(**common, error=error))
-            return
+            return False
         done = notice.model_copy(update={"ok": True, "error": "", "attempts": attempts, "status": "sent",
                                          "next_at": None})
         await self.store.notice_done(done, event=NotificationDelivered(**common))
+        return True
 
     # --- internals ----------------------------------------------------------------------------------
     async def _commit(self, ch: Change) -> bool:
@@ -376,6 +399,11 @@ class NotifierService:
         self._deliver(ch, "status_page", "status", f"Escalated to {level.name}: {inc.title}")
 
     async def _resolve(self, inc: Incident, *, by: str, note: str) -> Incident:
+        with continued(inc.traceparent, "incident resolve", tracer=__name__,
+                       attributes={"safeguard.incident_id": inc.incident_id, "safeguard.by": by}):
+            return await self._resolved(inc, by=by, note=note)
+
+    async def _resolved(self, inc: Incident, *, by: str, note: str) -> Incident:
         ch = Change(inc, version=inc.version)
         at = self.now()
         inc.status, inc.resolved_at, inc.resolved_by, inc.escalate_at = "resolved", at, by, None

@@ -59,8 +59,12 @@ class FaustPublisher:
         return self._topics[name]
 
     async def publish(self, event: Event, *, topic: str | None = None) -> None:
+        topic = topic or self.topic_prefix + event.topic
         key, value, headers = encode(event, source=SOURCE)
-        await self._send(topic or self.topic_prefix + event.topic, key=key, value=value, headers=headers + inject_headers())
+        with _tracer.start_as_current_span(f"{topic} publish", kind=SpanKind.PRODUCER, attributes={
+                "messaging.system": "kafka", "messaging.destination.name": topic,
+                "messaging.message.id": str(event.id)}):
+            await self._send(topic, key=key, value=value, headers=headers + inject_headers())
 
     async def dead_letter(self, record: Any, *, reason: str, group: str) -> None:
         msg = record.message
