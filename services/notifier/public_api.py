@@ -1,10 +1,10 @@
 """Inbound edge: maintenance windows (`/api/maintenance`, admin to change, audited) and status page
-subscriptions (`/status/subscribe`, public and rate limited; confirm and unsubscribe links)."""
+subscriptions (`/status/subscribe`, public and rate limited; confirm and unsubscribe links).
 
+No `from __future__ import annotations` here: FastAPI must see the route-local `Admin` type at run time."""
 
 import json
 from datetime import UTC, datetime, timedelta
-import json
 from typing import Annotated, Any
 from urllib.parse import parse_qs
 
@@ -107,7 +107,7 @@ def _maintenance_routes(router: APIRouter, auth: Authenticator) -> None:
     @router.get("/api/maintenance", tags=["maintenance"], dependencies=reader)
     async def listing(public: Pub, days: float = Query(default=30, gt=0, le=365)) -> dict[str, list[MaintenanceWindow]]:
         """Windows in progress, upcoming, past (ended in the last `days`, newest first) and cancelled."""
-        return dict(await public.maintenance.listing(past=timedelta(days=days)))
+        return {str(k): v for k, v in (await public.maintenance.listing(past=timedelta(days=days))).items()}
 
     @router.get("/api/maintenance/{window_id}", tags=["maintenance"], dependencies=reader)
     async def one(window_id: str, public: Pub) -> MaintenanceWindow:
@@ -185,7 +185,7 @@ def _subscription_routes(router: APIRouter, limited: Any) -> None:
         (also RFC 8058 one-click from mail clients)."""
         subs, links = _subscriptions(public)
         if token is None and request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
-            token = (parse_qs((await request.body()).decode(errors="replace")).get("token") or [None])[0]
+            token = next(iter(parse_qs((await request.body()).decode(errors="replace")).get("token", [])), None)
         if token is None:
             raise HTTPException(422, "the unsubscribe token is missing (?token=...)")
         now = datetime.now(UTC)
