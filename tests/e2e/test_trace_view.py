@@ -1,0 +1,76 @@
+"""The trace view in a real browser (Debian's Chromium through Playwright) on the running native stack:
+an OFREP request through :3000 carrying a trace id of ours, then that trace opened in Zipkin's Lens UI
+(http://127.0.0.1:9411/zipkin/traces/<id>) showing the flags service's spans. docs/tracing.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.e2e.test_runbook_loop import FRONT
+
+pytestmark = pytest.mark.e2e
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+ZIPKIN = f"http://127.0.0.1:{os.environ.get('ZIPKIN_PORT', '9411')}"
+FLAGS_SERVICE = "safeguard-flags"
+SCREENSHOT = ROOT / "docs" / "trace-view.png"
+ARTEFACTS = Path(os.environ.get("SAFEGUARD_TEST_ARTEFACTS", ROOT / ".stack" / "artefacts"))
+
+
+async def _spans_of(http: httpx.AsyncClient, trace_id: str, *, wait_s: float) -> list[dict[str, Any]]:
+    """The trace's spans from Zipkin's API once the flags service's are in. Exports are batched (up to 5 s)
+    and Zipkin starts in the background at the end of `make up`: poll, never sleep a fixed time."""
+    deadline, last = time.monotonic() + wait_s, "no answer"
+    while time.monotonic() < deadline:
+        try:
+            r = await http.get(f"{ZIPKIN}/api/v2/trace/{trace_id}")
+            last = f"{r.status_code} {r.text[:200]}"
+            if r.status_code == 200 and any(s["localEndpoint"]["serviceName"] == FLAGS_SERVICE for s in r.json()):
+                return list(r.json())
+        except httpx.TransportError as e:
+            last = repr(e)
+        await asyncio.sleep(0.5)
+    raise AssertionError(f"no span of {FLAGS_SERVICE} in Zipkin's trace {trace_id} after {wait_s:g} s: {last}")
+
+
+async def test_an_ofrep_request_s_trace_opens_in_zipkin_lens_with_the_flags_spans() -> None:
+    from playwright.async_api import async_playwright
+
+    assert os.path.exists(CHROMIUM), f"no {CHROMIUM}: apt-get install -y chromium (or set CHROMIUM_PATH)"
+    trace_id, parent_id = secrets.token_hex(16), secrets.token_hex(8)
+    async with httpx.AsyncClient(timeout=10) as http:
+        r = await http.post(f"{FRONT}/ofrep/v1/evaluate/flags/gamification", json={"context": {"targetingKey": "e2e"}},
+                            headers={"traceparent": f"00-{trace_id}-{parent_id}-01"})
+        assert r.status_code == 200, r.text
+        spans = await _spans_of(http, trace_id, wait_s=90)
+    flags = [s for s in spans if s["localEndpoint"]["serviceName"] == FLAGS_SERVICE]
+    assert {s.get("parentId") for s in flags} & {parent_id}, f"no flags span under our parent {parent_id}: {flags}"
+    names = {s["name"] for s in flags}
+
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
+        try:
+            page = await browser.new_page(viewport={"width": 1280, "height": 720})
+            shown = await page.goto(f"{ZIPKIN}/zipkin/traces/{trace_id}")
+            assert shown is not None and shown.status == 200
+            # Lens renders client-side from /api/v2/trace/<id>: wait for the spans, not for a time
+            await page.get_by_text(FLAGS_SERVICE).first.wait_for(state="visible", timeout=20_000)
+            for name in names:  # the timeline's rows read "<service>: <span name>"
+                row = page.get_by_text(f"{FLAGS_SERVICE}: {name}", exact=True)
+                assert await row.count() >= 1, f"span {name!r} of {FLAGS_SERVICE} not rendered"
+            assert trace_id in await page.content()
+            ARTEFACTS.mkdir(parents=True, exist_ok=True)
+            await page.screenshot(path=str(ARTEFACTS / "trace-view.png"))
+            await page.screenshot(path=str(SCREENSHOT))
+        finally:
+            await browser.close()
