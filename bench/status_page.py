@@ -1,5 +1,6 @@
-"""Status page server time with 100 incidents and 20 components (issue 15's target: < 50 ms), beside a bare
-endpoint on the same app returning the same bytes, in the same run.
+"""Status page server time with 100 incidents, 20 components and 10 maintenance windows (3 in progress, 7
+upcoming; issue 15's target: < 50 ms), beside a bare endpoint on the same app returning the same bytes, and
+the same page without the windows, in the same run.
 
 Through the ASGI app (httpx.ASGITransport, no sockets): the in-memory store, then, when POSTGRES_DSN
 answers, the real Postgres store and history in a throwaway schema (dropped afterwards).
@@ -24,6 +25,8 @@ from fastapi.responses import Response
 from pydantic import SecretStr
 
 from services.notifier.app import create_app
+from services.notifier.maintenance import MaintenanceWindow
+from services.notifier.maintenance_store import MaintenanceStore, MemoryMaintenanceStore, PgMaintenanceStore
 from services.notifier.models import Change, Incident, TimelineEntry
 from services.notifier.repository import MemoryIncidentStore, PgIncidentStore, migrate, open_pool
 from services.notifier.service import IncidentStore
@@ -34,7 +37,7 @@ from shared.settings import PostgresSettings
 from shared.testing import InMemoryPublisher
 from tests.unit.notifier.conftest import CONFIG, FakeSender
 
-INCIDENTS, COMPONENTS, REQUESTS = 100, 20, 200
+INCIDENTS, COMPONENTS, REQUESTS, WINDOWS = 100, 20, 200, 10
 NOW = datetime.now(UTC)
 NAMES = [f"svc-{i:02d}" for i in range(COMPONENTS)]
 
@@ -68,16 +71,38 @@ def incidents() -> list[Change]:
     return out
 
 
+def windows() -> list[MaintenanceWindow]:
+    """3 in progress, 7 upcoming, over 2 components each."""
+    out = []
+    for n in range(WINDOWS):
+        start = NOW - timedelta(hours=1) if n < 3 else NOW + timedelta(days=n)
+        out.append(MaintenanceWindow(window_id=f"mw-{n:02d}", title=f"Planned work {n}: database upgrade",
+                                     description="Read-only for a few minutes.", components=NAMES[n:n + 2],
+                                     starts_at=start, ends_at=start + timedelta(hours=3), created_by="admin",
+                                     created_at=NOW - timedelta(days=1)))
+    return out
+
+
 @asynccontextmanager
-async def serving(store: IncidentStore, history: IncidentHistory) -> AsyncIterator[httpx.AsyncClient]:
-    for change in incidents():
+async def serving(store: IncidentStore, history: IncidentHistory, maintenance: MaintenanceStore,
+                  *, seed: bool = True) -> AsyncIterator[httpx.AsyncClient]:
+    for change in incidents() if seed else []:
         await store.commit(change)
-    status = StatusData(history=history, sources=Fixed(snapshot()))  # type: ignore[arg-type]
+    for w in windows():
+        await maintenance.add(w, notice=None)
+    status = StatusData(history=history, sources=Fixed(snapshot()), maintenance=maintenance)  # type: ignore[arg-type]
     app = create_app(NotifierSettings(policy_file=CONFIG, auth=AuthSettings(env="test")), publisher=InMemoryPublisher(),
-                     store=store, sender=FakeSender(), consume=False, status=status)
+                     store=store, sender=FakeSender(), consume=False, status=status, maintenance=maintenance)
     async with app.router.lifespan_context(app):
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://b") as c:
             yield await _with_bare(app, c)
+
+
+class _NoWindows(MemoryMaintenanceStore):
+    """The baseline: the same page with no maintenance windows."""
+
+    async def add(self, window: MaintenanceWindow, *, notice: object = None) -> None:
+        return None
 
 
 async def _with_bare(app: FastAPI, c: httpx.AsyncClient) -> httpx.AsyncClient:
@@ -116,9 +141,12 @@ async def measure(c: httpx.AsyncClient, label: str) -> None:
 async def main() -> None:
     logging.getLogger("httpx").setLevel(logging.WARNING)
     print(f"{INCIDENTS} incidents ({INCIDENTS - 8} resolved, 40 within 7 days, 5 timeline entries each), "
-          f"{COMPONENTS} components, {REQUESTS} requests per figure")
+          f"{COMPONENTS} components, {WINDOWS} maintenance windows (3 in progress), {REQUESTS} requests per figure")
     store = MemoryIncidentStore()
-    async with serving(store, StoreHistory(store, since=NOW - timedelta(days=60))) as c:
+    async with serving(store, StoreHistory(store, since=NOW - timedelta(days=60)), _NoWindows()) as c:
+        await measure(c, "memory-0mw")
+    async with serving(store, StoreHistory(store, since=NOW - timedelta(days=60)), MemoryMaintenanceStore(),
+                       seed=False) as c:
         await measure(c, "memory")
     dsn = os.environ.get("POSTGRES_DSN")
     if not dsn:
@@ -129,7 +157,7 @@ async def main() -> None:
         async with open_pool(PostgresSettings(dsn=SecretStr(dsn)), schema=schema) as pool:
             await migrate(pool, schema=schema)
             try:
-                async with serving(PgIncidentStore(pool), PgHistory(pool)) as c:
+                async with serving(PgIncidentStore(pool), PgHistory(pool), PgMaintenanceStore(pool)) as c:
                     await measure(c, "postgres")
             finally:
                 await pool.execute(f'DROP SCHEMA "{schema}" CASCADE')
