@@ -74,6 +74,8 @@ def _condition(cond: Any) -> str:
     if not isinstance(cond, dict) or len(cond) != 1:
         return _operand(cond)
     op, args = next(iter(cond.items()))
+    if op == "var":
+        return _operand(cond)
     args = args if isinstance(args, list) else [args]
     if op in ("and", "or"):
         return f" {op} ".join(_grouped(a) for a in args)
