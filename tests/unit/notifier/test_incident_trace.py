@@ -57,3 +57,20 @@ async def test_the_api_shows_the_trace_id() -> None:
     assert body["trace_id"] == format(consumer.get_span_context().trace_id, "032x")
     assert {i["incident_id"]: i["trace_id"] for i in listed}[inc.incident_id] == body["trace_id"]
     assert other["trace_id"] is not None and other["trace_id"] != body["trace_id"]  # its own trace, still one
+
+
+async def test_the_resolution_joins_the_incident_trace(env: Env, span_exporter: InMemorySpanExporter) -> None:
+    from shared.events import TriggerCleared
+
+    with trace.get_tracer("tests").start_as_current_span("sla.triggers process"):
+        inc = await env.svc.open_incident(fired())
+    assert inc is not None
+    span_exporter.clear()
+    with trace.get_tracer("tests").start_as_current_span("sla.triggers process") as cleared:  # another trace
+        await env.svc.resolve_on_clear(TriggerCleared(service="demo", trigger="error_rate_high", episode_id="ep1",
+                                                      value=0.01, threshold=0.05))
+    [resolve] = [s for s in span_exporter.get_finished_spans() if s.name == "incident resolve"]
+    assert format(resolve.context.trace_id, "032x") == inc.trace_id != format(cleared.get_span_context().trace_id,
+                                                                               "032x")
+    notices = [s for s in span_exporter.get_finished_spans() if s.name.startswith("notice ")]
+    assert notices and all(s.parent is not None and s.parent.span_id == resolve.context.span_id for s in notices)
