@@ -27,20 +27,21 @@ SCREENSHOT = ROOT / "docs" / "trace-view.png"
 ARTEFACTS = Path(os.environ.get("SAFEGUARD_TEST_ARTEFACTS", ROOT / ".stack" / "artefacts"))
 
 
-async def _spans_of(http: httpx.AsyncClient, trace_id: str, *, wait_s: float) -> list[dict[str, Any]]:
-    """The trace's spans from Zipkin's API once the flags service's are in. Exports are batched (up to 5 s)
+async def _spans_of(http: httpx.AsyncClient, trace_id: str, *, wait_s: float,
+                    service: str = FLAGS_SERVICE) -> list[dict[str, Any]]:
+    """The trace's spans from Zipkin's API once the service's are in. Exports are batched (up to 5 s)
     and Zipkin starts in the background at the end of `make up`: poll, never sleep a fixed time."""
     deadline, last = time.monotonic() + wait_s, "no answer"
     while time.monotonic() < deadline:
         try:
             r = await http.get(f"{ZIPKIN}/api/v2/trace/{trace_id}")
             last = f"{r.status_code} {r.text[:200]}"
-            if r.status_code == 200 and any(s["localEndpoint"]["serviceName"] == FLAGS_SERVICE for s in r.json()):
+            if r.status_code == 200 and any(s["localEndpoint"]["serviceName"] == service for s in r.json()):
                 return list(r.json())
         except httpx.TransportError as e:
             last = repr(e)
         await asyncio.sleep(0.5)
-    raise AssertionError(f"no span of {FLAGS_SERVICE} in Zipkin's trace {trace_id} after {wait_s:g} s: {last}")
+    raise AssertionError(f"no span of {service} in Zipkin's trace {trace_id} after {wait_s:g} s: {last}")
 
 
 async def test_an_ofrep_request_s_trace_opens_in_zipkin_lens_with_the_flags_spans() -> None:
@@ -74,3 +75,14 @@ async def test_an_ofrep_request_s_trace_opens_in_zipkin_lens_with_the_flags_span
             await page.screenshot(path=str(SCREENSHOT))
         finally:
             await browser.close()
+
+
+async def test_the_node_demo_continues_our_trace_into_zipkin() -> None:
+    """examples/demo-node (OpenTelemetry JS, @opentelemetry/exporter-zipkin) through its HAProxy front."""
+    trace_id, parent_id = secrets.token_hex(16), secrets.token_hex(8)
+    node = f"http://127.0.0.1:{os.environ.get('NODE_DEMO_PORT', '8200')}"
+    async with httpx.AsyncClient(timeout=10) as http:
+        r = await http.get(f"{node}/", params={"user": "e2e-trace"}, headers={"traceparent": f"00-{trace_id}-{parent_id}-01"})
+        assert r.status_code == 200, r.text
+        spans = await _spans_of(http, trace_id, wait_s=60, service="demo-node")
+    assert [(s["kind"], s.get("parentId")) for s in spans] == [("SERVER", parent_id)], spans
