@@ -29,7 +29,7 @@ def now_lines(snap: dict[str, Any], thresholds: dict[str, Any]) -> list[dict[str
     req = snap.get("requests", {})
     mems = [m["percent"] for m in snap.get("memory", {}).values() if m.get("percent") is not None]
     quantile = round(float(thresholds.get("latency_quantile", 0.95)) * 100)
-    rows = [
+    rows: list[tuple[str, float | None, float, Callable[[float], str]]] = [
         (f"error rate (last {req.get('window_seconds', 5):g} s)", req.get("error_rate"),
          float(thresholds.get("error_rate", 0.05)), percent),
         (f"p{quantile} latency", req.get("latency_ms", {}).get(f"p{quantile}"),
