@@ -9,7 +9,7 @@ While a window is in progress for a service, that service's incidents are still 
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Literal, Protocol
 from zoneinfo import ZoneInfo
 
@@ -56,6 +56,11 @@ class MaintenanceWindow(BaseModel):
     created_at: datetime
     cancelled_by: str | None = None
     cancelled_at: datetime | None = None
+
+    @field_validator("starts_at", "ends_at", "created_at", "cancelled_at")
+    @classmethod
+    def _utc(cls, t: datetime | None) -> datetime | None:
+        return t.astimezone(UTC) if t is not None and t.tzinfo is not None else t
 
     def phase(self, now: datetime) -> Phase:
         return phase(self, now)

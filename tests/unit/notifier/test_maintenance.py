@@ -142,3 +142,31 @@ async def test_an_incident_in_maintenance_is_recorded_but_pages_nobody(env: Env)
     assert "demo" in [i.service for i in await env.svc.escalate_overdue()]
     await env.svc.dispatch()
     assert any(ch == "oncall_page" and "demo" in m for ch, _, m in env.sender.sent)
+
+
+def test_the_status_page_puts_a_component_in_maintenance_and_lists_windows() -> None:
+    from services.notifier.status_page import build_status, render_feed, render_html
+
+    now = MONDAY_EVENING
+    def window(n: int, start: timedelta, hours: float, comps: list[str], **kw: object) -> MaintenanceWindow:
+        return MaintenanceWindow(window_id=f"mw-{n}", title=f"work {n}", components=comps, starts_at=now + start,
+                                 ends_at=now + start + timedelta(hours=hours), created_by="admin:alice",
+                                 created_at=now - timedelta(days=1), **kw)
+    system = {"services": {"demo": {"checks": {"demo": {"state": "down", "status": "fail", "critical": True}}},
+                           "flags": {"checks": {"flags": {"state": "up", "status": "pass", "critical": True}}}}}
+    windows = [window(1, timedelta(minutes=-10), 1, ["demo", "worker"]), window(2, timedelta(days=1), 1, ["flags"]),
+               window(3, timedelta(days=2), 1, ["flags"], cancelled_at=now, cancelled_by="admin"),
+               window(4, timedelta(hours=-3), 1, ["flags"])]
+    status = build_status([], now=now, system=system, maintenance=windows)
+    comps = {c["name"]: c for c in status["components"]}
+    # checks down, but the planned work explains them; a component only the window names appears too
+    assert comps["demo"]["state"] == comps["worker"]["state"] == "under_maintenance"
+    assert comps["demo"]["detail"].startswith("Maintenance until 2026-11-30 13:50 UTC: work 1")
+    assert comps["flags"]["state"] == "operational" and status["overall"] == "under_maintenance"
+    assert [w["window_id"] for w in status["maintenance"]["in_progress"]] == ["mw-1"]
+    assert [w["window_id"] for w in status["maintenance"]["upcoming"]] == ["mw-2"]  # not the cancelled, not the past
+    assert "created_by" not in status["maintenance"]["upcoming"][0]
+    html = render_html(status)
+    assert 'id="maintenance-mw-1"' in html and "Scheduled maintenance" in html and "admin:alice" not in html
+    feed = render_feed(status, self_url="http://s/status/feed.atom", page_url="http://s/status")
+    assert "tag:safeguard.local,2026:maintenance/mw-2" in feed
