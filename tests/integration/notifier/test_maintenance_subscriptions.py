@@ -292,7 +292,10 @@ async def test_subscribe_is_rate_limited_and_explains_bad_input(rig: Rig) -> Non
     assert bad.status_code == 422 and "http:// or https://" in bad.json()["detail"]
     both = await _subscribe(rig, {"email": "a@example.com", "webhook": "https://example.com/x"})
     assert both.status_code == 422 and "exactly one" in both.json()["detail"]
-    assert (await _subscribe(rig, {"email": "b@example.com"})).status_code == 202
+    form = await rig.http.post("/status/subscribe", content="email=b%40example.com",  # the page's form
+                               headers={"content-type": "application/x-www-form-urlencoded",
+                                        "X-Forwarded-For": rig.address})
+    assert form.status_code == 202 and "Check your inbox" in form.text and "b@example.com" in form.text
     limited = await _subscribe(rig, {"email": "b@example.com"})
     assert limited.status_code == 429 and "Retry-After" in limited.headers  # 3 per minute per caller
     other = await rig.http.post("/status/subscribe", json={"email": "c@example.com"},
