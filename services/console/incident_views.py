@@ -12,12 +12,15 @@ from markupsafe import Markup
 
 from services.console.human import trigger_text
 
-__all__ = ["human_title", "timeline", "ladder", "report_html", "duration", "ordered"]
+__all__ = ["human_title", "human_reason", "timeline", "ladder", "report_html", "duration", "ordered"]
 
 _OLD_TITLE = re.compile(r"^(?P<head>.*?): (?P<what>[a-z ]+) \((?P<value>[-\d.e+]+) > (?P<threshold>[-\d.e+]+)\)$")
+_OLD_REASON = re.compile(r"^(?P<trigger>[a-z_]+): (?P<value>[-\d.e+]+) > (?P<threshold>[-\d.e+]+)(?P<rest>.*)$", re.S)
 _LEVEL = re.compile(r"level (?P<n>[1-4]): (?P<name>[^(;]+)")
 _MD = MarkdownIt("commonmark", {"html": False}).enable("table")
 LEVELS = 4
+# the runbook's escalation path, for levels the incident's timeline does not name
+_RUNBOOK = {1: "auto-recovery", 2: "on-call developer", 3: "system administrator", 4: "infrastructure team"}
 
 
 def human_title(incident: dict[str, Any]) -> str:
@@ -28,6 +31,14 @@ def human_title(incident: dict[str, Any]) -> str:
     if m is None or m["what"].replace(" ", "_") != incident.get("trigger"):
         return title
     return f"{m['head']}: {trigger_text(str(incident['trigger']), float(m['value']), float(m['threshold']))}"
+
+
+def human_reason(reason: str) -> str:
+    """Recovery reasons written before human numbers: "error_rate_high: 0.376238 > 0.05" -> "error rate 37.6 % > 5 %"."""
+    m = _OLD_REASON.match(reason)
+    if m is None:
+        return reason
+    return trigger_text(m["trigger"], float(m["value"]), float(m["threshold"])) + m["rest"]
 
 
 def _at(iso: str) -> datetime:
@@ -68,7 +79,7 @@ def ladder(incident: dict[str, Any]) -> list[dict[str, Any]]:
     """L1..L4 with the names the timeline gave them, and which are reached / current."""
     names = {int(m["n"]): m["name"].strip() for e in incident["timeline"] for m in _LEVEL.finditer(e["text"])}
     level = int(incident.get("level", 1))
-    return [{"n": n, "name": names.get(n, ""), "reached": n <= level, "current": n == level}
+    return [{"n": n, "name": names.get(n, _RUNBOOK[n]), "reached": n <= level, "current": n == level}
             for n in range(1, LEVELS + 1)]
 
 

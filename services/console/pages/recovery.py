@@ -12,6 +12,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from services.console.auth import Session, checked_operator, viewer
 from services.console.human import since
+from services.console.incident_views import human_reason
 from services.console.ops_api import UpstreamError, ops_api
 from services.console.templating import render
 
@@ -32,6 +33,7 @@ def _error(request: Request, session: Session | None, exc: UpstreamError) -> HTM
 
 def _action(a: dict[str, Any], *, now: datetime) -> dict[str, Any]:
     return a | {"outcome": _OUTCOME.get(a["status"], "muted"), "ago": since(a["started_at"], now=now),
+                "reason": human_reason(a.get("reason") or ""),
                 "paused": a["status"] == "skipped" and a["detail"].startswith("paused")}
 
 
@@ -46,7 +48,8 @@ async def recovery_page(request: Request, session: Viewer, done: str = "") -> HT
         return _error(request, session, exc)
     now = datetime.now(UTC)
     return render(request, "recovery.html", page="recovery", session=session, pause=pause,
-                  actions=[_action(a, now=now) for a in actions], active=policy.get("active", []),
+                  actions=[_action(a, now=now) for a in actions],
+                  active=[e | {"reason": human_reason(e.get("reason") or "")} for e in policy.get("active", [])],
                   flash=_DONE.get(done, ""))
 
 

@@ -21,7 +21,7 @@
       title, width: Math.max(el.clientWidth, 320), height: 220,
       scales: {x: {time: true}},
       series: [{}, ...series],
-      axes: [{}, {values: (u, vals) => vals.map(fmt), size: 70}],
+      axes: [{}, {values: (u, vals) => vals.map((v) => fmt(v)), size: 70}],
     };
     charts.push(new uPlot(opts, data, el));
   }
@@ -44,7 +44,7 @@
       [...names.map((n, i) => line(n, COLOURS[i % COLOURS.length], pct)),
        line(`trigger ${pct(th.memory_percent)}`, RED, pct, [6, 4])], pct);
     const factor = (w) => (b.alerts.find((a) => a.long === {"1h": 3600, "6h": 21600, "3d": 259200}[w]) || {}).factor;
-    const windows = Object.keys(b.burn);
+    const windows = ["1h", "6h", "3d"].filter((w) => w in b.burn);
     draw(box("chart-burn"), "Burn rate (1 = on schedule for the period)", [b.t, ...windows.map((w) => b.burn[w]),
       ...windows.filter(factor).map((w) => flat(b.t, factor(w)))],
       [...windows.map((w, i) => line(`${w} window`, COLOURS[i], times)),

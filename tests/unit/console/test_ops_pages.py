@@ -204,3 +204,12 @@ async def test_sla_page_in_words_with_the_series_for_the_charts(client: httpx.As
     r = await client.get("/console/sla/nope/series.json")
     assert r.status_code == 404 and "sla:" in r.json()["detail"]
     assert (await client.get("/console/sla?hours=0")).status_code == 422
+
+
+def test_old_titles_and_reasons_read_in_human_numbers() -> None:
+    from services.console.incident_views import human_reason, human_title
+
+    assert human_title(_incident("x", "open")) == "demo: error rate 15.7 % > 5 %"
+    assert human_title(_incident("x", "open", title="demo: deploy v2 rolled back")) == "demo: deploy v2 rolled back"
+    assert human_reason("memory_high: 109.21 > 90 (instance demo-green)") == "memory 109.2 % > 90 % (instance demo-green)"
+    assert human_reason("error_rate_high: error rate 15.7 % > 5 %") == "error_rate_high: error rate 15.7 % > 5 %"
