@@ -17,6 +17,8 @@ from services.notifier.maintenance import MaintenanceCreate, MaintenanceWindow
 from services.notifier.maintenance_service import Conflict, Invalid, NotFound
 from services.notifier.public import Public
 from services.notifier.status_page import render_message
+from services.notifier.subscriber_relay import Links
+from services.notifier.subscription_store import PgSubscriberStore
 from services.notifier.subscriptions import (
     Notice, SubscribeRequest, TokenError, is_private_url, new_secret, read_token,
 )
@@ -47,7 +49,7 @@ def _reader(auth: Authenticator) -> Any:
     return require_maintenance_reader
 
 
-def _subscriptions(public: Public) -> Any:
+def _subscriptions(public: Public) -> tuple[PgSubscriberStore, Links]:
     if public.subscribers is None or public.links is None:
         raise HTTPException(503, "subscriptions need the Postgres store (not configured in this process)")
     return public.subscribers, public.links
@@ -57,6 +59,8 @@ async def _subscribe_request(request: Request) -> tuple[SubscribeRequest, bool]:
     """The body as JSON or as the page's form; 422 saying what is wrong."""
     form = request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded")
     raw = await request.body()
+    if len(raw) > 8192:
+        raise HTTPException(413, "the body is larger than 8 KiB: send {\"email\": ...} or {\"webhook\": ...}")
     try:
         data: Any = ({k: v[0] for k, v in parse_qs(raw.decode(errors="replace")).items()} if form
                      else json.loads(raw or b"null"))
