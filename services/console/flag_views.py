@@ -25,7 +25,8 @@ def _value(v: Any) -> str:
     return json.dumps(v, ensure_ascii=False, separators=(",", ":"))
 
 
-def flag_view(flag: dict[str, Any]) -> dict[str, Any]:
+def flag_view(flag: dict[str, Any], *, detail: bool = False) -> dict[str, Any]:
+    """`detail`: also the targeting rule as indented JSON (the flag's page)."""
     label, css = state_of(flag)
     variants = flag.get("variants") or {}
     text = ", ".join(f"{k} = {_value(v)}" for k, v in variants.items())
@@ -35,7 +36,8 @@ def flag_view(flag: dict[str, Any]) -> dict[str, Any]:
         "variants": text if len(text) <= 80 else text[:79] + "…", "default": flag.get("defaultVariant"),
         "off_variant": flag.get("offVariant"), "rollout": flag.get("rolloutPercent"),
         "targeting": describe(flag.get("targeting")),
-        "targeting_json": json.dumps(flag["targeting"], indent=2, ensure_ascii=False) if flag.get("targeting") else "",
+        "targeting_json": json.dumps(flag["targeting"], indent=2, ensure_ascii=False)
+        if detail and flag.get("targeting") else "",
         "version": flag.get("version"), "updated_at": flag.get("updatedAt"),
     }
 

@@ -10,7 +10,7 @@ import asyncio
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Form, Path, Request
+from fastapi import APIRouter, Depends, Form, Path, Query, Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from services.console.auth import Session, checked_operator, viewer
@@ -21,6 +21,7 @@ from services.console.templating import render
 __all__ = ["router"]
 
 router = APIRouter()
+PAGE = 100
 
 Key = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")]
 Viewer = Annotated[Session | None, Depends(viewer)]
@@ -57,16 +58,19 @@ def _error(request: Request, session: Session | None, exc: UpstreamError) -> HTM
 
 
 @router.get("/flags", response_class=HTMLResponse)
-async def flags_page(request: Request, session: Viewer, q: str = "", flash: str = "") -> HTMLResponse:
+async def flags_page(request: Request, session: Viewer, q: Annotated[str, Query(max_length=200)] = "",
+                     page: Annotated[int, Query(ge=1, le=10_000)] = 1, flash: str = "") -> HTMLResponse:
+    """The list, PAGE rows at a time ("show more" appends the next ones); htmx asks for the rows alone."""
     try:
         flags = await _api(request).list()
     except UpstreamError as exc:
         return _error(request, session, exc)
-    shown = [flag_view(f) for f in sorted(flags, key=lambda f: f["key"]) if not q or matches(f, q)]
+    found = [f for f in sorted(flags, key=lambda f: f["key"]) if not q or matches(f, q)]
+    shown = [flag_view(f) for f in found[(page - 1) * PAGE:page * PAGE]]
     new_on = [f["key"] for f in flags if f.get("new") and f.get("state") == "ENABLED"]
-    name = "flags_rows.html" if _htmx_target(request) == "flag-rows" else "flags.html"
-    return render(request, name, page="flags", session=session, flags=shown, total=len(flags), q=q,
-                  new_on=new_on, flash=flash)
+    name = {"flag-rows": "flags_rows.html", "flag-more": "flags_more.html"}.get(_htmx_target(request), "flags.html")
+    return render(request, name, page="flags", session=session, flags=shown, total=len(flags), found=len(found),
+                  q=q, page_size=PAGE, next_page=page + 1 if page * PAGE < len(found) else None, new_on=new_on, flash=flash)
 
 
 @router.post("/flags/_kill-new")
@@ -78,7 +82,7 @@ async def kill_new(request: Request, session: Operator, reason: Reason = "") -> 
     flash = f"Killed {len(killed)} new feature(s): {', '.join(killed)}" if killed else "No new feature was on."
     if not _htmx_target(request):
         return RedirectResponse(request.url_for("flags_page").include_query_params(flash=flash), status_code=303)
-    return await flags_page(request, session, flash=flash)
+    return await flags_page(request, session, flash=flash)  # htmx selects #flags-main from it
 
 
 # ------------------------------------------------------------------ one flag
@@ -91,7 +95,7 @@ async def _detail(request: Request, session: Session | None, key: str, *, flash:
         flag, audit, schedules = await asyncio.gather(api.get(key), api.audit(key), api.schedules(key))
     except UpstreamError as exc:
         return _error(request, session, exc)
-    return render(request, "flag.html", status_code=status_code, page="flags", session=session, flag=flag_view(flag),
+    return render(request, "flag.html", status_code=status_code, page="flags", session=session, flag=flag_view(flag, detail=True),
                   audit=[audit_view(e) for e in audit], schedules=schedules, flash=flash,
                   now=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M"))
 

@@ -111,3 +111,24 @@ def test_an_audit_entry_lists_what_changed() -> None:
     assert changes(before, rolled) == [("rollout", "(none)", "10.0"), ("targeting", "(none)", "10 % on, 90 % off")]
     assert ("state", "(none)", "ENABLED") in changes(None, before)
     assert flag_view({**FLAG, "killed": True})["state"] == "Killed"
+
+
+async def test_a_long_list_comes_a_page_at_a_time() -> None:
+    many = [{**FLAG, "key": f"f-{i:03d}"} for i in range(250)]
+    upstream = httpx.AsyncClient(transport=httpx.MockTransport(lambda _: httpx.Response(200, json=many)),
+                                 base_url="http://flags")
+    app = create_app(ConsoleSettings(), auth=AuthSettings(env="local", admin_token=SecretStr(TOKEN)),
+                     backends=SimpleNamespace(flags=upstream))  # type: ignore[arg-type]
+    async with app.router.lifespan_context(app), httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1") as c:
+        first = (await c.get("/console/flags")).text
+        assert first.count('class="flag-row"') == 100 and "f-099" in first and "f-100" not in first
+        assert "Show 100 more (of 250)" in first
+        more = {"HX-Request": "true", "HX-Target": "flag-more"}
+        last = (await c.get("/console/flags", params={"page": 3}, headers=more)).text
+        assert last.count('class="flag-row"') == 50 and "f-249" in last and "more (of" not in last
+        assert "<tbody" not in last  # appended in place of the "show more" row
+        found = (await c.get("/console/flags", params={"q": "f-2"}, headers={**more, "HX-Target": "flag-rows"})).text
+        assert found.count('class="flag-row"') == 50 and "more (of" not in found
+        assert (await c.get("/console/flags", params={"page": 0})).status_code == 422
+    await upstream.aclose()
