@@ -2,8 +2,9 @@
 the page is built on, measured in the same run:
 
 1. `/console/flags` (signed in: rows with their buttons, 100 a page, "show more" for the next) against
-   `GET /api/flags` itself (which the page reads whole, to search and count), on a private flags service (own process, schema and cache prefix; bench.flags.flags_service) holding 1,000
-   flags: static, targeted and 10 % rollouts.
+   `GET /api/flags` itself (which the page reads whole, to search and count), on a private flags service
+   (own process, schema and cache prefix; bench.flags.flags_service) holding 1,000 flags: static, targeted
+   and 10 % rollouts.
 2. The search as you type (`?q=`, htmx: the rows alone) and one flag's page (flag, audit log, schedules:
    three upstream calls) against the same baseline.
 3. The overview with 100 open incidents and 20 services (a fixed health answer, so the figure is the

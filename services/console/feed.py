@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 
 __all__ = ["SharedFeed"]
 
@@ -37,7 +37,7 @@ class SharedFeed:
         assert self.latest is not None
         return self.latest
 
-    async def listen(self) -> AsyncIterator[str]:
+    async def listen(self) -> AsyncGenerator[str, None]:
         """Every changed fragment from now on, the current one first."""
         queue: asyncio.Queue[str] = asyncio.Queue(maxsize=1)
         self._listeners.add(queue)

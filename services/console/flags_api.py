@@ -49,7 +49,7 @@ class FlagsApi:
             raise UpstreamError(status, f"flags service: {_message(r)}")
         return r.json() if r.content else None
 
-    async def list(self) -> list[dict[str, Any]]:
+    async def all(self) -> list[dict[str, Any]]:
         flags: list[dict[str, Any]] = await self._call("GET", "/api/flags")
         return flags
 

@@ -22,6 +22,10 @@ def _pct_points(value: float) -> str:
     return f"{_trim(value)} %"
 
 
+def _plain(value: float) -> str:
+    return f"{value:g}"
+
+
 def _times(value: float) -> str:
     return f"{_trim(value)}×"
 
@@ -38,7 +42,7 @@ def trigger_text(trigger: str, value: float | None, threshold: float | None) -> 
     """`error_rate_high, 0.157, 0.05` -> "error rate 15.7 % > 5 %"."""
     if trigger == "db_connection_lost":
         return "database connection lost"
-    label, fmt = _TRIGGERS.get(trigger, (trigger.replace("_", " "), lambda v: f"{v:g}"))
+    label, fmt = _TRIGGERS.get(trigger, (trigger.replace("_", " "), _plain))
     if value is None:
         return label
     return f"{label} {fmt(value)}" + ("" if threshold is None else f" > {fmt(threshold)}")

@@ -62,7 +62,7 @@ async def flags_page(request: Request, session: Viewer, q: Annotated[str, Query(
                      page: Annotated[int, Query(ge=1, le=10_000)] = 1, flash: str = "") -> HTMLResponse:
     """The list, PAGE rows at a time ("show more" appends the next ones); htmx asks for the rows alone."""
     try:
-        flags = await _api(request).list()
+        flags = await _api(request).all()
     except UpstreamError as exc:
         return _error(request, session, exc)
     found = [f for f in sorted(flags, key=lambda f: f["key"]) if not q or matches(f, q)]

@@ -37,8 +37,9 @@ def test_an_unknown_operator_is_shown_as_json_not_dropped() -> None:
 
 
 def test_malformed_rules_do_not_raise() -> None:
-    for rule in ({"if": []}, {"fractional": []}, {"fractional": [["on", 0]]}, {"if": [{}, "on"]},
-                 {"if": [{"a": 1, "b": 2}, "on"]}, {"==": "x"}, {"in": [1]}):
+    rules: list[dict[str, object]] = [{"if": []}, {"fractional": []}, {"fractional": [["on", 0]]}, {"if": [{}, "on"]},
+                                      {"if": [{"a": 1, "b": 2}, "on"]}, {"==": "x"}, {"in": [1]}]
+    for rule in rules:
         assert isinstance(describe(rule), str)
 
 
