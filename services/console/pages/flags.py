@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Form, Path, Query, Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
@@ -81,7 +82,7 @@ async def kill_new(request: Request, session: Operator, reason: Reason = "") -> 
         return _error(request, session, exc)
     flash = f"Killed {len(killed)} new feature(s): {', '.join(killed)}" if killed else "No new feature was on."
     if not _htmx_target(request):
-        return RedirectResponse(request.url_for("flags_page").include_query_params(flash=flash), status_code=303)
+        return RedirectResponse(f"/console/flags?{urlencode({'flash': flash})}", status_code=303)
     return await flags_page(request, session, flash=flash)  # htmx selects #flags-main from it
 
 
@@ -112,7 +113,7 @@ async def _changed(request: Request, session: Session, key: str, flag: dict[str,
         return render(request, "flag_row.html", f=flag_view(flag), session=session)
     if target:
         return await _detail(request, session, key, flash=flash)
-    return RedirectResponse(request.url_for("flag_page", key=key).include_query_params(flash=flash), status_code=303)
+    return RedirectResponse(f"/console/flags/{key}?{urlencode({'flash': flash})}", status_code=303)
 
 
 @router.post("/flags/{key}/rollout")
