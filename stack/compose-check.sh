@@ -6,10 +6,10 @@
 #      (safeguard:local from Dockerfile, safeguard-node:local from examples/demo-node/Dockerfile).
 #   3. `up -d` as project "safeguard-check", waits until every service is healthy (topics: exited 0).
 #   4. Through the front door: the runbook's Step 1 curl verbatim, GET /api/health, an OFREP
-#      evaluation of `gamification` (with a traceparent of ours), and that trace in Jaeger's
-#      query API. Then Kafka's login and ACLs: a TriggerFired forged with the demo app's
-#      credentials is refused by the broker; one published as admin makes recovery run
-#      `disable_new_features` through the flags service (succeeded in /api/recovery/actions,
+#      evaluation of `gamification` (with a traceparent of ours), that trace in Zipkin's API
+#      (/api/v2/trace/<id>) and Zipkin's Lens UI page (/zipkin/) served. Then Kafka's login and
+#      ACLs: a TriggerFired forged with the demo app's credentials is refused by the broker; one
+#      published as admin makes recovery run `disable_new_features` through the flags service (succeeded in /api/recovery/actions,
 #      `gamification` off again through :3000). Blue/green: `safeguard deploy --version v2` onto
 #      green (the Docker API restarts it) under a client loop, `safeguard rollback` back to blue
 #      and schema 0001, no failed request. The Node demo (:NODE_DEMO_PORT): gamification off by Step 1,
@@ -41,7 +41,7 @@ ilog "compose: $COMPOSE ($($COMPOSE version --short 2>/dev/null || true))"
 declare -A DEFAULT_PORTS=(
   [FRONT_PORT]=3000 [DEMO_PORT]=8100 [FLAGS_PORT]=8001 [HEALTH_PORT]=8002 [SLA_PORT]=8003
   [RECOVERY_PORT]=8004 [NOTIFIER_PORT]=8005 [FLAGS_SYNC_PORT]=8015 [KAFKA_PORT]=9092 [POSTGRES_PORT]=5432 [REDIS_PORT]=6379
-  [JAEGER_UI_PORT]=16686 [OTLP_GRPC_PORT]=4317 [OTLP_HTTP_PORT]=4318
+  [ZIPKIN_PORT]=9411 [OTLP_HTTP_PORT]=4318
   [DEMO_BLUE_PORT]=8101 [DEMO_GREEN_PORT]=8102 [HAPROXY_ADMIN_PORT]=9999 [INTAKE_PORT]=8006 [CONSOLE_PORT]=8007
   [NODE_DEMO_PORT]=8200 [NODE_BLUE_PORT]=8201 [NODE_GREEN_PORT]=8202
 )
@@ -66,7 +66,7 @@ for v in "${!DEFAULT_PORTS[@]}"; do
   ! port_busy "${!v}" || idie "host port ${!v} ($v) is in use: set COMPOSE_PORT_OFFSET or $v"
 done
 FRONT="http://localhost:$FRONT_PORT"
-JAEGER="http://127.0.0.1:$JAEGER_UI_PORT"
+ZIPKIN="http://127.0.0.1:$ZIPKIN_PORT"
 
 # ------------------------------------------------------------------ images
 t=$(now)
@@ -179,22 +179,28 @@ if [ "$code" = 200 ] && [ "$(jq -r '.value' "$body" 2>/dev/null)" = false ]; the
   pass "OFREP gamification -> 200 value=false (reason $(jq -r '.reason' "$body")), after Step 1 turned it off"
 else fail "OFREP POST /ofrep/v1/evaluate/flags/gamification -> $code $(head -c 300 "$body") (want 200, value false)"; fi
 
-# 4. that request's trace in Jaeger (the query API; exports are batched: poll)
+# 4. that request's trace in Zipkin (its API; exports are batched: poll), and the trace view itself:
+#    the Lens UI's page (a browser renders it from the same API: tests/e2e/test_trace_view.py)
 FLAGS_SERVICE="${FLAGS_TRACE_SERVICE:-safeguard-flags}"
 found=0
 for _ in $(seq 30); do
-  code="$(http 200 "$JAEGER/api/traces?service=$FLAGS_SERVICE&lookback=1h&limit=200")"
-  if [ "$code" = 200 ] && jq -e --arg t "$trace_id" '[.data[]? | select(.traceID == $t)] | length > 0' "$body" >/dev/null 2>&1; then
+  code="$(http 200 "$ZIPKIN/api/v2/trace/$trace_id")"
+  if [ "$code" = 200 ] && jq -e --arg s "$FLAGS_SERVICE" --arg p "$span_id" \
+      '[.[] | select(.localEndpoint.serviceName == $s and .parentId == $p)] | length > 0' "$body" >/dev/null 2>&1; then
     found=1; break
   fi
   sleep 1
 done
-services="$(curl -s --max-time 5 "$JAEGER/api/services" | jq -r '.data // [] | join(",")' 2>/dev/null || true)"
 if [ "$found" = 1 ]; then
-  pass "Jaeger has trace $trace_id of the OFREP request (service $FLAGS_SERVICE; $(jq --arg t "$trace_id" '[.data[] | select(.traceID == $t) | .spans[]] | length' "$body") spans)"
+  pass "Zipkin has trace $trace_id of the OFREP request ($(jq -r '[.[] | "\(.localEndpoint.serviceName): \(.name)"] | join(", ")' "$body"), under our span $span_id)"
 else
-  fail "Jaeger: no trace $trace_id for service $FLAGS_SERVICE (services with traces: ${services:-none})"
+  services="$(curl -s --max-time 5 "$ZIPKIN/api/v2/services" | jq -r 'join(",")' 2>/dev/null || true)"
+  fail "Zipkin: no span of $FLAGS_SERVICE under $span_id in trace $trace_id (last answer $code $(head -c 200 "$body"); services with spans: ${services:-none})"
 fi
+code="$(http 200 "$ZIPKIN/zipkin/traces/$trace_id")"
+if [ "$code" = 200 ] && grep -q '<title>Zipkin</title>' "$body" && grep -q 'static/js/' "$body"; then
+  pass "Zipkin's Lens UI is served: GET /zipkin/traces/$trace_id -> 200 (the trace view at $ZIPKIN/zipkin/)"
+else fail "Zipkin's Lens UI: GET /zipkin/traces/$trace_id -> $code $(head -c 200 "$body")"; fi
 
 # 5. Kafka is not an open control plane, and recovery can kill flags (issue 10 #10, #11)
 trigger_py='import asyncio, sys

@@ -4,17 +4,17 @@
 # packages on a debootstrap root; see docs/compose.md). Stand-ins carry the label
 # dev.safeguard.standin=true.
 #   stack/images/build.sh                  all of them
-#   stack/images/build.sh kafka jaeger     some (python node kafka postgres redis haproxy jaeger)
+#   stack/images/build.sh kafka zipkin     some (python node kafka postgres redis haproxy zipkin)
 #   stack/images/build.sh --list           what is there, stand-in or not, and sizes
 set -euo pipefail
 # shellcheck source=stack/images/lib.sh
 . "$(dirname "$0")/lib.sh"
 
-ALL=(python node kafka postgres redis haproxy jaeger)
+ALL=(python node kafka postgres redis haproxy zipkin)
 tag_of() {
   case "$1" in
     python) echo "$PYTHON_IMAGE" ;; node) echo "$NODE_IMAGE" ;; kafka) echo "$KAFKA_IMAGE" ;; postgres) echo "$POSTGRES_IMAGE" ;;
-    redis) echo "$REDIS_IMAGE" ;; haproxy) echo "$HAPROXY_IMAGE" ;; jaeger) echo "$JAEGER_IMAGE" ;;
+    redis) echo "$REDIS_IMAGE" ;; haproxy) echo "$HAPROXY_IMAGE" ;; zipkin) echo "$ZIPKIN_IMAGE" ;;
     *) idie "unknown image '$1' (one of: ${ALL[*]})" ;;
   esac
 }
@@ -53,12 +53,13 @@ build_kafka() {
   rm -rf "$ctx"
 }
 
-build_jaeger() {
-  local bin ctx="$IMAGES_CACHE/jaeger-context"
-  bin="$("$IMAGES_SRC/jaeger/build-binary.sh")"
+build_zipkin() {  # the native stack's jar (stack/zipkin/pom.xml -> .stack/zipkin), fetched if missing
+  local jar ctx="$IMAGES_CACHE/zipkin-context"
+  ensure_packages mvn=maven
+  jar="$("$ROOT/stack/zipkin/fetch.sh" "$ROOT/.stack/zipkin")" || idie "could not fetch the Zipkin server jar"
   rm -rf "$ctx"; mkdir -p "$ctx"
-  cp "$bin" "$ctx/jaeger-linux"; cp "$bin.sampling-strategies.json" "$ctx/sampling-strategies.json"
-  CONTEXT="$ctx" "$IMAGES_SRC/build-one.sh" jaeger "$1"
+  cp -l "$jar" "$ctx/zipkin-server-exec.jar" 2>/dev/null || cp "$jar" "$ctx/zipkin-server-exec.jar"
+  CONTEXT="$ctx" "$IMAGES_SRC/build-one.sh" zipkin "$1"
   rm -rf "$ctx"
 }
 
@@ -72,7 +73,7 @@ ensure_image() {  # ensure_image <name>
     ilog "$tag is neither present nor pullable: building the offline stand-in"
     case "$name" in
       kafka)  build_kafka "$tag" ;;
-      jaeger) build_jaeger "$tag" ;;
+      zipkin) build_zipkin "$tag" ;;
       *)      "$IMAGES_SRC/build-one.sh" "$name" "$tag" ;;
     esac
   fi

@@ -3,7 +3,7 @@
 #
 # Stand-ins are built ONLY for images that are neither present locally nor pullable: on a
 # machine that can reach Docker Hub the real images are used and nothing here is built.
-# Everything cached (the built Jaeger binary, the Kafka tools jars) lives in .stack/images/.
+# Everything cached (the Kafka tools jars, build contexts and logs) lives in .stack/images/.
 
 IMAGES_SRC="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)"
 ROOT="$(cd "$IMAGES_SRC/../.." && pwd -P)"
@@ -19,9 +19,8 @@ POSTGRES_IMAGE="${POSTGRES_IMAGE:-postgres:15}"
 REDIS_IMAGE="${REDIS_IMAGE:-redis:7.0}"
 HAPROXY_IMAGE="${HAPROXY_IMAGE:-haproxy:2.6}"
 NODE_IMAGE="${NODE_IMAGE:-node:20-bookworm-slim}"   # the Node demo's base (examples/demo-node/Dockerfile)
-JAEGER_VERSION="${JAEGER_VERSION:-2.13.0}"          # Jaeger v2 release ...
-JAEGER_MODULE_VERSION="${JAEGER_MODULE_VERSION:-v1.76.0}"  # ... = this Go module version
-JAEGER_IMAGE="${JAEGER_IMAGE:-jaegertracing/jaeger:$JAEGER_VERSION}"
+ZIPKIN_VERSION="${ZIPKIN_VERSION:-3.5.1}"           # = io.zipkin:zipkin-server's in stack/zipkin/pom.xml
+ZIPKIN_IMAGE="${ZIPKIN_IMAGE:-openzipkin/zipkin:$ZIPKIN_VERSION}"
 KAFKA_VERSION=4.1.1
 
 # Debian mirror for debootstrap: the one the host's apt uses (falls back to deb.debian.org).
