@@ -110,10 +110,13 @@ def _budgets(core: SlaCore, service: str, *, now: float, hours: float) -> dict[s
     minutes = _Prefix((m * 60.0, Counts(v[0], v[1])) for m, v in core.series(service, "rm"))
     hourly = _Prefix((h * 3600.0, Counts(v[0], v[1])) for h, v in core.series(service, "rh"))
 
+    reach = minutes.first
+    # the minutes hold everything when the hour buckets start no earlier than the minutes' hour (a young service)
+    complete = reach is not None and (hourly.first is None or hourly.first >= reach - reach % 3600)
+
     def counts(t: float, window: float) -> Counts:
-        reach = minutes.first
-        source = minutes if reach is not None and t - window >= reach and window < 86400 else hourly
-        return source.between(t - window, t)
+        fits = reach is not None and t - window >= reach and window < 86400
+        return (minutes if complete or fits else hourly).between(t - window, t)
 
     steps = _steps(now, hours)
     burn = {name: [_round(burn_rate(counts(t, w), objective=policy.objective), 3) for t in steps]

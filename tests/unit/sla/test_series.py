@@ -53,6 +53,9 @@ def test_burn_rates_and_budget_follow_the_errors() -> None:
     # before the first request nothing burns (None: no events, not zero)
     assert budget["burn"]["1h"][0] is None
     assert [a["factor"] for a in budget["alerts"]] == [14.4, 6, 3, 1]
+    # at the start of minute 2 the windows hold minutes 0 and 1 only (not the whole hour's bucket)
+    at = budget["t"].index(T0.timestamp() + 120)
+    assert budget["burn"]["1h"][at] == budget["burn"]["3d"][at] == pytest.approx(0.05 / 0.001)
 
 
 def test_memory_history_keeps_the_reports_the_status_forgets() -> None:
