@@ -33,17 +33,21 @@ OPERATOR = "e2e-c2"
 
 
 async def _publish(service: str) -> None:
-    """A rolled-back deploy (the incident), 90 s of requests (1 error in 2,700: no trigger) and memory at 61 %."""
+    """A rolled-back deploy (the incident); 30 min of requests, 20 s a report, with a bump of 3 % errors and one
+    of 900 ms responses (under every trigger threshold: nothing fires but the budget's burn alert, which acts on
+    nothing); memory at 61 %."""
     now = datetime.now(UTC)
-    sketch = LatencySketch.of([40.0] * 30)
+    fast, slow = LatencySketch.of([40.0] * 60), LatencySketch.of([900.0] * 60)
     async with KafkaPublisher.start(KafkaSettings(), source="/safeguard/e2e-console") as pub:
         await pub.publish(DeploymentRolledBack(
             service=service, deploy_id=f"d-{service}", version="2.0.0", colour="blue", from_colour="green",
             reason="e2e: error rate 15.7 % > 5 % on the canary", healthy=False))
-        for s in range(90, 0, -1):
+        for s in range(1800, 0, -20):
+            sketch = slow if 600 < s <= 780 else fast
             await pub.publish(RequestsObserved(
-                service=service, instance=f"{service}-1", window_start=now - timedelta(seconds=s), count=30,
-                errors=1 if s == 45 else 0, latency_sum_ms=sketch.total_ms, latency_buckets=sketch.to_wire()))
+                service=service, instance=f"{service}-1", window_start=now - timedelta(seconds=s), window_seconds=20,
+                count=60, errors=2 if 1200 < s <= 1440 else 0, latency_sum_ms=sketch.total_ms,
+                latency_buckets=sketch.to_wire()))
         for s in (6, 4, 2, 0):
             await pub.publish(ProcessStatsReported(
                 time=now - timedelta(seconds=s), service=service, instance=f"{service}-1", pid=4242,
