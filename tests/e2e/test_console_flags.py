@@ -69,7 +69,8 @@ async def test_kill_gamification_from_the_console_and_the_demo_serves_it_off() -
                     await page.click("nav >> text=Flags")
                     await page.fill("input[type=search]", FLAG)
                     row = page.locator(f"#flag-row-{FLAG}")
-                    await expect(page.locator("tr.flag-row")).to_have_count(1)
+                    await page.wait_for_url(f"**/console/flags?q={FLAG}")  # the rows came back filtered (hx-push-url)
+                    await expect(row).to_be_visible()
                     state = row.locator(".state")
                     if (await state.inner_text()) != "On":  # start from on, so "off" below is the console's doing
                         await row.locator("button[data-action=enable]").click()
