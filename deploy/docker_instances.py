@@ -22,37 +22,25 @@ import httpx
 from deploy.app import AppSpec
 from deploy.instances import InstanceError, running_version
 
-__all__ = ["DEFAULT_SOCKET", "DockerInstances"]
+__all__ = ["DEFAULT_SOCKET", "DockerEngine", "DockerInstances", "docker_socket"]
 
 DEFAULT_SOCKET = Path("/var/run/docker.sock")
 RELEASE_ENV = "DEMO_RELEASE_DIR"  # where the app reads its release file inside the container
 
 
-def _socket_from_env() -> Path:
+def docker_socket() -> Path:
     host = os.environ.get("DOCKER_HOST", "")
     if host and not host.startswith("unix://"):
         raise InstanceError(f"DOCKER_HOST={host}: only a unix socket (unix:///path) is supported")
     return Path(host.removeprefix("unix://")) if host else DEFAULT_SOCKET
 
 
-class DockerInstances:
-    """`release_dir` None: the host side of the container's bind mount at `DEMO_RELEASE_DIR` (true when
-    the daemon shares this machine's filesystem); set it (SAFEGUARD_DEPLOY_DIR) when it does not."""
+class DockerEngine:
+    """The Docker Engine API on its unix socket, and the compose containers it runs (shared with recovery's
+    Docker executor)."""
 
-    def __init__(self, spec: AppSpec, *, socket: Path = DEFAULT_SOCKET, project: str | None = None,
-                 release_dir: Path | None = None, ready_timeout_s: float = 60, stop_timeout_s: int = 10) -> None:
-        self.spec, self.socket, self.project, self.release_dir = spec, socket, project or None, release_dir
-        self.ready_timeout_s, self.stop_timeout_s = ready_timeout_s, stop_timeout_s
-
-    @classmethod
-    def from_env(cls, spec: AppSpec) -> DockerInstances:
-        """`DOCKER_HOST` (unix://), `COMPOSE_PROJECT_NAME`, `SAFEGUARD_DEPLOY_DIR`, or `[instances]` keys
-        `socket`, `project`, `release_dir` in the app description."""
-        conf = spec.instances
-        socket = Path(conf["socket"]) if conf.get("socket") else _socket_from_env()
-        project = conf.get("project") or os.environ.get("COMPOSE_PROJECT_NAME")
-        release = conf.get("release_dir") or os.environ.get("SAFEGUARD_DEPLOY_DIR")
-        return cls(spec, socket=socket, project=project, release_dir=Path(release).resolve() if release else None)
+    def __init__(self, *, socket: Path = DEFAULT_SOCKET, project: str | None = None, stop_timeout_s: int = 10) -> None:
+        self.socket, self.project, self.stop_timeout_s = socket, project or None, stop_timeout_s
 
     async def _api(self, method: str, path: str, **kw: Any) -> httpx.Response:
         if not self.socket.exists():
@@ -91,6 +79,26 @@ class DockerInstances:
             raise InstanceError(f"{len(found)} containers of {where} (projects {', '.join(projects)}): "
                                 "set COMPOSE_PROJECT_NAME to pick one")
         return found[0]
+
+
+class DockerInstances(DockerEngine):
+    """`release_dir` None: the host side of the container's bind mount at `DEMO_RELEASE_DIR` (true when
+    the daemon shares this machine's filesystem); set it (SAFEGUARD_DEPLOY_DIR) when it does not."""
+
+    def __init__(self, spec: AppSpec, *, socket: Path = DEFAULT_SOCKET, project: str | None = None,
+                 release_dir: Path | None = None, ready_timeout_s: float = 60, stop_timeout_s: int = 10) -> None:
+        super().__init__(socket=socket, project=project, stop_timeout_s=stop_timeout_s)
+        self.spec, self.release_dir, self.ready_timeout_s = spec, release_dir, ready_timeout_s
+
+    @classmethod
+    def from_env(cls, spec: AppSpec) -> DockerInstances:
+        """`DOCKER_HOST` (unix://), `COMPOSE_PROJECT_NAME`, `SAFEGUARD_DEPLOY_DIR`, or `[instances]` keys
+        `socket`, `project`, `release_dir` in the app description."""
+        conf = spec.instances
+        socket = Path(conf["socket"]) if conf.get("socket") else docker_socket()
+        project = conf.get("project") or os.environ.get("COMPOSE_PROJECT_NAME")
+        release = conf.get("release_dir") or os.environ.get("SAFEGUARD_DEPLOY_DIR")
+        return cls(spec, socket=socket, project=project, release_dir=Path(release).resolve() if release else None)
 
     async def _release_dir(self, cid: str, program: str) -> Path:
         if self.release_dir is not None:

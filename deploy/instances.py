@@ -15,7 +15,7 @@ import httpx
 
 from deploy.app import ROOT, AppSpec
 
-__all__ = ["InstanceError", "Instances", "SupervisorInstances", "make_instances", "running_version"]
+__all__ = ["InstanceError", "Instances", "SupervisorInstances", "make_instances", "running_version", "supervisor_rpc"]
 
 
 class InstanceError(RuntimeError):
@@ -36,6 +36,14 @@ async def running_version(spec: AppSpec, colour: str, *, timeout_s: float = 2.0)
     return str(r.json().get("version", "")) or None if r.status_code == 200 else None
 
 
+def supervisor_rpc(socket: Path) -> Any:
+    """The `supervisor` namespace of supervisord's XML-RPC on its unix socket (calls block: run them in a thread)."""
+    from supervisor.xmlrpc import SupervisorTransport
+
+    transport = SupervisorTransport(None, None, f"unix://{socket}")
+    return xmlrpc.client.ServerProxy("http://127.0.0.1", transport=transport).supervisor
+
+
 class SupervisorInstances:
     """The native stack: write `<release_dir>/<program>` with the version, restart the program through
     supervisord's XML-RPC (`.stack/run/supervisor.sock`), wait for its /healthz to say that version."""
@@ -46,10 +54,7 @@ class SupervisorInstances:
         self.group = group  # stack/supervisord.conf.in puts every program in group "safeguard"
 
     def _rpc(self) -> Any:
-        from supervisor.xmlrpc import SupervisorTransport
-
-        transport = SupervisorTransport(None, None, f"unix://{self.socket}")
-        return xmlrpc.client.ServerProxy("http://127.0.0.1", transport=transport).supervisor
+        return supervisor_rpc(self.socket)
 
     def _restart(self, program: str) -> None:
         rpc = self._rpc()

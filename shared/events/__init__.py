@@ -23,7 +23,7 @@ from shared.events.incidents import (
 )
 from shared.events.recovery import (
     Command, DisableNewFeatures, OpenCircuitBreaker, RecoveryActionFailed, RecoveryActionStarted,
-    RecoveryActionSucceeded, RestartConnectionPool, RestartProcess,
+    RecoveryActionSucceeded, RecoveryActionVerified, RestartConnectionPool, RestartProcess,
 )
 from shared.events.sla import BudgetReported, BurnRate, TriggerCleared, TriggerFired, TriggerKind
 from shared.events.telemetry import PageLoadObserved, RequestsObserved
@@ -34,7 +34,7 @@ __all__ = [
     "ProbeKind", "ProbeStatus", "BreakerState", "CircuitBreakerStateChanged", "FlagChanged", "FlagSnapshot", "FlagAction", "TriggerFired", "TriggerCleared",
     "TriggerKind", "BudgetReported", "BurnRate", "Command", "RestartConnectionPool", "RestartProcess",
     "OpenCircuitBreaker", "DisableNewFeatures", "RecoveryActionStarted", "RecoveryActionSucceeded",
-    "RecoveryActionFailed", "IncidentOpened", "IncidentEscalated", "IncidentAcknowledged",
+    "RecoveryActionFailed", "RecoveryActionVerified", "IncidentOpened", "IncidentEscalated", "IncidentAcknowledged",
     "IncidentMitigated", "IncidentResolved", "NotificationDelivered", "NotificationFailed", "Severity",
     "DeploymentStarted", "DeploymentFinished", "DeploymentRolledBack",
 ]
@@ -45,7 +45,7 @@ _ALL: tuple[type[Event], ...] = (
     OpenCircuitBreaker, DisableNewFeatures, RecoveryActionStarted, RecoveryActionSucceeded,
     RecoveryActionFailed, IncidentOpened, IncidentEscalated, IncidentAcknowledged, IncidentMitigated,
     IncidentResolved, NotificationDelivered, NotificationFailed, CircuitBreakerStateChanged,
-    DeploymentStarted, DeploymentFinished, DeploymentRolledBack,
+    DeploymentStarted, DeploymentFinished, DeploymentRolledBack, RecoveryActionVerified,
 )
 
 

@@ -11,7 +11,7 @@ from shared.events.base import Event
 
 __all__ = [
     "Command", "RestartConnectionPool", "RestartProcess", "OpenCircuitBreaker", "DisableNewFeatures",
-    "RecoveryActionStarted", "RecoveryActionSucceeded", "RecoveryActionFailed",
+    "RecoveryActionStarted", "RecoveryActionSucceeded", "RecoveryActionFailed", "RecoveryActionVerified",
 ]
 
 
@@ -79,3 +79,13 @@ class RecoveryActionFailed(_Action):
     """The action failed or did not clear the trigger in time; the notifier escalates."""
 
     type: Literal["recovery.action_failed"] = "recovery.action_failed"
+
+
+class RecoveryActionVerified(_Action):
+    """The action's effect was seen, before (and whether or not) the trigger clears: the process has a new
+    PID and answers, the pool is connected again, the breaker is open, the killed flags serve off. The
+    notifier marks the incident mitigated. `effect` says what was seen; `seconds` from the action's start."""
+
+    type: Literal["recovery.action_verified"] = "recovery.action_verified"
+    effect: str = Field(min_length=1, max_length=1000)
+    seconds: NonNegativeFloat = 0.0
