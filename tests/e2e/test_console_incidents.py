@@ -14,6 +14,7 @@ import asyncio
 import os
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from uuid import uuid4
 
 import httpx
@@ -23,13 +24,20 @@ from shared.events import DeploymentRolledBack, ProcessStatsReported, RequestsOb
 from shared.histogram import LatencySketch
 from shared.kafka import KafkaPublisher
 from shared.settings import KafkaSettings
-from tests.e2e.test_console_flags import _shot
-from tests.e2e.test_runbook_loop import FRONT, admin_token
+from tests.e2e.test_runbook_loop import FRONT, ROOT, admin_token
 
 pytestmark = pytest.mark.e2e
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 OPERATOR = "e2e-c2"
+ARTEFACTS = Path(os.environ.get("E2E_ARTEFACTS", ROOT / ".stack" / "artefacts"))
+
+
+async def _shot(page: object, name: str) -> None:
+    """docs/console-<name>.png and the same in the test artefacts."""
+    ARTEFACTS.mkdir(parents=True, exist_ok=True)
+    for folder in (ARTEFACTS, ROOT / "docs"):
+        await page.screenshot(path=str(folder / f"console-{name}.png"))  # type: ignore[attr-defined]
 
 
 async def _publish(service: str) -> None:
