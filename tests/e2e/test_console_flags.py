@@ -29,6 +29,10 @@ async def _shot(page: object, name: str) -> None:
         await page.screenshot(path=str(folder / f"console-{name}.png"))  # type: ignore[attr-defined]
 
 
+async def _flags_on(http: httpx.AsyncClient) -> int:
+    return sum(1 for f in (await http.get(f"{FRONT}/api/flags")).json() if f["state"] == "ENABLED")
+
+
 async def test_kill_gamification_from_the_console_and_the_demo_serves_it_off() -> None:
     from playwright.async_api import Dialog, async_playwright, expect
 
@@ -42,7 +46,8 @@ async def test_kill_gamification_from_the_console_and_the_demo_serves_it_off() -
             async with async_playwright() as pw:
                 browser = await pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
                 try:
-                    page = await browser.new_page(viewport={"width": 1280, "height": 1000})
+                    context = await browser.new_context(viewport={"width": 1280, "height": 1000})
+                    page = await context.new_page()
                     asked: list[str] = []
 
                     async def answer(dialog: Dialog) -> None:  # hx-prompt / hx-confirm: accept, with a reason
@@ -64,6 +69,10 @@ async def test_kill_gamification_from_the_console_and_the_demo_serves_it_off() -
                         "() => document.querySelector('#overview')['htmx-internal-data']?.sseEventSource?.readyState === 1",
                         timeout=10_000)
                     await _shot(page, "overview")
+                    watcher = await context.new_page()  # a second tab stays on the overview, never reloaded
+                    await watcher.goto(f"{FRONT}/console")
+                    banner = watcher.locator("#overall")
+                    await page.bring_to_front()  # a background tab's timers are throttled (htmx's requests waited ~1 s)
 
                     # the flags page: search as you type
                     await page.click("nav >> text=Flags")
@@ -76,29 +85,33 @@ async def test_kill_gamification_from_the_console_and_the_demo_serves_it_off() -
                         await row.locator("button[data-action=enable]").click()
                         await expect(state).to_have_text("On")
                     await until_status(http, LEADERBOARD, 200, timeout=3.0)
+                    await expect(banner).to_contain_text(f"flags {await _flags_on(http)} on", timeout=10_000)
 
                     clicked = time.monotonic()
                     await row.locator("button[data-action=kill]").click()
                     await expect(state).to_have_text("Killed")
-                    await until_status(http, LEADERBOARD, 404, timeout=3.0)
+                    swapped = time.monotonic() - clicked
+                    await until_status(http, LEADERBOARD, 404, timeout=5.0)
                     off_after = time.monotonic() - clicked
                     assert any(FLAG in a and "KILL" in a for a in asked), asked
                     now = (await http.get(f"{FRONT}/api/flags/{FLAG}")).json()
                     assert (now["state"], now["killed"]) == ("DISABLED", True)
+                    # the overview tab saw the kill over its stream (health reads flags.state from Kafka)
+                    await expect(banner).to_contain_text(f"flags {await _flags_on(http)} on", timeout=10_000)
                     await _shot(page, "flags")
 
                     # the flag's page: the kill in its audit log, then back on from there
                     await row.locator(f"a[href='/console/flags/{FLAG}']").click()
-                    audit = page.locator("#audit tbody tr").first
-                    await expect(audit).to_contain_text(f"admin:{OPERATOR}")
-                    await expect(audit).to_contain_text("e2e console test")
-                    await expect(audit).to_contain_text("killed false → true")
+                    audit = page.locator("#audit tbody tr", has_text=f"admin:{OPERATOR}").filter(has_text="killed v")
+                    await expect(audit.first).to_contain_text("e2e console test")  # who, what, why (before -> after:
+                    # asserted in tests/integration/console; here another test's change may land in between)
                     await page.click("#definition button[data-action=enable]")
                     await expect(page.locator("#flag-state")).to_have_text("On")
                     await until_status(http, LEADERBOARD, 200, timeout=3.0)
                     await _shot(page, "flag")
-                    print(f"\nconsole kill: the demo served gamification off {off_after * 1000:.0f} ms after the click")
-                    assert off_after < 3.0
+                    print(f"\nconsole kill: the row said Killed {swapped * 1000:.0f} ms and the demo served gamification off "
+                          f"{off_after * 1000:.0f} ms after the click")
+                    assert off_after < 2.0  # a click, htmx, the console, the flags service, the demo's SDK stream
                 finally:
                     await browser.close()
         finally:
