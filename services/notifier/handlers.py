@@ -6,7 +6,8 @@ from collections.abc import Mapping
 
 from services.notifier.service import NotifierService
 from shared.events import (
-    DeploymentRolledBack, Event, RecoveryActionFailed, RecoveryActionStarted, RecoveryActionSucceeded, TriggerCleared, TriggerFired,
+    DeploymentRolledBack, Event, RecoveryActionFailed, RecoveryActionStarted, RecoveryActionSucceeded,
+    RecoveryActionVerified, TriggerCleared, TriggerFired,
 )
 from shared.kafka import Handler
 
@@ -23,7 +24,7 @@ def build_handlers(svc: NotifierService) -> Mapping[type[Event], Handler]:
     async def record_action(event: RecoveryActionStarted) -> None:
         await svc.record_action(event)
 
-    async def mitigate_incident(event: RecoveryActionSucceeded) -> None:
+    async def mitigate_incident(event: RecoveryActionSucceeded | RecoveryActionVerified) -> None:
         await svc.mitigate(event)
 
     async def escalate_incident(event: RecoveryActionFailed) -> None:
@@ -33,4 +34,5 @@ def build_handlers(svc: NotifierService) -> Mapping[type[Event], Handler]:
         await svc.record_rollback(event)
 
     return {DeploymentRolledBack: record_rollback, TriggerFired: open_incident, TriggerCleared: resolve_incident, RecoveryActionStarted: record_action,
-            RecoveryActionSucceeded: mitigate_incident, RecoveryActionFailed: escalate_incident}
+            RecoveryActionSucceeded: mitigate_incident, RecoveryActionVerified: mitigate_incident,
+            RecoveryActionFailed: escalate_incident}

@@ -29,7 +29,7 @@ from services.notifier.report import fmt_duration, render_report
 from shared.events import (
     DeploymentRolledBack, Event, IncidentAcknowledged, IncidentEscalated, IncidentMitigated, IncidentOpened, IncidentResolved,
     NotificationDelivered, NotificationFailed, RecoveryActionFailed, RecoveryActionStarted, RecoveryActionSucceeded,
-    TriggerCleared, TriggerFired,
+    RecoveryActionVerified, TriggerCleared, TriggerFired,
 )
 from shared.humanize import describe_clear, describe_trigger
 from shared.kafka import Publisher
@@ -157,13 +157,16 @@ class NotifierService:
             self._entry(ch, "action", f"recovery started {event.action} (attempt {event.attempt})", actor="recovery")
             await self._commit(ch)
 
-    async def mitigate(self, event: RecoveryActionSucceeded) -> Incident | None:
+    async def mitigate(self, event: RecoveryActionSucceeded | RecoveryActionVerified) -> Incident | None:
+        """A verified effect (or, without one, the action's success) marks the incident mitigated."""
         inc = await self._for_action(event.service, event.episode_id)
         if inc is None or inc.status != "open":
             return None
         ch = Change(inc, version=inc.version)
         inc.status, inc.mitigated_at, inc.escalate_at = "mitigated", self.now(), None
-        note = f"{event.action} succeeded" + (f": {event.detail}" if event.detail else "")
+        note = (f"{event.action} verified after {event.seconds:.1f}s: {event.effect}"
+                if isinstance(event, RecoveryActionVerified)
+                else f"{event.action} succeeded" + (f": {event.detail}" if event.detail else ""))
         self._entry(ch, "mitigated", note, actor="recovery")
         ch.events.append(IncidentMitigated(service=inc.service, incident_id=inc.incident_id, by="recovery",
                                            note=note[:500]))

@@ -9,6 +9,7 @@ import httpx
 from fastapi import FastAPI
 
 from services.recovery import api, pause_api
+from services.recovery.executors.factory import open_operator
 from services.recovery.flags_client import HttpFlagsClient
 from services.recovery.handlers import build_handlers
 from services.recovery.pause import MemoryPauseStore, PauseStore
@@ -51,7 +52,9 @@ def create_app(settings: RecoverySettings, *, policy: RecoveryPolicy | None = No
             if client is None:
                 http = await stack.enter_async_context(httpx.AsyncClient(timeout=5.0))
                 client = HttpFlagsClient(http, flags_url=settings.flags_url, token=settings.auth.admin_token)
-            svc = RecoveryService(policy=policy, publisher=pub, flags=client, audit=store, pauses=pause_store)
+            operator = await open_operator(stack, settings, watch_kafka=consume)
+            svc = RecoveryService(policy=policy, publisher=pub, flags=client, audit=store, pauses=pause_store,
+                                  operator=operator)
             app.state.recovery = svc
             if consume:
                 await start_service_consumer(stack, topics=[SLA_TRIGGERS], group_id=settings.group_id,

@@ -22,12 +22,15 @@ from typing import Protocol
 
 from opentelemetry import trace
 
+from services.recovery.executors import ExecutorError
 from services.recovery.models import ActionRecord, Episode, History, RunRequest
+from services.recovery.operator import Operator
 from services.recovery.pause import MemoryPauseStore, PauseStore, pause_reason
 from services.recovery.policy import RecoveryPolicy
 from shared.events import (
     Command, DisableNewFeatures, OpenCircuitBreaker, RecoveryActionFailed, RecoveryActionStarted,
-    RecoveryActionSucceeded, RestartConnectionPool, RestartProcess, TriggerCleared, TriggerFired,
+    RecoveryActionSucceeded, RecoveryActionVerified, RestartConnectionPool, RestartProcess, TriggerCleared,
+    TriggerFired,
 )
 from shared.humanize import describe_trigger
 from shared.kafka import Publisher
@@ -80,10 +83,12 @@ def _utcnow() -> datetime:
 class RecoveryService:
     def __init__(self, *, policy: RecoveryPolicy, publisher: Publisher, flags: FlagsClient, audit: AuditStore,
                  now: Callable[[], datetime] = _utcnow, lease_s: float = 60.0, busy_poll_s: float = 0.5,
-                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep, pauses: PauseStore | None = None) -> None:
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep, pauses: PauseStore | None = None,
+                 operator: Operator | None = None) -> None:
         """`lease_s`: how long a claim may stay unsent before another instance takes it over (longer than
         the flags call and two publishes take); `busy_poll_s`: how often a busy claim is looked at again;
-        `pauses`: where pause / resume of automatic recovery is kept (services/recovery/pause.py)."""
+        `pauses`: where pause / resume of automatic recovery is kept (services/recovery/pause.py);
+        `operator`: executors, dry-run, in-flight guard and effect verification (services/recovery/operator.py)."""
         self.policy = policy
         self.publisher = publisher
         self.flags = flags
@@ -93,6 +98,7 @@ class RecoveryService:
         self.busy_poll_s = busy_poll_s
         self.sleep = sleep
         self.pauses: PauseStore = pauses or MemoryPauseStore()
+        self.operator = operator or Operator()
 
     async def recover_from_trigger(self, event: TriggerFired) -> ActionRecord | None:
         """Run the policy's action for a fired trigger, unless cooldown or max attempts forbid it, or the
@@ -185,7 +191,8 @@ class RecoveryService:
                 raise ClaimBusy(f"episode {ep.episode_id} is being acted on by another instance")
             if automatic and h.automatic == "done":
                 return None
-            why = paused or self._refusal(h, now=now, automatic=automatic)
+            why = paused or self._refusal(h, now=now, automatic=automatic) or self.operator.refusal(
+                service=ep.service, action=action, instance=ep.instance, rule=self.policy.rule(ep.trigger))
             rec = ActionRecord(action_id=uuid.uuid4().hex, service=ep.service, action=action,
                                trigger=ep.trigger or None, episode_id=ep.episode_id, instance=ep.instance,
                                attempt=h.attempts + (0 if why else 1), actor=actor, reason=reason or ep.reason,
@@ -216,7 +223,8 @@ class RecoveryService:
                     "safeguard.service": rec.service, "safeguard.action_id": rec.action_id,
                     "safeguard.episode_id": rec.episode_id or "", "safeguard.actor": rec.actor}):
                 await self.publisher.publish(RecoveryActionStarted(**self._fields(rec)))
-                detail = await self._execute(rec)
+                with self.operator.in_flight(rec):
+                    detail = await self._execute(rec)
         except _ActionError as exc:
             log.warning("recovery action %s failed: %s", rec.action, exc)
             return await self._finish(rec, ok=False, detail=str(exc))
@@ -244,8 +252,9 @@ class RecoveryService:
     async def _execute(self, rec: ActionRecord) -> str:
         rule = self.policy.rule(rec.trigger or "")
         common = {"service": rec.service, "reason": rec.reason, "episode_id": rec.episode_id}
-        cmd: Command
-        detail = ""
+        cmd: Command | None = None
+        detail, killed, restarted = "", [], None
+        pids = self.operator.pids(rec.service, rec.instance)
         if rec.action == "disable_new_features":
             try:
                 killed = await self.flags.kill_new(reason=f"recovery: {rec.reason}")
@@ -256,13 +265,27 @@ class RecoveryService:
         elif rec.action == "open_circuit_breaker":
             cmd = OpenCircuitBreaker(**common, breaker=rule.breaker, duration_seconds=rule.duration)
         elif rec.action == "restart_process":
-            cmd = RestartProcess(**common, instance=rec.instance)
+            try:
+                restarted = await self.operator.restart(rec)
+            except ExecutorError as exc:
+                raise _ActionError(str(exc)[:500]) from exc
+            cmd = None if restarted is not None else RestartProcess(**common, instance=rec.instance)
         elif rec.action == "restart_connection_pool":
             cmd = RestartConnectionPool(**common, pool=rule.pool, instance=rec.instance)
         else:
             raise _ActionError(f"unknown action {rec.action!r}")
-        await self.publisher.publish(cmd)
-        return detail + f"sent {type(cmd).__name__}" + (f" to {rec.instance}" if cmd.instance else "")
+        if cmd is not None:
+            await self.publisher.publish(cmd)
+        self.operator.verify(rec, rule=rule, since=rec.started_at, killed=killed, pids=pids, restarted=restarted,
+                             publish=self._verified)
+        if restarted is not None:
+            return "restarted one at a time: " + "; ".join(r.describe() for r in restarted)
+        return detail + f"sent {type(cmd).__name__}" + (f" to {rec.instance}" if cmd and cmd.instance else "")
+
+    async def _verified(self, rec: ActionRecord, effect: str, seconds: float) -> None:
+        log.info("recovery %s on %s verified after %.1fs: %s", rec.action, rec.service, seconds, effect)
+        await self.publisher.publish(RecoveryActionVerified(**self._fields(rec), effect=effect[:1000],
+                                                            seconds=max(0.0, seconds)))
 
     async def _finish(self, rec: ActionRecord, *, ok: bool, detail: str) -> ActionRecord | None:
         """Write the result (only one instance wins a started action), then publish it."""

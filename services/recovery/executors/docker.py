@@ -1,0 +1,50 @@
+"""Restart a compose container through the Docker Engine API (`POST /containers/{id}/restart`), finding it
+by its compose labels with deploy's client (`deploy.docker_instances.DockerEngine`)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from deploy.docker_instances import DockerEngine
+from deploy.instances import InstanceError
+from services.recovery.executors.base import ExecutorError, Restarted, Target, answers
+
+__all__ = ["DockerExecutor"]
+
+
+class DockerExecutor:
+    name = "docker"
+
+    def __init__(self, *, engine: DockerEngine, ready_timeout_s: float = 60) -> None:
+        self.engine, self.ready_timeout_s = engine, ready_timeout_s
+
+    def describe(self, target: Target) -> str:
+        return f"restart container of compose service {target.program} through the Docker Engine API"
+
+    async def _pid(self, cid: str) -> str:
+        r = await self.engine._api("GET", f"/containers/{cid}/json")
+        if r.status_code != 200:
+            raise ExecutorError(f"inspecting {cid[:12]}: HTTP {r.status_code}: {self.engine._message(r)}")
+        state: dict[str, Any] = r.json().get("State") or {}
+        return f"pid {state.get('Pid', 0)} started {state.get('StartedAt', '?')}"
+
+    async def restart(self, target: Target) -> Restarted:
+        t0 = time.monotonic()
+        try:
+            cid = str((await self.engine.container(target.program))["Id"])
+            before = await self._pid(cid)
+            r = await self.engine._api("POST", f"/containers/{cid}/restart",
+                                       params={"t": str(self.engine.stop_timeout_s)})
+            if r.status_code != 204:
+                raise ExecutorError(f"restarting {target.program} ({cid[:12]}): HTTP {r.status_code}: "
+                                    f"{self.engine._message(r)}")
+            after = await self._pid(cid)
+        except InstanceError as exc:
+            raise ExecutorError(str(exc)) from None
+        if after == before:
+            raise ExecutorError(f"{target.program}: the container reports the same process after the restart ({after})")
+        if not await answers(target.health_url, timeout_s=self.ready_timeout_s):
+            raise ExecutorError(f"{target.instance} did not answer {target.health_url} within "
+                                f"{self.ready_timeout_s:.0f}s after its restart")
+        return Restarted(instance=target.instance, before=before, after=after, answered_s=time.monotonic() - t0)
