@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
-from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Form, Path, Query, Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
@@ -23,6 +22,9 @@ __all__ = ["router"]
 
 router = APIRouter()
 PAGE = 100
+# After a form post without JavaScript (303): fixed words, so a link cannot make the page say anything else
+_DONE = {"kill-new": "Every new feature that was on is killed (each flag's audit log has it).",
+         "changed": "Done: the flag below is as the flags service now holds it."}
 
 Key = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")]
 Viewer = Annotated[Session | None, Depends(viewer)]
@@ -60,7 +62,11 @@ def _error(request: Request, session: Session | None, exc: UpstreamError) -> HTM
 
 @router.get("/flags", response_class=HTMLResponse)
 async def flags_page(request: Request, session: Viewer, q: Annotated[str, Query(max_length=200)] = "",
-                     page: Annotated[int, Query(ge=1, le=10_000)] = 1, flash: str = "") -> HTMLResponse:
+                     page: Annotated[int, Query(ge=1, le=10_000)] = 1, done: str = "") -> HTMLResponse:
+    return await _list(request, session, q=q, page=page, flash=_DONE.get(done, ""))
+
+
+async def _list(request: Request, session: Session | None, *, q: str, page: int, flash: str) -> HTMLResponse:
     """The list, PAGE rows at a time ("show more" appends the next ones); htmx asks for the rows alone."""
     try:
         flags = await _api(request).all()
@@ -71,7 +77,8 @@ async def flags_page(request: Request, session: Viewer, q: Annotated[str, Query(
     new_on = [f["key"] for f in flags if f.get("new") and f.get("state") == "ENABLED"]
     name = {"flag-rows": "flags_rows.html", "flag-more": "flags_more.html"}.get(_htmx_target(request), "flags.html")
     return render(request, name, page="flags", session=session, flags=shown, total=len(flags), found=len(found),
-                  q=q, page_size=PAGE, next_page=page + 1 if page * PAGE < len(found) else None, new_on=new_on, flash=flash)
+                  q=q, page_size=PAGE, next_page=page + 1 if page * PAGE < len(found) else None, new_on=new_on,
+                  flash=flash)
 
 
 @router.post("/flags/_kill-new")
@@ -82,8 +89,8 @@ async def kill_new(request: Request, session: Operator, reason: Reason = "") -> 
         return _error(request, session, exc)
     flash = f"Killed {len(killed)} new feature(s): {', '.join(killed)}" if killed else "No new feature was on."
     if not _htmx_target(request):
-        return RedirectResponse(f"/console/flags?{urlencode({'flash': flash})}", status_code=303)
-    return await flags_page(request, session, flash=flash)  # htmx selects #flags-main from it
+        return RedirectResponse("/console/flags?done=kill-new", status_code=303)
+    return await _list(request, session, q="", page=1, flash=flash)  # htmx selects #flags-main from it
 
 
 # ------------------------------------------------------------------ one flag
@@ -102,8 +109,8 @@ async def _detail(request: Request, session: Session | None, key: str, *, flash:
 
 
 @router.get("/flags/{key}", response_class=HTMLResponse)
-async def flag_page(request: Request, key: Key, session: Viewer, flash: str = "") -> HTMLResponse:
-    return await _detail(request, session, key, flash=flash)
+async def flag_page(request: Request, key: Key, session: Viewer, done: str = "") -> HTMLResponse:
+    return await _detail(request, session, key, flash=_DONE.get(done, ""))
 
 
 async def _changed(request: Request, session: Session, key: str, flag: dict[str, Any], flash: str) -> Response:
@@ -113,7 +120,7 @@ async def _changed(request: Request, session: Session, key: str, flag: dict[str,
         return render(request, "flag_row.html", f=flag_view(flag), session=session)
     if target:
         return await _detail(request, session, key, flash=flash)
-    return RedirectResponse(f"/console/flags/{key}?{urlencode({'flash': flash})}", status_code=303)
+    return RedirectResponse(f"/console/flags/{key}?done=changed", status_code=303)
 
 
 @router.post("/flags/{key}/rollout")

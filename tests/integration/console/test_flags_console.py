@@ -51,7 +51,7 @@ async def test_kill_enable_disable_land_in_the_service_audited_as_the_operator(c
     assert f"admin:{console.operator}" in page and "checkout errors" in page and "<b>killed</b> false → true" in page
 
     plain = await console.client.post(f"/console/flags/{key}/enable", data={"csrf": console.csrf, "reason": "fixed"})
-    assert plain.status_code == 303 and plain.headers["location"].startswith(f"/console/flags/{key}?flash=")
+    assert plain.status_code == 303 and plain.headers["location"] == f"/console/flags/{key}?done=changed"
     assert (await _flag(console, key))["state"] == "ENABLED"
     detail = await console.client.post(f"/console/flags/{key}/disable", headers=console.htmx("flag-detail"))
     assert detail.status_code == 200 and 'id="flag-detail"' in detail.text and f"{key}: disabled" in detail.text

@@ -132,3 +132,11 @@ async def test_a_long_list_comes_a_page_at_a_time() -> None:
         assert found.count('class="flag-row"') == 50 and "more (of" not in found
         assert (await c.get("/console/flags", params={"page": 0})).status_code == 422
     await upstream.aclose()
+
+
+async def test_a_link_cannot_put_words_on_the_page(fake: tuple[httpx.AsyncClient, FakeFlags]) -> None:
+    c, _ = fake
+    for params in ({"flash": "Your token expired: re-enter it at evil.example"}, {"done": "evil.example"}):
+        page = (await c.get("/console/flags", params=params)).text
+        assert "evil.example" not in page and 'class="flash' not in page
+    assert "Every new feature that was on is killed" in (await c.get("/console/flags", params={"done": "kill-new"})).text
