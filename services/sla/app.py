@@ -22,6 +22,7 @@ from services.sla.policy import SlaPolicy, load_policy
 from services.sla.service import SlaCore
 from services.sla.settings import SlaSettings
 from services.sla.tables import Tables, define_tables
+from services.sla.ticks import register_ticks
 from shared import topics
 from shared.guard import aiohttp_guard
 
@@ -101,6 +102,9 @@ def create_app(settings: SlaSettings, *, policy: SlaPolicy | None = None, publis
                              topic_prefix=settings.kafka.topic_prefix, batch_size=settings.batch_size,
                              batch_within=settings.batch_within)
     _republish_on_a_timer(app, outbox, every=settings.republish_every, topic=settings.kafka.topic_prefix + topics.TELEMETRY_REQUESTS)
+    register_ticks(app, core=core, tables=tables, outbox=outbox, publisher=publisher, counters=counters,
+                   topic=settings.kafka.topic_prefix + topics.TELEMETRY_REQUESTS, every=settings.tick_every,
+                   idle_after=settings.tick_idle, partitions=PARTITIONS)
     register_views(app, core=core, counters=counters)
     return SlaApp(app=app, core=core, tables=tables, agents=agents, counters=counters, republish=outbox.republish)
 

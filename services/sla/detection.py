@@ -3,10 +3,13 @@
     ok --bad--> pending --bad for hold_fire--> firing --good--> clearing --good for hold_clear--> ok
                    |<--not bad------'             ^------not good------'
 
-"bad" is `value > threshold`, "good" is `value <= clear_threshold`; an evaluation with
-fewer than `min_samples` samples changes nothing. `fired` is returned exactly once per
-episode (at pending -> firing) and `cleared` once (at clearing -> ok). The state is a
-plain dict in the Faust table, so a restart resumes mid-hold.
+"bad" is `value > threshold`, "good" is `value <= clear_threshold`. An evaluation with
+fewer than `min_samples` samples cannot judge: it is "no data" unless what little it saw is
+bad. No data ends a pending phase and counts as good for clearing (a firing trigger whose
+window emptied clears after `hold_clear`, with `no_data` set, as a Prometheus alert whose
+expression returns nothing resolves); a thin but bad window changes nothing. `fired` is
+returned exactly once per episode (at pending -> firing) and `cleared` once (at clearing ->
+ok). The state is a plain dict in the Faust table, so a restart resumes mid-hold.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ class TriggerState:
     peak: float | None = None
     samples: int = 0
     instance: str | None = None
+    no_data: bool = False  # the current clearing hold saw no data to judge (the window emptied)
 
     @property
     def active(self) -> bool:
@@ -65,9 +69,9 @@ def step(
 ) -> tuple[TriggerState, Transition | None]:
     """Advance one evaluation at event time `now` (seconds)."""
     if value is None or samples < rule.min_samples:
-        return state, None
+        return _without_data(state, rule=rule, now=now, value=value, samples=samples)
     bad, good = value > rule.threshold, value <= rule.clear_at
-    seen = replace(state, value=value, samples=samples)
+    seen = replace(state, value=value, samples=samples, no_data=False)
     if state.phase == "ok":
         if not bad:
             return seen, None
@@ -87,6 +91,18 @@ def step(
     if not good:  # clearing, went bad again: same episode
         return replace(seen, phase="firing", since=state.fired_at, peak=peak), None
     return _maybe_clear(replace(seen, peak=peak), rule=rule, now=now)
+
+
+def _without_data(state: TriggerState, *, rule: Rule, now: float, value: float | None,
+                  samples: int) -> tuple[TriggerState, Transition | None]:
+    """An evaluation too thin to judge: no data, unless the little it saw is bad (that changes nothing)."""
+    if state.phase == "ok" or (value is not None and value > rule.threshold):
+        return state, None
+    if state.phase == "pending":
+        return replace(state, phase="ok", since=None, first_bad_at=None, peak=None, samples=samples), None
+    if state.phase == "firing":
+        return _maybe_clear(replace(state, phase="clearing", since=now, samples=samples, no_data=True), rule=rule, now=now)
+    return _maybe_clear(replace(state, samples=samples), rule=rule, now=now)
 
 
 def _maybe_fire(state: TriggerState, *, rule: Rule, now: float, service: str, trigger: str) -> tuple[TriggerState, Transition | None]:

@@ -46,6 +46,8 @@ _MAX_INSTANCES = 256  # per service, process stats
 _MAX_TARGETS = 256  # per service, probes
 _MAX_SEEN = 1024  # per service, request reporters remembered for replay detection
 _MAX_OUTBOX = 100  # unpublished trigger events per service (the oldest go first)
+# (the status key of the last record's processing time, the triggers those records feed) for `tick`
+_TICKED = (("requests_at", ("error_rate_high", "latency_high")), ("health_at", ("memory_high", "db_connection_lost")))
 _OUTPUTS: dict[str, type[TriggerFired] | type[TriggerCleared]] = {"sla.trigger_fired": TriggerFired, "sla.trigger_cleared": TriggerCleared}
 log = logging.getLogger(__name__)
 
@@ -79,6 +81,7 @@ class SlaCore:
         if start_ms <= st["seen"].get(event.instance, -math.inf):
             raise Duplicate(f"{svc}/{event.instance}: window {event.window_start.isoformat()} already counted")
         now = self._advance(st, start + event.window_seconds, clock)
+        st["requests_at"] = clock
         _remember(st["seen"], event.instance, start_ms, forget_before=(now - _FORGET_SEEN_S) * 1000, cap=_MAX_SEEN)
         sec = int(start)
         wire, count, errors = event.latency_buckets, event.count, event.errors
@@ -122,6 +125,7 @@ class SlaCore:
         if previous is not None and t <= previous["at"]:
             raise Duplicate(f"{svc}/{event.target}: probe at {event.time.isoformat()} already counted")
         now = self._advance(st, t, clock)
+        st["health_at"] = clock
         _make_room(st["probes"], event.target, cap=_MAX_TARGETS)
         st["probes"][event.target] = {
             "kind": event.kind, "status": event.status, "state": event.state, "latency_ms": event.latency_ms, "at": t,
@@ -146,6 +150,7 @@ class SlaCore:
         if previous is not None and t <= previous["at"]:
             raise Duplicate(f"{svc}/{event.instance}: stats at {event.time.isoformat()} already counted")
         now = self._advance(st, t, clock)
+        st["health_at"] = clock
         _make_room(st["instances"], event.instance, cap=_MAX_INSTANCES)
         inst = st["instances"].setdefault(event.instance, {"mem": [], "pools": {}, "at": t})
         window = self.policy.triggers.memory_high.window
@@ -156,6 +161,42 @@ class SlaCore:
         out = self._evaluate_memory(svc, st, now) + self._evaluate_db(svc, st, now)
         out += self._maybe_report_budgets(svc, st, now)
         self.status[svc] = st
+        return out
+
+    # ---- the clock ------------------------------------------------------------------------
+    def tick(self, service: str, *, idle_after: float, not_before: float = -math.inf) -> list[Event]:
+        """Evaluate `service`'s triggers at the clock's now when its records stopped coming: windows age
+        out without new data, so an episode whose window emptied clears ("no data", detection.step).
+
+        Request triggers are evaluated when no request record came for `idle_after` seconds (by the clock
+        of processing, so a backlog being read is never "no data"), memory and database ones when no
+        process stats or probes came, budget_burn when it is not ok. While records flow the data path
+        evaluates them. `not_before`: when this worker began to own the service's partition (silence is
+        counted from then: a backlog left by a restart is read before it counts as no data). The status
+        is written only when a trigger changed phase or an event came out."""
+        current = self.status.get(service)
+        if current is None:
+            return []
+        clock = self.clock()
+        st = self._status(service, clock)
+        st["triggers"] = {k: dict(v) for k, v in st["triggers"].items()}  # nested: the table's copy stays as it is
+        before = _phases(st)
+        def silent(at: str) -> bool:
+            return bool(clock - max(st.get(at, -math.inf), not_before) >= idle_after)
+
+        due = [silent(at) and any(before.get(t, ("ok",))[0] != "ok" for t in group)
+               for at, group in _TICKED]
+        burning = before.get("budget_burn", ("ok",))[0] != "ok" and all(silent(at) for at, _ in _TICKED)
+        if not (any(due) or burning):
+            return []  # an ok trigger stays ok without data: nothing to age out
+        now = self._advance(st, clock, clock)
+        out = self._evaluate_requests(service, st, now) if due[0] else []
+        if due[1]:
+            out += self._evaluate_memory(service, st, now) + self._evaluate_db(service, st, now)
+        if burning:
+            out += self._maybe_report_budgets(service, st, now)
+        if out or _phases(st) != before:
+            self.status[service] = st
         return out
 
     # ---- windows -------------------------------------------------------------------------
@@ -214,7 +255,9 @@ class SlaCore:
         out = self._step(svc, st, "error_rate_high", er, now=now, value=errors / count if count else None, samples=count)
         if lt.window != er.window:
             count, _, total_ms, merged = _sum_seconds(seconds, now - lt.window, now, True)
-        if lt.enabled and count >= lt.min_samples:  # fewer samples change nothing: skip the quantile
+        if count < lt.min_samples:  # no data (or too little): skip the quantile
+            out += self._step(svc, st, "latency_high", lt, now=now, value=None, samples=count)
+        elif lt.enabled:
             value = LatencySketch.from_wire(merged, total_ms).quantile(rules.latency_quantile)
             out += self._step(svc, st, "latency_high", lt, now=now, value=value, samples=count,
                               detail=f"p{round(rules.latency_quantile * 100)} over {lt.window:g}s")
@@ -228,8 +271,8 @@ class SlaCore:
             if len(recent) >= rule.min_samples:  # the lowest of the last min_samples reports: no single spike
                 candidate = (min(recent[-rule.min_samples:]), len(recent), name)
                 best = candidate if best is None or candidate[0] > best[0] else best
-        if best is None:
-            return []
+        if best is None:  # no instance reported enough: no data
+            return self._step(svc, st, "memory_high", rule, now=now, value=None, samples=0)
         return self._step(svc, st, "memory_high", rule, now=now, value=best[0], samples=best[1], instance=best[2],
                           detail=f"instance {best[2]}: lowest of its last {rule.min_samples} reports")
 
@@ -245,7 +288,7 @@ class SlaCore:
                 seen += 1
                 lost += [target] if probe["state"] == "down" else []
         if not seen:
-            return []
+            return self._step(svc, st, "db_connection_lost", rule, now=now, value=None, samples=0)
         instance = lost[0].split("/")[0] if lost and "/" in lost[0] else None
         return self._step(svc, st, "db_connection_lost", rule, now=now, value=1.0 if lost else 0.0, samples=seen,
                           instance=instance, detail=", ".join(lost) or "connected")
@@ -254,10 +297,13 @@ class SlaCore:
         self, svc: str, st: dict[str, Any], trigger: str, rule: TriggerRule, *, now: float, value: float | None,
         samples: int, instance: str | None = None, detail: str = "",
     ) -> list[Event]:
-        if not rule.enabled or value is None or samples < rule.min_samples:
-            return []  # too few samples change nothing (detection.step)
+        if not rule.enabled:
+            return []
         current = st["triggers"].get(trigger)
-        if (current is None or current["phase"] == "ok") and not value > rule.threshold:
+        idle = current is None or current["phase"] == "ok"
+        if idle and (value is None or samples < rule.min_samples):
+            return []  # no data keeps ok as it is (detection.step)
+        if idle and not value > rule.threshold:  # type: ignore[operator]
             # ok and not bad stays ok (detection.step), without building the state: the common case
             st["triggers"][trigger] = {**current, "value": value, "samples": samples} if current else \
                 TriggerState(value=value, samples=samples).to_dict()
@@ -276,6 +322,9 @@ class SlaCore:
             ))
         if transition == "cleared":
             assert after.episode_id is not None
+            reason = _clear_reason(before, after, rule=rule, samples=samples, now=now)
+            st.setdefault("clears", {})[trigger] = {"episode_id": after.episode_id, "at": now, "reason": reason}
+            log.info("%s %s cleared: %s", svc, trigger, reason, extra={"episode_id": after.episode_id})
             return _queue(st, TriggerCleared(
                 id=uuid5(NAMESPACE_URL, f"{after.episode_id}#cleared"), time=_dt(now), service=svc,
                 trigger=trigger, episode_id=after.episode_id, value=value or 0.0, threshold=rule.clear_at,
@@ -302,9 +351,11 @@ class SlaCore:
             out.append(report)
             if burn_ratio is not None and (worst is None or burn_ratio[0] > worst[0]):
                 worst = (burn_ratio[0], burn_ratio[1], f"{basis}: {', '.join(report.alerts) or 'no page alert'}")
+        rule = self.policy.triggers.budget_burn
         if worst is not None:
-            out += self._step(svc, st, "budget_burn", self.policy.triggers.budget_burn, now=now, value=worst[0],
-                              samples=worst[1], detail=worst[2])
+            out += self._step(svc, st, "budget_burn", rule, now=now, value=worst[0], samples=worst[1], detail=worst[2])
+        else:  # no page rule saw enough events: no data
+            out += self._step(svc, st, "budget_burn", rule, now=now, value=None, samples=0)
         return out
 
     def budget(self, svc: str, *, basis: str, minutes: str, hours: str, now: float) -> tuple[BudgetReported | None, tuple[float, int] | None]:
@@ -408,6 +459,17 @@ class SlaCore:
 
     def services(self) -> list[str]:
         return sorted(self.status.keys())
+
+
+def _phases(st: dict[str, Any]) -> dict[str, tuple[Any, ...]]:
+    return {k: (v.get("phase"), v.get("since"), v.get("episode_id")) for k, v in st["triggers"].items()}
+
+
+def _clear_reason(before: TriggerState, after: TriggerState, *, rule: TriggerRule, samples: int, now: float) -> str:
+    if not after.no_data:
+        return "recovered"
+    held = now - before.since if before.phase == "clearing" and before.since is not None else 0.0
+    return f"no data: {samples} samples in the last {rule.window:g} s (fewer than {rule.min_samples}) for {held:g} s"
 
 
 def _window_name(seconds: float) -> str:

@@ -32,8 +32,26 @@ def test_too_few_samples_change_nothing() -> None:
     state, transitions = run([(float(t), 0.5, 2) for t in range(10)])  # 1 of 2 failed: no episode
     assert transitions == [] and state.phase == "ok"
     firing, _ = run([(0.0, 0.2, 100), (2.0, 0.2, 100)])
-    state, transitions = run([(3.0, 0.0, 1), (30.0, 0.0, 1)], state=firing)  # a trickle does not clear it
+    state, transitions = run([(3.0, 1.0, 1), (30.0, 1.0, 1)], state=firing)  # a failing trickle does not clear it
     assert transitions == [] and state.phase == "firing"
+
+
+def test_a_firing_trigger_without_data_clears_after_the_clear_hold() -> None:
+    firing, _ = run([(0.0, 0.2, 100), (2.0, 0.2, 100)])
+    state, transitions = run([(3.0, None, 0), (7.0, 0.0, 1), (8.0, None, 0)], state=firing)  # silence, a clean trickle
+    assert transitions == [(8.0, "cleared")]  # no data from 3.0, held 5 s
+    assert state.phase == "ok" and state.no_data and state.episode_id == firing.episode_id
+
+
+def test_no_data_ends_a_pending_phase_without_an_episode() -> None:
+    state, transitions = run([(0.0, 0.2, 100), (1.0, None, 0), (5.0, 0.2, 100)])
+    assert transitions == [] and state.phase == "pending" and state.first_bad_at == 5.0
+
+
+def test_data_back_during_a_no_data_hold_decides_as_usual() -> None:
+    firing, _ = run([(0.0, 0.2, 100), (2.0, 0.2, 100)])
+    state, transitions = run([(3.0, None, 0), (5.0, 0.3, 100), (6.0, 0.0, 100), (11.0, 0.0, 100)], state=firing)
+    assert transitions == [(11.0, "cleared")] and not state.no_data  # bad at 5.0: same episode, hold restarts at 6.0
 
 
 def test_relapse_during_clear_hold_stays_in_the_same_episode() -> None:
