@@ -20,3 +20,15 @@ def test_status_page_and_incidents_through_the_front_door() -> None:
         assert incidents.status_code == 200, incidents.text
         assert client.post("/api/incidents/does-not-exist/acknowledge").status_code in (401, 403)
     assert isinstance(body, dict) and body
+
+
+def test_maintenance_windows_through_the_front_door() -> None:
+    """`/api/maintenance` is routed to the notifier (a 404 "no route at the front door" before)."""
+    with httpx.Client(base_url=FRONT, timeout=10) as client:
+        listed = client.get("/api/maintenance")
+        assert listed.status_code == 200, listed.text
+        assert {"in_progress", "upcoming", "past"} <= listed.json().keys()
+        refused = client.post("/api/maintenance", json={"title": "x"})
+        assert refused.status_code in (401, 403, 422), refused.text  # routed: the notifier answers
+        assert "no route" not in refused.text
+        assert client.get("/api/maintenance/mw-does-not-exist").status_code == 404
