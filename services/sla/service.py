@@ -24,9 +24,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import NAMESPACE_URL, uuid5
 
-from services.sla import budgets
+from services.sla import budgets, rearm
 from services.sla.budgets import Counts
-from services.sla.detection import TriggerState, step
+from services.sla.detection import TriggerState, episode_id, step
 from services.sla.policy import SlaPolicy, TriggerRule
 from services.sla.validation import Duplicate, check
 from services.sla.windows import BucketStore
@@ -253,6 +253,8 @@ class SlaCore:
         seconds = st["seconds"]
         count, errors, total_ms, merged = _sum_seconds(seconds, now - er.window, now, er.window == lt.window)
         out = self._step(svc, st, "error_rate_high", er, now=now, value=errors / count if count else None, samples=count)
+        if st.get("rearm"):
+            out += self._judge_rearm(svc, st, now)
         if lt.window != er.window:
             count, _, total_ms, merged = _sum_seconds(seconds, now - lt.window, now, True)
         if count < lt.min_samples:  # no data (or too little): skip the quantile
@@ -313,24 +315,55 @@ class SlaCore:
                                  trigger=trigger, instance=instance)
         st["triggers"][trigger] = after.to_dict()
         if transition == "fired":
-            assert after.episode_id is not None and after.first_bad_at is not None
-            return _queue(st, TriggerFired(
-                id=uuid5(NAMESPACE_URL, f"{after.episode_id}#fired"), time=_dt(now), service=svc,
-                trigger=trigger, episode_id=after.episode_id, value=after.value or 0.0, threshold=rule.threshold,
-                window_seconds=rule.window, samples=samples, first_bad_at=_dt(after.first_bad_at),
-                instance=after.instance, detail=detail,
-            ))
+            return _queue(st, _fired(svc, trigger, after, rule=rule, now=now, samples=samples, detail=detail))
         if transition == "cleared":
-            assert after.episode_id is not None
             reason = _clear_reason(before, after, rule=rule, samples=samples, now=now)
-            st.setdefault("clears", {})[trigger] = {"episode_id": after.episode_id, "at": now, "reason": reason}
-            log.info("%s %s cleared: %s", svc, trigger, reason, extra={"episode_id": after.episode_id})
-            return _queue(st, TriggerCleared(
-                id=uuid5(NAMESPACE_URL, f"{after.episode_id}#cleared"), time=_dt(now), service=svc,
-                trigger=trigger, episode_id=after.episode_id, value=value or 0.0, threshold=rule.clear_at,
-                fired_at=_dt(after.fired_at) if after.fired_at is not None else None, instance=after.instance,
-            ))
+            return _queue(st, self._cleared(svc, st, trigger, after, rule=rule, now=now, value=value, reason=reason))
         return []
+
+    @staticmethod
+    def _cleared(svc: str, st: dict[str, Any], trigger: str, state: TriggerState, *, rule: TriggerRule, now: float,
+                 value: float | None, reason: str) -> TriggerCleared:
+        """The end of `state`'s episode; `reason` is kept in the status (`clears`) and logged."""
+        assert state.episode_id is not None
+        st.setdefault("clears", {})[trigger] = {"episode_id": state.episode_id, "at": now, "reason": reason}
+        log.info("%s %s cleared: %s", svc, trigger, reason, extra={"episode_id": state.episode_id})
+        return TriggerCleared(
+            id=uuid5(NAMESPACE_URL, f"{state.episode_id}#cleared"), time=_dt(now), service=svc,
+            trigger=trigger, episode_id=state.episode_id, value=value or 0.0, threshold=rule.clear_at,
+            fired_at=_dt(state.fired_at) if state.fired_at is not None else None, instance=state.instance,
+        )
+
+    # ---- re-arm (rearm.py) -----------------------------------------------------------------
+    def flag_turned_on(self, *, service: str, flag: str, at: datetime) -> bool:
+        """A new feature `flag` was turned on at `at`: mark `service`'s firing error-rate episode, so requests
+        after it that keep failing start a new episode (recovery acts again). False when nothing was marked."""
+        st = self.status.get(service)
+        if st is None:
+            return False
+        st = dict(st)
+        if not rearm.mark(st, flag=flag, at=at.timestamp()):
+            return False
+        self.status[service] = st
+        return True
+
+    def _judge_rearm(self, svc: str, st: dict[str, Any], now: float) -> list[Event]:
+        rule = self.policy.triggers.error_rate_high
+        since = max(now - rule.window, math.ceil(st["rearm"]["at"]))  # the seconds after the change only
+        count, errors, _, _ = _sum_seconds(st["seconds"], since, now, False)
+        fired = rearm.judge(st, rule=rule, now=now, count=count, errors=errors)
+        if fired is None:
+            return []
+        old = TriggerState.from_dict(st["triggers"][rearm.TRIGGER])
+        value = errors / count
+        new = TriggerState(phase="firing", since=now, first_bad_at=fired.bad_since, fired_at=now, value=value, peak=value,
+                           samples=count, episode_id=episode_id(service=svc, trigger=rearm.TRIGGER, first_bad_at=fired.bad_since))
+        st["triggers"][rearm.TRIGGER] = new.to_dict()
+        why = f"errors continue after flag {fired.flag} was turned on at {_dt(fired.at).isoformat()}"
+        cleared = self._cleared(svc, st, rearm.TRIGGER, old, rule=rule, now=now, value=value,
+                                reason=f"superseded by {new.episode_id}: {why}")
+        return _queue(st, cleared) + _queue(st, _fired(svc, rearm.TRIGGER, new, rule=rule, now=now, samples=count,
+                                                       detail=f"re-armed: {why}"))
 
     # ---- budgets -------------------------------------------------------------------------
     def _budget_windows(self) -> list[float]:
@@ -459,6 +492,17 @@ class SlaCore:
 
     def services(self) -> list[str]:
         return sorted(self.status.keys())
+
+
+def _fired(svc: str, trigger: str, state: TriggerState, *, rule: TriggerRule, now: float, samples: int,
+           detail: str) -> TriggerFired:
+    assert state.episode_id is not None and state.first_bad_at is not None
+    return TriggerFired(
+        id=uuid5(NAMESPACE_URL, f"{state.episode_id}#fired"), time=_dt(now), service=svc,
+        trigger=trigger, episode_id=state.episode_id, value=state.value or 0.0, threshold=rule.threshold,
+        window_seconds=rule.window, samples=samples, first_bad_at=_dt(state.first_bad_at),
+        instance=state.instance, detail=detail,
+    )
 
 
 def _phases(st: dict[str, Any]) -> dict[str, tuple[Any, ...]]:
