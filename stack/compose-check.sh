@@ -9,8 +9,8 @@
 #      evaluation of `gamification` (with a traceparent of ours), that trace in Zipkin's API
 #      (/api/v2/trace/<id>) and Zipkin's Lens UI page (/zipkin/) served. Then Kafka's login and
 #      ACLs: a TriggerFired forged with the demo app's credentials is refused by the broker; one
-#      published as admin makes recovery run `disable_new_features` through the flags service (succeeded in /api/recovery/actions,
-#      `gamification` off again through :3000). Blue/green: `safeguard deploy --version v2` onto
+#      published as admin makes recovery run `disable_new_features` through the flags service
+#      (succeeded in /api/recovery/actions, `gamification` off again through :3000). Blue/green: `safeguard deploy --version v2` onto
 #      green (the Docker API restarts it) under a client loop, `safeguard rollback` back to blue
 #      and schema 0001, no failed request. The Node demo (:NODE_DEMO_PORT): gamification off by Step 1,
 #      on by the flag API, off again, streamed over flagd sync; its OTLP metrics and a page-load beacon
