@@ -16,6 +16,7 @@ import faust
 from faust.web.drivers.aiohttp import Web as AiohttpWeb
 
 from services.sla.agents import Counters, FaustPublisher, register_agents
+from services.sla.flagwatch import register_flag_watch
 from services.sla.api import register_views
 from services.sla.outbox import Outbox, partition_of
 from services.sla.policy import SlaPolicy, load_policy
@@ -105,6 +106,9 @@ def create_app(settings: SlaSettings, *, policy: SlaPolicy | None = None, publis
     register_ticks(app, core=core, tables=tables, outbox=outbox, publisher=publisher, counters=counters,
                    topic=settings.kafka.topic_prefix + topics.TELEMETRY_REQUESTS, every=settings.tick_every,
                    idle_after=settings.tick_idle, partitions=PARTITIONS)
+    if settings.rearm_on_flags:
+        agents |= register_flag_watch(app, core=core, tables=tables, topic_prefix=settings.kafka.topic_prefix,
+                                      partitions=PARTITIONS, counters=counters)
     register_views(app, core=core, counters=counters)
     return SlaApp(app=app, core=core, tables=tables, agents=agents, counters=counters, republish=outbox.republish)
 

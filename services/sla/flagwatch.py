@@ -1,0 +1,86 @@
+"""Inbound edge for flag changes: a new feature turned on re-arms firing error-rate episodes (`rearm.py`).
+
+`flags.changes` is keyed by flag, the SLA state by service, and a flag is not tied to one service
+(recovery turns off every `new` flag). So the agent reading `flags.changes` does not touch the
+tables: it copies each "new feature turned on" to every partition of an internal topic
+(`<app_id>-flags-on`, co-partitioned with the inputs), and the agent of each partition marks the
+services of that partition, writing the tables as a batch does (under that partition, flushed
+before the record is acked). A replay marks nothing twice (`rearm.mark`).
+
+Needs the `sla` principal to read `flags.changes` (shared/kafka/acls.py); off unless
+`SLA_REARM_ON_FLAGS=true`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Any
+
+import faust
+from pydantic import ValidationError
+
+from services.sla.outbox import partition_of
+from services.sla.service import SlaCore
+from services.sla.tables import Tables
+from shared import topics
+from shared.events import FlagChanged
+from shared.kafka.codec import decode
+
+__all__ = ["register_flag_watch", "turned_on"]
+
+log = logging.getLogger(__name__)
+
+
+def turned_on(event: FlagChanged) -> bool:
+    """A flag marked `new` went from off (or absent, or killed) to on."""
+    return _on(event.after) and bool((event.after or {}).get("new")) and not _on(event.before)
+
+
+def _on(record: dict[str, Any] | None) -> bool:
+    return bool(record) and (record or {}).get("definition", {}).get("state") == "ENABLED" and not (record or {}).get("killed")
+
+
+def register_flag_watch(app: faust.App, *, core: SlaCore, tables: Tables, topic_prefix: str, partitions: int,
+                        counters: Any) -> dict[str, Any]:
+    changes = app.topic(topic_prefix + topics.FLAGS_CHANGES, key_serializer="raw", value_serializer="raw",
+                        partitions=partitions)
+    fanout = app.topic(f"{app.conf.id}-flags-on", key_serializer="raw", value_serializer="raw", partitions=partitions,
+                       internal=True)
+
+    @app.agent(changes, name="sla.watch_flags")
+    async def watch_flags(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
+        async for record in stream.events():
+            try:
+                event = decode(record.message.topic, record.value)
+            except (ValidationError, ValueError, KeyError) as exc:
+                log.warning("sla: unreadable flag change skipped: %s", exc, extra={"offset": record.message.offset})
+                counters["sla_flag_changes_skipped_total"]["invalid"] += 1
+                yield None
+                continue
+            if isinstance(event, FlagChanged) and turned_on(event):
+                body = json.dumps({"flag": event.flag_key, "at": event.time.isoformat()}).encode()
+                for partition in range(partitions):  # acked before this record is: none is lost
+                    await (await fanout.send(key=event.flag_key.encode(), value=body, partition=partition))
+                counters["sla_flags_turned_on_total"][event.flag_key] += 1
+            yield None
+
+    @app.agent(fanout, name="sla.rearm")
+    async def rearm(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
+        async for record in stream.events():
+            partition, data = record.message.partition, json.loads(record.value)
+            at = datetime.fromisoformat(data["at"])
+            tables.set_partition(partition)
+            try:
+                for service in core.services():
+                    if partition_of(service, partitions=partitions) == partition and \
+                            core.flag_turned_on(service=service, flag=data["flag"], at=at):
+                        log.warning("sla: %s turned on during %s's error-rate episode: re-armed", data["flag"], service)
+                        counters["sla_rearmed_total"][service] += 1
+            finally:
+                tables.flush()
+            yield None
+
+    return {"watch_flags": watch_flags, "rearm": rearm}
