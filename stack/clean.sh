@@ -8,6 +8,6 @@ set -euo pipefail
 # Postgres data may live outside the checkout (see up.sh): remove its target too
 if [ -L "$STACK/pg" ]; then target="$(readlink -f "$STACK/pg")"; case "$target" in /var/tmp/safeguard-pg-*) rm -rf "$target" ;; esac; fi
 case "$RUN" in /tmp/safeguard-run-*) rm -rf "$RUN" ;; esac
-find "$STACK" -mindepth 1 -maxdepth 1 ! -name kafka -exec rm -rf {} +
+find "$STACK" -mindepth 1 -maxdepth 1 ! -name kafka ! -name zipkin -exec rm -rf {} +
 [ ! -d "$STACK/kafka" ] || find "$STACK/kafka" -mindepth 1 -maxdepth 1 ! -name lib -exec rm -rf {} +
-log "removed .stack data (kept the cached Kafka jars in .stack/kafka/lib)"
+log "removed .stack data (kept the cached Kafka jars in .stack/kafka/lib and the Zipkin jar in .stack/zipkin)"

@@ -121,7 +121,8 @@ def build_router(*, intake: Intake, settings: IntakeSettings,
 
     @router.post("/v1/traces", tags=["otlp"], response_class=Response, status_code=404)
     async def traces(request: Request) -> Response:
-        """Natively HAProxy's `otlp` frontend sends traces here too: none are kept (compose: Jaeger takes them)."""
+        """HAProxy's `otlp` frontend sends traces here too, in both stacks: none are kept (our services export to
+        Zipkin in its own format; Zipkin 3.5.1 from Maven Central takes no OTLP)."""
         wire = otlp.Wire(json=request.headers.get("content-type", "").startswith(otlp.JSON))
         return _otlp_answer(wire, 404, otlp.failure(status=404, message=(
             "this Safeguard intake takes OTLP metrics only (/v1/metrics); send traces to a trace collector")))
