@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
+from services.sla.flagwatch import turned_on
 from services.sla.service import SlaCore
-from shared.events import Event, TriggerCleared, TriggerFired
+from shared.events import Event, FlagChanged, TriggerCleared, TriggerFired
 from shared.testing import FakeClock
 from tests.unit.sla.helpers import T0, requests
 from tests.unit.sla.test_tick import setup
@@ -61,3 +62,19 @@ def test_only_a_firing_episode_is_marked_and_a_replay_marks_nothing() -> None:
     at = T0 + timedelta(seconds=20.5)
     assert core.flag_turned_on(service="shop", flag="x", at=at)
     assert not core.flag_turned_on(service="shop", flag="x", at=at)  # the same change again (a replay)
+
+
+def test_only_a_new_feature_going_from_off_to_on_counts_as_turned_on() -> None:
+    def change(before: dict | None, after: dict | None) -> FlagChanged:
+        return FlagChanged(time=datetime.now(UTC), flag_key="gamification", action="updated", actor="alice", version=2,
+                           before=before, after=after)
+
+    def rec(state: str, *, new: bool = True, killed: bool = False) -> dict:
+        return {"definition": {"state": state}, "new": new, "killed": killed}
+
+    assert turned_on(change(rec("DISABLED", killed=True), rec("ENABLED")))  # a person undoes recovery's kill
+    assert turned_on(change(None, rec("ENABLED")))  # created on
+    assert not turned_on(change(rec("ENABLED"), rec("ENABLED")))  # already on (a rollout change)
+    assert not turned_on(change(rec("DISABLED"), rec("ENABLED", new=False)))  # not a new feature
+    assert not turned_on(change(rec("ENABLED"), rec("DISABLED", killed=True)))  # recovery's kill
+    assert not turned_on(change(rec("ENABLED"), None))  # deleted
