@@ -107,7 +107,7 @@ def create_app(settings: SlaSettings, *, policy: SlaPolicy | None = None, publis
                    topic=settings.kafka.topic_prefix + topics.TELEMETRY_REQUESTS, every=settings.tick_every,
                    idle_after=settings.tick_idle, partitions=PARTITIONS)
     if settings.rearm_on_flags:
-        agents |= register_flag_watch(app, core=core, tables=tables, topic_prefix=settings.kafka.topic_prefix,
+        agents |= register_flag_watch(app, core=core, tables=tables, publisher=publisher, topic_prefix=settings.kafka.topic_prefix,
                                       partitions=PARTITIONS, counters=counters)
     register_views(app, core=core, counters=counters)
     return SlaApp(app=app, core=core, tables=tables, agents=agents, counters=counters, republish=outbox.republish)

@@ -28,6 +28,7 @@ from services.sla.tables import Tables
 from shared import topics
 from shared.events import FlagChanged
 from shared.kafka.codec import decode
+from shared.kafka.dlq import first_line
 
 __all__ = ["register_flag_watch", "turned_on"]
 
@@ -43,8 +44,9 @@ def _on(record: dict[str, Any] | None) -> bool:
     return bool(record) and (record or {}).get("definition", {}).get("state") == "ENABLED" and not (record or {}).get("killed")
 
 
-def register_flag_watch(app: faust.App, *, core: SlaCore, tables: Tables, topic_prefix: str, partitions: int,
-                        counters: Any) -> dict[str, Any]:
+def register_flag_watch(app: faust.App, *, core: SlaCore, tables: Tables, publisher: Any, topic_prefix: str,
+                        partitions: int, counters: Any) -> dict[str, Any]:
+    """`publisher.dead_letter` takes a flag change that does not parse (to `<topic>.dlq`, with the reason)."""
     changes = app.topic(topic_prefix + topics.FLAGS_CHANGES, key_serializer="raw", value_serializer="raw",
                         partitions=partitions)
     fanout = app.topic(f"{app.conf.id}-flags-on", key_serializer="raw", value_serializer="raw", partitions=partitions,
@@ -56,8 +58,8 @@ def register_flag_watch(app: faust.App, *, core: SlaCore, tables: Tables, topic_
             try:
                 event = decode(record.message.topic, record.value)
             except (ValidationError, ValueError, KeyError) as exc:
-                log.warning("sla: unreadable flag change skipped: %s", exc, extra={"offset": record.message.offset})
-                counters["sla_flag_changes_skipped_total"]["invalid"] += 1
+                counters["sla_dead_lettered_total"][record.message.topic] += 1
+                await publisher.dead_letter(record, reason=f"invalid event: {first_line(exc)}", group=app.conf.id)
                 yield None
                 continue
             if isinstance(event, FlagChanged) and turned_on(event):

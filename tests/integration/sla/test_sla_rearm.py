@@ -15,6 +15,7 @@ from services.sla.settings import SlaSettings
 from shared import topics
 from shared.events import FlagChanged, TriggerCleared, TriggerFired
 from shared.kafka import KafkaPublisher
+from shared.kafka.codec import header
 from shared.settings import KafkaSettings
 from shared.testing.kafka import expect_records
 from tests.integration.sla.test_sla_kafka import create_topics, wait_for
@@ -30,7 +31,8 @@ async def create_flag_topic(settings: KafkaSettings) -> None:
     admin = AIOKafkaAdminClient(**settings.client_kwargs())
     await admin.start()
     try:
-        await admin.create_topics([NewTopic(settings.topic_prefix + topics.FLAGS_CHANGES, 3, 1)])
+        name = settings.topic_prefix + topics.FLAGS_CHANGES
+        await admin.create_topics([NewTopic(name, 3, 1), NewTopic(topics.dlq(name), 1, 1)])
     finally:
         await admin.close()
 
@@ -58,6 +60,8 @@ async def test_errors_after_a_new_feature_is_turned_on_mid_episode_fire_a_new_ep
             for s in range(3):
                 await pub.publish(requests(s, errors=50, t0=t0))
             await expect_records(kafka_settings.bootstrap_servers, triggers, count=1, where=lambda r: b'"error_rate_high"' in r.value)
+            flags = kafka_settings.topic_prefix + topics.FLAGS_CHANGES
+            await pub.publish_raw(flags, key=b"gamification", value=b"{not json", headers=[])
             at = datetime.now(UTC)
             await pub.publish(enabled("gamification", at=at))
             await wait_for(lambda: bool((sla.core.status.get("shop") or {}).get("rearm")), 15)
@@ -67,8 +71,10 @@ async def test_errors_after_a_new_feature_is_turned_on_mid_episode_fire_a_new_ep
                 await pub.publish(requests(s, errors=30, t0=t0))
         records = await expect_records(kafka_settings.bootstrap_servers, triggers, count=3, timeout=15,
                                        where=lambda r: b'"error_rate_high"' in r.value)
+        dead = await expect_records(kafka_settings.bootstrap_servers, topics.dlq(flags), count=1)
     finally:
         await sla.app.stop()
+    assert (header(dead[0].headers, "dlq_reason") or "").startswith("invalid event:")
     fired_a = TriggerFired.model_validate_json(records[0].value)
     cleared_a = TriggerCleared.model_validate_json(records[1].value)
     fired_b = TriggerFired.model_validate_json(records[2].value)
