@@ -17,7 +17,8 @@ __all__ = ["Incident", "TimelineEntry", "DeliveryRecord", "Status", "EntryKind",
 
 Status = Literal["open", "mitigated", "resolved"]
 DeliveryStatus = Literal["pending", "sent", "failed"]
-EntryKind = Literal["opened", "action", "escalated", "acknowledged", "mitigated", "resolved", "notified"]
+EntryKind = Literal["opened", "detected", "action", "escalated", "acknowledged", "mitigated", "resolved",
+                    "notified", "update", "severity"]
 
 
 class TimelineEntry(BaseModel):

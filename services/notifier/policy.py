@@ -16,7 +16,7 @@ from pydantic import BeforeValidator, Field, field_validator, model_validator
 from shared.policy import PolicyError, PositiveDuration, Strict, load_yaml
 
 __all__ = ["PolicyError", "Channel", "Level", "NotifierPolicy", "load_policy", "ChannelName", "BusinessHours",
-           "MaintenancePolicy", "WEEKDAYS"]
+           "MaintenancePolicy", "WEEKDAYS", "ChannelKind"]
 
 ChannelName = Literal["status_page", "stakeholder", "user", "oncall_page"]
 Severity = Literal["critical", "major", "minor"]
@@ -24,21 +24,37 @@ Duration = PositiveDuration
 _Strict = Strict
 
 
-class Channel(_Strict):
-    """Where one kind of notice goes: a webhook `url` (POST, JSON) or, without one, the built-in log channel."""
+ChannelKind = Literal["log", "webhook", "slack", "email"]
 
+
+class Channel(_Strict):
+    """Where one kind of notice goes, through one plugin (`kind`): `webhook` (POST, JSON, signed with
+    HMAC-SHA256 when a secret is set), `slack` (an incoming webhook, Block Kit), `email` (SMTP) or `log`.
+    Without `kind`: a webhook when there is a `url`, else the log. The URL and the webhook secret may
+    come from the environment instead (`NOTIFIER_CHANNELS__<NAME>__URL` / `__SECRET`): a Slack URL is a
+    secret. `to`: e-mail addresses for recipients that are not an address (nor a person with one)."""
+
+    kind: ChannelKind | None = None
     url: str | None = Field(default=None, pattern=r"^https?://")
     recipients: list[str] = Field(default_factory=lambda: ["default"])
+    to: list[str] = Field(default_factory=list)
+
+    @property
+    def plugin(self) -> ChannelKind:
+        return self.kind or ("webhook" if self.url else "log")
 
 
 class Level(_Strict):
     """One step of the escalation path. `escalate_after`: time at this level before the next one is paged
-    (unless the incident is acknowledged, mitigated or resolved). `contacts`: paged on the on-call channel."""
+    (unless the incident is acknowledged, mitigated or resolved). `contacts`: paged on the on-call channel (a
+    contact naming a rotation of `config/oncall.yaml` pages whoever is on call in it). `repeat_every`: the page
+    is sent again this often while unacknowledged at this level."""
 
     level: int = Field(ge=1, le=4)
     name: str = Field(min_length=1)
     escalate_after: Duration | None = None
     contacts: list[str] = Field(default_factory=list)
+    repeat_every: Duration | None = None
 
 
 def _default_levels() -> list[Level]:
@@ -74,7 +90,8 @@ class Targets(_Strict):
 
 class Webhook(_Strict):
     """`attempts` quick tries per delivery (`backoff` apart); a notice still undelivered is sent again later by
-    the relay, `redeliver_after` doubling up to `redeliver_max`, `redeliveries` times in all."""
+    the relay, `redeliver_after` doubling up to `redeliver_max`, `redeliveries` times in all, and never after
+    `expire_after` from when it was written (a page a day late helps nobody)."""
 
     timeout: Duration = 5.0
     attempts: int = Field(default=3, ge=1, le=10)
@@ -82,6 +99,7 @@ class Webhook(_Strict):
     redeliveries: int = Field(default=10, ge=1, le=100)
     redeliver_after: Duration = Field(default=30.0, gt=0)
     redeliver_max: Duration = Field(default=900.0, gt=0)
+    expire_after: Duration = Field(default=86400.0, gt=0)
 
     def redeliver_in(self, attempts: int) -> float:
         """Seconds until the next try of a notice that failed `attempts` times."""

@@ -1,11 +1,27 @@
-"""The post-incident report: Markdown from an incident's timeline and the runbook's recovery targets."""
+"""The post-incident report: Markdown from an incident's timeline and the runbook's recovery targets (written
+when the incident resolves), and the same report as an HTML page (`render_report_html`, raw HTML off).
+
+Sections: summary, impact, trigger, timeline, actions and their verified effects, time to detect / mitigate /
+resolve against the runbook's 5 min / 15 min / 1 h, and the sections people fill in (root cause, action items).
+"""
 
 from __future__ import annotations
+
+from datetime import datetime
+from functools import cache
+from pathlib import Path
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from markdown_it import MarkdownIt
+from markupsafe import Markup
 
 from services.notifier.models import Incident
 from services.notifier.policy import Targets
 
-__all__ = ["render_report", "fmt_duration"]
+__all__ = ["render_report", "render_report_html", "fmt_duration", "clock_times", "templates"]
+
+_MD = MarkdownIt("commonmark", {"html": False}).enable("table")
+_TODO = "_To be filled in by the incident owner._"
 
 
 def fmt_duration(seconds: float) -> str:
@@ -15,26 +31,81 @@ def fmt_duration(seconds: float) -> str:
     return f"{h}h {m:02d}m {s:02d}s" if h else f"{m}m {s:02d}s"
 
 
+@cache
+def templates() -> Environment:
+    return Environment(loader=FileSystemLoader(Path(__file__).parent / "templates"),
+                       autoescape=select_autoescape(["html"]))
+
+
 def _verdict(seconds: float, target: float) -> str:
     return f"{'met' if seconds <= target else 'MISSED'} (< {fmt_duration(target)})"
 
 
-def render_report(incident: Incident, *, targets: Targets, budget_note: str | None = None) -> str:
-    """Timeline, durations against the runbook's targets, budget impact when known."""
-    inc = incident
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def clock_times(inc: Incident) -> dict[str, float | None]:
+    """Seconds from the start of impact (the first bad request when the SLA processor said, else the opening)
+    to detection (the incident opened), mitigation and resolution."""
+    detected = next((e.at for e in inc.timeline if e.kind == "detected"), None)
+    start = detected or inc.opened_at
+
+    def since(t: datetime | None) -> float | None:
+        return None if t is None else max((t - start).total_seconds(), 0.0)
+    return {"detect": since(inc.opened_at) if detected else None, "mitigate": since(inc.mitigated_at),
+            "resolve": since(inc.resolved_at)}
+
+
+def _summary(inc: Incident) -> list[str]:
     end = inc.resolved_at or inc.opened_at
-    total = (end - inc.opened_at).total_seconds()
-    lines = [f"# Post-incident report: {inc.title}", "",
-             f"- Incident: `{inc.incident_id}`", f"- Service: `{inc.service}`", f"- Trigger: `{inc.trigger}` "
-             f"(episode `{inc.episode_id}`)", f"- Severity: {inc.severity}",
-             f"- Opened: {inc.opened_at.isoformat()}", f"- Resolved: {end.isoformat()} by {inc.resolved_by or '-'}",
-             f"- Highest escalation level: {inc.level}", f"- Acknowledged by: {inc.acknowledged_by or '-'}", "",
-             "## Timeline", "", "| time (UTC) | + | what | who |", "|---|---|---|---|"]
-    for e in inc.timeline:
-        offset = fmt_duration((e.at - inc.opened_at).total_seconds())
-        text = e.text.replace("|", "\\|").replace("\n", " ")
-        lines.append(f"| {e.at.strftime('%Y-%m-%d %H:%M:%S')} | {offset} | {e.kind}: {text} | {e.actor} |")
-    lines += ["", "## Recovery time against the runbook", ""]
+    return ["## Summary", "", f"- Incident: `{inc.incident_id}`", f"- Service: `{inc.service}`",
+            f"- Severity: {inc.severity}", f"- Opened: {inc.opened_at.isoformat()}",
+            f"- Resolved: {end.isoformat()} by {inc.resolved_by or '-'}",
+            f"- Highest escalation level: {inc.level}", f"- Acknowledged by: {inc.acknowledged_by or '-'}", ""]
+
+
+def _impact(inc: Incident, budget_note: str | None) -> list[str]:
+    end = inc.resolved_at or inc.opened_at
+    return ["## Impact", "", f"- Duration: {fmt_duration((end - inc.opened_at).total_seconds())}",
+            "- Requests failed: not known to the notifier (see the SLA series of the service)",
+            f"- Error budget consumed: {budget_note or 'not known to the notifier'}",
+            f"- During maintenance: {'yes' if inc.during_maintenance else 'no'}", ""]
+
+
+def _trigger(inc: Incident) -> list[str]:
+    opened = next((e.text for e in inc.timeline if e.kind == "opened"), inc.title)
+    return ["## Trigger", "", f"`{inc.trigger}` (episode `{inc.episode_id}`): {opened}", ""]
+
+
+def _timeline(inc: Incident) -> list[str]:
+    lines = ["## Timeline", "", "| time (UTC) | + | what | who |", "|---|---|---|---|"]
+    for e in sorted(inc.timeline, key=lambda e: e.at):
+        offset = fmt_duration((e.at - inc.opened_at).total_seconds()) if e.at >= inc.opened_at else \
+            "-" + fmt_duration((inc.opened_at - e.at).total_seconds())
+        lines.append(f"| {e.at.strftime('%Y-%m-%d %H:%M:%S')} | {offset} | {e.kind}: {_cell(e.text)} | {e.actor} |")
+    return lines + [""]
+
+
+def _actions(inc: Incident) -> list[str]:
+    lines = ["## Actions and their verified effects", ""]
+    rows = [e for e in inc.timeline if e.kind in ("action", "mitigated")]
+    lines += [f"- {e.at.strftime('%H:%M:%S')} {'effect: ' if e.kind == 'mitigated' else ''}{e.text} ({e.actor})"
+              for e in rows] or ["- none recorded"]
+    return lines + [""]
+
+
+def _against_runbook(inc: Incident, targets: Targets) -> list[str]:
+    total = ((inc.resolved_at or inc.opened_at) - inc.opened_at).total_seconds()
+    times = clock_times(inc)
+    lines = ["## Recovery time against the runbook", "", "| measure | time | runbook target | verdict |",
+             "|---|---|---|---|"]
+    for name, target in (("detect", targets.auto_recovery), ("mitigate", targets.manual_intervention),
+                         ("resolve", targets.full_restore)):
+        t = times[name]
+        lines.append(f"| Time to {name} | {'not known' if t is None else fmt_duration(t)} | {fmt_duration(target)} "
+                     f"| {'-' if t is None else ('met' if t <= target else 'MISSED')} |")
+    lines.append("")
     if inc.mitigated_at is not None:
         mitigated = (inc.mitigated_at - inc.opened_at).total_seconds()
         lines.append(f"- Time to mitigation: {fmt_duration(mitigated)}; auto-recovery target "
@@ -45,5 +116,24 @@ def render_report(incident: Incident, *, targets: Targets, budget_note: str | No
                  + ("auto-recovery target " + _verdict(total, targets.auto_recovery) if inc.level == 1 else
                     "manual-intervention target " + _verdict(total, targets.manual_intervention)))
     lines.append(f"- Full-restore target {_verdict(total, targets.full_restore)}")
-    lines += ["", "## Error budget impact", "", f"- {budget_note or 'not known to the notifier'}", ""]
+    return lines + [""]
+
+
+def _to_fill() -> list[str]:
+    return ["## Root cause", "", _TODO, "", "## Contributing factors", "", _TODO, "",
+            "## Action items", "", "| action | owner | due | ticket |", "|---|---|---|---|", "|  |  |  |  |", "",
+            "## Lessons learned", "", _TODO, ""]
+
+
+def render_report(incident: Incident, *, targets: Targets, budget_note: str | None = None) -> str:
+    """The report in Markdown (stored with the incident when it resolves)."""
+    inc = incident
+    lines = [f"# Post-incident report: {inc.title}", "", *_summary(inc), *_impact(inc, budget_note),
+             *_trigger(inc), *_timeline(inc), *_actions(inc), *_against_runbook(inc, targets), *_to_fill()]
     return "\n".join(lines)
+
+
+def render_report_html(markdown: str, *, incident: Incident) -> str:
+    """The stored report as a page of its own (the Markdown's raw HTML is not rendered: it is escaped)."""
+    body = Markup(_MD.render(markdown))  # noqa: S704 - markdown-it with html off escapes every tag
+    return templates().get_template("report.html").render(inc=incident, body=body)

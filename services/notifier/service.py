@@ -13,6 +13,7 @@ refusing), each claimed with a lease so two instances never send one twice.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import uuid
@@ -22,8 +23,10 @@ from typing import Protocol, cast
 
 from opentelemetry import trace
 
+from services.notifier.ack import AckLinks
 from services.notifier.maintenance import Silences
 from services.notifier.models import Change, DeliveryRecord, Incident, OutboxRow, TimelineEntry
+from services.notifier.oncall import OnCallSchedule
 from services.notifier.policy import ChannelName, NotifierPolicy
 from services.notifier.report import fmt_duration, render_report
 from shared.events import (
@@ -85,10 +88,12 @@ def _utcnow() -> datetime:
 
 class NotifierService:
     def __init__(self, *, policy: NotifierPolicy, publisher: Publisher, store: IncidentStore, sender: Sender,
-                 now: Callable[[], datetime] = _utcnow, lease_s: float = 120.0, silences: Silences | None = None) -> None:
+                 now: Callable[[], datetime] = _utcnow, lease_s: float = 120.0, silences: Silences | None = None,
+                 oncall: OnCallSchedule | None = None, ack: AckLinks | None = None) -> None:
         """`lease_s`: how long a claimed event or notice is left to its instance before another may send it.
-        `silences`: the maintenance windows (a service in one pages nobody)."""
-        self.silences = silences
+        `silences`: the maintenance windows (a service in one pages nobody). `oncall`: who a rotation's
+        contact pages; `ack`: the signed acknowledge links put in pages."""
+        self.silences, self.oncall, self.ack = silences, oncall, ack
         self.policy = policy
         self.publisher = publisher
         self.store = store
@@ -135,6 +140,12 @@ class NotifierService:
         ch = Change(inc, version=None)
         self._entry(ch, "opened", f"{title}{'; ' + event.detail if event.detail else ''}; "
                                   f"level 1: {self.policy.level(1).name}", actor="sla")
+        if event.first_bad_at is not None and event.first_bad_at < inc.opened_at:
+            detected = TimelineEntry(at=event.first_bad_at, kind="detected", actor="sla",
+                                     text=f"first bad at the SLA processor; detected after "
+                                          f"{fmt_duration((inc.opened_at - event.first_bad_at).total_seconds())}")
+            inc.timeline.append(detected)
+            ch.entries.append(detected)
         self._arm(inc)
         ch.events.append(IncidentOpened(service=inc.service, incident_id=iid, title=title, severity=inc.severity,
                                         trigger=event.trigger, episode_id=event.episode_id))
@@ -257,10 +268,14 @@ class NotifierService:
         for inc in await self.store.due_escalations(now=self.now()):
             if not inc.escalating or await self._silenced(inc.service):
                 continue  # in maintenance: it escalates when the window ends (like an Alertmanager silence)
-            after = self.policy.level(inc.level).escalate_after or 0
+            level, since = self.policy.level(inc.level), self._level_since(inc)
+            after = level.escalate_after
             ch = Change(inc, version=inc.version)
-            why = f"not mitigated or acknowledged within {fmt_duration(after)} at level {inc.level}"
-            self._escalate(ch, reason=why)
+            if level.repeat_every is not None and (after is None or self.now() < since + timedelta(seconds=after)):
+                self._repeat_page(ch, since=since)
+            else:
+                why = f"not mitigated or acknowledged within {fmt_duration(after or 0)} at level {inc.level}"
+                self._escalate(ch, reason=why)
             try:
                 with continued(inc.traceparent, "incident escalate", tracer=__name__,
                                attributes={"safeguard.incident_id": inc.incident_id, "safeguard.level": inc.level}):
@@ -295,10 +310,11 @@ class NotifierService:
 
     # --- the relay ----------------------------------------------------------------------------------
     async def dispatch(self) -> None:
-        """Publish the due outbox events and send the due notices (then publish what that produced)."""
+        """Publish the due outbox events and send the due notices, all at once (a slow or failing channel
+        does not hold up the others), then publish what that produced."""
         await self._publish_due()
-        for notice in await self.store.claim_notices(now=self.now(), lease=self.lease):
-            await self._send(notice)
+        await asyncio.gather(*(self._send(n) for n in await self.store.claim_notices(now=self.now(),
+                                                                                      lease=self.lease)))
         await self._publish_due()
 
     async def _publish_due(self) -> None:
@@ -329,7 +345,8 @@ class NotifierService:
                                    message=notice.message, incident=inc)
         except Exception as exc:  # noqa: BLE001 - a failed notice is a result: recorded, published, redelivered
             error = f"{type(exc).__name__}: {exc}"[:300]
-            last = attempts >= self.policy.webhook.redeliveries
+            expired = self.now() - notice.at >= timedelta(seconds=self.policy.webhook.expire_after)
+            last = attempts >= self.policy.webhook.redeliveries or expired
             log.warning("notice to %s/%s failed (try %d%s): %s", notice.channel, notice.recipient, attempts,
                         ", giving up" if last else "", error)
             nxt = None if last else self.now() + timedelta(seconds=self.policy.webhook.redeliver_in(attempts))
@@ -383,23 +400,54 @@ class NotifierService:
     async def _for_action(self, service: str, episode_id: str | None) -> Incident | None:
         return await self._unresolved(incident_id_for(service, episode_id)) if episode_id else None
 
-    def _arm(self, inc: Incident) -> None:
-        after = self.policy.level(inc.level).escalate_after
-        live = inc.escalating and after is not None
-        inc.escalate_at = self.now() + timedelta(seconds=after) if live and after is not None else None
+    def _arm(self, inc: Incident, *, since: datetime | None = None) -> None:
+        """The next deadline at this level (from `since`, default now): the escalation, or a repeated page
+        before it."""
+        level = self.policy.level(inc.level)
+        start, now = since or self.now(), self.now()
+        due = [] if level.escalate_after is None else [start + timedelta(seconds=level.escalate_after)]
+        if level.repeat_every is not None and inc.level > 1:
+            due.append(now + timedelta(seconds=level.repeat_every))
+        inc.escalate_at = min(due) if inc.escalating and due else None
+
+    @staticmethod
+    def _level_since(inc: Incident) -> datetime:
+        """When the incident reached its level (its last escalation, else its opening)."""
+        return next((e.at for e in reversed(inc.timeline) if e.kind == "escalated"), inc.opened_at)
 
     def _escalate(self, ch: Change, *, reason: str) -> None:
         inc = ch.incident
         inc.level += 1
         level = self.policy.level(inc.level)
-        self._arm(inc)
         self._entry(ch, "escalated", f"level {inc.level}: {level.name} ({reason})")
+        self._arm(inc, since=inc.timeline[-1].at)
         ch.events.append(IncidentEscalated(service=inc.service, incident_id=inc.incident_id, level=inc.level,
                                            target=level.name))
-        page = f"[L{inc.level} {level.name}] {inc.severity.upper()} {inc.title}: {reason}"
-        for contact in level.contacts or ["default"]:
-            self._deliver(ch, "oncall_page", contact, page)
+        self._page(ch, f"[L{inc.level} {level.name}] {inc.severity.upper()} {inc.title}: {reason}")
         self._deliver(ch, "status_page", "status", f"Escalated to {level.name}: {inc.title}")
+
+    def _repeat_page(self, ch: Change, *, since: datetime) -> None:
+        """Page the level's contacts again (still unacknowledged) and arm the next deadline."""
+        inc, level = ch.incident, self.policy.level(ch.incident.level)
+        waited = fmt_duration((self.now() - since).total_seconds())
+        people = self._page(ch, f"[L{inc.level} {level.name}] {inc.severity.upper()} {inc.title}: "
+                                f"still not acknowledged after {waited} (repeat)")
+        self._entry(ch, "notified", f"page repeated to {', '.join(people)}: not acknowledged after {waited}")
+        self._arm(inc, since=since)
+
+    def _page(self, ch: Change, text: str) -> list[str]:
+        """Page each contact of the level (a rotation's contact: whoever is on call in it now), each page
+        with its own acknowledge link; who was paged."""
+        inc, now, people = ch.incident, self.now(), []
+        for contact in self.policy.level(inc.level).contacts or ["default"]:
+            rota = self.oncall is not None and self.oncall.has(contact)
+            person = self.oncall.who(contact, at=now) if rota and self.oncall is not None else contact
+            on_call = f" (on call: {contact})" if rota else ""
+            link = "" if self.ack is None else \
+                f" Acknowledge: {self.ack.link(incident_id=inc.incident_id, person=person, now=now)}"
+            self._deliver(ch, "oncall_page", person, f"{text}{on_call}.{link}")
+            people.append(person)
+        return people
 
     async def _resolve(self, inc: Incident, *, by: str, note: str) -> Incident:
         with continued(inc.traceparent, "incident resolve", tracer=__name__,

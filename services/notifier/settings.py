@@ -9,9 +9,19 @@ from shared.auth import AuthSettings
 from shared.ratelimit import RateLimitSettings
 from shared.settings import ServiceSettings
 
-__all__ = ["NotifierSettings", "SmtpSettings", "SubscriptionSettings", "DEFAULT_POLICY"]
+__all__ = ["NotifierSettings", "SmtpSettings", "SubscriptionSettings", "DEFAULT_POLICY", "ChannelSecrets",
+           "DEFAULT_ONCALL"]
 
 DEFAULT_POLICY = Path(__file__).resolve().parents[2] / "config" / "notifier.yaml"
+DEFAULT_ONCALL = Path(__file__).resolve().parents[2] / "config" / "oncall.yaml"
+
+
+class ChannelSecrets(BaseModel):
+    """`NOTIFIER_CHANNELS__<CHANNEL>__URL` / `__SECRET`: a channel's URL (replaces the policy's) and the
+    HMAC key its webhook is signed with. Never logged."""
+
+    url: SecretStr | None = None
+    secret: SecretStr | None = None
 
 
 class SmtpSettings(BaseModel):
@@ -48,3 +58,8 @@ class NotifierSettings(ServiceSettings):
     smtp: SmtpSettings = Field(default_factory=SmtpSettings)
     subscriptions: SubscriptionSettings = Field(default_factory=SubscriptionSettings)
     ratelimit: RateLimitSettings = Field(default_factory=RateLimitSettings)
+    channels: dict[str, ChannelSecrets] = Field(default_factory=dict)
+    oncall_file: Path = Field(default=DEFAULT_ONCALL, description="The on-call schedule (NOTIFIER_ONCALL_FILE).")
+    ack_secret: SecretStr | None = Field(default=None, description="Signs acknowledge links (default: the "
+                                                                    "notifier's key in Postgres).")
+    ack_valid_s: float = Field(default=3600.0, gt=0, description="How long an acknowledge link works.")
