@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from datetime import datetime
 from typing import Protocol
 
@@ -117,10 +118,14 @@ class EffectChecks:
             return None  # no PID known before: a new one cannot be told from the old
         out = []
         for instance, old in sorted(pids.items()):
-            seen = await self.watch.wait_for(
-                lambda e, i=instance, o=old: isinstance(e, ProcessStatsReported) and e.service == rec.service  # type: ignore[misc]
-                and e.instance == i and e.pid != o, since=since, timeout_s=self.timeout_s)
+            seen = await self.watch.wait_for(_new_pid(rec.service, instance, old), since=since,
+                                             timeout_s=self.timeout_s)
             if not isinstance(seen, ProcessStatsReported):
                 return None
             out.append(f"{instance}: pid {old} -> {seen.pid}")
         return "new process reporting: " + "; ".join(out)
+
+
+def _new_pid(service: str, instance: str, old: int) -> Callable[[Report], bool]:
+    return lambda e: isinstance(e, ProcessStatsReported) and e.service == service and e.instance == instance \
+        and e.pid != old
