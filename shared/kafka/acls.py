@@ -76,7 +76,7 @@ def acls(*, prefix: str = "", sla_app_id: str = "safeguard-sla") -> list[Acl]:
                           consume=(t.FLAGS_STATE, t.INCIDENTS_EVENTS, t.SLA_TRIGGERS, t.SLA_BUDGETS, t.HEALTH_CHECKS)),
         "sla": _grants(produce=(t.SLA_TRIGGERS, t.SLA_BUDGETS),
                        consume=(t.TELEMETRY_REQUESTS, t.TELEMETRY_PAGELOADS, t.HEALTH_CHECKS)),
-        "recovery": _grants(produce=(t.RECOVERY_COMMANDS, t.RECOVERY_ACTIONS), consume=(t.SLA_TRIGGERS,),
+        "recovery": _grants(produce=(t.RECOVERY_COMMANDS, t.RECOVERY_ACTIONS), consume=(t.SLA_TRIGGERS, t.HEALTH_CHECKS),
                             groups=("safeguard-recovery",)),
         "notifier": _grants(produce=(t.INCIDENTS_EVENTS, t.NOTIFIER_DELIVERIES),
                             consume=(t.SLA_TRIGGERS, t.RECOVERY_ACTIONS, t.DEPLOY_EVENTS), groups=("safeguard-notifier",)),
