@@ -1,7 +1,7 @@
 """Inbound edge: manual incidents (admin, audited in the timeline), acknowledge links from pages (a confirm
-page, then a POST), the post-incident report as HTML, and who is on call."""
+page, then a POST), the post-incident report as HTML, and who is on call.
 
-from __future__ import annotations
+No `from __future__ import annotations` here: FastAPI must see the route-local `Admin` type at run time."""
 
 from datetime import UTC, datetime
 from typing import Annotated, Any

@@ -263,7 +263,8 @@ class NotifierService:
         await self.dispatch()
 
     async def escalate_overdue(self) -> list[Incident]:
-        """Escalate every incident whose level's delay ran out without ack, mitigation or resolution."""
+        """Escalate every incident whose level's delay ran out without ack, mitigation or resolution (the
+        escalated ones); page again those whose level repeats its page before that."""
         out = []
         for inc in await self.store.due_escalations(now=self.now()):
             if not inc.escalating or await self._silenced(inc.service):
@@ -271,7 +272,8 @@ class NotifierService:
             level, since = self.policy.level(inc.level), self._level_since(inc)
             after = level.escalate_after
             ch = Change(inc, version=inc.version)
-            if level.repeat_every is not None and (after is None or self.now() < since + timedelta(seconds=after)):
+            repeat = level.repeat_every is not None and (after is None or self.now() < since + timedelta(seconds=after))
+            if repeat:
                 self._repeat_page(ch, since=since)
             else:
                 why = f"not mitigated or acknowledged within {fmt_duration(after or 0)} at level {inc.level}"
@@ -282,7 +284,8 @@ class NotifierService:
                     await self._commit(ch)
             except StaleIncident:
                 continue  # another instance changed it first
-            out.append(inc)
+            if not repeat:
+                out.append(inc)
         return out
 
     # --- operators ----------------------------------------------------------------------------------
