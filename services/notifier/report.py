@@ -7,7 +7,7 @@ resolve against the runbook's 5 min / 15 min / 1 h, and the sections people fill
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
 
@@ -57,11 +57,15 @@ def clock_times(inc: Incident) -> dict[str, float | None]:
             "resolve": since(inc.resolved_at)}
 
 
+def _utc(t: datetime) -> str:
+    return t.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
 def _summary(inc: Incident) -> list[str]:
     end = inc.resolved_at or inc.opened_at
     return ["## Summary", "", f"- Incident: `{inc.incident_id}`", f"- Service: `{inc.service}`",
-            f"- Severity: {inc.severity}", f"- Opened: {inc.opened_at.isoformat()}",
-            f"- Resolved: {end.isoformat()} by {inc.resolved_by or '-'}",
+            f"- Severity: {inc.severity}", f"- Opened: {_utc(inc.opened_at)}",
+            f"- Resolved: {_utc(end)} by {inc.resolved_by or '-'}",
             f"- Highest escalation level: {inc.level}", f"- Acknowledged by: {inc.acknowledged_by or '-'}", ""]
 
 
