@@ -158,7 +158,8 @@ class NotifierService:
             inc = await self._deploy_incident(event.service, joined_episode=event.episode_id)
         if inc is None:
             return None
-        return await self._resolve(inc, by="sla", note=f"trigger cleared ({describe_clear(event.trigger, event.value, event.threshold)})")
+        return await self._resolve(inc, by="sla", note=f"trigger cleared ({describe_clear(event.trigger, event.value, event.threshold)}"
+                                   f"{'; ' + event.reason if event.reason else ''})")
 
     # --- recovery.actions ---------------------------------------------------------------------------
     async def record_action(self, event: RecoveryActionStarted) -> None:

@@ -332,6 +332,7 @@ class SlaCore:
             id=uuid5(NAMESPACE_URL, f"{state.episode_id}#cleared"), time=_dt(now), service=svc,
             trigger=trigger, episode_id=state.episode_id, value=value or 0.0, threshold=rule.clear_at,
             fired_at=_dt(state.fired_at) if state.fired_at is not None else None, instance=state.instance,
+            reason=reason,
         )
 
     # ---- re-arm (rearm.py) -----------------------------------------------------------------

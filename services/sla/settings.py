@@ -21,6 +21,6 @@ class SlaSettings(HttpSettings):
     republish_every: float = Field(default=1.0, gt=0, description="Seconds between retries of trigger events not yet published.")
     tick_every: float = Field(default=1.0, gt=0, description="Seconds between evaluations on the clock (windows age out without new data).")
     tick_idle: float = Field(default=3.0, gt=0, description="Seconds without a service's records before the clock evaluates its triggers.")
-    rearm_on_flags: bool = Field(default=False, description="Read flags.changes: a new feature turned on during a firing error-rate episode re-arms it (the sla principal needs READ on flags.changes).")
+    rearm_on_flags: bool = Field(default=True, description="Read flags.changes: a new feature turned on during a firing error-rate episode re-arms it (the sla principal needs READ on flags.changes).")
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)

@@ -49,6 +49,9 @@ class TriggerCleared(Event):
     threshold: float
     fired_at: datetime | None = None
     instance: str | None = None
+    reason: str = Field(default="", description=(
+        "Why it ended: the condition held clean, no data (the window aged out on the clock), or superseded by "
+        "a new episode (a feature turned on again while it fired)."))
 
 
 class BurnRate(BaseModel):

@@ -75,7 +75,7 @@ def acls(*, prefix: str = "", sla_app_id: str = "safeguard-sla") -> list[Acl]:
         "health": _grants(produce=(t.HEALTH_CHECKS,), dead_letters=False,  # no group: reads the feed
                           consume=(t.FLAGS_STATE, t.INCIDENTS_EVENTS, t.SLA_TRIGGERS, t.SLA_BUDGETS, t.HEALTH_CHECKS)),
         "sla": _grants(produce=(t.SLA_TRIGGERS, t.SLA_BUDGETS),
-                       consume=(t.TELEMETRY_REQUESTS, t.TELEMETRY_PAGELOADS, t.HEALTH_CHECKS)),
+                       consume=(t.TELEMETRY_REQUESTS, t.TELEMETRY_PAGELOADS, t.HEALTH_CHECKS, t.FLAGS_CHANGES)),
         "recovery": _grants(produce=(t.RECOVERY_COMMANDS, t.RECOVERY_ACTIONS), consume=(t.SLA_TRIGGERS, t.HEALTH_CHECKS),
                             groups=("safeguard-recovery",)),
         "notifier": _grants(produce=(t.INCIDENTS_EVENTS, t.NOTIFIER_DELIVERIES),
