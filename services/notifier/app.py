@@ -54,7 +54,7 @@ def create_app(settings: NotifierSettings, *, policy: NotifierPolicy | None = No
     """The policy is loaded here, so a bad file stops the service before it serves. The keyword
     arguments replace Kafka / Postgres / the channels (tests); `consume=False` skips the consumer."""
     policy = policy or load_policy(settings.policy_file)
-    schedule = oncall or load_oncall(settings.oncall_file)
+    schedule = oncall or (load_oncall(settings.oncall_file) if settings.oncall_file else OnCallSchedule())
     limiter = RateLimiter.from_settings(settings.ratelimit, redis_url=settings.redis.url)
 
     @asynccontextmanager

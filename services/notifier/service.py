@@ -314,9 +314,8 @@ class NotifierService:
 
     # --- the relay ----------------------------------------------------------------------------------
     async def dispatch(self) -> None:
-        """Publish the due outbox events and send the due notices, all at once (a slow or failing channel
-        does not hold up the others), then publish what that produced."""
-        await self._publish_due()
+        """Send the due notices, all at once (a slow or failing channel does not hold up the others, and a page
+        does not wait for Kafka), then publish the due outbox events in order (the notices' results last)."""
         await asyncio.gather(*(self._send(n) for n in await self.store.claim_notices(now=self.now(),
                                                                                       lease=self.lease)))
         await self._publish_due()

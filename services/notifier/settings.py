@@ -59,7 +59,9 @@ class NotifierSettings(ServiceSettings):
     subscriptions: SubscriptionSettings = Field(default_factory=SubscriptionSettings)
     ratelimit: RateLimitSettings = Field(default_factory=RateLimitSettings)
     channels: dict[str, ChannelSecrets] = Field(default_factory=dict)
-    oncall_file: Path = Field(default=DEFAULT_ONCALL, description="The on-call schedule (NOTIFIER_ONCALL_FILE).")
+    oncall_file: Path | None = Field(default=None, description="The on-call schedule (NOTIFIER_ONCALL_FILE, e.g. "
+                                                               "config/oncall.yaml); without one, contacts are paged "
+                                                               "by name.")
     ack_secret: SecretStr | None = Field(default=None, description="Signs acknowledge links (default: the "
                                                                     "notifier's key in Postgres).")
     ack_valid_s: float = Field(default=3600.0, gt=0, description="How long an acknowledge link works.")

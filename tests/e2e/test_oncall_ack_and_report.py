@@ -20,7 +20,7 @@ import uvicorn
 from pydantic import SecretStr
 
 from services.notifier.app import create_app
-from services.notifier.settings import NotifierSettings, SubscriptionSettings
+from services.notifier.settings import DEFAULT_ONCALL, NotifierSettings, SubscriptionSettings
 from shared.auth import AuthSettings
 from shared.settings import PostgresSettings, RedisSettings
 from shared.testing import InMemoryPublisher
@@ -48,7 +48,7 @@ async def notifier(postgres_dsn: str, redis_url: str) -> AsyncIterator[str]:
                                 auth=AuthSettings(admin_token=SecretStr(TOKEN), env="test"),
                                 postgres=PostgresSettings(dsn=SecretStr(postgres_dsn)),
                                 redis=RedisSettings(url=SecretStr(redis_url)),
-                                subscriptions=SubscriptionSettings(public_url=base))
+                                subscriptions=SubscriptionSettings(public_url=base), oncall_file=DEFAULT_ONCALL)
     app = create_app(settings, publisher=InMemoryPublisher(), consume=False)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False))
     task = asyncio.create_task(server.serve())
