@@ -20,6 +20,9 @@ that does what `limits`' acquire script does on the same keys and also returns t
 saw, from which the RateLimit headers are computed as `limits`' `get_window_stats` would
 (`limits` itself needs a second script call for the stats). Other strategies/storages use
 `limits`' own `hit` + `get_window_stats`.
+
+With `local=True` (`RATELIMIT_LOCAL`) hits are decided in process and reconciled with the same Redis
+window in the background (`shared.ratelimit_local`): no request waits on Redis.
 """
 
 from __future__ import annotations
@@ -43,6 +46,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from shared.ratelimit_local import LocalWindows
+
 __all__ = [
     "RateLimitSettings", "RateLimiter", "RateLimitMiddleware", "RateLimitExceeded", "Decision",
     "client_address", "client_key", "Identify",
@@ -62,6 +67,8 @@ class RateLimitSettings(BaseSettings):
     storage_url: SecretStr | None = Field(default=None, description="async+redis://...; default: the Redis url.")
     retry_redis_s: float = Field(default=5.0, gt=0, description="After Redis failed, use memory this long.")
     trusted_proxies: list[str] = Field(default_factory=lambda: ["127.0.0.1/32", "::1/128"])
+    local: bool = Field(default=False, description="Decide in process (GCRA), reconcile with Redis in the background.")
+    sync_interval_s: float = Field(default=0.1, gt=0, description="With `local`: how often hits go to Redis.")
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,20 +191,29 @@ class _OneTripSlidingWindow:
             return cls(storage)
         return None
 
+    async def add(self, item: RateLimitItem, key: str, amount: int) -> float:
+        """Count `amount` hits allowed elsewhere (never refused); the weighted count in the window after."""
+        raw = await self._call(item, key, amount, limit=2 ** 52)
+        _, prev, prev_ttl, cur, _ = map(int, raw.split())
+        return prev * max(0, prev_ttl) / (item.get_expiry() * 1000) + cur
+
     async def hit(self, item: RateLimitItem, key: str, cost: int, policy: str) -> Decision:
+        raw = await self._call(item, key, cost, limit=item.amount)
+        allowed, prev, prev_ttl, cur, cur_ttl = map(int, raw.split())
+        return _decision(item, allowed == 1, prev, max(0.0, prev_ttl / 1000), cur, max(0.0, cur_ttl / 1000), policy)
+
+    async def _call(self, item: RateLimitItem, key: str, amount: int, *, limit: int) -> str:
         base = item.key_for(key)
         keys = [self.bridge.prefixed_key(self.storage._previous_window_key(base)),
                 self.bridge.prefixed_key(self.storage._current_window_key(base))]
-        window = item.get_expiry()
         try:
-            raw = await self.script(keys, [item.amount, window, cost])
+            raw = await self.script(keys, [limit, item.get_expiry(), amount])
         except self.bridge.base_exceptions as exc:
             if self.storage.wrap_exceptions:
                 from limits.errors import StorageError
                 raise StorageError(exc) from exc
             raise
-        allowed, prev, prev_ttl, cur, cur_ttl = map(int, raw.split())
-        return _decision(item, allowed == 1, prev, max(0.0, prev_ttl / 1000), cur, max(0.0, cur_ttl / 1000), policy)
+        return raw.decode() if isinstance(raw, bytes) else str(raw)
 
 
 def _decision(item: RateLimitItem, allowed: bool, prev: int, prev_expires_in: float, cur: int,
@@ -220,7 +236,7 @@ class RateLimiter:
     def __init__(self, *, storage: Storage | None, strategy: Strategy = "sliding-window-counter",
                  default: str = "100/second", retry_redis_s: float = 5.0,
                  trusted_proxies: Iterable[str] = ("127.0.0.1/32", "::1/128"), enabled: bool = True,
-                 identify: Identify | None = None) -> None:
+                 identify: Identify | None = None, local: bool = False, sync_interval_s: float = 0.1) -> None:
         kind = MovingWindowRateLimiter if strategy == "moving-window" else SlidingWindowCounterRateLimiter
         self._primary: _Strategy | None = kind(storage) if storage is not None else None
         self._one_trip = _OneTripSlidingWindow.for_storage(storage) if kind is SlidingWindowCounterRateLimiter else None
@@ -231,6 +247,30 @@ class RateLimiter:
         self.trusted_proxies = tuple(trusted_proxies)
         self.enabled = enabled
         self.identify = identify
+        self._local: LocalWindows | None = None
+        if local:
+            if storage is not None and self._one_trip is None:
+                raise ValueError("local decisions reconcile through the sliding-window counter on Redis "
+                                 "(strategy sliding-window-counter, an async+redis:// storage)")
+            self._local = LocalWindows(sync=self._sync if self._one_trip is not None else None,
+                                       interval_s=sync_interval_s)
+
+    async def _sync(self, item: RateLimitItem, key: str, hits: int) -> float:
+        assert self._one_trip is not None
+        if self.degraded:
+            return 0.0
+        try:
+            return await self._one_trip.add(item, key, hits)
+        except Exception:
+            logger.warning("rate limit storage failed; deciding per instance for %.0f s", self._retry_s,
+                           exc_info=True)
+            self._down_until = time.monotonic() + self._retry_s
+            raise
+
+    async def aclose(self) -> None:
+        """With `local`: send the hits not yet in Redis and stop the background sync."""
+        if self._local is not None:
+            await self._local.aclose()
 
     def key(self, conn: HTTPConnection) -> str:
         """The caller's bucket: its verified identity, else its address."""
@@ -250,7 +290,8 @@ class RateLimiter:
                                           socket_connect_timeout=0.5, wrap_exceptions=True)
         return cls(storage=storage, strategy=settings.strategy, default=settings.default,
                    retry_redis_s=settings.retry_redis_s, trusted_proxies=settings.trusted_proxies,
-                   enabled=settings.enabled, identify=identify)
+                   enabled=settings.enabled, identify=identify, local=settings.local,
+                   sync_interval_s=settings.sync_interval_s)
 
     @property
     def degraded(self) -> bool:
@@ -260,6 +301,10 @@ class RateLimiter:
     async def hit(self, key: str, item: RateLimitItem | None = None, *, cost: int = 1,
                   policy: str = "default") -> Decision:
         item = item or self.default
+        if self._local is not None:
+            v = self._local.hit(item, key, cost)
+            return Decision(allowed=v.allowed, limit=item.amount, remaining=v.remaining, reset_s=v.reset_s,
+                            window_s=item.get_expiry(), policy=policy)
         strategy = self._memory if self._primary is None or self.degraded else self._primary
         try:
             if self._one_trip is not None and strategy is self._primary:

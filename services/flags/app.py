@@ -37,8 +37,8 @@ def create_app(settings: FlagsSettings, *, publisher: Publisher | None = None,
                repository: Repository | None = None, limiter: RateLimiter | None = None) -> FastAPI:
     """`publisher`/`repository` replace Kafka/Postgres (tests). Without a repository, Postgres from settings."""
     auth = Authenticator(settings.auth)
-    limiter = limiter or RateLimiter.from_settings(settings.ratelimit.model_copy(update={"default": settings.rate_limit}),
-                                                   redis_url=settings.redis.url)
+    limiter = limiter or RateLimiter.from_settings(settings.ratelimit.model_copy(update={
+        "default": settings.rate_limit, "local": settings.rate_limit_local}), redis_url=settings.redis.url)
     if limiter.identify is None:  # buckets by verified token, else by address (a random token earns none)
         limiter.identify = auth.verified_identity
 
@@ -74,13 +74,15 @@ def create_app(settings: FlagsSettings, *, publisher: Publisher | None = None,
             try:
                 yield
             finally:
+                await limiter.aclose()
                 svc.broadcaster.close()
                 for t in tasks:
                     t.cancel()
                 await asyncio.gather(*tasks, return_exceptions=True)
 
     app = FastAPI(title="Safeguard flags", version="1.0.0", lifespan=lifespan,
-                  description="Feature flags (flagd definitions), OFREP evaluation, kill switch, audit.")
+                  description="Feature flags (flagd definitions), OFREP evaluation, kill switch, audit.",
+                  telemetry={"exclude": ofrep.untraced(ratio=settings.ofrep_trace_ratio)})
     slots = StreamSlots(max_total=settings.sse_max_subscribers, max_per_client=settings.sse_max_per_client)
     app.include_router(api.build_router(auth, write_limit=limiter.dependency(settings.write_limit, name="writes"),
                                         slots=slots, client_key=limiter.key))

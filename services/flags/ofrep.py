@@ -11,7 +11,12 @@ flags are loaded every evaluation is 503 with Retry-After (never FLAG_NOT_FOUND 
 
 
 import json
+import random
+import re
+from collections.abc import Callable
 from typing import Annotated, Any
+
+import orjson
 
 from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import JSONResponse, Response
@@ -24,7 +29,9 @@ from services.flags.snapshot import etag_for
 from sdk.flags.evaluator import Resolution
 from shared.auth import Authenticator
 
-__all__ = ["build_ofrep_router", "ofrep_body", "parse_context", "OfrepFastPath"]
+__all__ = ["build_ofrep_router", "ofrep_body", "parse_context", "OfrepFastPath", "dumps", "untraced"]
+
+Header_ = tuple[bytes, bytes]
 
 _CONTEXT_SCHEMA = {"type": "object", "properties": {"context": {
     "type": "object", "properties": {"targetingKey": {"type": "string"}}, "additionalProperties": True}}}
@@ -137,13 +144,40 @@ def build_ofrep_router(auth: Authenticator, *, max_bytes: int = MAX_BYTES, max_d
     return router
 
 
-_SINGLE = "/ofrep/v1/evaluate/flags/"
+def untraced(*, ratio: float) -> Callable[[Scope], bool]:
+    """FastAPI's telemetry `exclude` for the flags app: an OFREP evaluation gets its request span when the
+    caller's traceparent is sampled, never when it is not, else for a `ratio` share (parent-based ratio).
+    Every other request keeps its span."""
+    def exclude(scope: Scope) -> bool:
+        if not scope.get("path", "").startswith("/ofrep/"):
+            return False
+        for name, value in scope.get("headers", ()):
+            if name == b"traceparent":
+                if len(value) == 55 and _HEX.fullmatch(value[-2:]):
+                    return not int(value[-2:], 16) & 1
+                break
+        return random.random() >= ratio
+    return exclude
+
+
+_HEX = re.compile(rb"[0-9a-f]{2}")
+_BULK = "/ofrep/v1/evaluate/flags"
+_SINGLE = _BULK + "/"
+_JSON = (b"content-type", b"application/json")
+
+
+def dumps(body: Any) -> bytes:
+    """Compact JSON; orjson, else the standard library (an integer past 64 bits, a NaN)."""
+    try:
+        return orjson.dumps(body)
+    except (TypeError, orjson.JSONEncodeError):
+        return json.dumps(body, separators=(",", ":")).encode()
 
 
 class OfrepFastPath:
-    """Plain-ASGI hot path for single OFREP evaluations: same answers as the FastAPI route above (which
-    stays for the OpenAPI document and for anything unusual), without FastAPI's routing and dependency
-    resolution per call. Sits inside the rate limiter."""
+    """Plain-ASGI hot path for OFREP single and bulk evaluations: same answers as the FastAPI routes above (which
+    stay for the OpenAPI document and answer 401 / 503 with their usual bodies), without FastAPI's routing,
+    dependency resolution and response classes per call. Sits inside the rate limiter."""
 
     def __init__(self, app: ASGIApp, *, auth: Authenticator, max_bytes: int = MAX_BYTES,
                  max_depth: int = MAX_DEPTH) -> None:
@@ -154,36 +188,58 @@ class OfrepFastPath:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
-        if scope["type"] != "http" or scope["method"] != "POST" or not path.startswith(_SINGLE):
+        key: str | None = None
+        if scope["type"] != "http" or scope["method"] != "POST" or not path.startswith(_BULK):
             await self.app(scope, receive, send)
             return
-        key = path[len(_SINGLE):]
-        if not key or "/" in key:
-            await self.app(scope, receive, send)
-            return
+        if path != _BULK:
+            key = path[len(_SINGLE):] if path.startswith(_SINGLE) else ""
+            if not key or "/" in key:
+                await self.app(scope, receive, send)
+                return
         conn = HTTPConnection(scope)
-        if self.auth.reader_actor(conn) is None or not ready(scope["app"].state.flags):
+        service: FlagService = scope["app"].state.flags
+        if self.auth.reader_actor(conn) is None or not ready(service):
             await self.app(scope, receive, send)  # the FastAPI route answers 401 / 503 with its usual body
             return
+        ctx = parse_context(await self._body(receive), max_bytes=self.max_bytes, max_depth=self.max_depth)
+        if key is None:
+            status, raw, headers = self._bulk(service, ctx, conn.headers.get("if-none-match"))
+        else:
+            status, raw, headers = self._single(service, key, ctx)
+        if status != 304:
+            headers.append((b"content-length", str(len(raw)).encode()))
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": raw})
+
+    async def _body(self, receive: Receive) -> bytes:
         chunks, size = [], 0
         while True:
             message = await receive()
             chunks.append(message.get("body", b""))
             size += len(chunks[-1])
             if not message.get("more_body") or size > self.max_bytes:
-                break
-        ctx = parse_context(b"".join(chunks), max_bytes=self.max_bytes, max_depth=self.max_depth)
+                return b"".join(chunks)
+
+    @staticmethod
+    def _single(service: FlagService, key: str, ctx: dict[str, Any] | str) -> tuple[int, bytes, list[Header_]]:
         if isinstance(ctx, str):
-            status, body = 400, {"key": key, "errorCode": "INVALID_CONTEXT", "errorDetails": ctx}
-        else:
-            service: FlagService = scope["app"].state.flags
-            r = service.evaluate(key, ctx)
-            if r is None:
-                status, body = 404, {"key": key, "errorCode": "FLAG_NOT_FOUND",
-                                     "errorDetails": f"flag {key!r} was not found"}
-            else:
-                status, body = ofrep_body(key, r)
-        raw = json.dumps(body, separators=(",", ":")).encode()
-        await send({"type": "http.response.start", "status": status,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(raw)).encode())]})
-        await send({"type": "http.response.body", "body": raw})
+            return 400, dumps({"key": key, "errorCode": "INVALID_CONTEXT", "errorDetails": ctx}), [_JSON]
+        r = service.evaluate(key, ctx)
+        if r is None:
+            return 404, dumps({"key": key, "errorCode": "FLAG_NOT_FOUND",
+                               "errorDetails": f"flag {key!r} was not found"}), [_JSON]
+        status, body = ofrep_body(key, r)
+        return status, dumps(body), [_JSON]
+
+    @staticmethod
+    def _bulk(service: FlagService, ctx: dict[str, Any] | str,
+              if_none_match: str | None) -> tuple[int, bytes, list[Header_]]:
+        if isinstance(ctx, str):
+            return 400, dumps({"errorCode": "INVALID_CONTEXT", "errorDetails": ctx}), [_JSON]
+        etag = etag_for(service.snapshot.revision, ctx, len(service.snapshot.entries))
+        headers = [(b"etag", etag.encode())]
+        if if_none_match is not None and etag in [t.strip() for t in if_none_match.split(",")]:
+            return 304, b"", headers
+        flags = [ofrep_body(k, r)[1] for k, r in service.evaluate_all(ctx)]
+        return 200, dumps({"flags": flags}), [_JSON, *headers]

@@ -19,6 +19,10 @@ class FlagsSettings(ServiceSettings):
     guard: GuardSettings = Field(default_factory=GuardSettings)
     ratelimit: RateLimitSettings = Field(default_factory=RateLimitSettings)
     rate_limit: str = Field(default="1000/second", description="Per-client limit on every request (FLAGS_RATE_LIMIT).")
+    rate_limit_local: bool = Field(default=True, description="Decide rate limits in process, reconciled with Redis "
+                                   "in the background: no request waits on Redis (FLAGS_RATE_LIMIT_LOCAL).")
+    ofrep_trace_ratio: float = Field(default=0.01, ge=0, le=1, description="Share of OFREP evaluations traced when "
+                                     "the caller sends no traceparent; a sampled traceparent is always followed.")
     write_limit: str = Field(default="20/second", description="Per-client limit on changes (admin + runbook).")
     db_schema: str = Field(default="flags", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
     cache_prefix: str = "safeguard:flags:"

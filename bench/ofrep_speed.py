@@ -1,0 +1,167 @@
+"""OFREP over HTTP against a bare ASGI endpoint returning the same JSON, in one run (issue 12).
+
+A private flags service (its own port, schema and key prefix; the rate limiter on, Redis-backed, raised so
+every answer is 200) and a bare ASGI app (no framework: it reads the body and sends the bytes the flags
+service answered) run on the same uvicorn settings and worker count. Both are loaded by the same load
+generator: `wrk` (apt-get install wrk) when present, else a Python keep-alive client (slower, so the
+ratio is then understated). Figures: req/s, p50, p99, the ratio to bare, and flagd 0.16.1's figure from
+the issue (measured on this machine the same way, not re-run here).
+
+Loads: single evaluation of a flag with an `ends_with` rule, and bulk evaluation of every flag, each with
+one repeated context and with 1,000 distinct contexts (wrk only).
+
+    python -m bench ofrep_speed          # OFREP_SECONDS=5 OFREP_CONNECTIONS=16 FLAGS_WORKERS=1
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from bench.flags import FLAGD, TOKEN, _free_port, _load, _spawn, _wait, flags_service
+
+SECONDS = float(os.environ.get("OFREP_SECONDS", "5"))
+CONNECTIONS = int(os.environ.get("OFREP_CONNECTIONS", "16"))
+WORKERS = int(os.environ.get("FLAGS_WORKERS", "1"))
+FLAGD_FIGURE = "flagd 0.16.1 (Go), single, same flag, wrk -t2 -c16: 15,900-17,800 req/s, p50 0.7 ms (issue 12)"
+SINGLE, BULK = "/ofrep/v1/evaluate/flags/targeted", "/ofrep/v1/evaluate/flags"
+CONTEXT = {"targetingKey": "user-1", "email": "user-1@example.com"}
+
+BARE = """
+import sys, uvicorn
+BODIES = {}
+for arg in sys.argv[2:]:
+    path, _, file = arg.partition("=")
+    BODIES[path] = open(file, "rb").read()
+async def app(scope, receive, send):
+    if scope["type"] != "http":
+        return
+    while (await receive()).get("more_body"):
+        pass
+    body = BODIES.get(scope["path"], b"{}")
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
+workers = int(__import__("os").environ.get("FLAGS_WORKERS", "1"))
+uvicorn.run("__main__:app" if workers > 1 else app, host="127.0.0.1", port=int(sys.argv[1]), log_config=None,
+            access_log=False, workers=workers)
+"""
+
+WRK_LUA = """
+local bodies = {}
+local distinct = %(distinct)d
+for i = 0, math.max(distinct, 1) - 1 do
+  local dom = (i %% 3 == 0) and "other.org" or "example.com"
+  bodies[i] = string.format('{"context":{"targetingKey":"user-%%d","email":"user-%%d@%%s"}}', i, i, dom)
+end
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = bodies[1 %% math.max(distinct, 1)]
+local n = 0
+request = function()
+  if distinct <= 1 then return wrk.format(nil, nil, nil, wrk.body) end
+  n = n + 1
+  return wrk.format(nil, nil, nil, bodies[n %% distinct])
+end
+"""
+
+
+@dataclass(frozen=True)
+class Figures:
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    non_2xx: int
+
+    def line(self) -> str:
+        return f"{self.rps:>9,.0f} req/s  p50 {self.p50_ms:5.2f} ms  p99 {self.p99_ms:6.2f} ms  non-2xx {self.non_2xx}"
+
+
+def _ms(text: str) -> float:
+    value, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", text).groups()  # type: ignore[union-attr]
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+def _wrk(port: int, path: str, distinct: int) -> Figures:
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
+        f.write(WRK_LUA % {"distinct": distinct})
+    try:
+        out = subprocess.run(["wrk", "-t2", f"-c{CONNECTIONS}", f"-d{SECONDS:.0f}s", "--latency", "-s", f.name,
+                              f"http://127.0.0.1:{port}{path}"], capture_output=True, text=True, check=True).stdout
+    finally:
+        os.unlink(f.name)
+    pct = dict(re.findall(r"^\s+(50|99)%\s+(\S+)$", out, re.M))
+    non = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return Figures(rps=float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),  # type: ignore[union-attr]
+                   p50_ms=_ms(pct["50"]), p99_ms=_ms(pct["99"]), non_2xx=int(non.group(1)) if non else 0)
+
+
+async def _python_load(port: int, path: str) -> Figures:
+    body = json.dumps({"context": CONTEXT}).encode()
+    rps, p99, errors = await _load(port, path, body)
+    return Figures(rps=rps, p50_ms=float("nan"), p99_ms=p99, non_2xx=errors)
+
+
+async def _measure(port: int, path: str, distinct: int) -> Figures:
+    if shutil.which("wrk"):
+        return await asyncio.to_thread(_wrk, port, path, distinct)
+    return await _python_load(port, path)
+
+
+async def _prepare(base: str) -> dict[str, bytes]:
+    """Create the bench flags; return the exact bodies the service answers (the bare app sends the same)."""
+    async with httpx.AsyncClient(base_url=base, headers={"Authorization": f"Bearer {TOKEN}"}) as c:
+        for key, d in FLAGD.items():
+            (await c.post("/api/flags", json={"key": key, "new": False, **d})).raise_for_status()
+        bodies = {}
+        for path in (SINGLE, BULK):
+            r = await c.post(path, json={"context": CONTEXT})
+            r.raise_for_status()
+            bodies[path] = r.content
+        return bodies
+
+
+async def main() -> None:
+    loader = "wrk -t2 -c%d" % CONNECTIONS if shutil.which("wrk") else "a Python client (install wrk)"
+    async with flags_service("ofrep", FLAGS_WORKERS=str(WORKERS)) as (base, port):
+        bodies = await _prepare(base)
+        tmp = Path(tempfile.mkdtemp(prefix="ofrep-bench-"))
+        files = []
+        for i, (path, body) in enumerate(bodies.items()):
+            (tmp / f"{i}.json").write_bytes(body)
+            files.append(f"{path}={tmp / f'{i}.json'}")
+        bare_port = _free_port()
+        bare = _spawn(["-c", BARE, str(bare_port), *files], {"FLAGS_WORKERS": str(WORKERS)})
+        try:
+            await _wait(f"http://127.0.0.1:{bare_port}/", bare)
+            print(f"OFREP over HTTP, {loader}, {SECONDS:.0f} s each, {WORKERS} worker(s), loopback, {os.cpu_count()} "
+                  f"cores, load average {os.getloadavg()[0]:.1f}; rate limiter on (Redis), raised so all are 200")
+            print(f"  {FLAGD_FIGURE}")
+            cases = [("single", SINGLE, 1), ("bulk", BULK, 1)]
+            if shutil.which("wrk"):
+                cases += [("single, 1000 contexts", SINGLE, 1000), ("bulk, 1000 contexts", BULK, 1000)]
+            for name, path, distinct in cases:
+                b = await _measure(bare_port, path, distinct)
+                o = await _measure(port, path, distinct)
+                print(f"  {name}:")
+                print(f"    bare ASGI  {b.line()}")
+                print(f"    safeguard  {o.line()}")
+                print(f"    ratio      x{o.rps / b.rps:.2f} of bare throughput; p99 {o.p99_ms:.2f} ms "
+                      f"({'under' if o.p99_ms < 10 else 'OVER'} the 10 ms target)")
+        finally:
+            bare.terminate()
+            bare.wait(10)
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
