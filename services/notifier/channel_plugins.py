@@ -90,14 +90,20 @@ class WebhookPlugin:
         return headers
 
 
+def _mrkdwn(text: str) -> str:
+    """Slack's control characters in text (https://api.slack.com/reference/surfaces/formatting#escaping)."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def slack_blocks(notice: Outgoing) -> dict[str, Any]:
     """A Slack incoming-webhook message: `text` (the notification's fallback) and Block Kit blocks."""
     inc = notice.incident
-    context = [f"*{notice.channel.replace('_', ' ')}* to {notice.recipient}"]
+    context = [f"*{notice.channel.replace('_', ' ')}* to {_mrkdwn(notice.recipient)}"]
     if inc is not None:
         context += [f"severity *{inc.severity}*", f"level {inc.level}", f"`{inc.incident_id}`"]
-    return {"text": notice.message,
-            "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": notice.message[:3000]}},
+    text = _mrkdwn(notice.message)
+    return {"text": text,
+            "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": text[:3000]}},
                        {"type": "context", "elements": [{"type": "mrkdwn", "text": " | ".join(context)}]}]}
 
 

@@ -14,7 +14,7 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from typing import Any
 
@@ -119,6 +119,8 @@ async def test_a_page_refused_before_a_restart_is_delivered_signed_after_it(
     try:
         first = app()
         async with first.router.lifespan_context(first):
+            # a try cut by the shutdown keeps its lease (120 s by default) before anyone sends it again
+            first.state.notifier.lease = timedelta(seconds=1)
             async with httpx.AsyncClient(transport=httpx.ASGITransport(first), base_url="http://t") as c:
                 r = await c.post("/api/incidents", headers=ADMIN,
                                  json={"service": "shop", "title": "checkout fails", "page": True})
@@ -150,7 +152,8 @@ async def test_a_page_refused_before_a_restart_is_delivered_signed_after_it(
                                       " WHERE channel = 'oncall_page'")
         finally:
             await conn.close()
-        assert row["status"] == "sent" and row["ok"] and row["attempts"] >= refused + 1
+        # every try is recorded but one cut by the shutdown (its lease ran out instead)
+        assert row["status"] == "sent" and row["ok"] and refused <= row["attempts"] <= refused + 1
     finally:
         server.close()
         smtp.stop()

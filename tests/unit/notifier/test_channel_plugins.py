@@ -1,27 +1,22 @@
-"""Channel plugins: the signed webhook (a receiver's check), Slack Block Kit, e-mail over a real local SMTP
-server (aiosmtpd), secrets from the environment never logged, a stable dedupe key per notice."""
+"""Channel plugins: the signed webhook (a receiver's check), Slack Block Kit, secrets from the environment never
+logged, a stable dedupe key per notice, concurrent sends, expiry. E-mail: tests/integration/notifier/test_email_channel.py."""
 
 from __future__ import annotations
 
 import asyncio
-import email
-import email.policy
 import json
 import logging
-import socket
 from datetime import UTC, datetime, timedelta
-from email.message import EmailMessage
 from typing import Any
 
 import httpx
 import pytest
-from aiosmtpd.controller import Controller
 
 from services.notifier.channel_plugins import DELIVERY_HEADER, verify_notice
 from services.notifier.channels import ChannelSender, DeliveryError
 from services.notifier.models import Incident
 from services.notifier.policy import NotifierPolicy
-from services.notifier.settings import ChannelSecrets, NotifierSettings, SmtpSettings
+from services.notifier.settings import ChannelSecrets, NotifierSettings
 
 SECRET = "whsec_test-secret-42"
 INC = Incident(incident_id="inc-1", service="demo", trigger="error_rate_high", episode_id="ep", title="demo: errors",
@@ -73,12 +68,12 @@ async def test_slack_gets_block_kit_with_a_text_fallback() -> None:
     async with http:
         sender = ChannelSender(policy=_policy(kind="slack"), http=http,
                                secrets={"oncall_page": ChannelSecrets(url="https://hooks.slack.test/T0/B0/xyz")})  # type: ignore[arg-type]
-        await sender.send(channel="oncall_page", recipient="alice", message="*L2* demo down", incident=INC)
+        await sender.send(channel="oncall_page", recipient="alice", message="*L2* demo <down> & out", incident=INC)
     [req] = seen
     body = json.loads(req.content)
-    assert str(req.url) == "https://hooks.slack.test/T0/B0/xyz" and body["text"] == "*L2* demo down"
+    assert str(req.url) == "https://hooks.slack.test/T0/B0/xyz" and body["text"] == "*L2* demo &lt;down&gt; &amp; out"
     assert [b["type"] for b in body["blocks"]] == ["section", "context"]
-    assert body["blocks"][0]["text"] == {"type": "mrkdwn", "text": "*L2* demo down"}
+    assert body["blocks"][0]["text"] == {"type": "mrkdwn", "text": "*L2* demo &lt;down&gt; &amp; out"}
     assert "severity *major*" in body["blocks"][1]["elements"][0]["text"]
 
 
@@ -108,46 +103,6 @@ async def test_secrets_never_reach_the_log(caplog: pytest.LogCaptureFixture) -> 
         with pytest.raises(DeliveryError) as info:
             await sender.send(channel="oncall_page", recipient="alice", message="x", incident=None)
     assert "tok-999" not in caplog.text + str(info.value) and SECRET not in caplog.text + str(info.value)
-
-
-class Inbox:
-    def __init__(self) -> None:
-        self.messages: list[EmailMessage] = []
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 - aiosmtpd's name
-        self.messages.append(email.message_from_bytes(envelope.content, policy=email.policy.default))  # type: ignore[arg-type]
-        return "250 OK"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-async def test_email_is_delivered_to_a_real_smtp_server_with_a_stable_message_id() -> None:
-    inbox = Inbox()
-    smtp = Controller(inbox, hostname="127.0.0.1", port=_free_port())
-    smtp.start()
-    try:
-        sender = ChannelSender(policy=_policy(kind="email", to=["oncall@example.com"]), http=httpx.AsyncClient(),
-                               smtp=SmtpSettings(host="127.0.0.1", port=smtp.port, sender="pager@example.com"),
-                               addresses={"alice": "alice@example.com"}.get)
-        for recipient in ("alice", "nobody-known", "alice"):
-            await sender.send(channel="oncall_page", recipient=recipient, message="[L2] demo down", incident=INC)
-    finally:
-        smtp.stop()
-    first, other, again = inbox.messages
-    assert first["To"] == "alice@example.com" and other["To"] == "oncall@example.com"
-    assert "[L2] demo down" in first["Subject"] and "inc-1" in first.get_content()
-    assert first["Message-ID"] == again["Message-ID"] != other["Message-ID"]
-
-
-async def test_email_to_a_closed_port_is_a_delivery_error() -> None:
-    sender = ChannelSender(policy=_policy(kind="email", to=["oncall@example.com"]), http=httpx.AsyncClient(),
-                           smtp=SmtpSettings(host="127.0.0.1", port=_free_port(), timeout_s=2))
-    with pytest.raises(DeliveryError, match="email: ConnectionRefusedError"):
-        await sender.send(channel="oncall_page", recipient="alice", message="x", incident=None)
 
 
 async def test_a_hanging_channel_does_not_hold_up_the_others(env: Any) -> None:
