@@ -109,11 +109,13 @@ async def _ack(svc: NotifierService, incident_id: str, token: str, *, confirm: b
         return _page(200, "Acknowledge this incident?", "Acknowledging stops the escalation and the repeated "
                      "pages; you own the incident until it is resolved.", inc=inc, token=token, person=grant.person)
     actor = f"{grant.person} (page link)"
+    acked: Incident | None
     try:
-        inc = await svc.acknowledge(incident_id, actor=actor)
+        acked = await svc.acknowledge(incident_id, actor=actor)
     except (NotFound, StaleIncident):
-        inc = None
-    if inc is None or inc.acknowledged_by != actor:  # acknowledged or resolved meanwhile by someone else
+        acked = None
+    if acked is None or acked.acknowledged_by != actor:  # acknowledged or resolved meanwhile by someone else
         return _page(409, "This link was already used", "The incident changed meanwhile (acknowledged or "
                      "resolved); look at it in the console.")
-    return _page(200, "Acknowledged", f"Thank you, {grant.person}: escalation stopped at level {inc.level}.", inc=inc)
+    return _page(200, "Acknowledged", f"Thank you, {grant.person}: escalation stopped at level {acked.level}.",
+                 inc=acked)
