@@ -39,10 +39,6 @@ class Channel(_Strict):
     recipients: list[str] = Field(default_factory=lambda: ["default"])
     to: list[str] = Field(default_factory=list)
 
-    @property
-    def plugin(self) -> ChannelKind:
-        return self.kind or ("webhook" if self.url else "log")
-
 
 class Level(_Strict):
     """One step of the escalation path. `escalate_after`: time at this level before the next one is paged
