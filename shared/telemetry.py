@@ -7,13 +7,16 @@ OTLP/HTTP collector (`OTEL_EXPORTER_OTLP_ENDPOINT`).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import logging
+import time
+from collections.abc import Callable, Iterable, Sequence
 
 from opentelemetry import propagate, trace
 from opentelemetry.context import Context
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 from opentelemetry.sdk.trace.sampling import ALWAYS_ON, Decision, ParentBased, Sampler, SamplingResult
 from opentelemetry.trace import Link, SpanKind
 from opentelemetry.util.types import Attributes
@@ -22,9 +25,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from shared.logging import configure_logging
 from shared.settings import TelemetrySettings
 
-__all__ = ["ZipkinSettings", "build_tracer_provider", "setup_telemetry", "inject_headers", "extract_context", "tracer"]
+__all__ = ["QuietExporter", "ZipkinSettings", "build_tracer_provider", "setup_telemetry", "inject_headers", "extract_context", "tracer"]
 
 _configured = False
+log = logging.getLogger(__name__)
 _PROBES = frozenset({"/healthz", "/readyz"})  # HAProxy's and the health service's checks, every few seconds
 
 
@@ -55,16 +59,51 @@ class ZipkinSettings(BaseSettings):
     timeout: int = 5  # seconds per export: a Zipkin that hangs must not hold the batch worker long
 
 
+class QuietExporter(SpanExporter):
+    """A trace backend that is away (Zipkin still starting, restarted, overloaded) costs one WARNING line a
+    minute, not a traceback per batch: the spans of that batch are dropped, the service goes on."""
+
+    def __init__(self, inner: SpanExporter, *, every_s: float = 60.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.inner, self.every_s, self.clock = inner, every_s, clock
+        self.failures = 0
+        self._said_at: float | None = None
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        try:
+            result = self.inner.export(spans)
+        except Exception as exc:  # noqa: BLE001 - any transport error: drop the batch, say so once a while
+            self._failed(f"{type(exc).__name__}: {str(exc)[:200]}", len(spans))
+            return SpanExportResult.FAILURE
+        if result is SpanExportResult.FAILURE:
+            self._failed("the exporter said FAILURE", len(spans))
+        return result
+
+    def _failed(self, why: str, count: int) -> None:
+        self.failures += 1
+        now = self.clock()
+        if self._said_at is None or now - self._said_at >= self.every_s:
+            self._said_at = now
+            log.warning("trace export failed, %d span(s) dropped (%d failures so far; next note in %.0fs): %s",
+                        count, self.failures, self.every_s, why)
+
+    def shutdown(self) -> None:
+        self.inner.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return self.inner.force_flush(timeout_millis)
+
+
 def _exporters(*, settings: TelemetrySettings, zipkin: ZipkinSettings) -> list[SpanExporter]:
     exporters: list[SpanExporter] = []
     if zipkin.endpoint:
         from opentelemetry.exporter.zipkin.json import ZipkinExporter
 
-        exporters.append(ZipkinExporter(endpoint=zipkin.endpoint, timeout=zipkin.timeout))
+        exporters.append(QuietExporter(ZipkinExporter(endpoint=zipkin.endpoint, timeout=zipkin.timeout)))
     if settings.exporter_otlp_endpoint:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
-        exporters.append(OTLPSpanExporter(endpoint=settings.exporter_otlp_endpoint.rstrip("/") + "/v1/traces"))
+        exporters.append(QuietExporter(OTLPSpanExporter(endpoint=settings.exporter_otlp_endpoint.rstrip("/") + "/v1/traces")))
     return exporters
 
 

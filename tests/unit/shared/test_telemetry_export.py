@@ -4,6 +4,7 @@ real HTTP server on loopback; a Zipkin that does not answer costs one export tim
 from __future__ import annotations
 
 import json
+import logging
 import socket
 import threading
 import time
@@ -116,3 +117,31 @@ def test_health_probes_start_no_trace_but_requests_and_their_children_do() -> No
     provider.force_flush(5_000)
     assert sorted(s.name for s in spans.get_finished_spans()) == [
         "GET /healthz", "GET /ofrep/v1/evaluate/flags/gamification", "fastapi.endpoint", "kafka consume"]
+
+
+def test_a_trace_backend_that_is_away_costs_one_warning_a_minute_and_no_traceback(
+        caplog: pytest.LogCaptureFixture) -> None:
+    from opentelemetry.sdk.trace.export import SpanExportResult
+
+    from shared.telemetry import QuietExporter
+    from shared.testing.fakes import FakeClock
+
+    class Away:
+        def export(self, spans: object) -> SpanExportResult:
+            raise ConnectionError("HTTPConnectionPool(host='127.0.0.1', port=9411): Connection refused")
+
+        def shutdown(self) -> None: ...
+
+        def force_flush(self, timeout_millis: int = 30000) -> bool:
+            return True
+
+    clock = FakeClock()
+    quiet = QuietExporter(Away(), clock=clock)  # type: ignore[arg-type]
+    with caplog.at_level(logging.WARNING, logger="shared.telemetry"):
+        results = [quiet.export([]) for _ in range(5)]
+        clock.advance(61)
+        results.append(quiet.export([]))
+    assert results == [SpanExportResult.FAILURE] * 6 and quiet.failures == 6
+    lines = [r for r in caplog.records if r.name == "shared.telemetry"]
+    assert len(lines) == 2 and all(r.exc_info is None for r in lines)
+    assert "Connection refused" in lines[0].getMessage() and "6 failures" in lines[1].getMessage()
