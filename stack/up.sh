@@ -160,6 +160,7 @@ KAFKA_SASL_MECHANISM_LC="${KAFKA_SASL_MECHANISM,,}"
   echo "DEMO_FLAGS_URL=http://127.0.0.1:$FLAGS_PORT"
   echo "FLAGS_JOURNAL_PATH=$STACK/flags/pending-off.jsonl"
   echo "SAFEGUARD_DEMO_URL=http://127.0.0.1:$DEMO_PORT"
+  echo "NOTIFIER_ONCALL_FILE=$ROOT/config/oncall.yaml"   # L2/L3 page whoever is on call (docs/oncall.md)
   for s in flags health sla recovery notifier; do  # the console reads the services directly
     v="${s^^}_PORT"; echo "CONSOLE_${s^^}_URL=http://127.0.0.1:${!v}"
   done

@@ -32,3 +32,9 @@ def test_maintenance_windows_through_the_front_door() -> None:
         assert refused.status_code in (401, 403, 422), refused.text  # routed: the notifier answers
         assert "no route" not in refused.text
         assert client.get("/api/maintenance/mw-does-not-exist").status_code == 404
+
+
+def test_who_is_on_call_through_the_front_door() -> None:
+    with httpx.Client(base_url=FRONT, timeout=10) as client:
+        r = client.get("/api/oncall")
+    assert r.status_code == 200 and "no route" not in r.text, r.text
