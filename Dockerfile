@@ -34,6 +34,8 @@ WORKDIR /app
 COPY shared/ /app/shared/
 COPY services/ /app/services/
 COPY sdk/ /app/sdk/
+COPY deploy/ /app/deploy/
+# (recovery's executors reuse deploy's supervisord / Docker / Kubernetes clients: RECOVERY_EXECUTOR)
 COPY examples/ /app/examples/
 COPY config/ /app/config/
 COPY stack/health.compose.yaml stack/compose-run.sh stack/compose_secrets.py /app/stack/
