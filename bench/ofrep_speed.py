@@ -2,7 +2,7 @@
 
 A private flags service (its own port, schema and key prefix; the rate limiter on, Redis-backed, raised so
 every answer is 200) and a bare ASGI app (no framework: it reads the body and sends the bytes the flags
-service answered) run on the same uvicorn settings and worker count. Both are loaded by the same load
+service answered) run on the same uvicorn settings, one process each. Both are loaded by the same load
 generator: `wrk` (apt-get install wrk) when present, else a Python keep-alive client (slower, so the
 ratio is then understated). Figures: req/s, p50, p99, the ratio to bare, and flagd 0.16.1's figure from
 the issue (measured on this machine the same way, not re-run here).
@@ -10,7 +10,7 @@ the issue (measured on this machine the same way, not re-run here).
 Loads: single evaluation of a flag with an `ends_with` rule, and bulk evaluation of every flag, each with
 one repeated context and with 1,000 distinct contexts (wrk only).
 
-    python -m bench ofrep_speed          # OFREP_SECONDS=5 OFREP_CONNECTIONS=16 FLAGS_WORKERS=1
+    python -m bench ofrep_speed          # OFREP_SECONDS=5 OFREP_CONNECTIONS=16; extra env goes to the service
 """
 
 from __future__ import annotations
@@ -31,7 +31,6 @@ from bench.flags import FLAGD, TOKEN, _free_port, _load, _spawn, _wait, flags_se
 
 SECONDS = float(os.environ.get("OFREP_SECONDS", "5"))
 CONNECTIONS = int(os.environ.get("OFREP_CONNECTIONS", "16"))
-WORKERS = int(os.environ.get("FLAGS_WORKERS", "1"))
 FLAGD_FIGURE = "flagd 0.16.1 (Go), single, same flag, wrk -t2 -c16: 15,900-17,800 req/s, p50 0.7 ms (issue 12)"
 SINGLE, BULK = "/ofrep/v1/evaluate/flags/targeted", "/ofrep/v1/evaluate/flags"
 CONTEXT = {"targetingKey": "user-1", "email": "user-1@example.com"}
@@ -51,9 +50,9 @@ async def app(scope, receive, send):
     await send({"type": "http.response.start", "status": 200,
                 "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
     await send({"type": "http.response.body", "body": body})
-workers = int(__import__("os").environ.get("FLAGS_WORKERS", "1"))
-uvicorn.run("__main__:app" if workers > 1 else app, host="127.0.0.1", port=int(sys.argv[1]), log_config=None,
-            access_log=False, workers=workers)
+# the settings of shared.http.serve, which runs the flags service (one process: no worker setting)
+uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_config=None, access_log=False,
+            timeout_graceful_shutdown=10)
 """
 
 WRK_LUA = """
@@ -132,7 +131,7 @@ async def _prepare(base: str) -> dict[str, bytes]:
 
 async def main() -> None:
     loader = "wrk -t2 -c%d" % CONNECTIONS if shutil.which("wrk") else "a Python client (install wrk)"
-    async with flags_service("ofrep", FLAGS_WORKERS=str(WORKERS)) as (base, port):
+    async with flags_service("ofrep") as (base, port):
         bodies = await _prepare(base)
         tmp = Path(tempfile.mkdtemp(prefix="ofrep-bench-"))
         files = []
@@ -140,11 +139,11 @@ async def main() -> None:
             (tmp / f"{i}.json").write_bytes(body)
             files.append(f"{path}={tmp / f'{i}.json'}")
         bare_port = _free_port()
-        bare = _spawn(["-c", BARE, str(bare_port), *files], {"FLAGS_WORKERS": str(WORKERS)})
+        bare = _spawn(["-c", BARE, str(bare_port), *files], {})
         try:
             await _wait(f"http://127.0.0.1:{bare_port}/", bare)
-            print(f"OFREP over HTTP, {loader}, {SECONDS:.0f} s each, {WORKERS} worker(s), loopback, {os.cpu_count()} "
-                  f"cores, load average {os.getloadavg()[0]:.1f}; rate limiter on (Redis), raised so all are 200")
+            print(f"OFREP over HTTP, {loader}, {SECONDS:.0f} s each, one process each, loopback, {os.cpu_count()} "
+                  f"cores, load average {os.getloadavg()[0]:.1f}; rate limiter on, raised so all are 200")
             print(f"  {FLAGD_FIGURE}")
             cases = [("single", SINGLE, 1), ("bulk", BULK, 1)]
             if shutil.which("wrk"):
