@@ -18,26 +18,45 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar
 
+from sdk.dependencies import CallTimer
 from shared.breakers import (
     BreakerConfig, CallNotPermittedError, CircuitBreaker, SharedBreakerState, Transition,
 )
-from shared.events import CircuitBreakerStateChanged, PoolStats
+from shared.events import CircuitBreakerStateChanged, DependencyStats, PoolStats
 from shared.kafka import Publisher
 from shared.tasks import background
 
 __all__ = ["BreakerRegistry", "GuardedPool", "GuardedRedis", "CallNotPermittedError", "BreakerConfig"]
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class _TimedBreaker(CircuitBreaker):
+    """A breaker that also times every call it lets through (`CallTimer`), refused calls excluded."""
+
+    timer: CallTimer
+
+    async def call(self, fn: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
+        async def timed(*a: Any, **kw: Any) -> T:
+            token = self.timer.start()
+            try:
+                return await fn(*a, **kw)
+            finally:
+                self.timer.finish(token)
+        return await super().call(timed, *args, **kwargs)
 
 
 class BreakerRegistry:
     """Every breaker of one process, by name; publishes their transitions."""
 
     def __init__(self, *, service: str, instance: str, shared: SharedBreakerState | None = None,
-                 clock: Callable[[], float] = time.monotonic, sync_interval_s: float = 0.5) -> None:
+                 clock: Callable[[], float] = time.monotonic, sync_interval_s: float = 0.5,
+                 latency_window_s: float = 30.0) -> None:
         self.service = service
+        self.latency_window_s = latency_window_s
         self.instance = instance
         self.shared = shared
         self.clock = clock
@@ -47,14 +66,21 @@ class BreakerRegistry:
 
     def breaker(self, name: str, config: BreakerConfig | None = None) -> CircuitBreaker:
         if name not in self.breakers:
-            self.breakers[name] = CircuitBreaker(
+            cb = _TimedBreaker(
                 name, config, clock=self.clock, shared=self.shared, instance=self.instance,
                 sync_interval_s=self.sync_interval_s, on_transition=self._on_transition,
             )
+            cb.timer = CallTimer(name, slow_threshold_s=cb.config.slow_call_duration_threshold_s,
+                                 window_s=self.latency_window_s, clock=self.clock)
+            self.breakers[name] = cb
         return self.breakers[name]
 
     def states(self) -> dict[str, str]:
         return {name: cb.state.value for name, cb in self.breakers.items()}
+
+    def dependencies(self) -> list[DependencyStats]:
+        """Latency and slow-call rate of each breaker's calls (ProcessStatsReported.dependencies)."""
+        return [cb.timer.stats() for cb in self.breakers.values() if isinstance(cb, _TimedBreaker)]
 
     async def force_open(self, name: str, duration_s: float, *, reason: str) -> bool:
         """Open `name` for `duration_s` here and, through Redis, in every instance. False if unknown."""
@@ -132,6 +158,7 @@ class GuardedPool:
         self._restart_lock = asyncio.Lock()
         self.connected = False
         self.held_down = False  # fault injection: stay disconnected until restart()
+        self.delay_s = 0.0  # fault injection: every call waits this long first (a slow database)
         self.restarts = 0
 
     async def __aenter__(self) -> GuardedPool:
@@ -195,6 +222,8 @@ class GuardedPool:
         pool = self._pool
         if pool is None:
             raise ConnectionError(f"{self.name} pool is not connected")
+        if self.delay_s > 0:
+            await asyncio.sleep(self.delay_s)
         try:
             result = await getattr(pool, method)(*args, **kwargs)
         except _connection_errors():

@@ -1,4 +1,5 @@
-"""`ProcessStatsReported` every few seconds: memory against the limit, pool state, breaker states.
+"""`ProcessStatsReported` every few seconds: memory against the limit, pool state, breaker states, and the
+latency / slow-call rate of each guarded dependency.
 
 The memory limit is, in order: the one given (an app that wants "90 %" to mean its own
 budget), the cgroup limit (v2 `memory.max`, v1 `memory.limit_in_bytes`), the host's RAM.
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import psutil
 
-from shared.events import PoolStats, ProcessStatsReported
+from shared.events import DependencyStats, PoolStats, ProcessStatsReported
 from shared.kafka import Publisher
 from shared.tasks import background
 
@@ -44,13 +45,15 @@ class ProcessStatsReporter:
     """Builds and publishes the stats of this process every `interval_s`."""
 
     def __init__(self, *, service: str, instance: str, interval_s: float = 5.0, memory_limit: int | None = None,
-                 pools: Callable[[], list[PoolStats]] = list, breakers: Callable[[], dict[str, str]] = dict) -> None:
+                 pools: Callable[[], list[PoolStats]] = list, breakers: Callable[[], dict[str, str]] = dict,
+                 dependencies: Callable[[], list[DependencyStats]] = list) -> None:
         self.service = service
         self.instance = instance
         self.interval_s = interval_s
         self.limit = memory_limit_bytes(memory_limit)
         self.pools = pools
         self.breakers = breakers
+        self.dependencies = dependencies
         self._process = psutil.Process(os.getpid())
 
     def report(self) -> ProcessStatsReported:
@@ -58,7 +61,7 @@ class ProcessStatsReporter:
         return ProcessStatsReported(
             service=self.service, instance=self.instance, pid=self._process.pid, rss_bytes=rss,
             memory_limit_bytes=self.limit, memory_percent=round(100.0 * rss / self.limit, 2),
-            pools=self.pools(), breakers=self.breakers(),
+            pools=self.pools(), breakers=self.breakers(), dependencies=self.dependencies(),
         )
 
     @asynccontextmanager

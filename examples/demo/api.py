@@ -114,7 +114,8 @@ async def breakers(request: Request) -> dict[str, Any]:
 @admin_router.get("/api/faults")
 async def get_faults(request: Request) -> dict[str, Any]:
     st = _s(request)
-    return {**st.faults.describe(), "db_dropped": st.db.held_down, "db_connected": st.db.connected}
+    return {**st.faults.describe(), "slow_db_ms": st.db.delay_s * 1000, "db_dropped": st.db.held_down,
+            "db_connected": st.db.connected}
 
 
 @admin_router.put("/api/faults")
@@ -129,6 +130,8 @@ async def set_faults(request: Request, update: FaultUpdate) -> dict[str, Any]:
         f.latency_ms = update.latency_ms
     if update.slow_query_ms is not None:
         f.slow_query_ms = update.slow_query_ms
+    if update.slow_db_ms is not None:
+        st.db.delay_s = update.slow_db_ms / 1000
     if update.grow_memory_mb:
         await asyncio.to_thread(f.grow, update.grow_memory_mb)
     if update.drop_db is True:
@@ -145,6 +148,7 @@ async def reset_faults(request: Request) -> dict[str, Any]:
     st = _s(request)
     actor = await st.auth.require_admin_or_loopback(request)
     st.faults.reset()
+    st.db.delay_s = 0.0
     if st.db.held_down:
         await st.db.restart()
     log.warning("faults reset", extra={"actor": actor, "audit": True})

@@ -74,7 +74,8 @@ def create_app(settings: DemoSettings, *, publisher: Publisher | None = None,
             stack.push_async_callback(redis.aclose)
             registry = BreakerRegistry(service=settings.service, instance=settings.instance,
                                        shared=RedisBreakerState(redis, service=settings.service))
-            db = GuardedPool(dsn=dsn, breaker=registry.breaker("postgres", BreakerConfig.for_database()),
+            db = GuardedPool(dsn=dsn, breaker=registry.breaker(
+                "postgres", BreakerConfig.for_database(minimum_number_of_calls=settings.db_breaker_min_calls)),
                              max_size=settings.postgres.max_size, command_timeout_s=settings.postgres.command_timeout_s)
             cache = GuardedRedis(redis, breaker=registry.breaker("redis", BreakerConfig.for_cache()))
             await prepare_schema(dsn, release=settings.release)
@@ -84,7 +85,8 @@ def create_app(settings: DemoSettings, *, publisher: Publisher | None = None,
             stats = ProcessStatsReporter(service=settings.service, instance=settings.instance,
                                          interval_s=settings.stats_interval_s,
                                          memory_limit=int(settings.memory_limit_mb * 1024 * 1024),
-                                         pools=lambda: [db.stats()], breakers=registry.states)
+                                         pools=lambda: [db.stats()], breakers=registry.states,
+                                         dependencies=registry.dependencies)
             await stack.enter_async_context(stats.running(pub))
             if settings.commands:
                 # a restart addressed to every instance goes one instance at a time (turns in Redis)

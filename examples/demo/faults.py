@@ -3,6 +3,8 @@
 - error_rate (0..1): that share of requests answers 500         -> error rate > 5 %
 - latency_ms: added to every request                             -> response time > 5 s
 - slow_query_ms: every query sleeps in Postgres (pg_sleep)       -> slow calls, DB breaker
+- slow_db_ms: every database call waits first, inside the breaker  -> response time > 5 s with the
+  (a slow network to Postgres; holds no connection)                 database the slow dependency
 - memory: grow the heap by N MB (kept until reset)              -> memory > 90 %
 - drop_db: terminate the pool and stay disconnected until a     -> database connection lost
   RestartConnectionPool command (or reset)
@@ -23,6 +25,7 @@ class FaultUpdate(BaseModel):
     error_rate: float | None = Field(default=None, ge=0, le=1)
     latency_ms: float | None = Field(default=None, ge=0, le=60_000)
     slow_query_ms: float | None = Field(default=None, ge=0, le=30_000)
+    slow_db_ms: float | None = Field(default=None, ge=0, le=60_000)
     grow_memory_mb: int | None = Field(default=None, ge=0, le=4096)
     drop_db: bool | None = None
 

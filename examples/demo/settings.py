@@ -32,6 +32,9 @@ class DemoSettings(BaseSettings):
     memory_limit_mb: PositiveFloat = Field(default=512, description="'Memory > 90 %' is measured against this.")
     stats_interval_s: PositiveFloat = 5.0
     commands: bool = Field(default=True, description="Listen on recovery.commands.")
+    db_breaker_min_calls: int = Field(default=10, ge=1, description=(
+        "Calls in the database breaker's 10 s window before its own rates count (resilience4j "
+        "minimumNumberOfCalls); a high value leaves slowness to latency_high and recovery."))
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     postgres: PostgresSettings = Field(default_factory=PostgresSettings)
     redis: RedisSettings = Field(default_factory=RedisSettings)

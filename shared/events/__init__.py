@@ -14,7 +14,7 @@ from shared.events.base import Event, utcnow
 from shared.events.deploy import DeploymentFinished, DeploymentRolledBack, DeploymentStarted
 from shared.events.flags import FlagAction, FlagChanged, FlagSnapshot
 from shared.events.health import (
-    BreakerState, CircuitBreakerStateChanged, HealthCheckCompleted, PoolStats, ProbeKind, ProbeStatus,
+    BreakerState, CircuitBreakerStateChanged, DependencyStats, HealthCheckCompleted, PoolStats, ProbeKind, ProbeStatus,
     ProcessStatsReported,
 )
 from shared.events.incidents import (
@@ -30,7 +30,7 @@ from shared.events.telemetry import PageLoadObserved, RequestsObserved
 
 __all__ = [
     "Event", "utcnow", "contract_topic", "EVENT_TYPES", "TOPIC_EVENTS", "event_class", "parse", "topic_adapter",
-    "RequestsObserved", "PageLoadObserved", "HealthCheckCompleted", "ProcessStatsReported", "PoolStats",
+    "RequestsObserved", "PageLoadObserved", "HealthCheckCompleted", "ProcessStatsReported", "PoolStats", "DependencyStats",
     "ProbeKind", "ProbeStatus", "BreakerState", "CircuitBreakerStateChanged", "FlagChanged", "FlagSnapshot", "FlagAction", "TriggerFired", "TriggerCleared",
     "TriggerKind", "BudgetReported", "BurnRate", "Command", "RestartConnectionPool", "RestartProcess",
     "OpenCircuitBreaker", "DisableNewFeatures", "RecoveryActionStarted", "RecoveryActionSucceeded",

@@ -11,7 +11,7 @@ from shared.events.base import Event
 
 __all__ = [
     "HealthCheckCompleted", "ProcessStatsReported", "PoolStats", "ProbeKind", "ProbeStatus", "BreakerState",
-    "CircuitBreakerStateChanged",
+    "CircuitBreakerStateChanged", "DependencyStats",
 ]
 
 ProbeKind = Literal["http", "tcp", "postgres", "redis", "kafka", "process"]
@@ -49,6 +49,24 @@ class PoolStats(BaseModel):
     connected: bool
 
 
+class DependencyStats(BaseModel):
+    """The calls of one process to one dependency (a breaker's name: `postgres`, `redis`) over the last
+    `window_seconds`, timed by the SDK around the real call (refused calls of an open breaker excluded).
+    `slow_calls`: completed calls over `slow_threshold_ms` plus calls still in flight past it, so a hung
+    dependency shows as slow before anything returns; `slow_call_rate` is their share in percent."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+    name: str = Field(min_length=1)
+    window_seconds: NonNegativeFloat
+    calls: NonNegativeInt
+    slow_calls: NonNegativeInt
+    slow_call_rate: NonNegativeFloat = Field(le=100)
+    slow_threshold_ms: NonNegativeFloat
+    mean_ms: NonNegativeFloat = 0.0
+    max_ms: NonNegativeFloat = 0.0
+    in_flight: NonNegativeInt = 0
+
+
 class ProcessStatsReported(Event):
     """Memory and connection-pool state of one process of a protected app (or of a service)."""
 
@@ -64,6 +82,8 @@ class ProcessStatsReported(Event):
     breakers: dict[str, BreakerState] = Field(
         default_factory=dict, description="Current state of each circuit breaker of the process, by name."
     )
+    dependencies: list[DependencyStats] = Field(
+        default_factory=list, description="Call latency and slow-call rate of each guarded dependency.")
 
 
 class CircuitBreakerStateChanged(Event):
