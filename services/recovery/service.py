@@ -26,7 +26,8 @@ from services.recovery.executors import ExecutorError
 from services.recovery.models import ActionRecord, Episode, History, RunRequest
 from services.recovery.operator import Operator
 from services.recovery.pause import MemoryPauseStore, PauseStore, pause_reason
-from services.recovery.policy import RecoveryPolicy
+from services.recovery.policy import ActionRule, RecoveryPolicy
+from services.recovery.slow_dependency import NO_SLOW_DEPENDENCY, choose_breaker, forced_open
 from shared.events import (
     Command, DisableNewFeatures, OpenCircuitBreaker, RecoveryActionFailed, RecoveryActionStarted,
     RecoveryActionSucceeded, RecoveryActionVerified, RestartConnectionPool, RestartProcess, TriggerCleared,
@@ -120,7 +121,8 @@ class RecoveryService:
         if rule.action == "none":
             log.info("no recovery action for %s (escalation only)", event.trigger)
             return None
-        return await self._claim_and_act(ep, rule.action, actor="recovery")
+        refuse = self._own_breaker_errors(ep.service) if rule.action == "disable_new_features" else None
+        return await self._claim_and_act(ep, rule.action, actor="recovery", refuse=refuse)
 
     async def verify_cleared(self, event: TriggerCleared) -> list[ActionRecord]:
         """The episode ended: every action still waiting on it succeeded."""
@@ -164,12 +166,12 @@ class RecoveryService:
         return await self.audit.active(service)
 
     # --- claim, act, settle -----------------------------------------------------------------------------
-    async def _claim_and_act(self, ep: Episode, action: str, *, actor: str,
-                             reason: str | None = None) -> ActionRecord | None:
+    async def _claim_and_act(self, ep: Episode, action: str, *, actor: str, reason: str | None = None,
+                             refuse: str | None = None) -> ActionRecord | None:
         waited = 0.0
         while True:
             try:
-                rec = await self._claim(ep, action, actor=actor, reason=reason)
+                rec = await self._claim(ep, action, actor=actor, reason=reason, refuse=refuse)
                 break
             except ClaimBusy:
                 if waited > self.lease.total_seconds():
@@ -180,7 +182,8 @@ class RecoveryService:
             return rec
         return await self._act(ep, rec)
 
-    async def _claim(self, ep: Episode, action: str, *, actor: str, reason: str | None) -> ActionRecord | None:
+    async def _claim(self, ep: Episode, action: str, *, actor: str, reason: str | None,
+                     refuse: str | None = None) -> ActionRecord | None:
         """The claimed (or skipped) action; None when the episode's automatic action was already taken."""
         automatic = actor == "recovery"
         paused = pause_reason(await self.pauses.paused(), service=ep.service) if automatic else None
@@ -191,7 +194,7 @@ class RecoveryService:
                 raise ClaimBusy(f"episode {ep.episode_id} is being acted on by another instance")
             if automatic and h.automatic == "done":
                 return None
-            why = paused or self._refusal(h, now=now, automatic=automatic) or self.operator.refusal(
+            why = paused or refuse or self._refusal(h, now=now, automatic=automatic) or self.operator.refusal(
                 service=ep.service, action=action, instance=ep.instance, rule=self.policy.rule(ep.trigger))
             rec = ActionRecord(action_id=uuid.uuid4().hex, service=ep.service, action=action,
                                trigger=ep.trigger or None, episode_id=ep.episode_id, instance=ep.instance,
@@ -263,6 +266,8 @@ class RecoveryService:
             detail = f"killed flags: {', '.join(killed) or 'none on'}; "
             cmd = DisableNewFeatures(**common)
         elif rec.action == "open_circuit_breaker":
+            rule, detail = await self._slow_breaker(rec, rule)
+            detail += "; "
             cmd = OpenCircuitBreaker(**common, breaker=rule.breaker, duration_seconds=rule.duration)
         elif rec.action == "restart_process":
             try:
@@ -281,6 +286,23 @@ class RecoveryService:
         if restarted is not None:
             return "restarted one at a time: " + "; ".join(r.describe() for r in restarted)
         return detail + f"sent {type(cmd).__name__}" + (f" to {rec.instance}" if cmd and cmd.instance else "")
+
+    async def _slow_breaker(self, rec: ActionRecord, rule: ActionRule) -> tuple[ActionRule, str]:
+        """The breaker of the dependency the SDK measured as slow (services/recovery/slow_dependency.py)."""
+        if self.operator.watch is None:
+            return rule, f"breaker {rule.breaker} from the policy (no process stats to go on)"
+        slow = await choose_breaker(self.operator.watch, service=rec.service, now=self.now())
+        if slow is None:
+            raise _ActionError(f"{NO_SLOW_DEPENDENCY} (every dependency of {rec.service} answers within its "
+                               "slow threshold); escalating")
+        return rule.model_copy(update={"breaker": slow.name}), slow.describe()
+
+    def _own_breaker_errors(self, service: str) -> str | None:
+        """Errors that are the fast failures of a breaker recovery forced open do not kill features."""
+        watch = self.operator.watch
+        names = forced_open(watch.seen, service=service, since=self.now() - timedelta(minutes=10)) if watch else []
+        return (f"errors are the fast failures of breaker {', '.join(names)} that recovery forced open: "
+                "not killing features") if names else None
 
     async def _verified(self, rec: ActionRecord, effect: str, seconds: float) -> None:
         log.info("recovery %s on %s verified after %.1fs: %s", rec.action, rec.service, seconds, effect)
