@@ -23,6 +23,7 @@ from typing import Protocol, cast
 
 from opentelemetry import trace
 
+from services.notifier import grouping
 from services.notifier.ack import AckLinks
 from services.notifier.maintenance import Silences
 from services.notifier.models import Change, DeliveryRecord, Incident, OutboxRow, TimelineEntry
@@ -134,6 +135,14 @@ class NotifierService:
             self._entry(ch, "action", f"{title} (episode {event.episode_id}) during the rollback", actor="sla")
             await self._commit(ch)
             return None
+        joined = grouping.joining(await self.store.open_incidents(), service=event.service, trigger=event.trigger,
+                                  now=self.now())
+        if joined is not None:  # a consequence of that incident's trigger (grouping.py): one incident
+            ch = Change(joined, version=joined.version)
+            self._entry(ch, "action", grouping.joined_text(title=title, trigger=event.trigger,
+                                                           episode_id=event.episode_id, into=joined), actor="sla")
+            await self._commit(ch)
+            return None
         inc = Incident(incident_id=iid, service=event.service, trigger=event.trigger, episode_id=event.episode_id,
                        title=title, severity=self.policy.severity_of(event.trigger), opened_at=self.now(),
                        traceparent=current_traceparent())
@@ -157,9 +166,20 @@ class NotifierService:
         if inc is None:
             inc = await self._deploy_incident(event.service, joined_episode=event.episode_id)
         if inc is None:
+            inc = grouping.joined_by(await self.store.open_incidents(), service=event.service,
+                                     episode_id=event.episode_id)
+        if inc is None:
             return None
-        return await self._resolve(inc, by="sla", note=f"trigger cleared ({describe_clear(event.trigger, event.value, event.threshold)}"
-                                   f"{'; ' + event.reason if event.reason else ''})")
+        note = (f"trigger cleared ({describe_clear(event.trigger, event.value, event.threshold)}"
+                f"{'; ' + event.reason if event.reason else ''})")
+        if waiting := grouping.still_firing(inc, cleared=event.episode_id):  # resolved with its last episode
+            ch = Change(inc, version=inc.version)
+            self._entry(ch, "action", grouping.cleared_text(trigger=event.trigger, episode_id=event.episode_id,
+                                                            note=f"{note}; still firing: {', '.join(waiting)}"),
+                        actor="sla")
+            await self._commit(ch)
+            return None
+        return await self._resolve(inc, by="sla", note=note)
 
     # --- recovery.actions ---------------------------------------------------------------------------
     async def record_action(self, event: RecoveryActionStarted) -> None:
@@ -401,7 +421,11 @@ class NotifierService:
         return inc
 
     async def _for_action(self, service: str, episode_id: str | None) -> Incident | None:
-        return await self._unresolved(incident_id_for(service, episode_id)) if episode_id else None
+        """The incident of the episode, or the one that took it in (grouping.py)."""
+        if not episode_id:
+            return None
+        return await self._unresolved(incident_id_for(service, episode_id)) or grouping.joined_by(
+            await self.store.open_incidents(), service=service, episode_id=episode_id)
 
     def _arm(self, inc: Incident, *, since: datetime | None = None) -> None:
         """The next deadline at this level (from `since`, default now): the escalation, or a repeated page
