@@ -92,7 +92,8 @@ def create_app(settings: FlagsSettings, *, publisher: Publisher | None = None,
     _install_errors(app)
     RateLimiter.install_handler(app)
     app.add_middleware(ofrep.OfrepFastPath, auth=auth, max_bytes=settings.max_context_bytes,
-                       max_depth=settings.max_context_depth)
+                       max_depth=settings.max_context_depth,
+                       cache=ofrep.AnswerCache(max_entries=settings.ofrep_cache_entries))
     app.add_middleware(RateLimitMiddleware, limiter=limiter, exempt=("/healthz", "/readyz"))
     install_guard(app, settings=settings.guard, own_host=settings.host)  # outermost
     return app

@@ -13,6 +13,7 @@ flags are loaded every evaluation is 503 with Retry-After (never FLAG_NOT_FOUND 
 import json
 import random
 import re
+import time
 from collections.abc import Callable
 from typing import Annotated, Any
 
@@ -25,11 +26,11 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from services.flags.api import not_ready, ready
 from services.flags.service import FlagService
-from services.flags.snapshot import etag_for
+from services.flags.snapshot import Snapshot, etag_for
 from sdk.flags.evaluator import Resolution
 from shared.auth import Authenticator
 
-__all__ = ["build_ofrep_router", "ofrep_body", "parse_context", "OfrepFastPath", "dumps", "untraced"]
+__all__ = ["build_ofrep_router", "ofrep_body", "parse_context", "OfrepFastPath", "AnswerCache", "dumps", "untraced"]
 
 Header_ = tuple[bytes, bytes]
 
@@ -148,6 +149,8 @@ def untraced(*, ratio: float) -> Callable[[Scope], bool]:
     """FastAPI's telemetry `exclude` for the flags app: an OFREP evaluation gets its request span when the
     caller's traceparent is sampled, never when it is not, else for a `ratio` share (parent-based ratio).
     Every other request keeps its span."""
+    draw = random.Random().random  # its own generator: the global one belongs to callers (and tests' seeds)
+
     def exclude(scope: Scope) -> bool:
         if not scope.get("path", "").startswith("/ofrep/"):
             return False
@@ -156,7 +159,7 @@ def untraced(*, ratio: float) -> Callable[[Scope], bool]:
                 if len(value) == 55 and _HEX.fullmatch(value[-2:]):
                     return not int(value[-2:], 16) & 1
                 break
-        return random.random() >= ratio
+        return draw() >= ratio
     return exclude
 
 
@@ -174,17 +177,46 @@ def dumps(body: Any) -> bytes:
         return json.dumps(body, separators=(",", ":")).encode()
 
 
+Answer = tuple[int, bytes, list[Header_]]
+
+
+class AnswerCache:
+    """Encoded OFREP answers by (flag key, or None for bulk; the request body) for repeated contexts.
+
+    Emptied whenever the snapshot's generation moves (any load or change: a kill is answered at once) and
+    at every second (a rule may read `$flagd.timestamp`). Bounded: bodies up to `max_body` bytes, at most
+    `max_entries` answers (then nothing more is kept until the next emptying)."""
+
+    def __init__(self, *, max_entries: int = 4096, max_body: int = 2048, clock: Callable[[], float] = time.time) -> None:
+        self.max_entries, self.max_body, self.clock = max_entries, max_body, clock
+        self._answers: dict[tuple[str | None, bytes], Answer] = {}
+        self._stamp: tuple[int, int, int] = (0, -1, 0)
+
+    def get(self, snapshot: Snapshot, key: str | None, body: bytes) -> Answer | None:
+        stamp = (id(snapshot), snapshot.generation, int(self.clock()))
+        if stamp != self._stamp:
+            self._answers.clear()
+            self._stamp = stamp
+            return None
+        return self._answers.get((key, body))
+
+    def put(self, key: str | None, body: bytes, answer: Answer) -> None:
+        if len(body) <= self.max_body and len(self._answers) < self.max_entries:
+            self._answers[(key, body)] = answer
+
+
 class OfrepFastPath:
     """Plain-ASGI hot path for OFREP single and bulk evaluations: same answers as the FastAPI routes above (which
     stay for the OpenAPI document and answer 401 / 503 with their usual bodies), without FastAPI's routing,
     dependency resolution and response classes per call. Sits inside the rate limiter."""
 
     def __init__(self, app: ASGIApp, *, auth: Authenticator, max_bytes: int = MAX_BYTES,
-                 max_depth: int = MAX_DEPTH) -> None:
+                 max_depth: int = MAX_DEPTH, cache: AnswerCache | None = None) -> None:
         self.app = app
         self.auth = auth
         self.max_bytes = max_bytes
         self.max_depth = max_depth
+        self.cache = cache if cache is not None else AnswerCache()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
@@ -202,14 +234,17 @@ class OfrepFastPath:
         if self.auth.reader_actor(conn) is None or not ready(service):
             await self.app(scope, receive, send)  # the FastAPI route answers 401 / 503 with its usual body
             return
-        ctx = parse_context(await self._body(receive), max_bytes=self.max_bytes, max_depth=self.max_depth)
-        if key is None:
-            status, raw, headers = self._bulk(service, ctx, conn.headers.get("if-none-match"))
-        else:
-            status, raw, headers = self._single(service, key, ctx)
-        if status != 304:
-            headers.append((b"content-length", str(len(raw)).encode()))
-        await send({"type": "http.response.start", "status": status, "headers": headers})
+        body = await self._body(receive)
+        answer = self.cache.get(service.snapshot, key, body)
+        if answer is None:
+            ctx = parse_context(body, max_bytes=self.max_bytes, max_depth=self.max_depth)
+            answer = self._single(service, key, ctx) if key is not None else self._bulk(service, ctx)
+            self.cache.put(key, body, answer)
+        status, raw, headers = answer
+        if key is None and status == 200 and _matches(conn.headers.get("if-none-match"), headers[-1][1]):
+            status, raw, headers = 304, b"", headers[-1:]
+        await send({"type": "http.response.start", "status": status, "headers": [
+            *headers, *([(b"content-length", str(len(raw)).encode())] if status != 304 else [])]})
         await send({"type": "http.response.body", "body": raw})
 
     async def _body(self, receive: Receive) -> bytes:
@@ -222,7 +257,7 @@ class OfrepFastPath:
                 return b"".join(chunks)
 
     @staticmethod
-    def _single(service: FlagService, key: str, ctx: dict[str, Any] | str) -> tuple[int, bytes, list[Header_]]:
+    def _single(service: FlagService, key: str, ctx: dict[str, Any] | str) -> Answer:
         if isinstance(ctx, str):
             return 400, dumps({"key": key, "errorCode": "INVALID_CONTEXT", "errorDetails": ctx}), [_JSON]
         r = service.evaluate(key, ctx)
@@ -233,13 +268,14 @@ class OfrepFastPath:
         return status, dumps(body), [_JSON]
 
     @staticmethod
-    def _bulk(service: FlagService, ctx: dict[str, Any] | str,
-              if_none_match: str | None) -> tuple[int, bytes, list[Header_]]:
+    def _bulk(service: FlagService, ctx: dict[str, Any] | str) -> Answer:
+        """The 200 answer's ETag header comes last (`__call__` answers 304 from it)."""
         if isinstance(ctx, str):
             return 400, dumps({"errorCode": "INVALID_CONTEXT", "errorDetails": ctx}), [_JSON]
         etag = etag_for(service.snapshot.revision, ctx, len(service.snapshot.entries))
-        headers = [(b"etag", etag.encode())]
-        if if_none_match is not None and etag in [t.strip() for t in if_none_match.split(",")]:
-            return 304, b"", headers
         flags = [ofrep_body(k, r)[1] for k, r in service.evaluate_all(ctx)]
-        return 200, dumps({"flags": flags}), [_JSON, *headers]
+        return 200, dumps({"flags": flags}), [_JSON, (b"etag", etag.encode())]
+
+
+def _matches(if_none_match: str | None, etag: bytes) -> bool:
+    return if_none_match is not None and etag.decode() in [t.strip() for t in if_none_match.split(",")]

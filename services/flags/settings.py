@@ -23,6 +23,8 @@ class FlagsSettings(ServiceSettings):
                                    "in the background: no request waits on Redis (FLAGS_RATE_LIMIT_LOCAL).")
     ofrep_trace_ratio: float = Field(default=0.01, ge=0, le=1, description="Share of OFREP evaluations traced when "
                                      "the caller sends no traceparent; a sampled traceparent is always followed.")
+    ofrep_cache_entries: int = Field(default=4096, ge=0, description="OFREP answers kept for repeated contexts "
+                                     "(emptied on any change and every second); 0: no cache.")
     write_limit: str = Field(default="20/second", description="Per-client limit on changes (admin + runbook).")
     db_schema: str = Field(default="flags", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
     cache_prefix: str = "safeguard:flags:"

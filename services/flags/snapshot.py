@@ -27,11 +27,13 @@ def _entry(rec: FlagRecord) -> Entry:
 
 
 class Snapshot:
-    """Flags by key, compiled once per change. `revision` is the highest change number applied."""
+    """Flags by key, compiled once per change. `revision` is the highest change number applied;
+    `generation` moves on every load and every change applied (caches of answers key on it)."""
 
     def __init__(self) -> None:
         self.entries: dict[str, Entry] = {}
         self.revision = 0
+        self.generation = 0
         self.loaded = False
 
     def replace_all(self, records: Iterable[FlagRecord], revision: int) -> list[str]:
@@ -40,6 +42,7 @@ class Snapshot:
         changed = [k for k in self.entries if k not in new]
         changed += [k for k, r in new.items() if k not in self.entries or self.entries[k].record.version != r.version]
         self.entries = {k: (self.entries[k] if k not in changed else _entry(r)) for k, r in new.items()}
+        self.generation += 1
         self.revision = revision
         self.loaded = True
         return changed
@@ -51,10 +54,12 @@ class Snapshot:
             if cur is None:
                 return False
             del self.entries[key]
+            self.generation += 1
             return True
         if cur is not None and cur.record.revision >= record.revision and cur.record.version >= record.version:
             return False
         self.entries[key] = _entry(record)
+        self.generation += 1
         self.revision = max(self.revision, record.revision)
         return True
 
