@@ -47,15 +47,16 @@ class FaustPublisher:
 
     `publish` and `dead_letter` return once the broker acked the record (or raise after `timeout_s`)."""
 
-    def __init__(self, app: faust.App, *, topic_prefix: str, timeout_s: float = 10.0) -> None:
+    def __init__(self, app: faust.App, *, topic_prefix: str, timeout_s: float = 10.0, partitions: int = 3) -> None:
         self.app = app
+        self.partitions = partitions
         self.topic_prefix = topic_prefix
         self.timeout_s = timeout_s
         self._topics: dict[str, Any] = {}
 
     def topic(self, name: str) -> Any:
         if name not in self._topics:
-            self._topics[name] = self.app.topic(name, key_serializer="raw", value_serializer="raw", partitions=3)
+            self._topics[name] = self.app.topic(name, key_serializer="raw", value_serializer="raw", partitions=self.partitions)
         return self._topics[name]
 
     async def publish(self, event: Event, *, topic: str | None = None) -> None:
@@ -79,7 +80,7 @@ class FaustPublisher:
 
 def register_agents(
     app: faust.App, *, core: SlaCore, tables: Tables, publisher: Any, outbox: Outbox, topic_prefix: str,
-    counters: Counters, batch_size: int = 1000, batch_within: float = 0.05,
+    counters: Counters, batch_size: int = 1000, batch_within: float = 0.05, partitions: int = 3,
 ) -> dict[str, Any]:
     """Define one agent per input topic, each taking up to `batch_size` records or what came within
     `batch_within` seconds. `publisher` has `publish(event)` and `dead_letter(record, ...)`.
@@ -164,7 +165,7 @@ def register_agents(
                 counters["sla_published_total"][kind] += 1
 
     def source(name: str) -> Any:
-        return app.topic(topic_prefix + name, key_serializer="raw", value_serializer="raw", partitions=3)
+        return app.topic(topic_prefix + name, key_serializer="raw", value_serializer="raw", partitions=partitions)
 
     def agent(name: str, topic: str) -> Callable[[Callable[..., Any]], Any]:
         return app.agent(source(topic), name=f"sla.{name}")

@@ -27,9 +27,7 @@ from services.sla.ticks import register_ticks
 from shared import topics
 from shared.guard import aiohttp_guard
 
-__all__ = ["create_app", "SlaApp", "PARTITIONS"]
-
-PARTITIONS = 3  # of every input topic and table: a service's records and state share one partition number
+__all__ = ["create_app", "SlaApp"]
 
 
 @dataclass(frozen=True)
@@ -77,7 +75,7 @@ def create_app(settings: SlaSettings, *, policy: SlaPolicy | None = None, publis
         web_bind=settings.host,
         web_router_enabled=False, web_tables_enabled=False, web_stats_enabled=False, web_graph_enabled=False,
         web_metrics_enabled=False,
-        topic_partitions=PARTITIONS,
+        topic_partitions=settings.partitions,
         topic_replication_factor=1,
         producer_acks=-1,
         # a killed worker's partitions go to its restarted self after 10 s, not Faust's 60 s default
@@ -94,26 +92,28 @@ def create_app(settings: SlaSettings, *, policy: SlaPolicy | None = None, publis
     # Faust pauses consumption when more than `max_messages` sends are queued ("producer buffer
     # full"); a batch flush queues one per changed key, so allow a whole batch.
     app.producer.buffer.max_messages = max(app.producer.buffer.max_messages, settings.batch_size)
-    tables = define_tables(app)
+    tables = define_tables(app, partitions=settings.partitions)
     core = SlaCore(policy=policy, buckets=tables.buckets, status=tables.status, clock=clock)
     counters: Counters = defaultdict(Counter)
-    publisher = publisher or FaustPublisher(app, topic_prefix=settings.kafka.topic_prefix, timeout_s=settings.publish_timeout)
-    outbox = Outbox(core=core, tables=tables, publisher=publisher, counters=counters, partitions=PARTITIONS)
+    publisher = publisher or FaustPublisher(app, topic_prefix=settings.kafka.topic_prefix, timeout_s=settings.publish_timeout,
+                                           partitions=settings.partitions)
+    outbox = Outbox(core=core, tables=tables, publisher=publisher, counters=counters, partitions=settings.partitions)
     agents = register_agents(app, core=core, tables=tables, publisher=publisher, outbox=outbox, counters=counters,
                              topic_prefix=settings.kafka.topic_prefix, batch_size=settings.batch_size,
-                             batch_within=settings.batch_within)
-    _republish_on_a_timer(app, outbox, every=settings.republish_every, topic=settings.kafka.topic_prefix + topics.TELEMETRY_REQUESTS)
+                             batch_within=settings.batch_within, partitions=settings.partitions)
+    _republish_on_a_timer(app, outbox, every=settings.republish_every, topic=settings.kafka.topic_prefix + topics.TELEMETRY_REQUESTS,
+                          partitions=settings.partitions)
     register_ticks(app, core=core, tables=tables, outbox=outbox, publisher=publisher, counters=counters,
                    topic=settings.kafka.topic_prefix + topics.TELEMETRY_REQUESTS, every=settings.tick_every,
-                   idle_after=settings.tick_idle, partitions=PARTITIONS)
+                   idle_after=settings.tick_idle, partitions=settings.partitions)
     if settings.rearm_on_flags:
         agents |= register_flag_watch(app, core=core, tables=tables, publisher=publisher, topic_prefix=settings.kafka.topic_prefix,
-                                      partitions=PARTITIONS, counters=counters)
+                                      partitions=settings.partitions, counters=counters)
     register_views(app, core=core, counters=counters)
     return SlaApp(app=app, core=core, tables=tables, agents=agents, counters=counters, republish=outbox.republish)
 
 
-def _republish_on_a_timer(app: faust.App, outbox: Outbox, *, every: float, topic: str) -> None:
+def _republish_on_a_timer(app: faust.App, outbox: Outbox, *, every: float, topic: str, partitions: int) -> None:
     """Once the tables are recovered, and every `every` seconds, send what is left in the outboxes of the
     services whose partitions this worker owns (a standby's copy is not ours to send)."""
 
@@ -122,7 +122,7 @@ def _republish_on_a_timer(app: faust.App, outbox: Outbox, *, every: float, topic
         if app.rebalancing or not app.tables.recovery.completed.is_set():  # type: ignore[attr-defined]
             return
         owned = {tp.partition for tp in app.assignor.assigned_actives() if tp.topic == topic}
-        await outbox.republish(owned=lambda service: partition_of(service, partitions=PARTITIONS) in owned)
+        await outbox.republish(owned=lambda service: partition_of(service, partitions=partitions) in owned)
 
 
 def _credentials(settings: SlaSettings) -> faust.SASLCredentials | None:

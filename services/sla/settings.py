@@ -15,6 +15,7 @@ class SlaSettings(HttpSettings):
     data_dir: str = ".stack/sla"
     policy_file: str | None = Field(default="config/sla.yaml", description="SLA policy YAML; empty for the defaults.")
     web_enabled: bool = True
+    partitions: int = Field(default=3, ge=1, description="Partitions of every input topic and table (a service's records and state share one partition number); more lets more workers share the load.")
     batch_size: int = Field(default=1000, ge=1, description="Records per batch at most (one changelog write per changed key per batch).")
     batch_within: float = Field(default=0.25, gt=0, description="Seconds a batch waits for more records (adds at most this to detection).")
     publish_timeout: float = Field(default=10.0, gt=0, description="Seconds to wait for the broker's ack of a trigger, a report or a dead letter.")

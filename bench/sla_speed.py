@@ -1,0 +1,251 @@
+"""SLA processor speed beside Faust's own ceiling, and scale-out (issue 12). Loopback Kafka, bounded.
+
+The same N RequestsObserved records (SERVICES services, some with error bursts) are put on two
+6-partition topics (private prefixes). Each worker is its own process (`--worker`), started
+together and reporting its processed count every 20 ms; a run's rate is the slope of the summed
+count while every worker of the run was processing (after the last rebalance, until the first
+worker ran dry). In the same run:
+
+1. Faust no-op: an agent on the topic that only counts, `stream.take(1000, within=0.25)`, raw bytes.
+2. The SLA processor, one worker (prefix A) -> ratio to 1.
+3. The SLA processor, two workers of one app (prefix B) -> ratio to 2.
+Then the triggers and budget reports of 2 and 3 are read back and must be the same sets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from shared import topics
+from shared.events import RequestsObserved
+from shared.histogram import LatencySketch
+from shared.kafka.codec import encode
+from shared.settings import KafkaSettings
+
+N_EVENTS = int(os.environ.get("SLA_SPEED_EVENTS", "80000"))
+SERVICES = 48
+PARTITIONS = 6
+_OUTPUTS = (topics.SLA_TRIGGERS, topics.SLA_BUDGETS)
+_PAUSE = 1.0  # s without a batch done: a rebalance (a batch takes ~0.2 s)
+
+
+def _records() -> list[tuple[bytes, bytes, list[tuple[str, bytes]]]]:
+    """N reports, one per service and second, oldest first; every 4th service has 20 % errors in
+    a minute out of five (episodes fire and clear), the rest 1 in 7 reports with one error."""
+    sketch = LatencySketch.of([20, 35, 50, 80, 120, 300, 900])
+    wire, total_ms = sketch.to_wire(), sketch.total_ms
+    seconds = N_EVENTS // SERVICES + 1
+    t0 = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=seconds + 30)
+    out = []
+    for i in range(N_EVENTS):
+        svc, sec = i % SERVICES, i // SERVICES
+        bursting = svc % 4 == 0 and (sec // 60) % 5 == svc % 5
+        errors = 10 if bursting else (1 if i % 7 == 0 else 0)
+        event = RequestsObserved(service=f"svc-{svc}", instance="i-1", window_start=t0 + timedelta(seconds=sec), count=50,
+                                 errors=errors, latency_sum_ms=total_ms * 50 / 7, latency_buckets=wire)
+        out.append(encode(event, source="/safeguard/bench"))
+    return out
+
+
+async def _fill(settings: KafkaSettings, prefixes: list[str]) -> None:
+    names = [topics.TELEMETRY_REQUESTS, topics.TELEMETRY_PAGELOADS, topics.HEALTH_CHECKS, topics.FLAGS_CHANGES, *_OUTPUTS]
+    admin = AIOKafkaAdminClient(**settings.client_kwargs())
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(p + n, PARTITIONS, 1) for p in prefixes for n in names])
+    finally:
+        await admin.close()
+    records = _records()
+    producer = AIOKafkaProducer(**settings.client_kwargs(), linger_ms=5, max_batch_size=256 * 1024, acks="all")
+    await producer.start()
+    try:
+        for prefix in prefixes:
+            topic = prefix + topics.TELEMETRY_REQUESTS
+            for k in range(0, len(records), 2000):
+                await asyncio.gather(*[await producer.send(topic, key=key, value=value, headers=headers)
+                                       for key, value, headers in records[k:k + 2000]])
+    finally:
+        await producer.stop()
+
+
+async def _run(kind: str, *, prefix: str, workers: int) -> float:
+    """Start `workers` processes of one app together; the events/s of them all while all were processing."""
+    app_id = f"bench-{kind}-{uuid.uuid4().hex[:6]}"
+    logs = [open(os.path.join(tempfile.gettempdir(), f"{app_id}-{i}.log"), "wb") for i in range(workers)]  # noqa: SIM115
+    procs = [await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bench.sla_speed", "--worker", kind, prefix, app_id,
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=log) for log in logs]
+    samples: list[list[tuple[float, int]]] = [[] for _ in procs]
+
+    async def read(i: int) -> None:
+        stdout = procs[i].stdout
+        assert stdout is not None
+        async for line in stdout:
+            parts = line.split()
+            if len(parts) == 2:
+                samples[i].append((float(parts[0]), int(parts[1])))
+
+    for p in procs:  # imports done and the app built: start them together
+        assert p.stdout is not None and p.stdin is not None
+        assert (await p.stdout.readline()).strip() == b"ready", f"{kind} worker did not start"
+    for p in procs:
+        p.stdin.write(b"go\n")  # type: ignore[union-attr]
+    readers = [asyncio.create_task(read(i)) for i in range(workers)]
+    deadline = time.monotonic() + 180
+    while sum(s[-1][1] for s in samples if s) < N_EVENTS:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{kind}: {sum(s[-1][1] for s in samples if s)} of {N_EVENTS} after 180 s")
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(0.3)  # the last counts
+    for p in procs:
+        assert p.stdin is not None
+        p.stdin.close()
+    await asyncio.wait_for(asyncio.gather(*(p.wait() for p in procs)), 60)
+    for r in readers:
+        r.cancel()
+    for log in logs:
+        log.close()
+    with open(os.path.join(tempfile.gettempdir(), f"{app_id}.samples"), "w") as f:
+        json.dump(samples, f)
+    return _rate(samples)
+
+
+def _rate(samples: list[list[tuple[float, int]]]) -> float:
+    """Slope of the summed count while every worker processed steadily: from each one's first batch
+    after its last pause over `_PAUSE` s (the rebalance as the second joins) until the first one ran dry."""
+    end = min(next(t for t, n in s if n == s[-1][1]) for s in samples)
+    start = max(_steady_from(s, end) for s in samples)
+    if end <= start:  # too few batches to tell: the whole run
+        start, end = min(s[0][0] for s in samples), max(s[-1][0] for s in samples)
+
+    def total(at: float) -> int:
+        return sum(max((n for t, n in s if t <= at), default=0) for s in samples)
+
+    return (total(end) - total(start)) / (end - start)
+
+
+def _steady_from(samples: list[tuple[float, int]], end: float) -> float:
+    moved = [t for (t, n), (_, before) in zip(samples[1:], samples) if n > before and t <= end]
+    start = moved[0] if moved else end
+    for t, previous in zip(moved[1:], moved):
+        if t - previous > _PAUSE:
+            start = t
+    return start
+
+
+async def _outputs(settings: KafkaSettings, prefix: str, *, before: datetime) -> dict[str, set[str]]:
+    """The trigger and budget events the run published on event time (at `time` < `before`, the end of
+    the input: later ones came from the clock ticking after the input ran dry, at a wall-clock time of
+    its own in each run). Budget reports' ids are random: left out."""
+    consumer = AIOKafkaConsumer(*(prefix + t for t in _OUTPUTS), **settings.client_kwargs(), auto_offset_reset="earliest",
+                                group_id=f"bench-read-{uuid.uuid4().hex[:6]}", enable_auto_commit=False)
+    await consumer.start()
+    found: dict[str, set[str]] = {t: set() for t in _OUTPUTS}
+    try:
+        ends = await consumer.end_offsets(await _assigned(consumer))
+        while [tp for tp, end in ends.items() if await consumer.position(tp) < end]:
+            for tp, records in (await consumer.getmany(timeout_ms=500)).items():
+                for r in records:
+                    value = json.loads(r.value)
+                    if datetime.fromisoformat(value["time"]) >= before:
+                        continue
+                    if tp.topic.endswith(topics.SLA_BUDGETS):
+                        value.pop("id", None)
+                    found[tp.topic[len(prefix):]].add(json.dumps(value, sort_keys=True))
+    finally:
+        await consumer.stop()
+    return found
+
+
+async def _assigned(consumer: AIOKafkaConsumer) -> list[Any]:
+    while len(consumer.assignment()) < PARTITIONS * len(_OUTPUTS):
+        await asyncio.sleep(0.05)
+    return list(consumer.assignment())
+
+
+async def main() -> None:
+    settings = KafkaSettings()
+    run = uuid.uuid4().hex[:6]
+    one, two = f"bench{run}a.", f"bench{run}b."
+    t, filled = time.perf_counter(), datetime.now(UTC)  # the input's event times end 30 s before this
+    await _fill(settings, [one, two])
+    print(f"{N_EVENTS} RequestsObserved, {SERVICES} services, {PARTITIONS} partitions (put on 2 topics in {time.perf_counter() - t:.1f} s)")
+    noop = await _run("noop", prefix=one, workers=1)
+    print(f"  Faust no-op agent (take 1000, raw)  : {noop:10,.0f} events/s", flush=True)
+    single = await _run("sla", prefix=one, workers=1)
+    print(f"  SLA processor, 1 worker             : {single:10,.0f} events/s   ratio to no-op {single / noop:.2f} (target >= 0.5)", flush=True)
+    double = await _run("sla", prefix=two, workers=2)
+    print(f"  SLA processor, 2 workers            : {double:10,.0f} events/s   ratio to 1 worker {double / single:.2f} (target >= 1.7)")
+    a, b = await _outputs(settings, one, before=filled), await _outputs(settings, two, before=filled)
+    for name in _OUTPUTS:
+        print(f"  {name:<13}: 1 worker {len(a[name]):5} events, 2 workers {len(b[name]):5}, same: {a[name] == b[name]}")
+    for name in _OUTPUTS:
+        for only, side in ((a[name] - b[name], "only 1 worker"), (b[name] - a[name], "only 2 workers")):
+            for item in sorted(only)[:3]:
+                print(f"    {side}: {item}")
+    assert a == b, "two workers published other triggers / budgets than one"
+    assert a[topics.SLA_TRIGGERS], "no trigger fired: the comparison proves nothing"
+
+
+# ---- the worker processes ------------------------------------------------------------------------
+
+async def _worker(kind: str, prefix: str, app_id: str) -> None:
+    settings = KafkaSettings(topic_prefix=prefix)
+    app, count = _sla(settings, app_id) if kind == "sla" else _noop(settings, app_id)
+    print("ready", flush=True)
+    await asyncio.to_thread(sys.stdin.readline)
+    await app.start()
+    stop = asyncio.ensure_future(asyncio.to_thread(sys.stdin.read))
+    last = -1
+    while not stop.done():
+        n = count()
+        if n != last:
+            print(f"{time.time():.4f} {n}", flush=True)
+            last = n
+        await asyncio.wait([stop], timeout=0.02)
+    await app.stop()
+
+
+def _sla(settings: KafkaSettings, app_id: str) -> tuple[Any, Any]:
+    from services.sla.app import create_app
+    from services.sla.settings import SlaSettings
+
+    sla = create_app(SlaSettings(app_id=app_id, kafka=settings, policy_file="config/sla.yaml", web_enabled=False,
+                                 partitions=PARTITIONS, data_dir=tempfile.mkdtemp(prefix="sla-speed-")))
+    source = settings.topic_prefix + topics.TELEMETRY_REQUESTS
+    return sla.app, lambda: sla.counters["sla_events_total"][source]
+
+
+def _noop(settings: KafkaSettings, app_id: str) -> tuple[Any, Any]:
+    import faust
+
+    from services.sla.app import _credentials
+    from services.sla.settings import SlaSettings
+
+    app = faust.App(app_id, broker=f"kafka://{settings.bootstrap_servers}", store="memory://", web_enabled=False,
+                    broker_credentials=_credentials(SlaSettings(kafka=settings)), topic_partitions=PARTITIONS,
+                    topic_replication_factor=1, datadir=tempfile.mkdtemp(prefix="sla-speed-"))
+    seen = [0]
+    source = app.topic(settings.topic_prefix + topics.TELEMETRY_REQUESTS, key_serializer="raw", value_serializer="raw")
+
+    @app.agent(source, name="noop")
+    async def count(stream: Any) -> None:
+        async for batch in stream.take(1000, within=0.25):
+            seen[0] += len(batch)
+
+    return app, lambda: seen[0]
+
+
+if __name__ == "__main__" and sys.argv[1:2] == ["--worker"]:
+    asyncio.run(_worker(*sys.argv[2:5]))
