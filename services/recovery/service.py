@@ -27,7 +27,7 @@ from services.recovery.models import ActionRecord, Episode, History, RunRequest
 from services.recovery.operator import Operator
 from services.recovery.pause import MemoryPauseStore, PauseStore, pause_reason
 from services.recovery.policy import ActionRule, RecoveryPolicy
-from services.recovery.slow_dependency import NO_SLOW_DEPENDENCY, choose_breaker, forced_open
+from services.recovery.slow_dependency import NO_SLOW_DEPENDENCY, choose_breaker, forced_open, reports_dependencies
 from shared.events import (
     Command, DisableNewFeatures, OpenCircuitBreaker, RecoveryActionFailed, RecoveryActionStarted,
     RecoveryActionSucceeded, RecoveryActionVerified, RestartConnectionPool, RestartProcess, TriggerCleared,
@@ -289,8 +289,8 @@ class RecoveryService:
 
     async def _slow_breaker(self, rec: ActionRecord, rule: ActionRule) -> tuple[ActionRule, str]:
         """The breaker of the dependency the SDK measured as slow (services/recovery/slow_dependency.py)."""
-        if self.operator.watch is None:
-            return rule, f"breaker {rule.breaker} from the policy (no process stats to go on)"
+        if self.operator.watch is None or not reports_dependencies(self.operator.watch.seen, service=rec.service):
+            return rule, f"no dependency stats from {rec.service}: breaker {rule.breaker} from the policy"
         slow = await choose_breaker(self.operator.watch, service=rec.service, now=self.now())
         if slow is None:
             raise _ActionError(f"{NO_SLOW_DEPENDENCY} (every dependency of {rec.service} answers within its "

@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from services.recovery.health_watch import HealthWatch, Report
 from shared.events import CircuitBreakerStateChanged, DependencyStats, ProcessStatsReported
 
-__all__ = ["SlowDependency", "slowest", "choose_breaker", "forced_open", "NO_SLOW_DEPENDENCY",
+__all__ = ["SlowDependency", "slowest", "choose_breaker", "forced_open", "reports_dependencies", "NO_SLOW_DEPENDENCY",
            "MIN_SLOW_RATE", "MIN_SLOW_CALLS", "WAIT_S"]
 
 NO_SLOW_DEPENDENCY = "no slow dependency: not opening a breaker"
@@ -55,6 +55,12 @@ def slowest(reports: Iterable[ProcessStatsReported]) -> SlowDependency | None:
     found = [SlowDependency(d.name, r.instance, d) for r in reports for d in r.dependencies
              if d.slow_calls >= MIN_SLOW_CALLS and d.slow_call_rate >= MIN_SLOW_RATE]
     return max(found, key=lambda s: (s.stats.slow_call_rate, s.stats.mean_ms), default=None)
+
+
+def reports_dependencies(reports: Iterable[Report], *, service: str) -> bool:
+    """Whether `service` reports dependency stats at all: an app on an SDK without them (the Node demo's, an
+    older Python one) gets the policy's breaker, as before; one that reports them is never guessed for."""
+    return any(isinstance(e, ProcessStatsReported) and e.service == service and e.dependencies for e in reports)
 
 
 async def choose_breaker(watch: HealthWatch, *, service: str, now: datetime) -> SlowDependency | None:

@@ -109,3 +109,11 @@ async def test_errors_from_a_breaker_recovery_forced_open_do_not_kill_features()
                                                time=now + timedelta(seconds=1)))
     rec = await svc.recover_from_trigger(fired("error_rate_high", episode="ep3"))
     assert rec is not None and rec.status == "started" and flags.killed == 1
+
+
+async def test_an_app_that_reports_no_dependency_stats_gets_the_policy_breaker() -> None:
+    svc, pub, watch, _ = setup()
+    await watch.add(stats(at=datetime.now(UTC)))  # an SDK without dependency stats (the Node demo's)
+    rec = await svc.recover_from_trigger(fired("latency_high"))
+    assert [c.breaker for c in pub.of_type(OpenCircuitBreaker)] == ["postgres"]
+    assert rec is not None and "no dependency stats from shop: breaker postgres from the policy" in rec.detail
