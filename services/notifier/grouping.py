@@ -2,9 +2,10 @@
 and time): a trigger that is a known consequence of another joins that one's unresolved incident, opened
 within GROUP_WINDOW, as a timeline entry instead of opening (and paging for) a second incident.
 
-The consequence we know: slow responses or a lost database make the breaker (or the pool) fail requests
-fast, so `error_rate_high` follows `latency_high` and `db_connection_lost` (issue 14: one slow handler
-made three actions and two incidents). The incident resolves once every episode in it has cleared, as a
+The consequence we know: slow responses make recovery open the slow dependency's breaker, which fails
+requests fast, so `error_rate_high` follows `latency_high` (issue 14: one slow handler made three actions
+and two incidents). A lost database (`db_connection_lost`) has the same shape; it is left out until a
+test drives it, since its errors are the app's own 503s, not a breaker recovery opened. The incident resolves once every episode in it has cleared, as a
 PagerDuty incident resolves with the last of its alerts. The markers live in the timeline
 ("joined: ... (episode X)", "cleared: ... (episode X)"), so no schema change is needed.
 """
@@ -18,7 +19,7 @@ from services.notifier.models import Incident
 
 __all__ = ["FOLLOWS", "GROUP_WINDOW", "joining", "joined_by", "joined_text", "cleared_text", "still_firing"]
 
-FOLLOWS: dict[str, tuple[str, ...]] = {"error_rate_high": ("latency_high", "db_connection_lost")}
+FOLLOWS: dict[str, tuple[str, ...]] = {"error_rate_high": ("latency_high",)}
 GROUP_WINDOW = timedelta(minutes=10)
 _JOINED, _CLEARED = "joined: ", "cleared: "
 
