@@ -64,16 +64,18 @@ def reports_dependencies(reports: Iterable[Report], *, service: str) -> bool:
 
 
 async def choose_breaker(watch: HealthWatch, *, service: str, now: datetime) -> SlowDependency | None:
-    """From each instance's last report; if none shows a slow dependency, the next report within WAIT_S
-    that does (the trigger can fire between two reports, before slow calls are counted)."""
+    """From each instance's last report; if none shows a slow dependency, once more after the next report
+    (within WAIT_S). That one is conclusive: the trigger fires after responses were slow for the window and
+    the hold, so a dependency behind them has had calls in flight past its slow threshold by then."""
     found = slowest(_latest(watch.seen, service=service, since=now - _LOOKBACK))
     if found is not None:
         return found
 
-    def shows_slow(e: Report) -> bool:
-        return isinstance(e, ProcessStatsReported) and e.service == service and slowest([e]) is not None
-    seen = await watch.wait_for(shows_slow, since=now, timeout_s=WAIT_S)
-    return slowest([seen]) if isinstance(seen, ProcessStatsReported) else None
+    def fresh(e: Report) -> bool:
+        return isinstance(e, ProcessStatsReported) and e.service == service
+    if await watch.wait_for(fresh, since=now, timeout_s=WAIT_S) is None:
+        return None
+    return slowest(_latest(watch.seen, service=service, since=now - _LOOKBACK))
 
 
 def forced_open(reports: Iterable[Report], *, service: str, since: datetime) -> list[str]:

@@ -117,3 +117,21 @@ async def test_an_app_that_reports_no_dependency_stats_gets_the_policy_breaker()
     rec = await svc.recover_from_trigger(fired("latency_high"))
     assert [c.breaker for c in pub.of_type(OpenCircuitBreaker)] == ["postgres"]
     assert rec is not None and "no dependency stats from shop: breaker postgres from the policy" in rec.detail
+
+
+async def test_the_next_report_after_the_trigger_settles_it_without_waiting_longer() -> None:
+    import asyncio
+    import time
+
+    svc, pub, watch, _ = setup()
+    await watch.add(stats(dep("postgres", calls=5, slow=0), at=datetime.now(UTC) - timedelta(seconds=1)))
+
+    async def later() -> None:
+        await asyncio.sleep(0.1)
+        await watch.add(stats(dep("postgres", calls=30, slow=0), at=datetime.now(UTC)))
+    task = asyncio.create_task(later())
+    t0 = time.monotonic()
+    rec = await svc.recover_from_trigger(fired("latency_high"))
+    await task
+    assert time.monotonic() - t0 < 2.0  # not the whole WAIT_S
+    assert rec is not None and rec.status == "failed" and pub.of_type(OpenCircuitBreaker) == []
