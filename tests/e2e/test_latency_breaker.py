@@ -18,6 +18,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -35,6 +36,10 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def _tail(path: str) -> str:
+    return Path(path).read_bytes()[-3000:].decode(errors="replace")
 
 
 @dataclass
@@ -62,8 +67,8 @@ def demo(stack: None) -> Iterator[Demo]:  # noqa: F811
                     break
             except httpx.TransportError:
                 pass
-            assert proc.poll() is None, f"the demo exited ({proc.returncode}); see {log.name}"
-            assert time.monotonic() < deadline, f"the demo did not answer within 30 s; see {log.name}"
+            assert proc.poll() is None, f"the demo exited ({proc.returncode}):\n{_tail(log.name)}"
+            assert time.monotonic() < deadline, f"the demo did not answer within 30 s:\n{_tail(log.name)}"
             time.sleep(0.2)
         yield Demo(service, url, proc)
     finally:
