@@ -10,6 +10,7 @@ same headers as `shared.kafka.EventConsumer`); a replay of a record already coun
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -81,6 +82,7 @@ class FaustPublisher:
 def register_agents(
     app: faust.App, *, core: SlaCore, tables: Tables, publisher: Any, outbox: Outbox, topic_prefix: str,
     counters: Counters, batch_size: int = 1000, batch_within: float = 0.05, partitions: int = 3,
+    max_in_flight: int = 10_000,
 ) -> dict[str, Any]:
     """Define one agent per input topic, each taking up to `batch_size` records or what came within
     `batch_within` seconds. `publisher` has `publish(event)` and `dead_letter(record, ...)`.
@@ -89,7 +91,9 @@ def register_agents(
     overlays), then the changed table keys go to the changelogs once, then the dead letters, the
     budget reports and (through `outbox`, which marks them sent) the trigger events are sent; the
     records are acked after that (Faust's `take_events`), so offsets never run ahead of the state
-    on the changelog, and a trigger not yet sent is still in the outbox after a crash.
+    on the changelog, and a trigger not yet sent is still in the outbox after a crash. The batch
+    waits for the broker's acks of its dead letters and triggers, not of its budget reports (up to
+    `max_in_flight` of those may be unacked).
     """
     handlers: dict[type[Event], Callable[[Any], list[Event]]] = {
         RequestsObserved: core.observe_requests,
@@ -138,7 +142,8 @@ def register_agents(
         for record, reason in dead:
             counters["sla_dead_lettered_total"][record.message.topic] += 1
             log.warning("dead-lettered", extra={"topic": record.message.topic, "offset": record.message.offset, "reason": reason})
-            await publisher.dead_letter(record, reason=reason, group=group)
+        if dead:  # all sent at once, all acked before the batch's offsets are
+            await asyncio.gather(*(publisher.dead_letter(record, reason=reason, group=group) for record, reason in dead))
         await publish_reports(emitted)
         touched = {getattr(e, "service"): r.message.partition for r, out in emitted for e in out if isinstance(e, _TRIGGERS)}
         if touched:
@@ -147,22 +152,32 @@ def register_agents(
             await outbox.publish(sorted(touched), headers=headers, partitions=touched, sources=sources)
         counters["sla_events_total"][records[0].message.topic] += len(records)
 
+    in_flight: set[asyncio.Future[Any]] = set()
+
     async def publish_reports(emitted: list[tuple[Any, list[Event]]]) -> None:
-        """Budget reports, concurrently; a lost one is replaced by the next (every `report_every`)."""
-        sends = []
+        """Budget reports go out without the batch waiting for the broker's acks (a lost one is replaced by
+        the next, every `report_every`); only past `max_in_flight` unacked does a batch wait for some."""
         for record, outputs in emitted:
             if all(isinstance(o, _TRIGGERS) for o in outputs):
                 continue
             with _tracer.start_as_current_span(f"{record.message.topic} process", context=extract_context(_headers(record)),
                                                kind=SpanKind.CONSUMER):
-                sends += [(o, asyncio.ensure_future(publisher.publish(o))) for o in outputs if not isinstance(o, _TRIGGERS)]
-        for output, result in zip((o for o, _ in sends), await asyncio.gather(*(f for _, f in sends), return_exceptions=True)):
-            kind = str(getattr(output, "type"))
-            if isinstance(result, BaseException):
-                log.error("could not publish %s", kind, exc_info=result)
-                counters["sla_publish_failures_total"][kind] += 1
-            else:
-                counters["sla_published_total"][kind] += 1
+                for output in outputs:
+                    if not isinstance(output, _TRIGGERS):
+                        sent = asyncio.ensure_future(publisher.publish(output))
+                        sent.add_done_callback(functools.partial(reported, str(getattr(output, "type"))))
+                        in_flight.add(sent)
+        while len(in_flight) > max_in_flight:
+            await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
+
+    def reported(kind: str, sent: asyncio.Future[Any]) -> None:
+        in_flight.discard(sent)
+        error = None if sent.cancelled() else sent.exception()
+        if sent.cancelled() or error is not None:
+            log.error("could not publish %s", kind, exc_info=error)
+            counters["sla_publish_failures_total"][kind] += 1
+        else:
+            counters["sla_published_total"][kind] += 1
 
     def source(name: str) -> Any:
         return app.topic(topic_prefix + name, key_serializer="raw", value_serializer="raw", partitions=partitions)
