@@ -6,8 +6,9 @@ together and reporting its processed count every 20 ms; a run's rate is the slop
 count while every worker of the run was processing (after the last rebalance, until the first
 worker ran dry). In the same run:
 
-1. Faust no-op: an agent on the topic that only counts, `stream.take(1000, within=0.25)`, raw bytes.
-2. The SLA processor, one worker (prefix A) -> ratio to 1.
+1. Faust no-op: an agent on the topic that only counts, `stream.take(1000, within=0.25)`, raw bytes;
+   one worker, then two (what the machine itself lets two processes scale: 2 cores, Kafka beside).
+2. The SLA processor, one worker (prefix A) -> ratio to the no-op.
 3. The SLA processor, two workers of one app (prefix B) -> ratio to 2.
 Then the triggers and budget reports of 2 and 3 are read back and must be the same sets.
 """
@@ -183,6 +184,9 @@ async def main() -> None:
     print(f"{N_EVENTS} RequestsObserved, {SERVICES} services, {PARTITIONS} partitions (put on 2 topics in {time.perf_counter() - t:.1f} s)")
     noop = await _run("noop", prefix=one, workers=1)
     print(f"  Faust no-op agent (take 1000, raw)  : {noop:10,.0f} events/s", flush=True)
+    noop2 = await _run("noop", prefix=two, workers=2)
+    print(f"  Faust no-op agent, 2 workers        : {noop2:10,.0f} events/s   ratio to 1 worker {noop2 / noop:.2f} "
+          f"(what this machine lets 2 processes scale)", flush=True)
     single = await _run("sla", prefix=one, workers=1)
     print(f"  SLA processor, 1 worker             : {single:10,.0f} events/s   ratio to no-op {single / noop:.2f} (target >= 0.5)", flush=True)
     double = await _run("sla", prefix=two, workers=2)
