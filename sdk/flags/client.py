@@ -29,6 +29,7 @@ from typing import Any, TypeVar, cast
 import httpx
 
 from sdk.flags.evaluator import CompiledFlag, FlagSpec, Resolution, compile_flag, evaluate
+from sdk.flags.exposure import ExposureBuffer, ExposureReporter
 
 __all__ = ["FlagClient"]
 
@@ -42,7 +43,10 @@ _TYPES: dict[type, tuple[type, ...]] = {bool: (bool,), str: (str,), int: (int,),
 class FlagClient:
     def __init__(self, base_url: str, *, api_key: str | None = None, cache_path: str | Path | None = None,
                  timeout_s: float = 5.0, max_backoff_s: float = 5.0,
-                 transport: httpx.AsyncBaseTransport | None = None) -> None:
+                 transport: httpx.AsyncBaseTransport | None = None, report_exposures: bool = True,
+                 exposure_interval_s: float = 10.0) -> None:
+        """`report_exposures`: post which (hashed) targeting keys saw which flag every `exposure_interval_s`
+        (sdk/flags/exposure.py), so the console can say how many users a rollout reaches."""
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._http = httpx.AsyncClient(base_url=base_url.rstrip("/"), headers=headers, transport=transport,
                                        timeout=httpx.Timeout(timeout_s, read=None))
@@ -59,21 +63,26 @@ class FlagClient:
         self._first = asyncio.Event()
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self.exposures = ExposureReporter(ExposureBuffer(), interval_s=exposure_interval_s) if report_exposures else None
+        self._reporting: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self, *, wait_s: float = 3.0) -> FlagClient:
         """Begin following the service; return once flags are known (or after `wait_s`, from the file cache)."""
         self._load_file()
         self._task = asyncio.create_task(self._follow(), name="safeguard-flags-follow")
+        if self.exposures is not None:
+            self._reporting = asyncio.create_task(self.exposures.run(self._http), name="safeguard-flags-exposures")
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._first.wait(), wait_s)
         return self
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        for task in (self._task, self._reporting):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         await self._http.aclose()
 
     async def __aenter__(self) -> FlagClient:
@@ -110,7 +119,12 @@ class FlagClient:
     # ------------------------------------------------------------------ evaluation (local only)
     def evaluate(self, key: str, context: Mapping[str, Any] | None = None) -> Resolution:
         flag = self._flags.get(key)
-        return evaluate(flag, context) if flag is not None else _NOT_FOUND
+        if flag is None:
+            return _NOT_FOUND
+        r = evaluate(flag, context)
+        if self.exposures is not None:
+            self.exposures.buffer.saw(flag, context, r)
+        return r
 
     def _value(self, key: str, default: T, context: Mapping[str, Any] | None, kind: type) -> T:
         r = self.evaluate(key, context)

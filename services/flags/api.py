@@ -11,14 +11,16 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import ValidationError
+from redis.exceptions import RedisError
 from starlette.requests import HTTPConnection
 from starlette.types import Receive, Scope, Send
 
+from services.flags.exposure import ExposureBatch, ExposureRecorder
 from services.flags.models import (
     AuditEntry, FlagCreate, FlagRead, FlagUpdate, ImportRequest, ReasonBody, RolloutRequest, ScheduleCreate,
     ScheduleRead, SystemStatusRequest,
 )
-from services.flags.service import FlagService
+from services.flags.service import FlagService, Unavailable
 from services.flags.snapshot import StreamSlots
 from shared.auth import Authenticator
 
@@ -195,6 +197,29 @@ def build_router(auth: Authenticator, *, write_limit: Any = None, slots: StreamS
     @router.get("/api/flags/_schedule", tags=["schedule"], response_model=list[ScheduleRead])
     async def schedules_all(svc: Svc, _: Admin) -> list[ScheduleRead]:
         return await svc.schedules(None)
+
+    @router.post("/api/flags/_exposures", tags=["sdk"], status_code=202, openapi_extra=_body(ExposureBatch))
+    async def exposures(request: Request, svc: Svc, _: Reader) -> dict[str, int]:
+        """SDKs report `[{flag, key_hash, in}]` (hashed targeting keys that saw a flag; `in`: served other than
+        the off variant). Buffered and written to Redis in the background; unknown flags are ignored."""
+        batch: ExposureBatch = _model(ExposureBatch, await read_json(request))
+        recorder: ExposureRecorder = request.app.state.exposures
+        known = [e for e in batch.root if svc.get(e.flag) is not None]
+        for e in known:
+            recorder.add(e.flag, e.key_hash, e.in_)
+        return {"accepted": len(known), "ignored": len(batch.root) - len(known)}
+
+    @router.get("/api/flags/{key}/exposure", tags=["flags"])
+    async def exposure(key: Key, request: Request, svc: Svc, _: Reader) -> dict[str, Any]:
+        """Distinct targeting keys that evaluated the flag in the last hour, and how many got it on
+        (HyperLogLog: about 0.8 % error). Counts OFREP evaluations and SDK reports."""
+        if svc.get(key) is None:
+            raise _not_found(key)
+        try:
+            found: dict[str, Any] = await request.app.state.exposures.store.last_hour(key)
+        except (RedisError, OSError) as exc:
+            raise Unavailable(f"exposure counts are in Redis, which did not answer ({type(exc).__name__})") from None
+        return found
 
     @router.get("/api/flags/{key}", tags=["flags"], response_model=FlagRead)
     async def get_flag(key: Key, svc: Svc, _: Reader) -> FlagRead:

@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse
 
 from services.flags import api, ofrep, rules, sync_grpc
 from services.flags.cache import FlagCache, open_redis
+from services.flags.exposure import ExposureRecorder, ExposureStore
 from services.flags.journal import KillJournal
 from services.flags.models import DefinitionError, FlagCreate
 from services.flags.repository import PgRepository, Repository, migrate, open_pool
@@ -57,6 +58,7 @@ def create_app(settings: FlagsSettings, *, publisher: Publisher | None = None,
                               topic_prefix=settings.kafka.topic_prefix, journal=journal,
                               store_timeout_s=settings.store_timeout_s)
             app.state.flags = svc
+            app.state.exposures = ExposureRecorder(ExposureStore(redis, prefix=settings.cache_prefix))
             app.state.sync_port = await stack.enter_async_context(
                 sync_grpc.serve(svc, auth=auth, host=settings.host, port=settings.sync_port))
             migrated = pool is None or await _try(migrate(pool, schema=settings.db_schema), "migrations")
@@ -66,7 +68,8 @@ def create_app(settings: FlagsSettings, *, publisher: Publisher | None = None,
             tasks = [asyncio.create_task(_every(settings.refresh_interval_s, svc.refresh, "refresh")),
                      asyncio.create_task(_every(settings.scheduler_interval_s, svc.run_due, "scheduler")),
                      asyncio.create_task(_every(settings.reconcile_interval_s, svc.reconcile, "reconcile")),
-                     asyncio.create_task(svc.run_relay(interval_s=settings.relay_interval_s))]
+                     asyncio.create_task(svc.run_relay(interval_s=settings.relay_interval_s)),
+                     asyncio.create_task(app.state.exposures.run())]
             if pool is not None and not migrated:
                 tasks.append(asyncio.create_task(_migrate_later(pool, svc, settings)))
             if publisher is None:

@@ -25,6 +25,7 @@ from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from services.flags.api import not_ready, ready
+from services.flags.exposure import ExposureRecorder
 from services.flags.service import FlagService
 from services.flags.snapshot import Snapshot, etag_for
 from sdk.flags.evaluator import Resolution
@@ -125,6 +126,7 @@ def build_ofrep_router(auth: Authenticator, *, max_bytes: int = MAX_BYTES, max_d
         r = service.evaluate(key, ctx)
         if r is None:
             return _not_found(key)
+        _saw(getattr(request.app.state, "exposures", None), service, [(key, r)], ctx)
         status, body = ofrep_body(key, r)
         return JSONResponse(body, status_code=status)
 
@@ -139,10 +141,23 @@ def build_ofrep_router(auth: Authenticator, *, max_bytes: int = MAX_BYTES, max_d
         etag = etag_for(service.snapshot.revision, ctx, len(service.snapshot.entries))
         if if_none_match is not None and etag in [t.strip() for t in if_none_match.split(",")]:
             return Response(status_code=304, headers={"ETag": etag})
-        flags = [ofrep_body(k, r)[1] for k, r in service.evaluate_all(ctx)]
+        found = service.evaluate_all(ctx)
+        _saw(getattr(request.app.state, "exposures", None), service, found, ctx)
+        flags = [ofrep_body(k, r)[1] for k, r in found]
         return JSONResponse({"flags": flags}, headers={"ETag": etag})
 
     return router
+
+
+def _saw(recorder: ExposureRecorder | None, service: FlagService, found: list[tuple[str, Resolution]],
+         ctx: dict[str, Any]) -> None:
+    """Buffer the exposures of evaluations (flushed to Redis in the background: services/flags/exposure.py)."""
+    if recorder is None or not ctx.get("targetingKey"):
+        return
+    for key, r in found:
+        entry = service.snapshot.get(key)
+        if entry is not None:
+            recorder.saw(entry.compiled, ctx, r)
 
 
 def untraced(*, ratio: float) -> Callable[[Scope], bool]:
@@ -236,9 +251,11 @@ class OfrepFastPath:
             return
         body = await self._body(receive)
         answer = self.cache.get(service.snapshot, key, body)
-        if answer is None:
+        if answer is None:  # a cached answer was recorded when it was made, in the same second
             ctx = parse_context(body, max_bytes=self.max_bytes, max_depth=self.max_depth)
-            answer = self._single(service, key, ctx) if key is not None else self._bulk(service, ctx)
+            recorder = getattr(scope["app"].state, "exposures", None)
+            answer = (self._single(service, key, ctx, recorder) if key is not None
+                      else self._bulk(service, ctx, recorder))
             self.cache.put(key, body, answer)
         status, raw, headers = answer
         if key is None and status == 200 and _matches(conn.headers.get("if-none-match"), headers[-1][1]):
@@ -257,23 +274,27 @@ class OfrepFastPath:
                 return b"".join(chunks)
 
     @staticmethod
-    def _single(service: FlagService, key: str, ctx: dict[str, Any] | str) -> Answer:
+    def _single(service: FlagService, key: str, ctx: dict[str, Any] | str,
+                recorder: ExposureRecorder | None = None) -> Answer:
         if isinstance(ctx, str):
             return 400, dumps({"key": key, "errorCode": "INVALID_CONTEXT", "errorDetails": ctx}), [_JSON]
         r = service.evaluate(key, ctx)
         if r is None:
             return 404, dumps({"key": key, "errorCode": "FLAG_NOT_FOUND",
                                "errorDetails": f"flag {key!r} was not found"}), [_JSON]
+        _saw(recorder, service, [(key, r)], ctx)
         status, body = ofrep_body(key, r)
         return status, dumps(body), [_JSON]
 
     @staticmethod
-    def _bulk(service: FlagService, ctx: dict[str, Any] | str) -> Answer:
+    def _bulk(service: FlagService, ctx: dict[str, Any] | str, recorder: ExposureRecorder | None = None) -> Answer:
         """The 200 answer's ETag header comes last (`__call__` answers 304 from it)."""
         if isinstance(ctx, str):
             return 400, dumps({"errorCode": "INVALID_CONTEXT", "errorDetails": ctx}), [_JSON]
         etag = etag_for(service.snapshot.revision, ctx, len(service.snapshot.entries))
-        flags = [ofrep_body(k, r)[1] for k, r in service.evaluate_all(ctx)]
+        found = service.evaluate_all(ctx)
+        _saw(recorder, service, found, ctx)
+        flags = [ofrep_body(k, r)[1] for k, r in found]
         return 200, dumps({"flags": flags}), [_JSON, (b"etag", etag.encode())]
 
 
