@@ -8,7 +8,7 @@ from typing import Any
 
 from services.console.targeting import describe
 
-__all__ = ["flag_view", "matches", "audit_view", "changes", "state_of"]
+__all__ = ["flag_view", "matches", "audit_view", "changes", "state_of", "exposure_view"]
 
 
 def state_of(flag: dict[str, Any]) -> tuple[str, str]:
@@ -76,3 +76,19 @@ def audit_view(entry: dict[str, Any]) -> dict[str, Any]:
     return {"id": entry["id"], "at": entry["at"][:19].replace("T", " "), "actor": entry["actor"],
             "action": entry["action"], "reason": entry["reason"], "version": entry["version"],
             "changes": changes(entry.get("before"), entry.get("after"))}
+
+
+def exposure_view(exposure: dict[str, Any] | None, *, percent: float) -> dict[str, Any] | None:
+    """The flags service's exposure count in words, and what the slider at `percent` would reach (N × %)."""
+    if not exposure:
+        return None
+    users, got_in = int(exposure.get("users_last_hour", 0)), int(exposure.get("in", 0))
+    if users == 0:
+        text = "No user evaluated this flag in the last hour (OFREP calls and SDK reports count)."
+    else:
+        text = f"~{users:,} users in the last hour, ~{got_in:,} ({got_in * 100 / users:.0f} %) got it on."
+    return {"users": users, "in": got_in, "text": text, "reach": reach_text(users, percent)}
+
+
+def reach_text(users: int, percent: float) -> str:
+    return f"at {percent:g} %: ~{round(users * percent / 100):,} of the last hour's users"

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends, Form, Path, Query, Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from services.console.auth import Session, checked_operator, viewer
-from services.console.flag_views import audit_view, flag_view, matches
+from services.console.flag_views import audit_view, exposure_view, flag_view, matches
 from services.console.flags_api import FlagsApi, UpstreamError
 from services.console.templating import render
 
@@ -100,12 +100,25 @@ async def _detail(request: Request, session: Session | None, key: str, *, flash:
                   status_code: int = 200) -> HTMLResponse:
     api = _api(request)
     try:
-        flag, audit, schedules = await asyncio.gather(api.get(key), api.audit(key), api.schedules(key))
+        flag, audit, schedules, exposure = await asyncio.gather(api.get(key), api.audit(key), api.schedules(key),
+                                                                _exposure(api, key))
     except UpstreamError as exc:
         return _error(request, session, exc)
-    return render(request, "flag.html", status_code=status_code, page="flags", session=session, flag=flag_view(flag, detail=True),
+    view = flag_view(flag, detail=True)
+    percent = view["rollout"] if view["rollout"] is not None else (100 if view["on"] else 0)
+    return render(request, "flag.html", status_code=status_code, page="flags", session=session, flag=view,
                   audit=[audit_view(e) for e in audit], schedules=schedules, flash=flash,
-                  now=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M"))
+                  exposure=exposure_view(exposure, percent=percent), now=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M"))
+
+
+async def _exposure(api: FlagsApi, key: str) -> dict[str, Any] | None:
+    """Users of the last hour (`GET /api/flags/{key}/exposure`), or None when the flags service cannot say
+    (Redis down, an older service): the page shows the rest."""
+    try:
+        found: dict[str, Any] | None = await api._call("GET", f"/api/flags/{key}/exposure")  # noqa: SLF001
+        return found
+    except UpstreamError:
+        return None
 
 
 @router.get("/flags/{key}", response_class=HTMLResponse)
