@@ -80,22 +80,23 @@ async def _fill(settings: KafkaSettings, prefixes: list[str]) -> None:
         await producer.stop()
 
 
-async def _run(kind: str, *, prefix: str, workers: int) -> float:
-    """Start `workers` processes of one app together; the events/s of them all while all were processing."""
+async def _run(kind: str, *, prefix: str, workers: int) -> tuple[float, float]:
+    """Start `workers` processes of one app together; (events/s, events per CPU second) of them all while
+    all were processing. The second does not move with the load other programs put on the machine."""
     app_id = f"bench-{kind}-{uuid.uuid4().hex[:6]}"
     logs = [open(os.path.join(tempfile.gettempdir(), f"{app_id}-{i}.log"), "wb") for i in range(workers)]  # noqa: SIM115
     procs = [await asyncio.create_subprocess_exec(
         sys.executable, "-m", "bench.sla_speed", "--worker", kind, prefix, app_id,
         stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=log) for log in logs]
-    samples: list[list[tuple[float, int]]] = [[] for _ in procs]
+    samples: list[list[tuple[float, int, float]]] = [[] for _ in procs]
 
     async def read(i: int) -> None:
         stdout = procs[i].stdout
         assert stdout is not None
         async for line in stdout:
             parts = line.split()
-            if len(parts) == 2:
-                samples[i].append((float(parts[0]), int(parts[1])))
+            if len(parts) == 3:
+                samples[i].append((float(parts[0]), int(parts[1]), float(parts[2])))
 
     for p in procs:  # imports done and the app built: start them together
         assert p.stdout is not None and p.stdin is not None
@@ -122,27 +123,34 @@ async def _run(kind: str, *, prefix: str, workers: int) -> float:
     return _rate(samples)
 
 
-def _rate(samples: list[list[tuple[float, int]]]) -> float:
-    """Slope of the summed count while every worker processed steadily: from each one's first batch
-    after its last pause over `_PAUSE` s (the rebalance as the second joins) until the first one ran dry."""
-    end = min(next(t for t, n in s if n == s[-1][1]) for s in samples)
+def _rate(samples: list[list[tuple[float, int, float]]]) -> tuple[float, float]:
+    """(events/s, events per CPU second of the workers) while every worker processed steadily: from each
+    one's first batch after its last pause over `_PAUSE` s (the rebalance as the second joins) until the
+    first one ran dry."""
+    end = min(next(t for t, n, _ in s if n == s[-1][1]) for s in samples)
     start = max(_steady_from(s, end) for s in samples)
     if end <= start:  # too few batches to tell: the whole run
         start, end = min(s[0][0] for s in samples), max(s[-1][0] for s in samples)
 
-    def total(at: float) -> int:
-        return sum(max((n for t, n in s if t <= at), default=0) for s in samples)
+    def at(moment: float) -> tuple[int, float]:
+        last = [max(((n, cpu) for t, n, cpu in s if t <= moment), default=(0, s[0][2])) for s in samples]
+        return sum(n for n, _ in last), sum(cpu for _, cpu in last)
 
-    return (total(end) - total(start)) / (end - start)
+    (n0, cpu0), (n1, cpu1) = at(start), at(end)
+    return (n1 - n0) / (end - start), (n1 - n0) / max(cpu1 - cpu0, 1e-9)
 
 
-def _steady_from(samples: list[tuple[float, int]], end: float) -> float:
-    moved = [t for (t, n), (_, before) in zip(samples[1:], samples) if n > before and t <= end]
+def _steady_from(samples: list[tuple[float, int, float]], end: float) -> float:
+    moved = [t for (t, n, _), (_, before, _) in zip(samples[1:], samples) if n > before and t <= end]
     start = moved[0] if moved else end
     for t, previous in zip(moved[1:], moved):
         if t - previous > _PAUSE:
             start = t
     return start
+
+
+def _line(what: str, rate: float, per_cpu: float, ratios: str = "") -> None:
+    print(f"  {what:<35}: {rate:8,.0f} events/s {per_cpu:8,.0f} events/CPU s   {ratios}", flush=True)
 
 
 async def _outputs(settings: KafkaSettings, prefix: str, *, before: datetime) -> dict[str, set[str]]:
@@ -182,15 +190,19 @@ async def main() -> None:
     t, filled = time.perf_counter(), datetime.now(UTC)  # the input's event times end 30 s before this
     await _fill(settings, [one, two])
     print(f"{N_EVENTS} RequestsObserved, {SERVICES} services, {PARTITIONS} partitions (put on 2 topics in {time.perf_counter() - t:.1f} s)")
-    noop = await _run("noop", prefix=one, workers=1)
-    print(f"  Faust no-op agent (take 1000, raw)  : {noop:10,.0f} events/s", flush=True)
-    noop2 = await _run("noop", prefix=two, workers=2)
-    print(f"  Faust no-op agent, 2 workers        : {noop2:10,.0f} events/s   ratio to 1 worker {noop2 / noop:.2f} "
-          f"(what this machine lets 2 processes scale)", flush=True)
-    single = await _run("sla", prefix=one, workers=1)
-    print(f"  SLA processor, 1 worker             : {single:10,.0f} events/s   ratio to no-op {single / noop:.2f} (target >= 0.5)", flush=True)
-    double = await _run("sla", prefix=two, workers=2)
-    print(f"  SLA processor, 2 workers            : {double:10,.0f} events/s   ratio to 1 worker {double / single:.2f} (target >= 1.7)")
+    # each SLA run right after its no-op run: the machine is shared, neighbours in time compare best
+    noop, noop_cpu = await _run("noop", prefix=one, workers=1)
+    _line("Faust no-op agent (take 1000, raw)", noop, noop_cpu)
+    single, single_cpu = await _run("sla", prefix=one, workers=1)
+    _line("SLA processor, 1 worker", single, single_cpu,
+          f"to no-op {single / noop:.2f} (target >= 0.5), per CPU s {single_cpu / noop_cpu:.2f}")
+    noop2, noop2_cpu = await _run("noop", prefix=two, workers=2)
+    _line("Faust no-op agent, 2 workers", noop2, noop2_cpu,
+          f"to 1 worker {noop2 / noop:.2f} (what this machine lets 2 processes scale), per CPU s {noop2_cpu / noop_cpu:.2f}")
+    double, double_cpu = await _run("sla", prefix=two, workers=2)
+    _line("SLA processor, 2 workers", double, double_cpu,
+          f"to 1 worker {double / single:.2f} (target >= 1.7), per CPU s {double_cpu / single_cpu:.2f}; "
+          f"to 2 no-op workers {double / noop2:.2f}")
     a, b = await _outputs(settings, one, before=filled), await _outputs(settings, two, before=filled)
     for name in _OUTPUTS:
         print(f"  {name:<13}: 1 worker {len(a[name]):5} events, 2 workers {len(b[name]):5}, same: {a[name] == b[name]}")
@@ -215,7 +227,7 @@ async def _worker(kind: str, prefix: str, app_id: str) -> None:
     while not stop.done():
         n = count()
         if n != last:
-            print(f"{time.time():.4f} {n}", flush=True)
+            print(f"{time.time():.4f} {n} {time.process_time():.4f}", flush=True)
             last = n
         await asyncio.wait([stop], timeout=0.02)
     await app.stop()
