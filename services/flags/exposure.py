@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -97,11 +97,15 @@ class ExposureRecorder:
             got_in.add(hashed)
             self._size += 1
 
-    def saw(self, flag: CompiledFlag, context: Mapping[str, Any], r: Resolution) -> None:
-        """One evaluation (OFREP): counted when it has a targeting key and served a variant."""
-        tk = context.get("targetingKey")
-        if isinstance(tk, str) and tk and r.error_code is None and not r.is_code_default:
-            self.add(flag.key, key_hash(tk), is_in(flag, r))
+    def saw(self, *, targeting_key: Any, found: Iterable[tuple[CompiledFlag, Resolution]]) -> None:
+        """Evaluations for one context (OFREP): counted when it has a targeting key (hashed once) and each
+        served a variant."""
+        if not isinstance(targeting_key, str) or not targeting_key:
+            return
+        hashed = key_hash(targeting_key)
+        for flag, r in found:
+            if r.error_code is None and not r.is_code_default:
+                self.add(flag.key, hashed, is_in(flag, r))
 
     async def flush(self) -> None:
         seen, self._seen, self._size = self._seen, {}, 0

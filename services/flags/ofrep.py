@@ -152,12 +152,10 @@ def build_ofrep_router(auth: Authenticator, *, max_bytes: int = MAX_BYTES, max_d
 def _saw(recorder: ExposureRecorder | None, service: FlagService, found: list[tuple[str, Resolution]],
          ctx: dict[str, Any]) -> None:
     """Buffer the exposures of evaluations (flushed to Redis in the background: services/flags/exposure.py)."""
-    if recorder is None or not ctx.get("targetingKey"):
-        return
-    for key, r in found:
-        entry = service.snapshot.get(key)
-        if entry is not None:
-            recorder.saw(entry.compiled, ctx, r)
+    if recorder is not None and ctx.get("targetingKey"):
+        entries = service.snapshot.entries
+        recorder.saw(targeting_key=ctx["targetingKey"],
+                     found=((entries[k].compiled, r) for k, r in found if k in entries))
 
 
 def untraced(*, ratio: float) -> Callable[[Scope], bool]:
