@@ -9,9 +9,12 @@ from typing import Any
 import httpx
 import redis.asyncio as aioredis
 
+from sdk.flags import FlagClient
 from sdk.flags.exposure import ExposureBuffer, ExposureReporter, key_hash
+from services.flags.app import create_app
 from services.flags.exposure import ExposureStore
-from tests.integration.flags.conftest import ADMIN, Flags
+from shared.settings import KafkaSettings
+from tests.integration.flags.conftest import ADMIN, Flags, ThreadServer, drop, flags_settings
 
 
 async def _exposure(c: httpx.AsyncClient, key: str, *, users: int, timeout_s: float = 5.0) -> dict[str, Any]:
@@ -98,3 +101,26 @@ async def test_the_window_is_the_last_60_minutes_and_keys_expire(redis_url: str,
         keys = [k async for k in r.scan_iter(match=f"t{unique}:exp:*")]
         await r.delete(*keys)
         await r.aclose()
+
+
+async def test_the_python_sdk_reports_its_local_evaluations_in_the_background(
+        unique: str, kafka_settings: KafkaSettings, postgres_dsn: str, redis_url: str) -> None:
+    settings = flags_settings(unique, kafka_settings, postgres_dsn, redis_url)
+    server = await asyncio.to_thread(ThreadServer(create_app(settings)).start)
+    try:
+        async with httpx.AsyncClient(base_url=server.url, headers=ADMIN) as admin, \
+                FlagClient(server.url, exposure_interval_s=0.2) as client:
+            assert (await admin.post("/api/flags/gamification/rollout", json={"percent": 100})).status_code == 200
+            for _ in range(100):
+                if client.get_boolean("gamification", False, {"targetingKey": "warm-up"}):
+                    break
+                await asyncio.sleep(0.05)
+            for i in range(30):
+                assert client.get_boolean("gamification", False, {"targetingKey": f"sdk-user-{i}"}) is True
+            body = await _exposure(admin, "gamification", users=31)
+            assert body["in"] == body["users_last_hour"]
+            assert client.exposures is not None and client.exposures.failed == 0
+    finally:
+        await asyncio.to_thread(server.stop)
+        await _clean(redis_url, settings.cache_prefix)
+        await drop(settings, redis_url)
