@@ -82,6 +82,7 @@ def create_app(settings: FlagsSettings, *, publisher: Publisher | None = None,
                 for t in tasks:
                     t.cancel()
                 await asyncio.gather(*tasks, return_exceptions=True)
+                await app.state.exposures.flush()  # the last second's exposures (a Redis error is counted)
 
     app = FastAPI(title="Safeguard flags", version="1.0.0", lifespan=lifespan,
                   description="Feature flags (flagd definitions), OFREP evaluation, kill switch, audit.",
