@@ -57,6 +57,11 @@ class FlagsApi:
         flag: dict[str, Any] = await self._call("GET", f"/api/flags/{key}")
         return flag
 
+    async def exposure(self, key: str) -> dict[str, Any]:
+        """How many of the last hour's users saw `key`, and how many got it on (approximate)."""
+        found: dict[str, Any] = await self._call("GET", f"/api/flags/{key}/exposure")
+        return found
+
     async def audit(self, key: str, *, limit: int = 100) -> list[dict[str, Any]]:
         entries: list[dict[str, Any]] = await self._call("GET", f"/api/flags/{key}/audit", params={"limit": limit})
         return entries

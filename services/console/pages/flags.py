@@ -115,7 +115,7 @@ async def _exposure(api: FlagsApi, key: str) -> dict[str, Any] | None:
     """Users of the last hour (`GET /api/flags/{key}/exposure`), or None when the flags service cannot say
     (Redis down, an older service): the page shows the rest."""
     try:
-        found: dict[str, Any] | None = await api._call("GET", f"/api/flags/{key}/exposure")  # noqa: SLF001
+        found: dict[str, Any] | None = await api.exposure(key)
         return found
     except UpstreamError:
         return None
