@@ -83,7 +83,7 @@ async def _fill(settings: KafkaSettings, prefixes: list[str]) -> None:
 async def _run(kind: str, *, prefix: str, workers: int) -> tuple[float, float]:
     """Start `workers` processes of one app together; (events/s, events per CPU second) of them all while
     all were processing. The second does not move with the load other programs put on the machine."""
-    app_id = f"bench-{kind}-{uuid.uuid4().hex[:6]}"
+    app_id = f"{prefix}{kind}-{uuid.uuid4().hex[:6]}"  # its changelogs start with the prefix: removed at the end
     logs = [open(os.path.join(tempfile.gettempdir(), f"{app_id}-{i}.log"), "wb") for i in range(workers)]  # noqa: SIM115
     procs = [await asyncio.create_subprocess_exec(
         sys.executable, "-m", "bench.sla_speed", "--worker", kind, prefix, app_id,
@@ -111,7 +111,7 @@ async def _run(kind: str, *, prefix: str, workers: int) -> tuple[float, float]:
         await asyncio.sleep(0.05)
     # a record read again after the rebalance counts twice (then dropped as a replay): the sum reaches N
     # before the last record is done, so wait until no worker counted anything for 2 s
-    while (last := max(s[-1][0] for s in samples)) > time.time() - 2.0:
+    while (last := max(s[-1][0] for s in samples if s)) > time.time() - 2.0:
         await asyncio.sleep(2.0 - (time.time() - last))
     for p in procs:
         assert p.stdin is not None
@@ -130,6 +130,7 @@ def _rate(samples: list[list[tuple[float, int, float]]]) -> tuple[float, float]:
     """(events/s, events per CPU second of the workers) while every worker processed steadily: from each
     one's first batch after its last pause over `_PAUSE` s (the rebalance as the second joins) until the
     first one ran dry."""
+    samples = [s for s in samples if s and s[-1][1] > 0]  # a worker the first one left nothing to
     end = min(next(t for t, n, _ in s if n == s[-1][1]) for s in samples)
     start = max(_steady_from(s, end) for s in samples)
     if end <= start:  # too few batches to tell: the whole run
@@ -186,10 +187,28 @@ async def _assigned(consumer: AIOKafkaConsumer) -> list[Any]:
     return list(consumer.assignment())
 
 
+async def _remove_topics(settings: KafkaSettings, prefixes: list[str]) -> None:
+    admin = AIOKafkaAdminClient(**settings.client_kwargs())
+    await admin.start()
+    try:
+        names = [t for t in await admin.list_topics() if t.startswith(tuple(prefixes))]
+        if names:
+            await admin.delete_topics(names)
+    finally:
+        await admin.close()
+
+
 async def main() -> None:
     settings = KafkaSettings()
     run = uuid.uuid4().hex[:6]
     one, two = f"bench{run}a.", f"bench{run}b."
+    try:
+        await _bench(settings, one, two)
+    finally:  # the inputs, outputs and the apps' changelogs
+        await _remove_topics(settings, [one, two])
+
+
+async def _bench(settings: KafkaSettings, one: str, two: str) -> None:
     t, filled = time.perf_counter(), datetime.now(UTC)  # the input's event times end 30 s before this
     await _fill(settings, [one, two])
     print(f"{N_EVENTS} RequestsObserved, {SERVICES} services, {PARTITIONS} partitions (put on 2 topics in {time.perf_counter() - t:.1f} s)")
