@@ -22,10 +22,16 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(420)]
 FAULTS = os.environ.get("CHAOS_TEST_FAULTS", "kill-flags postgres-stop").split()
 SECONDS = float(os.environ.get("CHAOS_TEST_SECONDS", "6"))
 
-# Targets a fault is known to miss (an xfail with the reason). Empty: the two chaos findings were
-# fixed (HAProxy re-probes flags every 250 ms while down and retries refused connections; Faust's
-# session timeout is 10 s so a killed sla worker gets its partitions back fast).
-KNOWN: dict[tuple[str, str], str] = {}
+# Targets a fault is known to miss (an xfail with the reason, not strict: a pass is reported as XPASS).
+# Fixed before: HAProxy re-probes flags every 250 ms while down and retries refused connections; Faust's
+# session timeout is 10 s so a killed sla worker gets its partitions back fast.
+KNOWN: dict[tuple[str, str], str] = {
+    ("evaluations", "kill-flags"): (
+        "flags runs as ONE process: after kill -9 it answers again in 0.9-1.2 s on a quiet 2-core machine "
+        "(no OFREP failure), but 2.5-3.2 s under CPU load (2 of 2 full runs on 2026-11-30 with other work on "
+        "the machine: 15 and 60 OFREP failures, 503 from HAProxy once the only server is DOWN, and 2 s client "
+        "timeouts). The fix is a second flags instance behind HAProxy (issue 12, horizontal flags)."),
+}
 
 
 def cases(target: str) -> list[object]:
