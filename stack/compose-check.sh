@@ -362,7 +362,24 @@ node_check() {
 }
 node_check
 
-# 8. the generated credentials are nowhere in the containers' logs
+# 8. the console through the front door: sign in with the admin token, the overview and the flags page render
+console_check() {
+  local token jar; jar="$(mktemp)"
+  token="$(dc run --rm --no-deps -T --entrypoint cat topics /run/secrets/env 2>/dev/null | tr -d "'\r" | sed -n "s/^SAFEGUARD_ADMIN_TOKEN=//p")"
+  code="$(http 303 -c "$jar" -X POST "$FRONT/console/login" --data-urlencode "token=$token" -d name=compose-check -d next=/console)"
+  local login="$code"
+  code="$(http 200 -b "$jar" "$FRONT/console")"
+  local overview="$code" ok=0
+  grep -q 'compose-check' "$body" && grep -q 'id="overview"' "$body" && ok=1
+  code="$(http 200 -b "$jar" "$FRONT/console/flags?q=gamification")"
+  if [ "$login" = 303 ] && [ "$overview" = 200 ] && [ "$ok" = 1 ] && [ "$code" = 200 ] && grep -q 'gamification' "$body"; then
+    pass "console: signed in as compose-check through :$FRONT_PORT/console (303), the overview and the flags page render (gamification listed)"
+  else fail "console: login -> $login, /console -> $overview (signed-in overview: $ok), /console/flags -> $code $(head -c 200 "$body")"; fi
+  rm -f "$jar"
+}
+console_check
+
+# 9. the generated credentials are nowhere in the containers' logs
 values="$( { dc run --rm --no-deps -T --entrypoint sh kafka -c 'for f in /run/secrets/kafka-*; do cat "$f"; echo; done'
              dc run --rm --no-deps -T --entrypoint cat postgres /run/secrets/postgres-password; echo
              dc run --rm --no-deps -T --entrypoint cat topics /run/secrets/env | sed -n "s/^SAFEGUARD_ADMIN_TOKEN=//p"
