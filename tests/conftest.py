@@ -77,6 +77,20 @@ async def redis_client(redis_url: str) -> AsyncIterator[object]:
     await client.aclose()
 
 
+@pytest.fixture
+async def schema(postgres_dsn: str, unique: str) -> AsyncIterator[str]:
+    """A Postgres schema of the test's own (`t<unique>`), dropped with everything in it afterwards."""
+    import asyncpg
+
+    name = f"t{unique}"
+    yield name
+    conn = await asyncpg.connect(postgres_dsn)
+    try:
+        await conn.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
+    finally:
+        await conn.close()
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Tests marked `restarts_stack` (they stop and start the native stack) run after all the others."""
     items.sort(key=lambda item: item.get_closest_marker("restarts_stack") is not None)

@@ -4,10 +4,8 @@ while paused is listed as "skipped: paused", and resume brings the page back to 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
-import asyncpg
 import httpx
 import pytest
 from pydantic import SecretStr
@@ -29,16 +27,6 @@ class NoFlags:
     async def kill_new(self, *, reason: str) -> list[str]:
         raise AssertionError("nothing is killed while recovery is paused")
 
-
-@pytest.fixture
-async def schema(postgres_dsn: str, unique: str) -> AsyncIterator[str]:
-    name = f"recovery_c{unique}"
-    yield name
-    conn = await asyncpg.connect(postgres_dsn)
-    try:
-        await conn.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
-    finally:
-        await conn.close()
 
 
 async def test_pause_and_resume_from_the_console(postgres_dsn: str, schema: str, unique: str) -> None:

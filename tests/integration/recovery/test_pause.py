@@ -5,10 +5,8 @@ a trigger while paused is recorded as skipped and sends nothing, and after resum
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
-import asyncpg
 import httpx
 import pytest
 from pydantic import SecretStr
@@ -30,16 +28,6 @@ class NoFlags:
     async def kill_new(self, *, reason: str) -> list[str]:
         raise AssertionError("latency_high does not call the flags API")
 
-
-@pytest.fixture
-async def schema(postgres_dsn: str, unique: str) -> AsyncIterator[str]:
-    name = f"recovery_p{unique}"
-    yield name
-    conn = await asyncpg.connect(postgres_dsn)
-    try:
-        await conn.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
-    finally:
-        await conn.close()
 
 
 def _fired(episode: str) -> TriggerFired:

@@ -4,7 +4,6 @@ left, and two instances on one database act once per trigger. Real Kafka and Pos
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import asyncpg
@@ -31,16 +30,6 @@ class NoFlags:
     async def kill_new(self, *, reason: str) -> list[str]:
         raise AssertionError("latency_high does not call the flags API")
 
-
-@pytest.fixture
-async def schema(postgres_dsn: str, unique: str) -> AsyncIterator[str]:
-    name = f"recovery_s{unique}"
-    yield name
-    conn = await asyncpg.connect(postgres_dsn)
-    try:
-        await conn.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
-    finally:
-        await conn.close()
 
 
 def _fired(unique: str) -> TriggerFired:
