@@ -27,10 +27,12 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
+from services.notifier.service import incident_id_for
 from shared.events import Event, TriggerCleared, TriggerFired
 from shared.kafka.codec import decode
 from shared.testing.kafka import client_kwargs
 from shared.topics import SLA_TRIGGERS
+from tests.e2e.browser import chromium_page
 
 pytestmark = pytest.mark.e2e
 
@@ -47,6 +49,7 @@ TRIGGERS_TOPIC = os.environ.get("SAFEGUARD_STACK_TOPIC_PREFIX", "") + SLA_TRIGGE
 ROOT = Path(__file__).resolve().parents[2]
 FLAG = "gamification"
 LEADERBOARD = "/api/gamification/leaderboard?user=e2e-runbook"
+ARTEFACTS = Path(os.environ.get("E2E_ARTEFACTS", ROOT / ".stack" / "artefacts"))
 
 
 def admin_token() -> str:
@@ -320,7 +323,7 @@ async def _restore_flag(http: httpx.AsyncClient, found: dict[str, Any], auth: di
 
 async def test_error_rate_fires_once_and_clears_once(stack: None) -> None:
     async with httpx.AsyncClient(timeout=5) as http:
-        traffic = Traffic(http, path="/", rps=40, budget=1800)
+        traffic = Traffic(http, path="/", rps=40, budget=4000)
         try:
             await reset_faults(http)
             await wait_trigger_ok(http, "error_rate_high", traffic, timeout=25)
@@ -342,6 +345,7 @@ async def test_error_rate_fires_once_and_clears_once(stack: None) -> None:
                 assert active["active"] is True and active["episode_id"] == fired.episode_id, active
                 action = await recovery_acted_on(http, fired.episode_id)  # the runbook: disable new features
                 assert action["action"] == "disable_new_features", action
+                await while_ticking(traffic, status_page_during_the_fault(http, fired))
 
                 await reset_faults(http)
                 traffic.reset_counts()
@@ -367,6 +371,54 @@ async def test_error_rate_fires_once_and_clears_once(stack: None) -> None:
                   f"{traffic.sent} requests")
         finally:
             await reset_faults(http)
+
+
+async def while_ticking(traffic: Traffic, work: Awaitable[None]) -> None:
+    """Run `work` while the traffic keeps its pace (a pause would be made up in one burst: the demo's rate
+    limit answers 429 to that)."""
+    task = asyncio.ensure_future(work)
+    while not task.done():
+        await traffic.tick()
+        await asyncio.wait({task}, timeout=0.05)
+    await task
+
+
+async def incident_of(http: httpx.AsyncClient, episode_id: str) -> dict[str, Any] | None:
+    """The open incident on /status.json that holds `episode_id`: its own, or the demo incident it joined
+    (a rollback or a `latency_high` incident of the same service; services/notifier/grouping.py)."""
+    own = incident_id_for(SERVICE, episode_id)
+    for inc in (await http.get(f"{FRONT}/status.json")).json()["open"]:
+        if inc["incident_id"] == own:
+            return dict(inc)
+        if inc["service"] == SERVICE:
+            full = (await http.get(f"{FRONT}/api/incidents/{inc['incident_id']}",
+                                   headers={"Authorization": f"Bearer {admin_token()}"})).json()
+            if any(f"(episode {episode_id})" in e["text"] for e in full.get("timeline", [])):
+                return dict(inc)
+    return None
+
+
+async def status_page_during_the_fault(http: httpx.AsyncClient, fired: TriggerFired) -> None:
+    """The communication plan while the fault is on (issue 15): the status page, in Chromium, shows the demo
+    as not operational, with the incident that holds the episode titled in words ("demo: error rate 31.2 %
+    > 5 %", or the demo incident the episode joined)."""
+    deadline = time.monotonic() + 45
+    while (inc := await incident_of(http, fired.episode_id)) is None:
+        if time.monotonic() > deadline:
+            seen = (await http.get(f"{FRONT}/status.json")).json()["open"]
+            raise AssertionError(f"no open incident holds episode {fired.episode_id} on /status.json within 45 s; "
+                                 f"open: {[(i['incident_id'], i['service'], i['title']) for i in seen]}")
+        await asyncio.sleep(0.3)
+    async with chromium_page() as page:
+        await page.goto(f"{FRONT}/status")
+        state = (await page.locator(f"#component-{SERVICE} .state").inner_text()).strip()
+        body = await page.inner_text("body")
+        ARTEFACTS.mkdir(parents=True, exist_ok=True)
+        await page.screenshot(path=str(ARTEFACTS / "status-page-fault.png"))
+    assert state != "Operational", state
+    assert inc["title"] in body, (inc["title"], body[:2000])
+    if inc["incident_id"] == incident_id_for(SERVICE, fired.episode_id):
+        assert f"{SERVICE}: error rate " in inc["title"] and " % > 5 %" in inc["title"], inc["title"]
 
 
 # ------------------------------------------------------------------ 3 + 4. database lost, memory > 90 %
