@@ -12,7 +12,7 @@ import uuid
 import httpx
 import pytest
 
-from tests.e2e.test_console_flags import CHROMIUM
+from tests.e2e.browser import CHROMIUM
 from tests.e2e.test_runbook_loop import FLAG, FRONT
 
 pytestmark = pytest.mark.e2e

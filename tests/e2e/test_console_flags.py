@@ -12,11 +12,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.e2e.browser import CHROMIUM
 from tests.e2e.test_runbook_loop import DEMO, FLAG, FRONT, ROOT, _restore_flag, admin_token, until_status
 
 pytestmark = pytest.mark.e2e
 
-CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 LEADERBOARD = "/api/gamification/leaderboard?user=e2e-console"
 OPERATOR = "e2e-console"
 DOCS = ROOT / "docs"

@@ -25,6 +25,7 @@ import pytest
 from shared.events import PageLoadObserved, TriggerCleared, TriggerFired
 from shared.testing.kafka import expect_events
 from shared.topics import TELEMETRY_PAGELOADS
+from tests.e2e.browser import CHROMIUM
 from tests.e2e.test_runbook_loop import (
     BOOTSTRAP, FLAG, FRONT, _restore_flag, admin_token, runbook_step_1, until_status, watch_triggers,
 )
@@ -39,7 +40,6 @@ COLOURS = {
 SERVICE = "demo-node"  # the app's OpenTelemetry service.name
 LEADERBOARD = "/api/gamification/leaderboard?user=e2e-node"
 PAGELOADS_TOPIC = os.environ.get("SAFEGUARD_STACK_TOPIC_PREFIX", "") + TELEMETRY_PAGELOADS
-CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 
 
 @pytest.fixture(scope="module")

@@ -21,11 +21,11 @@ from services.notifier.status_components import LABEL
 from shared.events import DeploymentRolledBack
 from shared.kafka import KafkaPublisher
 from shared.settings import KafkaSettings
+from tests.e2e.browser import CHROMIUM
 from tests.e2e.test_runbook_loop import FRONT, admin_token
 
 pytestmark = pytest.mark.e2e
 
-CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "status-page.png"
 
 

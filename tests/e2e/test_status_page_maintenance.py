@@ -24,10 +24,10 @@ from shared.auth import AuthSettings
 from shared.settings import PostgresSettings, RedisSettings
 from shared.testing import InMemoryPublisher
 from tests.unit.notifier.conftest import CONFIG
+from tests.e2e.browser import CHROMIUM
 
 pytestmark = pytest.mark.e2e
 
-CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "status-page-maintenance.png"
 TOKEN = "e2e-maintenance-token"
 

@@ -15,12 +15,12 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.e2e.browser import CHROMIUM
 from tests.e2e.test_runbook_loop import FRONT
 
 pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 ZIPKIN = f"http://127.0.0.1:{os.environ.get('ZIPKIN_PORT', '9411')}"
 FLAGS_SERVICE = "safeguard-flags"
 SCREENSHOT = ROOT / "docs" / "trace-view.png"
