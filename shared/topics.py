@@ -16,7 +16,7 @@ from shared.settings import KafkaSettings
 __all__ = [
     "TELEMETRY_REQUESTS", "TELEMETRY_PAGELOADS", "HEALTH_CHECKS", "FLAGS_CHANGES", "FLAGS_STATE",
     "SLA_TRIGGERS", "SLA_BUDGETS", "RECOVERY_COMMANDS", "RECOVERY_ACTIONS", "INCIDENTS_EVENTS",
-    "NOTIFIER_DELIVERIES", "DEPLOY_EVENTS", "TopicSpec", "TOPICS", "dlq", "create_topics",
+    "NOTIFIER_DELIVERIES", "DEPLOY_EVENTS", "MAINTENANCE_WINDOWS", "TopicSpec", "TOPICS", "dlq", "create_topics",
 ]
 
 TELEMETRY_REQUESTS = "telemetry.requests"
@@ -31,6 +31,7 @@ RECOVERY_ACTIONS = "recovery.actions"
 INCIDENTS_EVENTS = "incidents.events"
 NOTIFIER_DELIVERIES = "notifier.deliveries"
 DEPLOY_EVENTS = "deploy.events"
+MAINTENANCE_WINDOWS = "maintenance.windows"
 
 DLQ_SUFFIX = ".dlq"
 
@@ -71,6 +72,8 @@ TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(NOTIFIER_DELIVERIES, "Each notification sent or failed.", "service", "notifier"),
     TopicSpec(DEPLOY_EVENTS, "Deployments: started, finished, rolled back (safeguard deploy).", "service",
               "safeguard CLI"),
+    TopicSpec(MAINTENANCE_WINDOWS, "Compacted: each maintenance window scheduled or cancelled through the notifier's API "
+              "(its last state per window).", "window_id", "notifier", config={"cleanup.policy": "compact"}),
 )
 
 

@@ -1,5 +1,6 @@
 """Maintenance windows (like Statuspage's scheduled maintenance and Alertmanager's silences): the models, the
-checks a new window must pass, the business-hours warning and a window's phase. Pure: no framework imports.
+checks a new window must pass, the business-hours overlap (refused unless forced) and a window's phase.
+Pure: no framework imports.
 
 While a window is in progress for a service, that service's incidents are still recorded (marked
 `during_maintenance`) but their notices are held (`Silences`), and the status page shows the component
@@ -16,9 +17,10 @@ from zoneinfo import ZoneInfo
 from pydantic import AwareDatetime, BaseModel, Field, field_validator
 
 from services.notifier.policy import WEEKDAYS, BusinessHours, MaintenancePolicy
+from shared.events import MaintenanceWindowCancelled, MaintenanceWindowScheduled
 
 __all__ = ["MaintenanceCreate", "MaintenanceWindow", "Phase", "Silences", "problems", "business_hours_overlap",
-           "business_hours_warning", "phase", "COMPONENT"]
+           "business_hours_warning", "phase", "COMPONENT", "scheduled_event", "cancelled_event"]
 
 Phase = Literal["upcoming", "in_progress", "past", "cancelled"]
 COMPONENT = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"
@@ -56,6 +58,8 @@ class MaintenanceWindow(BaseModel):
     created_at: datetime
     cancelled_by: str | None = None
     cancelled_at: datetime | None = None
+    forced: bool = Field(default=False, description="Inside business hours, scheduled anyway (`?force=true`) "
+                                                    "by `created_by`.")
 
     @field_validator("starts_at", "ends_at", "created_at", "cancelled_at")
     @classmethod
@@ -122,9 +126,24 @@ def business_hours_warning(start: datetime, end: datetime, hours: BusinessHours)
     hit = business_hours_overlap(start, end, hours)
     if hit is None:
         return None
-    lo, hi = hit
+    tz = ZoneInfo(hours.timezone)
+    lo, hi = hit[0].astimezone(tz), hit[1].astimezone(tz)  # the request may be in UTC: say it in local time
     return (f"the window falls inside business hours ({hours}): {lo:%a %Y-%m-%d %H:%M}-{hi:%H:%M} local time; "
             "the runbook plans maintenance outside business hours")
+
+
+def scheduled_event(w: MaintenanceWindow) -> MaintenanceWindowScheduled:
+    return MaintenanceWindowScheduled(time=w.created_at, window_id=w.window_id, components=w.components,
+                                      starts_at=w.starts_at, ends_at=w.ends_at, by=w.created_by, title=w.title,
+                                      forced=w.forced)
+
+
+def cancelled_event(w: MaintenanceWindow) -> MaintenanceWindowCancelled:
+    """`w` as cancelled (`cancelled_at` set, `ends_at` moved to it when it was in progress)."""
+    assert w.cancelled_at is not None and w.cancelled_by is not None
+    return MaintenanceWindowCancelled(time=w.cancelled_at, window_id=w.window_id, components=w.components,
+                                      starts_at=w.starts_at, ends_at=max(w.ends_at, w.starts_at + timedelta(seconds=1)),
+                                      by=w.cancelled_by, cancelled_at=w.cancelled_at)
 
 
 def _human(d: timedelta) -> str:

@@ -1,5 +1,6 @@
-"""The core of maintenance windows: schedule (checked, warned about business hours), cancel, list by phase, and
-the tick that tells subscribers a window began or ended. No framework imports; the store and clock are ports."""
+"""The core of maintenance windows: schedule (checked; refused inside business hours unless forced), cancel, list by
+phase, and the tick that tells subscribers a window began or ended. No framework imports; the store and clock are
+ports. The store writes each change with its event for `maintenance.windows` (the SLA processor's source)."""
 
 from __future__ import annotations
 
@@ -10,16 +11,17 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from services.notifier.maintenance import (
-    MaintenanceCreate, MaintenanceWindow, Phase, business_hours_warning, phase, problems,
+    MaintenanceCreate, MaintenanceWindow, Phase, business_hours_warning, cancelled_event, phase, problems,
+    scheduled_event,
 )
 from services.notifier.maintenance_store import MaintenanceStore
 from services.notifier.policy import MaintenancePolicy
 from services.notifier.subscriptions import Notice, NoticeType
 
-__all__ = ["MaintenanceService", "Invalid", "NotFound", "Conflict", "window_notice", "public_view"]
+__all__ = ["MaintenanceService", "Invalid", "NotFound", "Conflict", "InBusinessHours", "window_notice", "public_view"]
 
 log = logging.getLogger(__name__)
-_AUDIT = ("created_by", "cancelled_by")
+_AUDIT = ("created_by", "cancelled_by", "forced")
 
 
 class Invalid(ValueError):
@@ -36,6 +38,10 @@ class NotFound(LookupError):
 
 class Conflict(ValueError):
     """The window is over or already cancelled."""
+
+
+class InBusinessHours(ValueError):
+    """The window overlaps business hours and was not forced; the message names the overlap."""
 
 
 def _utcnow() -> datetime:
@@ -61,25 +67,30 @@ class MaintenanceService:
                  now: Callable[[], datetime] = _utcnow) -> None:
         self.store, self.policy, self.now = store, policy, now
 
-    async def schedule(self, req: MaintenanceCreate, *, actor: str, strict: bool = False,
+    async def schedule(self, req: MaintenanceCreate, *, actor: str, force: bool = False,
                        ) -> tuple[MaintenanceWindow, list[str]]:
-        """The window written (with its notice to subscribers) and the warnings; `Invalid` when it cannot be,
-        or when `strict` and it falls inside business hours."""
+        """The window written (with its notice to subscribers and its event) and the warnings; `Invalid` when it
+        cannot be, `InBusinessHours` when it overlaps business hours and `force` is off (runbook: planned
+        maintenance outside business hours). A forced one is marked `forced`, with who forced it."""
         now = self.now()
         start = req.starts_at or now
         found = problems(req, now=now, policy=self.policy)
         if found:
             raise Invalid(found)
-        warning = business_hours_warning(start, req.ends_at, self.policy.business_hours)
-        if warning and strict:
-            raise Invalid([warning + " (refused: strict=true)"])
+        overlap = business_hours_warning(start, req.ends_at, self.policy.business_hours)
+        if overlap and not force:
+            raise InBusinessHours(f"refused: {overlap}; schedule it outside them, or add ?force=true to schedule "
+                                  "it anyway (recorded as forced, with who did it)")
         w = MaintenanceWindow(window_id="mw-" + uuid.uuid4().hex[:12], title=req.title, description=req.description,
                               components=req.components, starts_at=start.astimezone(UTC),
-                              ends_at=req.ends_at.astimezone(UTC), created_by=actor, created_at=now)
-        await self.store.add(w, notice=window_notice(w, "maintenance.scheduled", at=now))
+                              ends_at=req.ends_at.astimezone(UTC), created_by=actor, created_at=now,
+                              forced=bool(overlap))
+        await self.store.add(w, notice=window_notice(w, "maintenance.scheduled", at=now), event=scheduled_event(w))
         log.info("maintenance %s scheduled by %s: %s %s-%s", w.window_id, actor, w.components,
                  w.starts_at.isoformat(), w.ends_at.isoformat())
-        return w, [warning] if warning else []
+        if overlap:
+            log.warning("maintenance %s forced into business hours by %s", w.window_id, actor)
+        return w, [f"forced by {actor}: {overlap}"] if overlap else []
 
     async def cancel(self, window_id: str, *, actor: str) -> MaintenanceWindow:
         """Upcoming: called off (subscribers told). In progress: ends now (the tick announces the end)."""
@@ -93,7 +104,7 @@ class MaintenanceService:
         done = w.model_copy(update={"cancelled_by": actor, "cancelled_at": now,
                                     "ends_at": w.ends_at if current == "upcoming" else now})
         notice = window_notice(done, "maintenance.cancelled", at=now) if current == "upcoming" else None
-        if not await self.store.cancel(done, notice=notice):
+        if not await self.store.cancel(done, notice=notice, event=cancelled_event(done)):
             raise Conflict(f"maintenance {window_id} is already cancelled")
         log.info("maintenance %s cancelled by %s (%s)", window_id, actor, current)
         return done

@@ -1,6 +1,7 @@
 """Outbound edge: maintenance windows in Postgres (asyncpg), or in memory (unit tests, the bench).
 
-Scheduling or cancelling a window and its notice to subscribers are one transaction. `transitions`
+Scheduling or cancelling a window, its notice to subscribers and its event (the notifier's outbox, published
+by the relay to `maintenance.windows`) are one transaction: nothing half-written. `transitions`
 marks the windows that began or ended since the last look, each once whichever instance looks.
 """
 
@@ -13,8 +14,10 @@ from typing import Protocol
 import asyncpg
 
 from services.notifier.maintenance import MaintenanceWindow
+from services.notifier.repository import _OUTBOX  # the outbox the relay publishes from
 from services.notifier.subscription_store import fan_out
 from services.notifier.subscriptions import Notice, NoticeType
+from shared.events import Event
 
 __all__ = ["MaintenanceStore", "PgMaintenanceStore", "MemoryMaintenanceStore", "NoticeOf"]
 
@@ -22,15 +25,15 @@ NoticeOf = Callable[[MaintenanceWindow, NoticeType], Notice]
 Moves = tuple[list[MaintenanceWindow], list[MaintenanceWindow]]
 
 _COLS = ("window_id", "title", "description", "components", "starts_at", "ends_at", "created_by", "created_at",
-         "cancelled_by", "cancelled_at")
+         "cancelled_by", "cancelled_at", "forced")
 _SELECT = f"SELECT {', '.join(_COLS)} FROM maintenance"
 _RETURNING = f"RETURNING {', '.join(_COLS)}"
 
 
 class MaintenanceStore(Protocol):
-    async def add(self, window: MaintenanceWindow, *, notice: Notice | None) -> None: ...
+    async def add(self, window: MaintenanceWindow, *, notice: Notice | None, event: Event | None = None) -> None: ...
     async def get(self, window_id: str) -> MaintenanceWindow | None: ...
-    async def cancel(self, window: MaintenanceWindow, *, notice: Notice | None) -> bool: ...
+    async def cancel(self, window: MaintenanceWindow, *, notice: Notice | None, event: Event | None = None) -> bool: ...
     async def windows(self, *, ending_after: datetime) -> list[MaintenanceWindow]: ...
     async def silencing(self, *, service: str, at: datetime) -> str | None: ...
     async def transitions(self, *, now: datetime, notice: NoticeOf) -> Moves: ...
@@ -44,19 +47,21 @@ class PgMaintenanceStore:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self.pool = pool
 
-    async def add(self, window: MaintenanceWindow, *, notice: Notice | None) -> None:
+    async def add(self, window: MaintenanceWindow, *, notice: Notice | None, event: Event | None = None) -> None:
         async with self.pool.acquire() as conn, conn.transaction():
             await conn.execute(f"INSERT INTO maintenance ({', '.join(_COLS)}) VALUES"
                                f" ({', '.join(f'${i}' for i in range(1, len(_COLS) + 1))})",
                                *(getattr(window, c) for c in _COLS))
             if notice is not None:
                 await fan_out(conn, notice)
+            if event is not None:
+                await conn.execute(_OUTBOX, event.topic, event.model_dump_json())
 
     async def get(self, window_id: str) -> MaintenanceWindow | None:
         row = await self.pool.fetchrow(f"{_SELECT} WHERE window_id = $1", window_id)
         return None if row is None else _window(row)
 
-    async def cancel(self, window: MaintenanceWindow, *, notice: Notice | None) -> bool:
+    async def cancel(self, window: MaintenanceWindow, *, notice: Notice | None, event: Event | None = None) -> bool:
         """Writes the cancellation (`cancelled_*`, the possibly shortened `ends_at`) unless another came first."""
         async with self.pool.acquire() as conn, conn.transaction():
             done = await conn.fetchval("UPDATE maintenance SET cancelled_by = $2, cancelled_at = $3, ends_at = $4"
@@ -64,6 +69,8 @@ class PgMaintenanceStore:
                                        window.window_id, window.cancelled_by, window.cancelled_at, window.ends_at)
             if done is not None and notice is not None:
                 await fan_out(conn, notice)
+            if done is not None and event is not None:
+                await conn.execute(_OUTBOX, event.topic, event.model_dump_json())
         return done is not None
 
     async def windows(self, *, ending_after: datetime) -> list[MaintenanceWindow]:
@@ -94,28 +101,31 @@ class PgMaintenanceStore:
 
 
 class MemoryMaintenanceStore:
-    """The same in a dict; `notices`: what would have been fanned out."""
+    """The same in a dict; `notices` / `events`: what would have been fanned out / published."""
 
     def __init__(self) -> None:
         self.rows: dict[str, MaintenanceWindow] = {}
         self.started: set[str] = set()
         self.finished: set[str] = set()
         self.notices: list[Notice] = []
+        self.events: list[Event] = []
 
-    async def add(self, window: MaintenanceWindow, *, notice: Notice | None) -> None:
+    async def add(self, window: MaintenanceWindow, *, notice: Notice | None, event: Event | None = None) -> None:
         self.rows[window.window_id] = window.model_copy()
         self.notices += [notice] if notice else []
+        self.events += [event] if event else []
 
     async def get(self, window_id: str) -> MaintenanceWindow | None:
         w = self.rows.get(window_id)
         return None if w is None else w.model_copy()
 
-    async def cancel(self, window: MaintenanceWindow, *, notice: Notice | None) -> bool:
+    async def cancel(self, window: MaintenanceWindow, *, notice: Notice | None, event: Event | None = None) -> bool:
         old = self.rows.get(window.window_id)
         if old is None or old.cancelled_at is not None:
             return False
         self.rows[window.window_id] = window.model_copy()
         self.notices += [notice] if notice else []
+        self.events += [event] if event else []
         return True
 
     async def windows(self, *, ending_after: datetime) -> list[MaintenanceWindow]:

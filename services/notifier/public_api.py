@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from starlette.requests import HTTPConnection
 
 from services.notifier.maintenance import MaintenanceCreate, MaintenanceWindow
-from services.notifier.maintenance_service import Conflict, Invalid, NotFound
+from services.notifier.maintenance_service import Conflict, InBusinessHours, Invalid, NotFound
 from services.notifier.public import Public
 from services.notifier.status_page import render_message
 from services.notifier.subscriber_relay import Links
@@ -96,16 +96,23 @@ def _maintenance_routes(router: APIRouter, auth: Authenticator) -> None:
     Admin = Annotated[str, Depends(auth.require_admin)]
     reader = [Depends(_reader(auth))]
 
-    @router.post("/api/maintenance", status_code=201, tags=["maintenance"])
+    @router.post("/api/maintenance", status_code=201, tags=["maintenance"],
+                 responses={409: {"description": "the window overlaps business hours (the message names the overlap)"}})
     async def schedule(body: MaintenanceCreate, public: Pub, actor: Admin,
-                       strict: bool = Query(default=False, description="Refuse a window inside business hours "
-                                                                       "instead of warning.")) -> dict[str, Any]:
+                       force: bool = Query(default=False, description="Schedule a window that overlaps business hours "
+                                                                      "anyway (marked `forced`, with who did it)."),
+                       strict: bool = Query(default=False, deprecated=True,
+                                            description="No effect: a window inside business hours is refused unless "
+                                                        "forced.")) -> dict[str, Any]:
         """Schedule a window (admin token; who did it is recorded). Incidents of the components in it are
-        recorded but page nobody while it is in progress; subscribers are told."""
+        recorded but page nobody while it is in progress, the SLA leaves them out of the budgets; subscribers are
+        told. A window that overlaps business hours is refused (409) unless `?force=true`."""
         try:
-            window, warnings = await public.maintenance.schedule(body, actor=actor, strict=strict)
+            window, warnings = await public.maintenance.schedule(body, actor=actor, force=force)
         except Invalid as exc:
             raise HTTPException(422, str(exc)) from None
+        except InBusinessHours as exc:
+            raise HTTPException(409, str(exc)) from None
         return {"window": window.model_dump(mode="json"), "warnings": warnings}
 
     @router.get("/api/maintenance", tags=["maintenance"], dependencies=reader)

@@ -21,6 +21,7 @@ from shared.events.incidents import (
     IncidentAcknowledged, IncidentEscalated, IncidentMitigated, IncidentOpened, IncidentResolved,
     NotificationDelivered, NotificationFailed, Severity,
 )
+from shared.events.maintenance import MaintenanceWindowCancelled, MaintenanceWindowScheduled
 from shared.events.recovery import (
     Command, DisableNewFeatures, OpenCircuitBreaker, RecoveryActionFailed, RecoveryActionStarted,
     RecoveryActionSucceeded, RecoveryActionVerified, RestartConnectionPool, RestartProcess,
@@ -36,7 +37,8 @@ __all__ = [
     "OpenCircuitBreaker", "DisableNewFeatures", "RecoveryActionStarted", "RecoveryActionSucceeded",
     "RecoveryActionFailed", "RecoveryActionVerified", "IncidentOpened", "IncidentEscalated", "IncidentAcknowledged",
     "IncidentMitigated", "IncidentResolved", "NotificationDelivered", "NotificationFailed", "Severity",
-    "DeploymentStarted", "DeploymentFinished", "DeploymentRolledBack",
+    "DeploymentStarted", "DeploymentFinished", "DeploymentRolledBack", "MaintenanceWindowScheduled",
+    "MaintenanceWindowCancelled",
 ]
 
 _ALL: tuple[type[Event], ...] = (
@@ -46,6 +48,7 @@ _ALL: tuple[type[Event], ...] = (
     RecoveryActionFailed, IncidentOpened, IncidentEscalated, IncidentAcknowledged, IncidentMitigated,
     IncidentResolved, NotificationDelivered, NotificationFailed, CircuitBreakerStateChanged,
     DeploymentStarted, DeploymentFinished, DeploymentRolledBack, RecoveryActionVerified,
+    MaintenanceWindowScheduled, MaintenanceWindowCancelled,
 )
 
 

@@ -75,10 +75,11 @@ def acls(*, prefix: str = "", sla_app_id: str = "safeguard-sla") -> list[Acl]:
         "health": _grants(produce=(t.HEALTH_CHECKS,), dead_letters=False,  # no group: reads the feed
                           consume=(t.FLAGS_STATE, t.INCIDENTS_EVENTS, t.SLA_TRIGGERS, t.SLA_BUDGETS, t.HEALTH_CHECKS)),
         "sla": _grants(produce=(t.SLA_TRIGGERS, t.SLA_BUDGETS),
-                       consume=(t.TELEMETRY_REQUESTS, t.TELEMETRY_PAGELOADS, t.HEALTH_CHECKS, t.FLAGS_CHANGES)),
+                       consume=(t.TELEMETRY_REQUESTS, t.TELEMETRY_PAGELOADS, t.HEALTH_CHECKS, t.FLAGS_CHANGES,
+                                t.MAINTENANCE_WINDOWS)),
         "recovery": _grants(produce=(t.RECOVERY_COMMANDS, t.RECOVERY_ACTIONS), consume=(t.SLA_TRIGGERS, t.HEALTH_CHECKS),
                             groups=("safeguard-recovery",)),
-        "notifier": _grants(produce=(t.INCIDENTS_EVENTS, t.NOTIFIER_DELIVERIES),
+        "notifier": _grants(produce=(t.INCIDENTS_EVENTS, t.NOTIFIER_DELIVERIES, t.MAINTENANCE_WINDOWS),
                             consume=(t.SLA_TRIGGERS, t.RECOVERY_ACTIONS, t.DEPLOY_EVENTS), groups=("safeguard-notifier",)),
         "app": _grants(produce=(t.TELEMETRY_REQUESTS, t.TELEMETRY_PAGELOADS, t.HEALTH_CHECKS),
                        consume=(t.FLAGS_STATE, t.FLAGS_CHANGES, t.RECOVERY_COMMANDS)),

@@ -60,16 +60,18 @@ def _example(cls: type[Event]) -> Event:
     schema = cls.model_json_schema()
     samples = {"string": "x", "integer": 1, "number": 1.0, "boolean": True, "object": {}, "array": []}
     data: dict[str, object] = {}
-    for name in schema.get("required", []):
+    for i, name in enumerate(schema.get("required", [])):
         prop = schema["properties"][name]
         if "enum" in prop:
             data[name] = prop["enum"][0]
         elif "format" in prop and prop["format"] == "date-time":
-            data[name] = "2026-01-01T00:00:00Z"
+            data[name] = f"2026-01-01T00:00:{i:02d}Z"  # later fields later: starts_at < ends_at
         elif "exclusiveMaximum" in prop:
             data[name] = prop["exclusiveMaximum"] / 2
         elif "anyOf" in prop:
             data[name] = None
+        elif prop.get("minItems"):
+            data[name] = ["x"] * prop["minItems"]
         else:
             data[name] = samples[prop.get("type", "string")]
     return cls.model_validate(data)

@@ -40,6 +40,7 @@ from tests.unit.notifier.conftest import CONFIG, FakeSender
 
 TOKEN = "maintenance-test-token"
 ADMIN = {"Authorization": f"Bearer {TOKEN}", "X-Safeguard-Actor": "alice"}
+FORCED = "/api/maintenance?force=true"  # whatever the hour the tests run at (business hours are refused)
 
 
 def _free_port() -> int:
@@ -158,22 +159,32 @@ async def test_maintenance_api_checks_audits_lists_and_cancels(rig: Rig) -> None
     naive = await h.post("/api/maintenance", json={**window, "ends_at": "2030-01-01T03:00:00"}, headers=ADMIN)
     assert naive.status_code == 422 and "timezone" in naive.text
 
-    # next Tuesday 10:00 Bangkok (business hours by default): a warning, or a refusal with strict=true
+    # next Tuesday 10:00 Bangkok (business hours by default): refused naming the overlap, unless forced
     now = datetime.now(UTC)
     tuesday = (now + timedelta(days=(1 - now.weekday()) % 7 or 7)).replace(hour=3, minute=0, second=0, microsecond=0)
     inside = {**window, "starts_at": tuesday.isoformat(), "ends_at": (tuesday + timedelta(hours=1)).isoformat()}
-    strict = await h.post("/api/maintenance?strict=true", json=inside, headers=ADMIN)
-    assert strict.status_code == 422 and "inside business hours" in strict.json()["detail"]
-    warned = await h.post("/api/maintenance", json=inside, headers=ADMIN)
-    assert warned.status_code == 201 and "inside business hours (mon-fri 09:00-18:00 Asia/Bangkok)" in warned.json()["warnings"][0]
-    upcoming = warned.json()["window"]
+    for path in ("/api/maintenance", "/api/maintenance?strict=true"):  # strict: the old spelling, no effect
+        refused = await h.post(path, json=inside, headers=ADMIN)
+        assert refused.status_code == 409, refused.text
+        assert f"inside business hours (mon-fri 09:00-18:00 Asia/Bangkok): Tue {tuesday:%Y-%m-%d} 10:00-11:00" \
+               in refused.json()["detail"] and "?force=true" in refused.json()["detail"]
+    forced = await h.post(FORCED, json=inside, headers=ADMIN)
+    assert forced.status_code == 201 and forced.json()["warnings"][0].startswith("forced by admin:alice: ")
+    upcoming = forced.json()["window"]
     assert upcoming["created_by"] == "admin:alice" and upcoming["components"] == ["demo", "postgres"]
+    assert upcoming["forced"] is True
+    # that Tuesday 20:00 Bangkok: outside business hours, accepted without force and not marked
+    evening = tuesday + timedelta(hours=10)
+    calm = await h.post("/api/maintenance", headers=ADMIN, json={**window, "starts_at": evening.isoformat(),
+                                                                 "ends_at": (evening + timedelta(hours=1)).isoformat()})
+    assert calm.status_code == 201 and calm.json()["warnings"] == [] and calm.json()["window"]["forced"] is False
 
-    now_ = await h.post("/api/maintenance", json=window, headers=ADMIN)  # no starts_at: from now
+    now_ = await h.post(FORCED, json=window, headers=ADMIN)  # no starts_at: from now
     assert now_.status_code == 201
     assert (await h.get("/api/maintenance")).status_code == 401  # who scheduled it is for operators
     listing = (await h.get("/api/maintenance", headers={"X-API-Key": "rk"})).json()
-    assert [w["window_id"] for w in listing["upcoming"]] == [upcoming["window_id"]]
+    assert [w["window_id"] for w in listing["upcoming"]] == [upcoming["window_id"], calm.json()["window"]["window_id"]]
+    assert [w["forced"] for w in listing["upcoming"]] == [True, False]  # shown to operators
     assert [w["window_id"] for w in listing["in_progress"]] == [now_.json()["window"]["window_id"]]
 
     assert (await h.delete("/api/maintenance/mw-nope", headers=ADMIN)).status_code == 404
@@ -183,16 +194,17 @@ async def test_maintenance_api_checks_audits_lists_and_cancels(rig: Rig) -> None
     again = await h.delete(f"/api/maintenance/{upcoming['window_id']}", headers=ADMIN)
     assert again.status_code == 409 and "already cancelled" in again.json()["detail"]
     listing = (await h.get("/api/maintenance", headers=ADMIN)).json()
-    assert [w["window_id"] for w in listing["cancelled"]] == [upcoming["window_id"]] and listing["upcoming"] == []
+    assert [w["window_id"] for w in listing["cancelled"]] == [upcoming["window_id"]]
+    assert [w["window_id"] for w in listing["upcoming"]] == [calm.json()["window"]["window_id"]]
 
 
 async def test_an_incident_in_maintenance_pages_nobody_and_the_page_shows_the_window(rig: Rig) -> None:
     h, svc = rig.http, rig.app.state.notifier
     service = f"maint-{uuid4().hex[:6]}"
-    r = await h.post("/api/maintenance", json={"title": "Reindex", "components": [service], "ends_at": _at(1)},
+    r = await h.post(FORCED, json={"title": "Reindex", "components": [service], "ends_at": _at(1)},
                      headers=ADMIN)
     assert r.status_code == 201, r.text
-    later = await h.post("/api/maintenance", json={"title": "Kernel patch", "components": ["redis"],
+    later = await h.post(FORCED, json={"title": "Kernel patch", "components": ["redis"],
                                                    "starts_at": _at(30), "ends_at": _at(31)}, headers=ADMIN)
     assert later.status_code == 201
     await svc.open_incident(fired(service))
@@ -226,14 +238,14 @@ async def test_email_double_opt_in_over_smtp_then_notices_and_unsubscribe(rig: R
     link = re.search(r"http://status\.test(/status/subscribe/confirm\?token=\S+)", confirm[0].get_content())
     assert link is not None
     # nothing is sent before the link is followed
-    await h.post("/api/maintenance", json={"title": "Before confirming", "components": ["demo"], "starts_at": _at(5),
+    await h.post(FORCED, json={"title": "Before confirming", "components": ["demo"], "starts_at": _at(5),
                                            "ends_at": _at(6)}, headers=ADMIN)
     bad = await h.get("/status/subscribe/confirm?token=" + link.group(1).split("token=")[1][:-3] + "abc")
     assert bad.status_code == 400 and "not valid" in bad.text
     ok = await h.get(link.group(1))
     assert ok.status_code == 200 and "Subscribed" in ok.text
 
-    await h.post("/api/maintenance", json={"title": "After confirming", "components": ["demo"], "starts_at": _at(5),
+    await h.post(FORCED, json={"title": "After confirming", "components": ["demo"], "starts_at": _at(5),
                                            "ends_at": _at(6)}, headers=ADMIN)
     mails = await _until(lambda: [m for m in rig.inbox.messages if "After confirming" in m["Subject"]],
                          what="the maintenance notice")
@@ -245,7 +257,7 @@ async def test_email_double_opt_in_over_smtp_then_notices_and_unsubscribe(rig: R
                         headers={"content-type": "application/x-www-form-urlencoded", "X-Forwarded-For": rig.address})
     assert done.status_code == 200 and "Unsubscribed" in done.text
     count = len(rig.inbox.messages)
-    await h.post("/api/maintenance", json={"title": "After leaving", "components": ["demo"], "starts_at": _at(5),
+    await h.post(FORCED, json={"title": "After leaving", "components": ["demo"], "starts_at": _at(5),
                                            "ends_at": _at(6)}, headers=ADMIN)
     await asyncio.sleep(0.5)  # several relay rounds
     assert len(rig.inbox.messages) == count

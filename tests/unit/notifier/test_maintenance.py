@@ -1,4 +1,4 @@
-"""Maintenance windows without a network: the checks a new window must pass, the business-hours warning,
+"""Maintenance windows without a network: the checks a new window must pass, the business-hours refusal,
 phases, and the notifier holding the notices of a service in maintenance (the in-memory stores)."""
 
 from __future__ import annotations
@@ -12,11 +12,11 @@ from pydantic import ValidationError
 from services.notifier.maintenance import (
     MaintenanceCreate, MaintenanceWindow, business_hours_overlap, business_hours_warning, phase, problems,
 )
-from services.notifier.maintenance_service import Conflict, Invalid, MaintenanceService
+from services.notifier.maintenance_service import Conflict, InBusinessHours, MaintenanceService
 from services.notifier.maintenance_store import MemoryMaintenanceStore
 from services.notifier.policy import BusinessHours, MaintenancePolicy
 from services.notifier.service import incident_id_for
-from shared.events import TriggerFired
+from shared.events import MaintenanceWindowCancelled, MaintenanceWindowScheduled, TriggerFired
 from tests.unit.notifier.conftest import Env
 
 BKK = ZoneInfo("Asia/Bangkok")
@@ -75,6 +75,8 @@ def test_business_hours_overlap_in_their_time_zone() -> None:
     assert business_hours_overlap(late, late + timedelta(hours=13.5), hours) is not None
     warning = business_hours_warning(MONDAY_EVENING - timedelta(hours=3), MONDAY_EVENING, hours)
     assert warning is not None and "mon-fri 09:00-18:00 Asia/Bangkok" in warning and "Mon 2026-11-30 17:00-18:00" in warning
+    utc = business_hours_warning(late, late + timedelta(hours=13.5), hours)  # asked in UTC, told in local time
+    assert utc is not None and "Tue 2026-12-01 09:00-09:30 local time" in utc
 
 
 def test_phases() -> None:
@@ -87,15 +89,23 @@ def test_phases() -> None:
     assert not called_off.covers("demo", MONDAY_EVENING + timedelta(minutes=5))
 
 
-async def test_strict_refuses_inside_business_hours_and_warns_otherwise() -> None:
+async def test_a_window_in_business_hours_is_refused_naming_the_overlap_unless_forced() -> None:
     store = MemoryMaintenanceStore()
     svc = MaintenanceService(store=store, policy=MaintenancePolicy(), now=lambda: MONDAY_EVENING - timedelta(hours=4))
     inside = req(MONDAY_EVENING - timedelta(hours=3), MONDAY_EVENING - timedelta(hours=2))
-    window, warnings = await svc.schedule(inside, actor="admin:alice")
-    assert len(warnings) == 1 and "inside business hours" in warnings[0] and window.created_by == "admin:alice"
-    with pytest.raises(Invalid, match="refused: strict=true"):
-        await svc.schedule(inside, actor="admin:alice", strict=True)
-    assert len(store.rows) == 1 and [n.type for n in store.notices] == ["maintenance.scheduled"]
+    with pytest.raises(InBusinessHours, match=r"refused: .*inside business hours \(mon-fri 09:00-18:00 Asia/Bangkok\): "
+                                              r"Mon 2026-11-30 17:00-18:00 local time.*\?force=true"):
+        await svc.schedule(inside, actor="admin:alice")
+    assert store.rows == {} and store.notices == [] and store.events == []  # nothing written
+    window, warnings = await svc.schedule(inside, actor="admin:alice", force=True)
+    assert window.forced and window.created_by == "admin:alice"
+    assert len(warnings) == 1 and warnings[0].startswith("forced by admin:alice: the window falls inside business hours")
+    assert [n.type for n in store.notices] == ["maintenance.scheduled"]
+    [event] = store.events
+    assert isinstance(event, MaintenanceWindowScheduled) and event.forced and event.by == "admin:alice"
+    assert (event.window_id, event.components, event.starts_at) == (window.window_id, ["demo"], window.starts_at)
+    outside, _ = await svc.schedule(req(MONDAY_EVENING, MONDAY_EVENING + timedelta(hours=1)), actor="admin")
+    assert not outside.forced and not store.events[-1].forced  # type: ignore[attr-defined]
 
 
 async def test_cancel_calls_off_an_upcoming_window_and_ends_one_in_progress() -> None:
@@ -117,6 +127,10 @@ async def test_cancel_calls_off_an_upcoming_window_and_ends_one_in_progress() ->
     await svc.tick()
     assert [n.type for n in store.notices] == ["maintenance.scheduled", "maintenance.scheduled",
                                                "maintenance.cancelled", "maintenance.started", "maintenance.finished"]
+    called_off, cut_short = store.events[2:]
+    assert isinstance(called_off, MaintenanceWindowCancelled) and called_off.covers_until == later.starts_at
+    assert isinstance(cut_short, MaintenanceWindowCancelled) and cut_short.covers_until == clock[0]
+    assert cut_short.by == "admin:bob" and cut_short.window_id == now_.window_id
 
 
 def fired(service: str, episode: str) -> TriggerFired:
@@ -128,7 +142,7 @@ async def test_an_incident_in_maintenance_is_recorded_but_pages_nobody(env: Env)
     store = MemoryMaintenanceStore()
     env.svc.silences = store
     maint = MaintenanceService(store=store, policy=MaintenancePolicy(), now=env.svc.now)
-    await maint.schedule(req(None, env.svc.now() + timedelta(minutes=30)), actor="admin")
+    await maint.schedule(req(None, env.svc.now() + timedelta(minutes=30)), actor="admin", force=True)  # any hour
     inc = await env.svc.open_incident(fired("demo", "ep1"))
     other = await env.svc.open_incident(fired("shop", "ep1"))
     assert inc is not None and other is not None
