@@ -10,6 +10,8 @@ name="$1" port_var="$2"; shift 2
 set -a
 # shellcheck disable=SC1091
 . "$ROOT/.stack/env"
+# shellcheck disable=SC1091
+[ "$name" != recovery ] || [ ! -f "$ROOT/.stack/recovery.env" ] || . "$ROOT/.stack/recovery.env"   # its executor (up.sh)
 set +a
 export PORT="${!port_var}" SAFEGUARD_PROGRAM="$name" PATH="$ROOT/.venv/bin:$PATH" PYTHONUNBUFFERED=1
 case "$name" in demo-*) principal=app ;; console) principal="" ;; *) principal="$name" ;; esac   # as principal_of in stack/lib.sh
