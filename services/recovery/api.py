@@ -5,6 +5,8 @@ from typing import Annotated, Any
 from aiokafka.errors import KafkaError
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 
+from services.recovery.effects import ActionView, KeptOff
+from services.recovery.kept_off import FlagsAudit, kept_off
 from services.recovery.models import ActionRecord, RunRequest
 from services.recovery.service import ClaimBusy, RecoveryService
 from shared.auth import Authenticator
@@ -24,11 +26,22 @@ def build_router(auth: Authenticator) -> APIRouter:
     router = APIRouter(prefix="/api/recovery", tags=["recovery"])
     Admin = Annotated[str, Depends(auth.require_admin)]
 
-    @router.get("/actions", response_model=list[ActionRecord])
+    @router.get("/actions", response_model=list[ActionView])
     async def actions(svc: Svc, limit: int = Query(default=50, ge=1, le=1000),
-                      service: str | None = Query(default=None, max_length=200)) -> list[ActionRecord]:
-        """Recent recovery actions, newest first (the audit log)."""
+                      service: str | None = Query(default=None, max_length=200)) -> list[ActionView]:
+        """Recent recovery actions, newest first (the audit log), each with its verified effect
+        (`verify_outcome`, `effect`, `verified_at`, `verify_seconds`) and the flags it turned off."""
         return await svc.audit.recent(limit=limit, service=service)
+
+    @router.get("/kept-off", response_model=list[KeptOff])
+    async def kept_off_flags(svc: Svc, limit: int = Query(default=50, ge=1, le=200),
+                             all: bool = Query(default=False)) -> list[KeptOff]:
+        """Flags recovery turned off, newest first. They stay off until a person turns them on: `kept_off` is
+        True while the flag's newest change in the flags service is recovery's kill. `all=true` also lists
+        the ones people turned back on (`changed_by`, `changed_at`)."""
+        audit = svc.flags if isinstance(svc.flags, FlagsAudit) else None
+        found = await kept_off(await svc.audit.kills(limit=limit), audit=audit)
+        return found if all else [k for k in found if k.kept_off is not False]
 
     @router.get("/policy")
     async def policy(svc: Svc) -> dict[str, Any]:

@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import httpx
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, StatusCode
-from pydantic import SecretStr
+from pydantic import BaseModel, ConfigDict, SecretStr
 
 from shared.tracing_links import http_headers
 
-__all__ = ["HttpFlagsClient"]
+
+class Change(BaseModel):
+    """One entry of a flag's audit log in the flags service (the fields recovery reads)."""
+
+    model_config = ConfigDict(extra="ignore")
+    actor: str
+    action: str
+    at: datetime
+
+__all__ = ["HttpFlagsClient", "Change"]
 
 _tracer = trace.get_tracer(__name__)
 
@@ -20,7 +31,8 @@ class HttpFlagsClient:
 
     def __init__(self, client: httpx.AsyncClient, *, flags_url: str, token: SecretStr | None) -> None:
         self.client = client
-        self.url = flags_url.rstrip("/") + "/api/flags/_kill-new"
+        self.base = flags_url.rstrip("/")
+        self.url = self.base + "/api/flags/_kill-new"
         self.token = token
 
     async def kill_new(self, *, reason: str) -> list[str]:
@@ -36,3 +48,17 @@ class HttpFlagsClient:
                 span.set_status(StatusCode.ERROR)
                 raise RuntimeError(f"flags API answered {resp.status_code}: {resp.text[:200]}")
         return [str(k) for k in resp.json().get("killed", [])]
+
+    async def newest_change(self, key: str) -> Change | None:
+        """The flag's newest audit entry (who changed it last, how, when); None when it has none (deleted).
+        Raises `httpx.HTTPError` / `RuntimeError` when the flags service does not answer."""
+        if self.token is None:
+            raise RuntimeError("SAFEGUARD_ADMIN_TOKEN is not set: cannot read the flags audit log")
+        resp = await self.client.get(f"{self.base}/api/flags/{key}/audit", params={"limit": 1},
+                                     headers={"Authorization": f"Bearer {self.token.get_secret_value()}"})
+        if resp.status_code == 404:
+            return None
+        if resp.status_code != 200:
+            raise RuntimeError(f"flags API answered {resp.status_code}: {resp.text[:200]}")
+        entries = resp.json()
+        return Change.model_validate(entries[0]) if entries else None

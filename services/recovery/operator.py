@@ -20,7 +20,7 @@ from services.recovery.verify import Verifier
 __all__ = ["Operator", "Effect"]
 
 log = logging.getLogger(__name__)
-Effect = Callable[[ActionRecord, str, float], Awaitable[None]]  # (action, what was seen, seconds) -> publish
+Effect = Callable[[ActionRecord, str | None, float], Awaitable[None]]  # (action, what was seen or None, seconds)
 
 
 class Operator:
@@ -83,7 +83,8 @@ class Operator:
     # --- after acting -------------------------------------------------------------------------------------
     def verify(self, rec: ActionRecord, *, rule: ActionRule, since: datetime, killed: list[str],
                pids: dict[str, int], restarted: list[Restarted] | None, publish: Effect) -> None:
-        """Look for the effect in the background (the consumer goes on); publish it when seen."""
+        """Look for the effect in the background (the consumer goes on); hand what was seen (None: nothing
+        within the check's timeout) to `publish`, which keeps it in the audit log and publishes a seen effect."""
         task = asyncio.create_task(self._verify(rec, rule=rule, since=since, killed=killed, pids=pids,
                                                 restarted=restarted, publish=publish), name=f"verify:{rec.action_id}")
         self._verifying.add(task)
@@ -100,7 +101,6 @@ class Operator:
                 return
             if effect is None:
                 log.warning("recovery %s %s on %s: no effect seen", rec.action, rec.action_id, rec.service)
-                return
             await publish(rec, effect, (datetime.now(UTC) - since).total_seconds())
         except Exception:  # noqa: BLE001 - verification is an observer: the clear / verify window still decide
             log.exception("verifying %s %s failed", rec.action, rec.action_id)

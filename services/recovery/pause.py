@@ -2,7 +2,8 @@
 
 While a scope is paused, a fired trigger is still recorded (an action `skipped` with the detail
 "paused: ..."), but no command is sent and no flag is killed; an operator's `POST /api/recovery/run`
-still acts (pausing hands control to people, it does not tie their hands). The state is the newest
+still acts (pausing hands control to people, it does not tie their hands). On resume, the triggers still
+firing that were skipped while paused are acted on (once each, actor `recovery:resumed`). The state is the newest
 change per scope in the store, so every instance and a restart see it, and the changes are the audit.
 """
 
@@ -12,6 +13,8 @@ from datetime import datetime
 from typing import Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from services.recovery.models import ActionRecord
 
 __all__ = ["EVERYTHING", "PauseEntry", "PauseRequest", "PauseView", "PauseStore", "MemoryPauseStore",
            "pause_reason", "view"]
@@ -39,11 +42,14 @@ class PauseEntry(BaseModel):
 
 class PauseView(BaseModel):
     """`paused`: automatic recovery is paused for every service; `scopes`: what is paused now (with who and
-    since when); `history`: the latest changes, newest first."""
+    since when); `history`: the latest changes, newest first. After a resume, `acted`: the actions taken on
+    triggers still firing that were skipped while paused, or `not_acted`: why they could not be taken now."""
 
     paused: bool
     scopes: list[PauseEntry]
     history: list[PauseEntry]
+    acted: list[ActionRecord] = Field(default_factory=list)
+    not_acted: str | None = None
 
 
 class PauseStore(Protocol):

@@ -1,9 +1,12 @@
 """Inbound edge: HTTP for pause / resume of automatic recovery (admin token; the actor is recorded)."""
 
+import logging
 from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Depends, Request
+
+from services.recovery.service import RecoveryService
 
 from services.recovery.pause import EVERYTHING, PauseEntry, PauseRequest, PauseStore, PauseView, view
 from shared.auth import Authenticator
@@ -11,12 +14,21 @@ from shared.auth import Authenticator
 __all__ = ["build_router"]
 
 
+log = logging.getLogger(__name__)
+
+
 def _store(request: Request) -> PauseStore:
     store: PauseStore = request.app.state.recovery.pauses
     return store
 
 
+def _svc(request: Request) -> RecoveryService:
+    svc: RecoveryService = request.app.state.recovery
+    return svc
+
+
 Store = Annotated[PauseStore, Depends(_store)]
+Svc = Annotated[RecoveryService, Depends(_svc)]
 
 
 def build_router(auth: Authenticator) -> APIRouter:
@@ -40,9 +52,18 @@ def build_router(auth: Authenticator) -> APIRouter:
         return await change(store, body or PauseRequest(), actor=actor, paused=True)
 
     @router.post("/resume", response_model=PauseView)
-    async def resume(store: Store, actor: Admin, body: Annotated[PauseRequest | None, Body()] = None) -> PauseView:
-        """Resume automatic recovery (every service, or `service`). Episodes skipped while paused are not
-        acted on afterwards: `POST /api/recovery/run` acts on the active ones."""
-        return await change(store, body or PauseRequest(), actor=actor, paused=False)
+    async def resume(store: Store, svc: Svc, actor: Admin,
+                     body: Annotated[PauseRequest | None, Body()] = None) -> PauseView:
+        """Resume automatic recovery (every service, or `service`), then act on the triggers still firing
+        that were skipped while paused (`acted`). When that cannot be done now (Kafka, Postgres), the resume
+        stands and `not_acted` says why: `POST /api/recovery/run` acts on the active triggers."""
+        body = body or PauseRequest()
+        state = await change(store, body, actor=actor, paused=False)
+        try:
+            acted = await svc.act_on_skipped(service=body.service, actor=actor)
+        except Exception as exc:  # noqa: BLE001 - the resume is recorded; acting can be repeated with /run
+            log.warning("resumed, but the skipped episodes were not acted on: %s", type(exc).__name__)
+            return state.model_copy(update={"not_acted": f"{type(exc).__name__}: {exc}"[:300]})
+        return state.model_copy(update={"acted": acted})
 
     return router

@@ -9,7 +9,7 @@ advisory lock; the unique index on automatic actions per episode backs it up.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
 from pathlib import Path
@@ -17,6 +17,7 @@ from typing import Any
 
 import asyncpg
 
+from services.recovery.effects import ActionView, FlagKill, Outcome
 from services.recovery.models import ActionRecord, Claim, Episode, History
 from shared.migrations import migrate as shared_migrate
 from shared.postgres import open_pool
@@ -27,6 +28,16 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 _COLS = ("action_id", "service", "action", "trigger", "episode_id", "instance", "attempt", "actor", "reason",
          "status", "detail", "started_at", "finished_at")
 _SELECT = f"SELECT {', '.join(_COLS)} FROM actions"
+_VIEW_COLS = (*_COLS, "verify_outcome", "effect", "verified_at", "verify_seconds", "killed_flags")
+_VIEW = f"SELECT {', '.join(_VIEW_COLS)} FROM actions"
+_KILLS = """SELECT DISTINCT ON (flag) flag, action_id, service, trigger, episode_id, reason, started_at AS killed_at
+    FROM actions, unnest(killed_flags) AS flag WHERE killed_flags <> '{}' ORDER BY flag, started_at DESC"""
+_SKIPPED_WHILE_PAUSED = """SELECT e.service, e.trigger, e.episode_id, e.instance, e.reason FROM episodes e
+    JOIN actions a ON a.episode_id = e.episode_id AND a.actor = 'recovery' AND a.status = 'skipped'
+      AND a.detail LIKE 'paused:%'
+    WHERE e.cleared_at IS NULL AND ($1::text IS NULL OR e.service = $1)
+      AND NOT EXISTS (SELECT 1 FROM actions b WHERE b.episode_id = e.episode_id AND b.status <> 'skipped')
+    ORDER BY e.fired_at"""
 _HISTORY = """SELECT
     (SELECT max(started_at) FROM actions WHERE service = $1 AND trigger = $2 AND status <> 'skipped') AS last,
     (SELECT count(*) FROM actions WHERE episode_id = $3 AND status <> 'skipped') AS attempts,
@@ -71,10 +82,10 @@ class PgAuditStore:
             f"INSERT INTO actions ({', '.join(_COLS)}) VALUES ({', '.join(f'${i}' for i in range(1, len(_COLS) + 1))})"
             f" ON CONFLICT (action_id) DO UPDATE SET {updates}", *values)
 
-    async def recent(self, *, limit: int, service: str | None) -> list[ActionRecord]:
-        rows = await self.pool.fetch(f"{_SELECT} WHERE ($1::text IS NULL OR service = $1)"
+    async def recent(self, *, limit: int, service: str | None) -> list[ActionView]:
+        rows = await self.pool.fetch(f"{_VIEW} WHERE ($1::text IS NULL OR service = $1)"
                                      " ORDER BY started_at DESC LIMIT $2", service, limit)
-        return [ActionRecord(**dict(r)) for r in rows]
+        return [ActionView(**dict(r)) for r in rows]
 
     @asynccontextmanager
     async def claiming(self, *, service: str, trigger: str) -> AsyncIterator[PgClaims]:
@@ -82,9 +93,35 @@ class PgAuditStore:
             await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", f"recovery/{service}/{trigger}")
             yield PgClaims(conn)
 
-    async def settle(self, record: ActionRecord, *, deadline: datetime) -> None:
-        await self.pool.execute("UPDATE actions SET detail = $2, deadline = $3, lease_until = NULL"
-                                " WHERE action_id = $1", record.action_id, record.detail, deadline)
+    async def settle(self, record: ActionRecord, *, deadline: datetime, killed: Sequence[str] = ()) -> None:
+        await self.pool.execute("UPDATE actions SET detail = $2, deadline = $3, lease_until = NULL,"
+                                " killed_flags = $4 WHERE action_id = $1", record.action_id, record.detail, deadline,
+                                list(killed))
+
+    async def record_effect(self, action_id: str, *, outcome: Outcome, effect: str, seconds: float,
+                            at: datetime) -> bool:
+        """Keep what verification saw (once: a second outcome for the action is refused, False)."""
+        done = await self.pool.fetchval(
+            "UPDATE actions SET verify_outcome = $2, effect = $3, verify_seconds = $4, verified_at = $5,"
+            " verify_reported = $6 WHERE action_id = $1 AND verify_outcome IS NULL RETURNING action_id",
+            action_id, outcome, effect, seconds, at, outcome != "verified")
+        return done is not None
+
+    async def mark_effect_reported(self, action_id: str) -> None:
+        await self.pool.execute("UPDATE actions SET verify_reported = true WHERE action_id = $1", action_id)
+
+    async def unreported_effects(self) -> list[ActionView]:
+        rows = await self.pool.fetch(f"{_VIEW} WHERE NOT verify_reported ORDER BY verified_at LIMIT 100")
+        return [ActionView(**dict(r)) for r in rows]
+
+    async def kills(self, *, limit: int = 100) -> list[FlagKill]:
+        """Recovery's newest kill of each flag it ever turned off, newest first."""
+        rows = await self.pool.fetch(f"SELECT * FROM ({_KILLS}) k ORDER BY killed_at DESC LIMIT $1", limit)
+        return [FlagKill(**dict(r)) for r in rows]
+
+    async def skipped_while_paused(self, service: str | None = None) -> list[Episode]:
+        """Episodes still firing whose automatic action was skipped because recovery was paused."""
+        return [Episode(**dict(r)) for r in await self.pool.fetch(_SKIPPED_WHILE_PAUSED, service)]
 
     async def release(self, action_id: str) -> None:
         await self.pool.execute("DELETE FROM actions WHERE action_id = $1 AND status = 'started'", action_id)
@@ -171,24 +208,62 @@ class MemoryAuditStore:
         self.unreported_ids: list[str] = []
         self.episodes: dict[str, Episode] = {}
         self.cleared_ids: set[str] = set()
+        self.effects: dict[str, dict[str, Any]] = {}
+        self.effects_unreported: list[str] = []
+        self.killed: dict[str, list[str]] = {}
         self._lock = asyncio.Lock()
+
+    def _view(self, r: ActionRecord) -> ActionView:
+        return ActionView(**r.model_dump(), **self.effects.get(r.action_id, {}),
+                          killed_flags=self.killed.get(r.action_id, []))
 
     async def save(self, record: ActionRecord) -> None:
         self.records[record.action_id] = record
 
-    async def recent(self, *, limit: int, service: str | None) -> list[ActionRecord]:
+    async def recent(self, *, limit: int, service: str | None) -> list[ActionView]:
         rows = [r for r in self.records.values() if service is None or r.service == service]
-        return sorted(rows, key=lambda r: r.started_at, reverse=True)[:limit]
+        return [self._view(r) for r in sorted(rows, key=lambda r: r.started_at, reverse=True)[:limit]]
 
     @asynccontextmanager
     async def claiming(self, *, service: str, trigger: str) -> AsyncIterator[MemoryClaims]:
         async with self._lock:
             yield MemoryClaims(self)
 
-    async def settle(self, record: ActionRecord, *, deadline: datetime) -> None:
+    async def settle(self, record: ActionRecord, *, deadline: datetime, killed: Sequence[str] = ()) -> None:
         self.records[record.action_id] = record
         self.deadlines[record.action_id] = deadline
         self.leases.pop(record.action_id, None)
+        self.killed[record.action_id] = list(killed)
+
+    async def record_effect(self, action_id: str, *, outcome: Outcome, effect: str, seconds: float,
+                            at: datetime) -> bool:
+        if action_id not in self.records or action_id in self.effects:
+            return False
+        self.effects[action_id] = {"verify_outcome": outcome, "effect": effect, "verify_seconds": seconds,
+                                   "verified_at": at}
+        if outcome == "verified":
+            self.effects_unreported.append(action_id)
+        return True
+
+    async def mark_effect_reported(self, action_id: str) -> None:
+        self.effects_unreported = [i for i in self.effects_unreported if i != action_id]
+
+    async def unreported_effects(self) -> list[ActionView]:
+        return [self._view(self.records[i]) for i in self.effects_unreported]
+
+    async def kills(self, *, limit: int = 100) -> list[FlagKill]:
+        newest: dict[str, FlagKill] = {}
+        for r in sorted(self.records.values(), key=lambda r: r.started_at):
+            for flag in self.killed.get(r.action_id, []):
+                newest[flag] = FlagKill(flag=flag, action_id=r.action_id, service=r.service, trigger=r.trigger,
+                                        episode_id=r.episode_id, reason=r.reason, killed_at=r.started_at)
+        return sorted(newest.values(), key=lambda k: k.killed_at, reverse=True)[:limit]
+
+    async def skipped_while_paused(self, service: str | None = None) -> list[Episode]:
+        acted = {r.episode_id for r in self.records.values() if r.status != "skipped"}
+        paused = {r.episode_id for r in self.records.values() if r.actor == "recovery" and r.status == "skipped"
+                  and r.detail.startswith("paused:")}
+        return [ep for ep in await self.active(service) if ep.episode_id in paused - acted]
 
     async def release(self, action_id: str) -> None:
         if action_id in self.records and self.records[action_id].status == "started":

@@ -15,13 +15,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from opentelemetry import trace
 
+from services.recovery.effects import ActionView, FlagKill, Outcome
 from services.recovery.executors import ExecutorError
 from services.recovery.models import ActionRecord, Episode, History, RunRequest
 from services.recovery.operator import Operator
@@ -36,7 +37,7 @@ from shared.events import (
 from shared.humanize import describe_trigger
 from shared.kafka import Publisher
 
-__all__ = ["RecoveryService", "FlagsClient", "AuditStore", "Claims", "Episode", "ClaimBusy"]
+__all__ = ["RecoveryService", "FlagsClient", "AuditStore", "Claims", "Episode", "ClaimBusy", "RESUMED"]
 
 log = logging.getLogger(__name__)
 _tracer = trace.get_tracer(__name__)
@@ -54,9 +55,15 @@ class Claims(Protocol):
 
 class AuditStore(Protocol):
     async def save(self, record: ActionRecord) -> None: ...
-    async def recent(self, *, limit: int, service: str | None) -> list[ActionRecord]: ...
+    async def recent(self, *, limit: int, service: str | None) -> list[ActionView]: ...
     def claiming(self, *, service: str, trigger: str) -> AbstractAsyncContextManager[Claims]: ...
-    async def settle(self, record: ActionRecord, *, deadline: datetime) -> None: ...
+    async def settle(self, record: ActionRecord, *, deadline: datetime, killed: Sequence[str] = ()) -> None: ...
+    async def record_effect(self, action_id: str, *, outcome: Outcome, effect: str, seconds: float,
+                            at: datetime) -> bool: ...
+    async def mark_effect_reported(self, action_id: str) -> None: ...
+    async def unreported_effects(self) -> list[ActionView]: ...
+    async def kills(self, *, limit: int = 100) -> list[FlagKill]: ...
+    async def skipped_while_paused(self, service: str | None = None) -> list[Episode]: ...
     async def release(self, action_id: str) -> None: ...
     async def finish(self, record: ActionRecord) -> bool: ...
     async def mark_reported(self, action_id: str) -> None: ...
@@ -67,6 +74,9 @@ class AuditStore(Protocol):
     async def end_episode(self, episode_id: str, *, at: datetime) -> None: ...
     async def cleared(self, episode_id: str) -> bool: ...
     async def active(self, service: str | None = None) -> list[Episode]: ...
+
+
+RESUMED = "recovery:resumed"  # the actor of an action taken after a resume on an episode skipped while paused
 
 
 class ClaimBusy(RuntimeError):
@@ -136,6 +146,8 @@ class RecoveryService:
         Results whose event could not be published before are published first."""
         for done in await self.audit.unreported():
             await self._report(done)
+        for seen in await self.audit.unreported_effects():
+            await self._publish_effect(seen)
         now, why = self.now(), f"trigger not cleared within {self.policy.verify_window:g}s"
         out = []
         for p in await self.audit.pending(now=now, due=now):
@@ -162,16 +174,31 @@ class RecoveryService:
                 out.append(rec)
         return out
 
+    async def act_on_skipped(self, *, service: str | None, actor: str) -> list[ActionRecord]:
+        """After a resume: act on the episodes still firing whose automatic action was skipped while paused
+        (like Alertmanager evaluating again when a silence ends). Each is acted on once, as actor
+        `recovery:resumed`, and only where automatic recovery is not paused any more."""
+        paused = await self.pauses.paused()
+        out = []
+        for ep in await self.audit.skipped_while_paused(service):
+            action = self.policy.rule(ep.trigger).action
+            if action == "none" or pause_reason(paused, service=ep.service):
+                continue
+            reason = f"{ep.reason} (skipped while paused; acted on after resume by {actor})"
+            if rec := await self._claim_and_act(ep, action, actor=RESUMED, reason=reason, once=True):
+                out.append(rec)
+        return out
+
     async def active(self, service: str | None = None) -> list[Episode]:
         return await self.audit.active(service)
 
     # --- claim, act, settle -----------------------------------------------------------------------------
     async def _claim_and_act(self, ep: Episode, action: str, *, actor: str, reason: str | None = None,
-                             refuse: str | None = None) -> ActionRecord | None:
+                             refuse: str | None = None, once: bool = False) -> ActionRecord | None:
         waited = 0.0
         while True:
             try:
-                rec = await self._claim(ep, action, actor=actor, reason=reason, refuse=refuse)
+                rec = await self._claim(ep, action, actor=actor, reason=reason, refuse=refuse, once=once)
                 break
             except ClaimBusy:
                 if waited > self.lease.total_seconds():
@@ -183,8 +210,9 @@ class RecoveryService:
         return await self._act(ep, rec)
 
     async def _claim(self, ep: Episode, action: str, *, actor: str, reason: str | None,
-                     refuse: str | None = None) -> ActionRecord | None:
-        """The claimed (or skipped) action; None when the episode's automatic action was already taken."""
+                     refuse: str | None = None, once: bool = False) -> ActionRecord | None:
+        """The claimed (or skipped) action; None when the episode's automatic action was already taken (or,
+        `once`, when anything acted on the episode already)."""
         automatic = actor == "recovery"
         paused = pause_reason(await self.pauses.paused(), service=ep.service) if automatic else None
         async with self.audit.claiming(service=ep.service, trigger=ep.trigger) as claims:
@@ -192,7 +220,7 @@ class RecoveryService:
             h = await claims.history(service=ep.service, trigger=ep.trigger, episode_id=ep.episode_id, now=now)
             if automatic and h.automatic == "busy":
                 raise ClaimBusy(f"episode {ep.episode_id} is being acted on by another instance")
-            if automatic and h.automatic == "done":
+            if (automatic and h.automatic == "done") or (once and h.attempts > 0):
                 return None
             why = paused or refuse or self._refusal(h, now=now, automatic=automatic) or self.operator.refusal(
                 service=ep.service, action=action, instance=ep.instance, rule=self.policy.rule(ep.trigger))
@@ -227,7 +255,7 @@ class RecoveryService:
                     "safeguard.episode_id": rec.episode_id or "", "safeguard.actor": rec.actor}):
                 await self.publisher.publish(RecoveryActionStarted(**self._fields(rec)))
                 with self.operator.in_flight(rec):
-                    detail = await self._execute(rec)
+                    detail, killed = await self._execute(rec)
         except _ActionError as exc:
             log.warning("recovery action %s failed: %s", rec.action, exc)
             return await self._finish(rec, ok=False, detail=str(exc))
@@ -235,13 +263,14 @@ class RecoveryService:
             await self._release(rec)
             raise
         rec = rec.model_copy(update={"detail": detail})
-        if not ep.trigger:  # nothing to wait for: an operator's action with no active trigger
-            return await self._finish(rec, ok=True, detail=detail + "; no active trigger to verify")
-        try:
-            await self.audit.settle(rec, deadline=self.now() + self._window)
+        try:  # the detail and the killed flags in one write; an operator's action with no trigger ends here
+            await self.audit.settle(rec, deadline=self.now() + (self._window if ep.trigger else timedelta()),
+                                    killed=killed)
         except Exception:  # noqa: BLE001 - the command is out: raising would make the retry act twice
             log.exception("action %s sent but not settled; it stays pending under its claim", rec.action_id)
             return rec
+        if not ep.trigger:  # nothing to wait for: an operator's action with no active trigger
+            return await self._finish(rec, ok=True, detail=detail + "; no active trigger to verify")
         if await self.audit.cleared(ep.episode_id):  # the TriggerCleared came while the action was in flight
             return await self._finish(rec, ok=True, detail="trigger cleared")
         return rec
@@ -252,7 +281,8 @@ class RecoveryService:
         except Exception:  # noqa: BLE001 - the lease expires instead; the original error is raised
             log.exception("could not release the claim of %s (it expires in %s)", rec.action_id, self.lease)
 
-    async def _execute(self, rec: ActionRecord) -> str:
+    async def _execute(self, rec: ActionRecord) -> tuple[str, list[str]]:
+        """What was done (the audit's detail), and the flags turned off."""
         rule = self.policy.rule(rec.trigger or "")
         common = {"service": rec.service, "reason": rec.reason, "episode_id": rec.episode_id}
         cmd: Command | None = None
@@ -281,11 +311,12 @@ class RecoveryService:
             raise _ActionError(f"unknown action {rec.action!r}")
         if cmd is not None:
             await self.publisher.publish(cmd)
-        self.operator.verify(rec, rule=rule, since=rec.started_at, killed=killed, pids=pids, restarted=restarted,
+        said = rec.model_copy(update={"detail": detail.rstrip("; ")})  # the Verified event names the killed flags
+        self.operator.verify(said, rule=rule, since=rec.started_at, killed=killed, pids=pids, restarted=restarted,
                              publish=self._verified)
         if restarted is not None:
-            return "restarted one at a time: " + "; ".join(r.describe() for r in restarted)
-        return detail + f"sent {type(cmd).__name__}" + (f" to {rec.instance}" if cmd and cmd.instance else "")
+            return "restarted one at a time: " + "; ".join(r.describe() for r in restarted), killed
+        return detail + f"sent {type(cmd).__name__}" + (f" to {rec.instance}" if cmd and cmd.instance else ""), killed
 
     async def _slow_breaker(self, rec: ActionRecord, rule: ActionRule) -> tuple[ActionRule, str]:
         """The breaker of the dependency the SDK measured as slow (services/recovery/slow_dependency.py)."""
@@ -304,10 +335,23 @@ class RecoveryService:
         return (f"errors are the fast failures of breaker {', '.join(names)} that recovery forced open: "
                 "not killing features") if names else None
 
-    async def _verified(self, rec: ActionRecord, effect: str, seconds: float) -> None:
-        log.info("recovery %s on %s verified after %.1fs: %s", rec.action, rec.service, seconds, effect)
-        await self.publisher.publish(RecoveryActionVerified(**self._fields(rec), effect=effect[:1000],
-                                                            seconds=max(0.0, seconds)))
+    async def _verified(self, rec: ActionRecord, effect: str | None, seconds: float) -> None:
+        """Keep what verification saw in the audit log first (one write), then publish a verified effect (the
+        tick publishes it again if Kafka refused it)."""
+        outcome: Outcome = "verified" if effect else "not_seen"
+        text = (effect or f"no effect seen within {seconds:.0f}s")[:1000]
+        if not await self.audit.record_effect(rec.action_id, outcome=outcome, effect=text,
+                                              seconds=max(0.0, seconds), at=self.now()):
+            return
+        if effect:
+            log.info("recovery %s on %s verified after %.1fs: %s", rec.action, rec.service, seconds, effect)
+            await self._publish_effect(ActionView(**rec.model_dump(), verify_outcome=outcome, effect=text,
+                                                  verify_seconds=max(0.0, seconds)))
+
+    async def _publish_effect(self, seen: ActionView) -> None:
+        await self.publisher.publish(RecoveryActionVerified(**self._fields(seen), effect=seen.effect or "",
+                                                            seconds=seen.verify_seconds or 0.0))
+        await self.audit.mark_effect_reported(seen.action_id)
 
     async def _finish(self, rec: ActionRecord, *, ok: bool, detail: str) -> ActionRecord | None:
         """Write the result (only one instance wins a started action), then publish it."""

@@ -97,13 +97,16 @@ async def test_migrations_apply_and_roll_back(postgres_dsn: str, schema: str) ->
     from services.recovery.repository import MIGRATIONS
 
     async with open_pool(PostgresSettings(dsn=SecretStr(postgres_dsn)), schema=schema) as pool:
-        assert await migrate(pool, schema=schema) == ["0001_recovery", "0002_recovery_state", "0003_recovery_pause"]
-        await pool.execute((MIGRATIONS / "0003_recovery_pause.down.sql").read_text())
-        await pool.execute((MIGRATIONS / "0002_recovery_state.down.sql").read_text())
-        assert await migrate(pool, schema=schema) == ["0002_recovery_state", "0003_recovery_pause"]
-        await pool.execute((MIGRATIONS / "0003_recovery_pause.down.sql").read_text())
-        await pool.execute((MIGRATIONS / "0002_recovery_state.down.sql").read_text())
-        await pool.execute((MIGRATIONS / "0001_recovery.down.sql").read_text())
+        assert await migrate(pool, schema=schema) == ["0001_recovery", "0002_recovery_state", "0003_recovery_pause",
+                                                      "0004_recovery_effects"]
+        await pool.execute((MIGRATIONS / "0004_recovery_effects.down.sql").read_text())
+        assert await migrate(pool, schema=schema) == ["0004_recovery_effects"]
+        for version in ("0004_recovery_effects", "0003_recovery_pause", "0002_recovery_state"):
+            await pool.execute((MIGRATIONS / f"{version}.down.sql").read_text())
+        assert await migrate(pool, schema=schema) == ["0002_recovery_state", "0003_recovery_pause",
+                                                      "0004_recovery_effects"]
+        for version in ("0004_recovery_effects", "0003_recovery_pause", "0002_recovery_state", "0001_recovery"):
+            await pool.execute((MIGRATIONS / f"{version}.down.sql").read_text())
         # the downs leave only the runner's own table, with no version in it (`db rollback` needs it)
         assert {r["tablename"] for r in await pool.fetch("SELECT tablename FROM pg_tables WHERE schemaname = $1",
                                                                       schema)} == {"schema_migrations"}

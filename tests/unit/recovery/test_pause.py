@@ -12,7 +12,7 @@ from services.recovery.settings import RecoverySettings
 from shared.auth import AuthSettings
 from shared.events import DisableNewFeatures, RestartProcess
 from shared.testing import InMemoryPublisher
-from tests.unit.recovery.test_service import CONFIG, FakeFlags, fired
+from tests.unit.recovery.test_service import CONFIG, FakeFlags, cleared, fired
 
 TOKEN = "t0ken-for-tests"
 ADMIN = {"Authorization": f"Bearer {TOKEN}", "X-Safeguard-Actor": "alice"}
@@ -48,8 +48,30 @@ async def test_paused_recovery_records_the_trigger_as_skipped_and_acts_on_nothin
         assert r.json()["paused"] is False and r.json()["scopes"] == []
         assert [(h["paused"], h["actor"]) for h in r.json()["history"]] == [(False, "admin:alice"),
                                                                             (True, "admin:alice")]
-        rec = await app.state.recovery.recover_from_trigger(fired("error_rate_high", "ep-after"))
-        assert rec is not None and rec.status != "skipped" and len(flags.calls) == 1
+        # the trigger skipped while paused still fires: the resume acts on it, once
+        [acted] = r.json()["acted"]
+        assert (acted["episode_id"], acted["actor"], acted["status"]) == ("ep-paused", "recovery:resumed", "started")
+        assert "acted on after resume by admin:alice" in acted["reason"] and len(flags.calls) == 1
+        assert len(pub.of_type(DisableNewFeatures)) == 1
+        r = await c.post("/api/recovery/resume", headers=ADMIN)
+        assert r.json()["acted"] == [] and len(flags.calls) == 1
+
+
+async def test_a_resume_leaves_cleared_and_still_paused_episodes_alone() -> None:
+    pub, audit, flags = InMemoryPublisher(), MemoryAuditStore(), FakeFlags()
+    app = _app(pub, audit, flags)
+    async with app.router.lifespan_context(app), httpx.AsyncClient(
+            transport=httpx.ASGITransport(app), base_url="http://t") as c:
+        svc = app.state.recovery
+        await c.post("/api/recovery/pause", headers=ADMIN)
+        await c.post("/api/recovery/pause", json={"service": "other"}, headers=ADMIN)
+        await svc.recover_from_trigger(fired("error_rate_high", "ep-cleared"))
+        await svc.verify_cleared(cleared("error_rate_high", "ep-cleared"))
+        await svc.recover_from_trigger(fired("error_rate_high", "ep-other", service="other"))
+        r = await c.post("/api/recovery/resume", headers=ADMIN)  # every service, but "other" is paused alone
+        assert r.status_code == 200 and r.json()["acted"] == [] and flags.calls == []
+        r = await c.post("/api/recovery/resume", json={"service": "other"}, headers=ADMIN)
+        assert [a["episode_id"] for a in r.json()["acted"]] == ["ep-other"] and len(flags.calls) == 1
 
 
 async def test_a_service_paused_alone_leaves_the_others_acting() -> None:
