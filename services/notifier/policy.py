@@ -44,7 +44,7 @@ class Level(_Strict):
     """One step of the escalation path. `escalate_after`: time at this level before the next one is paged
     (unless the incident is acknowledged, mitigated or resolved). `contacts`: paged on the on-call channel (a
     contact naming a rotation of `config/oncall.yaml` pages whoever is on call in it). `repeat_every`: the page
-    is sent again this often while unacknowledged at this level."""
+    is sent again this often while unacknowledged at this level (by default every 5 min at L2, 10 min at L3)."""
 
     level: int = Field(ge=1, le=4)
     name: str = Field(min_length=1)
@@ -55,8 +55,9 @@ class Level(_Strict):
 
 def _default_levels() -> list[Level]:
     return [Level(level=1, name="auto-recovery system", escalate_after=300),
-            Level(level=2, name="on-call developer", escalate_after=900, contacts=["oncall-developer"]),
-            Level(level=3, name="system administrator", escalate_after=3600, contacts=["sysadmin"]),
+            Level(level=2, name="on-call developer", escalate_after=900, repeat_every=300,
+                  contacts=["oncall-developer"]),
+            Level(level=3, name="system administrator", escalate_after=3600, repeat_every=600, contacts=["sysadmin"]),
             Level(level=4, name="infrastructure team", contacts=["infrastructure-team"])]
 
 

@@ -99,7 +99,8 @@ async def test_escalates_l2_l3_l4_on_the_clock(env: Env) -> None:
         (2, "on-call developer"), (3, "system administrator"), (4, "infrastructure team")]
     assert inc is not None and (await env.store.get(inc.incident_id)).level == 4
     pages = [r for c, r, _ in env.sender.sent if c == "oncall_page"]
-    assert pages == ["oncall-developer", "sysadmin", "infrastructure-team"]
+    # the L2 page repeated once (5 min, the shipped repeat_every) at the one tick within L2's 15 min
+    assert pages == ["oncall-developer", "oncall-developer", "sysadmin", "infrastructure-team"]
 
 
 async def test_acknowledge_stops_escalation(env: Env) -> None:
