@@ -28,7 +28,7 @@ from typing import Any, TypeVar, cast
 
 import httpx
 
-from sdk.flags.evaluator import CompiledFlag, FlagSpec, Resolution, compile_flag, evaluate
+from sdk.flags.evaluator import CODE_DEFAULT, CompiledFlag, FlagSpec, Resolution, compile_flag, evaluate
 from sdk.flags.exposure import ExposureBuffer, ExposureReporter
 
 __all__ = ["FlagClient"]
@@ -127,8 +127,13 @@ class FlagClient:
         return r
 
     def _value(self, key: str, default: T, context: Mapping[str, Any] | None, kind: type) -> T:
-        r = self.evaluate(key, context)
-        if r.error_code is not None or r.is_code_default:
+        flag = self._flags.get(key)  # self.evaluate inlined: this is every call's path
+        if flag is None:
+            return default
+        r = flag.static or evaluate(flag, context)
+        if self.exposures is not None:
+            self.exposures.buffer.saw(flag, context, r)
+        if r.error_code is not None or r.value is CODE_DEFAULT:
             return default
         v: Any = r.value
         if not isinstance(v, _TYPES[kind]) or (kind is not bool and isinstance(v, bool)):
@@ -136,7 +141,14 @@ class FlagClient:
         return cast(T, float(cast(float, v)) if kind is float else v)
 
     def get_boolean(self, key: str, default: bool, context: Mapping[str, Any] | None = None) -> bool:
-        return self._value(key, default, context, bool)
+        flag = self._flags.get(key)  # _value for a bool, unrolled: the SDK's most frequent call
+        if flag is None:
+            return default
+        r = flag.static or evaluate(flag, context)
+        if self.exposures is not None:
+            self.exposures.buffer.saw(flag, context, r)
+        v = r.value
+        return v if type(v) is bool and r.error_code is None else default
 
     def get_string(self, key: str, default: str, context: Mapping[str, Any] | None = None) -> str:
         return self._value(key, default, context, str)

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
-from sdk.flags.jsonlogic import LogicError, Rule, compile_rule
+from sdk.flags.jsonlogic import LogicError, Rule, compile_rule, reads_only_context
 
 __all__ = [
     "FlagSpec", "CompiledFlag", "Resolution", "compile_flag", "evaluate", "off_variant_of", "CODE_DEFAULT",
@@ -69,6 +69,9 @@ class CompiledFlag:
     broken: str | None
     metadata: Mapping[str, Any]
     static: Resolution | None
+    plain: bool = False  # the rule reads neither `$flagd` nor `targetingKey`: it may see the context itself
+    matches: Mapping[str, Resolution] = field(default_factory=dict)  # variant -> its TARGETING_MATCH answer
+    fallback: Resolution | None = None  # the answer when the rule returns null
 
 
 def _variant_key(v: Any) -> str | None:
@@ -109,7 +112,12 @@ def compile_flag(spec: FlagSpec) -> CompiledFlag:
     flag = CompiledFlag(
         key=spec.key, enabled=d.get("state", "ENABLED") == "ENABLED", variants=variants,
         default_variant=_variant_key(d.get("defaultVariant")),
-        off_variant=off_variant_of(d, spec.off_variant), rule=rule, broken=broken, metadata=metadata, static=None)
+        off_variant=off_variant_of(d, spec.off_variant), rule=rule, broken=broken, metadata=metadata, static=None,
+        plain=rule is not None and reads_only_context(targeting))
+    if rule is not None:
+        object.__setattr__(flag, "matches", {
+            k: Resolution(v, k, "TARGETING_MATCH", metadata=metadata) for k, v in variants.items()})
+        object.__setattr__(flag, "fallback", _default(flag, "DEFAULT"))
     if flag.enabled and rule is None and broken is None:
         object.__setattr__(flag, "static", _default(flag, "STATIC"))
     elif not flag.enabled:
@@ -144,16 +152,20 @@ def evaluate(flag: CompiledFlag, context: Mapping[str, Any] | None = None, *, no
     if flag.broken is not None:
         return _error(flag, "PARSE_ERROR", flag.broken)
     assert flag.rule is not None
-    data = dict(context) if context else {}
-    data["$flagd"] = {"flagKey": flag.key, "timestamp": int(now if now is not None else time.time())}
-    data["targetingKey"] = context.get("targetingKey") if context else None
+    if flag.plain and type(context) is dict:
+        data = context  # the rule reads other keys only and never writes: no copy needed
+    else:
+        data = dict(context) if context else {}
+        data["$flagd"] = {"flagKey": flag.key, "timestamp": int(now if now is not None else time.time())}
+        data["targetingKey"] = context.get("targetingKey") if context else None
     try:
         result = flag.rule(data)
     except Exception as exc:  # noqa: BLE001 - a rule that fails on this context is GENERAL, as in flagd
         return _error(flag, "GENERAL", f"targeting failed: {type(exc).__name__}: {exc}")
     if result is None:
-        return _default(flag, "DEFAULT")
+        return flag.fallback or _default(flag, "DEFAULT")
     variant = "true" if result is True else "false" if result is False else str(result)
-    if variant not in flag.variants:
+    match = flag.matches.get(variant)
+    if match is None:
         return _error(flag, "GENERAL", f"targeting returned variant {variant!r}, which is not among the variants")
-    return Resolution(flag.variants[variant], variant, "TARGETING_MATCH", metadata=flag.metadata)
+    return match

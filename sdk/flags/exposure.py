@@ -14,6 +14,7 @@ dropped and counted); `ExposureReporter` posts the buffer to `POST /api/flags/_e
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import logging
 import threading
@@ -23,7 +24,7 @@ from typing import Any
 
 import httpx
 
-from sdk.flags.evaluator import CompiledFlag, Resolution
+from sdk.flags.evaluator import CODE_DEFAULT, CompiledFlag, Resolution
 
 __all__ = ["key_hash", "is_in", "ExposureBuffer", "ExposureReporter", "EXPOSURES_PATH"]
 
@@ -31,6 +32,7 @@ logger = logging.getLogger(__name__)
 EXPOSURES_PATH = "/api/flags/_exposures"
 
 
+@functools.lru_cache(maxsize=65_536)  # the same users evaluate again and again; hashing was half the call
 def key_hash(targeting_key: str) -> str:
     """The pseudonymous id of a targeting key: the first 32 hex digits of its SHA-256 (same in the service)."""
     return hashlib.sha256(targeting_key.encode()).hexdigest()[:32]
@@ -55,16 +57,22 @@ class ExposureBuffer:
 
     def saw(self, flag: CompiledFlag, context: Mapping[str, Any] | None, r: Resolution) -> None:
         tk = context.get("targetingKey") if context else None
-        if not isinstance(tk, str) or not tk or r.error_code is not None or r.is_code_default:
+        if not isinstance(tk, str) or not tk or r.error_code is not None or r.value is CODE_DEFAULT:
             return
-        self.add(flag.key, key_hash(tk), is_in(flag, r))
+        item = (flag.key, key_hash(tk), r.variant is not None and r.variant != flag.off_variant)
+        minute = int(self.clock() // 60)
+        if minute == self._minute and (item in self._sent or item in self._pending):
+            return  # already kept this minute (read without the lock: a miss only falls through to it)
+        self._keep(item, minute)
 
     def add(self, flag: str, hashed: str, in_: bool) -> None:
-        item = (flag, hashed, in_)
-        minute = int(self.clock() // 60)
+        self._keep((flag, hashed, in_), int(self.clock() // 60))
+
+    def _keep(self, item: tuple[str, str, bool], minute: int) -> None:
         with self._lock:
             if minute != self._minute:
-                self._minute, self._sent = minute, set()
+                self._sent = set()  # before the minute: a reader without the lock never pairs it with old sets
+                self._minute = minute
             if item in self._sent or item in self._pending:
                 return
             if len(self._pending) + len(self._sent) >= self.max_entries:

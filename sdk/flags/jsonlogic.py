@@ -19,7 +19,7 @@ from openfeature.contrib.tools.flagd.core.targeting.custom_ops import (
     MAX_WEIGHT_SUM, ends_with, normalize_numbers, sem_ver, starts_with,
 )
 
-__all__ = ["LogicError", "Rule", "compile_rule", "resolve_refs", "check_size", "MAX_DEPTH", "MAX_NODES"]
+__all__ = ["LogicError", "Rule", "compile_rule", "reads_only_context", "resolve_refs", "check_size", "MAX_DEPTH", "MAX_NODES"]
 
 
 class _QuietOperators(logging.Filter):
@@ -166,8 +166,34 @@ def compile_rule(logic: Any) -> Rule:
     return _compile(logic)
 
 
+_ENV_OPS = {"fractional", "missing", "missing_some"}  # read `$flagd` / `targetingKey` or keys named by data
+
+
+def reads_only_context(logic: Any) -> bool:
+    """True when the rule's only reads of the data are `var`s with literal keys other than `$flagd...` and
+    `targetingKey...` (so evaluating it on the caller's context gives the answer it gives on flagd's data)."""
+    stack = [logic]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, list):
+            stack.extend(node)
+        elif isinstance(node, dict):
+            if len(node) == 1:
+                op, raw = next(iter(node.items()))
+                if op in _ENV_OPS or op in _LAZY - {"if", "?:", "and", "or"}:
+                    return False
+                if op == "var":
+                    key = (raw[0] if raw else "") if isinstance(raw, list) else raw
+                    if not isinstance(key, str) or not key or key.split(".")[0] in ("$flagd", "targetingKey"):
+                        return False
+            stack.extend(node.values())
+    return True
+
+
 def _compile(logic: Any) -> Rule:
     if isinstance(logic, list):
+        if _is_const(logic):
+            return lambda d: logic
         items = [_compile(n) for n in logic]
         return lambda d: [f(d) for f in items]
     if not isinstance(logic, dict) or len(logic) != 1:
@@ -184,8 +210,84 @@ def _compile(logic: Any) -> Rule:
     fn = OPERATORS.get(op)
     if fn is None:
         raise LogicError(f"unknown JsonLogic operator {op!r}")
+    if op == "fractional" and (fixed := _fixed_fractional(args)) is not None:
+        return fixed
+    fn = _FAST.get(op, fn)
+    return _call(fn, args)
+
+
+def _is_const(logic: Any) -> bool:
+    """No operation inside: the node evaluates to itself."""
+    if isinstance(logic, list):
+        return all(_is_const(n) for n in logic)
+    return not (isinstance(logic, dict) and len(logic) == 1)
+
+
+def _call(fn: Callable[..., Any], args: list[Any]) -> Rule:
+    """`fn(data, *evaluated args)`, with constant arguments evaluated once and the usual arities unrolled."""
+    if all(_is_const(a) for a in args):
+        return lambda d: fn(d, *args)
     compiled = [_compile(a) for a in args]
+    if len(args) == 1:
+        c0 = compiled[0]
+        return lambda d: fn(d, c0(d))
+    if len(args) == 2:
+        c0, c1 = compiled
+        if _is_const(args[1]):
+            v1 = args[1]
+            return lambda d: fn(d, c0(d), v1)
+        return lambda d: fn(d, c0(d), c1(d))
     return lambda d: fn(d, *[c(d) for c in compiled])
+
+
+def _string_op(method: Callable[[str, str], bool]) -> Callable[..., Any]:
+    """flagd-core's starts_with / ends_with (same answers: two strings, else null) without its log lines,
+    which _QuietOperators drops anyway."""
+    def op(data: Any, *args: Any) -> bool | None:
+        if len(args) != 2:
+            return None
+        a, b = args
+        return method(a, b) if isinstance(a, str) and isinstance(b, str) else None
+    return op
+
+
+_FAST: dict[str, Callable[..., Any]] = {"starts_with": _string_op(str.startswith), "ends_with": _string_op(str.endswith)}
+
+
+def _fixed_fractional(args: list[Any]) -> Rule | None:
+    """`fractional` bucketing by flag key and targeting key over constant [variant, weight] pairs (the usual
+    rollout): the pairs checked once, the CBOR prefix of the flag key kept. Same answers as `fractional`;
+    None (use the general one) for any other form."""
+    if not args or not all(isinstance(a, list) for a in args) or not _is_const(args):
+        return None
+    pairs = []
+    for a in args:
+        if not a or len(a) > 2 or (len(a) == 2 and (isinstance(a[1], bool) or not isinstance(a[1], int))):
+            return lambda d: None  # as `fractional` answers for every context
+        pairs.append((a[0], 1 if len(a) == 1 else max(0, a[1])))
+    total = sum(w for _, w in pairs)
+    if total > MAX_WEIGHT_SUM or total <= 0:
+        return lambda d: None
+    prefixes: dict[str, bytes] = {}
+
+    def rule(d: dict[str, Any]) -> Any:
+        tk = d.get("targetingKey")
+        if not isinstance(tk, str) or not tk:
+            return None
+        fk = d.get("$flagd", {}).get("flagKey", "")
+        if type(fk) is not str:
+            return fractional(d, *args)
+        prefix = prefixes.get(fk)
+        if prefix is None:
+            prefix = prefixes[fk] = b"\x82" + _cbor(fk)  # CBOR array of 2, then the flag key
+        bucket = (mmh3.hash(prefix + _cbor(tk), signed=False) * total) >> 32
+        end = 0
+        for variant, weight in pairs:
+            end += weight
+            if bucket < end:
+                return variant
+        return None
+    return rule
 
 
 _SIMPLE_KEY = re.compile(r"^[^.\d][^.]*$")
@@ -203,6 +305,9 @@ def _var(args: list[Any]) -> Rule:
 
 
 def _lazy(op: str, a: list[Rule]) -> Rule:  # noqa: C901 - one small closure per lazy operator
+    if op in ("if", "?:") and len(a) == 3:
+        a0, a1, a2 = a
+        return lambda d: a1(d) if to_bool(a0(d)) else a2(d)
     if op in ("if", "?:"):
         def if_(d: dict[str, Any]) -> Any:
             i, last = 0, len(a) - 1
