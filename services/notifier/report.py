@@ -1,12 +1,14 @@
 """The post-incident report: Markdown from an incident's timeline and the runbook's recovery targets (written
 when the incident resolves), and the same report as an HTML page (`render_report_html`, raw HTML off).
 
-Sections: summary, impact, trigger, timeline, actions and their verified effects, time to detect / mitigate /
-resolve against the runbook's 5 min / 15 min / 1 h, and the sections people fill in (root cause, action items).
+Sections: summary, impact, trigger, timeline, actions and their verified effects, the features recovery turned
+off (they stay off until a person turns them on), time to detect / mitigate / resolve against the runbook's
+5 min / 15 min / 1 h, and the sections people fill in (root cause, action items).
 """
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
@@ -18,10 +20,23 @@ from markupsafe import Markup
 from services.notifier.models import Incident
 from services.notifier.policy import Targets
 
-__all__ = ["render_report", "render_report_html", "fmt_duration", "clock_times", "templates"]
+__all__ = ["render_report", "render_report_html", "fmt_duration", "clock_times", "templates", "kept_off_note",
+           "KEPT_OFF", "VERIFIED"]
 
 _MD = MarkdownIt("commonmark", {"html": False}).enable("table")
 _TODO = "_To be filled in by the incident owner._"
+_KILLED = re.compile(r"killed flags: ([^;]+)")
+KEPT_OFF = "turned off by recovery, kept off until a person turns them on: "
+VERIFIED = "effect verified: "
+
+
+def kept_off_note(*, action: str, detail: str) -> str | None:
+    """The timeline text for the flags a disable_new_features turned off (from the action's detail, "killed
+    flags: a, b; ..."), or None when it turned none off."""
+    found = _KILLED.search(detail) if action == "disable_new_features" else None
+    flags = [f.strip() for f in found.group(1).split(",")] if found else []
+    flags = [f for f in flags if f and f != "none on"]
+    return KEPT_OFF + ", ".join(flags) if flags else None
 
 
 def fmt_duration(seconds: float) -> str:
@@ -93,10 +108,21 @@ def _timeline(inc: Incident) -> list[str]:
 
 def _actions(inc: Incident) -> list[str]:
     lines = ["## Actions and their verified effects", ""]
-    rows = [e for e in inc.timeline if e.kind in ("action", "mitigated")]
+    rows = [e for e in inc.timeline if e.kind in ("action", "mitigated") and not e.text.startswith(KEPT_OFF)]
     lines += [f"- {e.at.strftime('%H:%M:%S')} {'effect: ' if e.kind == 'mitigated' else ''}{e.text} ({e.actor})"
               for e in rows] or ["- none recorded"]
+    if not any(e.kind == "mitigated" or e.text.startswith(VERIFIED) for e in inc.timeline):
+        lines.append("- no effect of an action was verified")
     return lines + [""]
+
+
+def _kept_off(inc: Incident) -> list[str]:
+    lines = ["## Features recovery turned off", ""]
+    for e in (e for e in inc.timeline if e.text.startswith(KEPT_OFF)):
+        for flag in e.text.removeprefix(KEPT_OFF).split(", "):
+            lines.append(f"- `{flag}`: turned off by recovery at {_utc(e.at)}; it stays off until a person turns it"
+                         " on (the console's Flags and Recovery pages show whether one did)")
+    return lines + ([""] if len(lines) > 2 else ["- none", ""])
 
 
 def _against_runbook(inc: Incident, targets: Targets) -> list[str]:
@@ -133,7 +159,8 @@ def render_report(incident: Incident, *, targets: Targets, budget_note: str | No
     """The report in Markdown (stored with the incident when it resolves)."""
     inc = incident
     lines = [f"# Post-incident report: {inc.title}", "", *_summary(inc), *_impact(inc, budget_note),
-             *_trigger(inc), *_timeline(inc), *_actions(inc), *_against_runbook(inc, targets), *_to_fill()]
+             *_trigger(inc), *_timeline(inc), *_actions(inc), *_kept_off(inc), *_against_runbook(inc, targets),
+             *_to_fill()]
     return "\n".join(lines)
 
 

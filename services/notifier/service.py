@@ -29,7 +29,7 @@ from services.notifier.maintenance import Silences
 from services.notifier.models import Change, DeliveryRecord, Incident, OutboxRow, TimelineEntry
 from services.notifier.oncall import OnCallSchedule
 from services.notifier.policy import ChannelName, NotifierPolicy
-from services.notifier.report import fmt_duration, render_report
+from services.notifier.report import VERIFIED, fmt_duration, kept_off_note, render_report
 from shared.events import (
     DeploymentRolledBack, Event, IncidentAcknowledged, IncidentEscalated, IncidentMitigated, IncidentOpened, IncidentResolved,
     NotificationDelivered, NotificationFailed, RecoveryActionFailed, RecoveryActionStarted, RecoveryActionSucceeded,
@@ -190,21 +190,38 @@ class NotifierService:
             await self._commit(ch)
 
     async def mitigate(self, event: RecoveryActionSucceeded | RecoveryActionVerified) -> Incident | None:
-        """A verified effect (or, without one, the action's success) marks the incident mitigated."""
+        """A verified effect (or, without one, the action's success) marks the incident mitigated. On an incident
+        already mitigated, a verified effect and the features turned off are still written to its timeline."""
         inc = await self._for_action(event.service, event.episode_id)
-        if inc is None or inc.status != "open":
+        if inc is None:
             return None
-        ch = Change(inc, version=inc.version)
-        inc.status, inc.mitigated_at, inc.escalate_at = "mitigated", self.now(), None
         note = (f"{event.action} verified after {event.seconds:.1f}s: {event.effect}"
                 if isinstance(event, RecoveryActionVerified)
                 else f"{event.action} succeeded" + (f": {event.detail}" if event.detail else ""))
+        if inc.status != "open":
+            await self._note_effect(inc, VERIFIED + note if isinstance(event, RecoveryActionVerified) else None,
+                                    kept_off_note(action=event.action, detail=event.detail))
+            return None
+        ch = Change(inc, version=inc.version)
+        inc.status, inc.mitigated_at, inc.escalate_at = "mitigated", self.now(), None
         self._entry(ch, "mitigated", note, actor="recovery")
+        if (kept := kept_off_note(action=event.action, detail=event.detail)) is not None:
+            self._entry(ch, "action", kept, actor="recovery")
         ch.events.append(IncidentMitigated(service=inc.service, incident_id=inc.incident_id, by="recovery",
                                            note=note[:500]))
         self._announce(ch, f"Monitoring: a fix is in place for {inc.title}", public=False)
         await self._commit(ch)
         return inc
+
+    async def _note_effect(self, inc: Incident, *texts: str | None) -> None:
+        """Timeline entries not there yet (a republished event adds nothing)."""
+        new = [t for t in texts if t is not None and all(e.text != t[:1000] for e in inc.timeline)]
+        if not new:
+            return
+        ch = Change(inc, version=inc.version)
+        for text in new:
+            self._entry(ch, "action", text, actor="recovery")
+        await self._commit(ch)
 
     async def escalate_on_failure(self, event: RecoveryActionFailed) -> Incident | None:
         inc = await self._for_action(event.service, event.episode_id)
