@@ -1,8 +1,13 @@
 """Restart a compose container through the Docker Engine API (`POST /containers/{id}/restart`), finding it
-by its compose labels with deploy's client (`deploy.docker_instances.DockerEngine`)."""
+by its compose labels with deploy's client (`deploy.docker_instances.DockerEngine`).
+
+Without a project (RECOVERY_COMPOSE_PROJECT), recovery running in a compose container keeps to its own
+project: the one its own container (its hostname, the container id) is labelled with, so another
+project's `demo-green` on the same daemon is never restarted."""
 
 from __future__ import annotations
 
+import socket
 import time
 from typing import Any
 
@@ -16,8 +21,20 @@ __all__ = ["DockerExecutor"]
 class DockerExecutor:
     name = "docker"
 
-    def __init__(self, *, engine: DockerEngine, ready_timeout_s: float = 60) -> None:
+    def __init__(self, *, engine: DockerEngine, ready_timeout_s: float = 60, own_container: str | None = None) -> None:
         self.engine, self.ready_timeout_s = engine, ready_timeout_s
+        self.own_container = own_container or socket.gethostname()
+        self._scoped = engine.project is not None
+
+    async def _scope(self) -> None:
+        """No project given: the compose project of the container recovery runs in, if it runs in one."""
+        if self._scoped:
+            return
+        r = await self.engine._api("GET", f"/containers/{self.own_container}/json")
+        if r.status_code == 200:
+            labels = (r.json().get("Config") or {}).get("Labels") or {}
+            self.engine.project = labels.get("com.docker.compose.project") or None
+        self._scoped = True
 
     def describe(self, target: Target) -> str:
         return f"restart container of compose service {target.program} through the Docker Engine API"
@@ -32,6 +49,7 @@ class DockerExecutor:
     async def restart(self, target: Target) -> Restarted:
         t0 = time.monotonic()
         try:
+            await self._scope()
             cid = str((await self.engine.container(target.program))["Id"])
             before = await self._pid(cid)
             r = await self.engine._api("POST", f"/containers/{cid}/restart",

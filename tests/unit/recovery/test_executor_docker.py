@@ -80,3 +80,21 @@ async def test_no_daemon_is_an_error_that_says_where_it_looked(short_dir: Path) 
     ex = DockerExecutor(engine=DockerEngine(socket=short_dir / "none.sock"), ready_timeout_s=1)
     with pytest.raises(ExecutorError, match="no Docker Engine socket at .*none.sock"):
         await ex.restart(Target(instance="demo-blue", program="demo-blue"))
+
+
+async def test_without_a_project_it_keeps_to_the_project_of_its_own_container(docker: PidDocker,
+                                                                             short_dir: Path) -> None:
+    docker.containers.append(Container(id="m" * 64, service="recovery", project="other", release_source=None))
+    ex = DockerExecutor(engine=DockerEngine(socket=short_dir / "docker.sock"), ready_timeout_s=5,
+                        own_container="m" * 64)
+    await ex.restart(target(docker, 2))  # demo-green of project "other": the one beside recovery
+    assert [c.restarts for c in docker.containers] == [0, 0, 1, 0, 0]
+
+
+async def test_without_a_project_outside_compose_two_projects_are_an_error_that_says_so(docker: PidDocker,
+                                                                                      short_dir: Path) -> None:
+    ex = DockerExecutor(engine=DockerEngine(socket=short_dir / "docker.sock"), ready_timeout_s=1,
+                        own_container="not-a-container")
+    with pytest.raises(ExecutorError, match="2 containers of compose service demo-green .*other, shop"):
+        await ex.restart(target(docker, 1))
+    assert [c.restarts for c in docker.containers] == [0, 0, 0, 0]
