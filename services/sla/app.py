@@ -17,6 +17,7 @@ from faust.web.drivers.aiohttp import Web as AiohttpWeb
 
 from services.sla.agents import Counters, FaustPublisher, register_agents
 from services.sla.flagwatch import register_flag_watch
+from services.sla.maintenance import register_maintenance_watch
 from services.sla.api import register_views
 from services.sla.outbox import Outbox, partition_of
 from services.sla.policy import SlaPolicy, load_policy
@@ -93,7 +94,8 @@ def create_app(settings: SlaSettings, *, policy: SlaPolicy | None = None, publis
     # full"); a batch flush queues one per changed key, so allow a whole batch.
     app.producer.buffer.max_messages = max(app.producer.buffer.max_messages, settings.batch_size)
     tables = define_tables(app, partitions=settings.partitions)
-    core = SlaCore(policy=policy, buckets=tables.buckets, status=tables.status, clock=clock)
+    core = SlaCore(policy=policy, buckets=tables.buckets, status=tables.status, clock=clock,
+                   maintenance=tables.maintenance)
     counters: Counters = defaultdict(Counter)
     publisher = publisher or FaustPublisher(app, topic_prefix=settings.kafka.topic_prefix, timeout_s=settings.publish_timeout,
                                            partitions=settings.partitions)
@@ -109,6 +111,10 @@ def create_app(settings: SlaSettings, *, policy: SlaPolicy | None = None, publis
     if settings.rearm_on_flags:
         agents |= register_flag_watch(app, core=core, tables=tables, publisher=publisher, topic_prefix=settings.kafka.topic_prefix,
                                       partitions=settings.partitions, counters=counters)
+    if settings.maintenance_from_notifier:
+        agents |= register_maintenance_watch(app, core=core, tables=tables, publisher=publisher,
+                                             topic_prefix=settings.kafka.topic_prefix, partitions=settings.partitions,
+                                             counters=counters)
     register_views(app, core=core, counters=counters)
     return SlaApp(app=app, core=core, tables=tables, agents=agents, counters=counters, republish=outbox.republish)
 

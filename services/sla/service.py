@@ -24,7 +24,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import NAMESPACE_URL, uuid5
 
-from services.sla import budgets, rearm
+from services.sla import budgets, planned, rearm
 from services.sla.budgets import Counts
 from services.sla.detection import TriggerState, episode_id, step
 from services.sla.policy import SlaPolicy, TriggerRule
@@ -58,8 +58,9 @@ def _dt(t: float) -> datetime:
 
 class SlaCore:
     def __init__(self, *, policy: SlaPolicy, buckets: MutableMapping[str, Any], status: MutableMapping[str, Any],
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, maintenance: MutableMapping[str, Any] | None = None) -> None:
         self.policy = policy
+        self.maintenance: MutableMapping[str, Any] = {} if maintenance is None else maintenance
         self.clock = clock
         self.store = BucketStore(buckets)
         self.status = status
@@ -86,7 +87,7 @@ class SlaCore:
         sec = int(start)
         wire, count, errors = event.latency_buckets, event.count, event.errors
         _add_second(st, sec, count, errors, event.latency_sum_ms, wire, keep_from=math.floor(now) - self._keep_seconds)
-        if not self._in_maintenance(event.window_start, start):
+        if not self._in_maintenance(svc, event.window_start, start):
             good, total_ms = count - errors, event.latency_sum_ms
             minute = self._bucket(svc, st, "rm", sec // 60, self._keep_minutes, [0, 0, 0.0, {}])
             minute[0] += good
@@ -130,7 +131,7 @@ class SlaCore:
         st["probes"][event.target] = {
             "kind": event.kind, "status": event.status, "state": event.state, "latency_ms": event.latency_ms, "at": t,
         }
-        if not self._in_maintenance(event.time, t):
+        if not self._in_maintenance(svc, event.time, t):
             up = 1 if event.state == "up" else 0
             for series, bucket, keep in (("pm", int(t // 60), self._keep_minutes), ("ph", int(t // 3600), self._keep_hours)):
                 counts = self._bucket(svc, st, series, bucket, keep, [0, 0])
@@ -457,8 +458,21 @@ class SlaCore:
         st.setdefault("open", {})
         return st
 
-    def _in_maintenance(self, t: datetime, ts: float) -> bool:
-        """`policy.in_maintenance`, cached per timestamp (every service reports the same seconds)."""
+    def plan_maintenance(self, *, service: str, window_id: str, start: float, end: float) -> None:
+        """A window from the notifier's API covers `service` over [start, end) (`end <= start`: no longer at all)."""
+        forget = self.clock() - self.policy.event_time.max_behind
+        windows = planned.plan(self.maintenance.get(service), window_id=window_id, start=start, end=end,
+                               forget_before=forget)
+        if windows:
+            self.maintenance[service] = windows
+        elif service in self.maintenance:
+            del self.maintenance[service]
+
+    def _in_maintenance(self, svc: str, t: datetime, ts: float) -> bool:
+        """A window of the notifier's API for `svc`, or `policy.in_maintenance` (cached per timestamp: every
+        service reports the same seconds)."""
+        if planned.covers(self.maintenance.get(svc), ts):
+            return True
         if not self.policy.maintenance:
             return False
         hit = self._maintenance_cache.get(ts)

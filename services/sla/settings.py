@@ -23,5 +23,6 @@ class SlaSettings(HttpSettings):
     tick_every: float = Field(default=1.0, gt=0, description="Seconds between evaluations on the clock (windows age out without new data).")
     tick_idle: float = Field(default=3.0, gt=0, description="Seconds without a service's records before the clock evaluates its triggers.")
     rearm_on_flags: bool = Field(default=True, description="Read flags.changes: a new feature turned on during a firing error-rate episode re-arms it (the sla principal needs READ on flags.changes).")
+    maintenance_from_notifier: bool = Field(default=True, description="Read maintenance.windows: the windows scheduled through the notifier's API leave their services out of the budgets, like the static ones of the policy (the sla principal needs READ on maintenance.windows).")
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)

@@ -103,14 +103,16 @@ class WriteBack(MutableMapping[str, Any]):
 class Tables:
     bucket_to_counts: Any  # faust.Table[str, list]: "<service>|<series>|<bucket>" -> counts
     service_to_status: Any  # faust.Table[str, dict]: watermark, hot seconds, trigger states, instances, probes, budgets
+    service_to_maintenance: Any  # faust.Table[str, dict]: the notifier's windows covering it, {id: [start, end]}
     buckets: WriteBack
     status: WriteBack
+    maintenance: WriteBack
 
     def set_partition(self, partition: int | None) -> None:
-        self.buckets.partition = self.status.partition = partition
+        self.buckets.partition = self.status.partition = self.maintenance.partition = partition
 
     def flush(self) -> int:
-        return self.buckets.flush() + self.status.flush()
+        return self.buckets.flush() + self.status.flush() + self.maintenance.flush()
 
 
 def define_tables(app: faust.App, *, partitions: int = 3) -> Tables:
@@ -120,4 +122,6 @@ def define_tables(app: faust.App, *, partitions: int = 3) -> Tables:
     common: dict[str, Any] = {"default": None, "partitions": partitions, "schema": schema}
     buckets = app.Table("bucket_to_counts", help="Time-bucketed request / probe counts", **common)
     status = app.Table("service_to_status", help="Per-service window and detection state", **common)
-    return Tables(bucket_to_counts=buckets, service_to_status=status, buckets=WriteBack(buckets), status=WriteBack(status))
+    planned = app.Table("service_to_maintenance", help="Maintenance windows from the notifier, per service", **common)
+    return Tables(bucket_to_counts=buckets, service_to_status=status, service_to_maintenance=planned,
+                  buckets=WriteBack(buckets), status=WriteBack(status), maintenance=WriteBack(planned))

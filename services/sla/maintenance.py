@@ -1,0 +1,93 @@
+"""Inbound edge for maintenance windows scheduled through the notifier's API (`maintenance.windows`): the
+covered services' requests and probes stay out of availability and budgets while a window is on, exactly like
+the static windows of `config/sla.yaml` (which keep working beside them).
+
+`maintenance.windows` is keyed by window, the SLA state by service. So, as for flag changes (`flagwatch.py`),
+the agent reading it does not touch the tables: it copies each window's span for each covered service to that
+service's partition of an internal topic (`<app_id>-maintenance`, co-partitioned with the inputs), and the agent
+of each partition writes the service's windows (under that partition, flushed before the record is acked). A
+replay writes the same span again. A record that does not parse, or whose key is not its window, goes to
+`maintenance.windows.dlq` with the reason.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import faust
+from pydantic import ValidationError
+
+from services.sla.outbox import partition_of
+from services.sla.service import SlaCore
+from services.sla.tables import Tables
+from shared import topics
+from shared.events import Event, MaintenanceWindowCancelled, MaintenanceWindowScheduled
+from shared.kafka.codec import decode
+from shared.kafka.dlq import first_line
+
+__all__ = ["register_maintenance_watch", "spans"]
+
+log = logging.getLogger(__name__)
+
+
+def spans(event: Event) -> list[tuple[str, dict[str, Any]]]:
+    """(service, {window, start, end}) for each service the window covers; `end <= start`: it covers nothing."""
+    if isinstance(event, MaintenanceWindowScheduled):
+        end = event.ends_at
+    elif isinstance(event, MaintenanceWindowCancelled):
+        end = event.covers_until
+    else:
+        return []
+    span = {"window": event.window_id, "start": event.starts_at.timestamp(), "end": end.timestamp()}
+    return [(service, span) for service in event.components]
+
+
+def register_maintenance_watch(app: faust.App, *, core: SlaCore, tables: Tables, publisher: Any, topic_prefix: str,
+                               partitions: int, counters: Any) -> dict[str, Any]:
+    """`publisher.dead_letter` takes a record that does not parse or whose key is not its window."""
+    windows = app.topic(topic_prefix + topics.MAINTENANCE_WINDOWS, key_serializer="raw", value_serializer="raw",
+                        partitions=partitions)
+    fanout = app.topic(f"{app.conf.id}-maintenance", key_serializer="raw", value_serializer="raw",
+                       partitions=partitions, internal=True)
+
+    async def refuse(record: Any, reason: str) -> None:
+        counters["sla_dead_lettered_total"][record.message.topic] += 1
+        log.warning("dead-lettered", extra={"topic": record.message.topic, "offset": record.message.offset,
+                                            "reason": reason})
+        await publisher.dead_letter(record, reason=reason, group=app.conf.id)
+
+    @app.agent(windows, name="sla.watch_maintenance")
+    async def watch_maintenance(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
+        async for record in stream.events():
+            try:
+                event = decode(record.message.topic, record.value)
+            except (ValidationError, ValueError, KeyError) as exc:
+                await refuse(record, f"invalid event: {first_line(exc)}")
+                yield None
+                continue
+            if record.message.key != event.key.encode():
+                await refuse(record, f"rejected: record key {record.message.key!r} does not match window {event.key!r}")
+                yield None
+                continue
+            for service, span in spans(event):  # each acked before this record is: none is lost
+                await (await fanout.send(key=service.encode(), value=json.dumps(span).encode(),
+                                         partition=partition_of(service, partitions=partitions)))
+            counters["sla_maintenance_windows_total"][type(event).__name__] += 1
+            yield None
+
+    @app.agent(fanout, name="sla.plan_maintenance")
+    async def plan_maintenance(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
+        async for record in stream.events():
+            service, span = record.message.key.decode(), json.loads(record.value)
+            tables.set_partition(record.message.partition)
+            try:
+                core.plan_maintenance(service=service, window_id=span["window"], start=span["start"], end=span["end"])
+            finally:
+                tables.flush()
+            log.info("sla: maintenance %s covers %s over %s-%s", span["window"], service, span["start"], span["end"])
+            yield None
+
+    return {"watch_maintenance": watch_maintenance, "plan_maintenance": plan_maintenance}
