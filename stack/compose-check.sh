@@ -10,7 +10,9 @@
 #      (/api/v2/trace/<id>) and Zipkin's Lens UI page (/zipkin/) served. Then Kafka's login and
 #      ACLs: a TriggerFired forged with the demo app's credentials is refused by the broker; one
 #      published as admin makes recovery run `disable_new_features` through the flags service
-#      (succeeded in /api/recovery/actions, `gamification` off again through :3000). Blue/green: `safeguard deploy --version v2` onto
+#      (succeeded in /api/recovery/actions, `gamification` off again through :3000); a memory_high on
+#      demo-green makes recovery restart that container through the mounted Docker socket (Docker
+#      executor: new StartedAt / PID, demo-blue untouched). Blue/green: `safeguard deploy --version v2` onto
 #      green (the Docker API restarts it) under a client loop, `safeguard rollback` back to blue
 #      and schema 0001, no failed request. The Node demo (:NODE_DEMO_PORT): gamification off by Step 1,
 #      on by the flag API, off again, streamed over flagd sync; its OTLP metrics and a page-load beacon
@@ -110,6 +112,9 @@ trap 'exit 130' INT TERM
 dc down -v --remove-orphans >/dev/null 2>&1 || true   # leftovers of an interrupted run
 # the colours' release files (`safeguard deploy`, check 7): empty, so both start on v1
 export SAFEGUARD_DEPLOY_DIR="$ROOT/.stack/compose-check-deploy"
+# recovery's Docker executor (check 5b) talks to this daemon's socket, as a member of its group
+export DOCKER_SOCKET="${DOCKER_SOCKET:-/var/run/docker.sock}"
+DOCKER_GID="$(stat -c %g "$DOCKER_SOCKET")" && export DOCKER_GID
 rm -rf "$SAFEGUARD_DEPLOY_DIR" && mkdir -p "$SAFEGUARD_DEPLOY_DIR" && chmod 755 "$SAFEGUARD_DEPLOY_DIR"
 t=$(now)
 ilog "up -d (project $PROJECT, front door :$FRONT_PORT)"
@@ -253,6 +258,50 @@ if out="$(publish topics "$episode" fired)"; then
 else
   fail "publishing a TriggerFired as admin failed: $(tail -n 3 <<<"$out")"
 fi
+
+# 5b. recovery's Docker executor (issue 14): memory_high on demo-green (published as admin) -> recovery
+#     restarts that container through the Docker Engine API (the socket mounted into its container) and
+#     sees a new process that answers: a new StartedAt / PID in `docker inspect`, the action's detail
+#     saying so; demo-blue untouched.
+restart_py='import asyncio, sys
+from shared.events import TriggerCleared, TriggerFired
+from shared.kafka import KafkaPublisher
+from shared.settings import KafkaSettings
+episode, what = sys.argv[1], sys.argv[2]
+common = dict(service="demo", trigger="memory_high", episode_id=episode, threshold=90.0, instance="demo-green")
+event = TriggerFired(**common, value=95.0, window_seconds=15, detail="compose-check") if what == "fired" \
+    else TriggerCleared(**common, value=40.0)
+async def main() -> None:
+    async with KafkaPublisher.start(KafkaSettings(), source="/compose-check") as pub:
+        await asyncio.wait_for(pub.publish(event), 30)
+asyncio.run(main())'
+executor_check() {
+  local ep st green blue before after blue_after t out
+  ep="compose-check-restart-$(od -An -N4 -tx1 /dev/urandom | tr -d ' \n')"
+  green="$(dc ps -q demo-green)"; blue="$(dc ps -q demo-blue)"
+  before="$(docker inspect -f '{{.State.StartedAt}} pid {{.State.Pid}}' "$green")"
+  local blue_before; blue_before="$(docker inspect -f '{{.State.StartedAt}}' "$blue")"
+  t=$(now)
+  if ! out="$(dc run --rm --no-deps -T topics python -c "$restart_py" "$ep" fired 2>&1)"; then
+    fail "recovery Docker executor: publishing memory_high as admin failed: $(tail -n 3 <<<"$out")"; return
+  fi
+  st=""
+  for _ in $(seq "${RECOVERY_WAIT:-90}"); do
+    code="$(http 200 "$FRONT/api/recovery/actions?service=demo")"
+    st="$(jq -r --arg e "$ep" '[.[] | select(.episode_id == $e and .action == "restart_process")][0] | "\(.status // "")\t\(.detail // "")"' "$body" 2>/dev/null || true)"
+    case "$st" in *"restarted one at a time"*|failed*|skipped*) break ;; esac
+    sleep 1
+  done
+  local took; took="$(elapsed "$t")"
+  after="$(docker inspect -f '{{.State.StartedAt}} pid {{.State.Pid}}' "$green")"
+  blue_after="$(docker inspect -f '{{.State.StartedAt}}' "$blue")"
+  dc run --rm --no-deps -T topics python -c "$restart_py" "$ep" cleared >/dev/null 2>&1 || true
+  if [[ "$st" == *"restarted one at a time: demo-green: pid "* ]] && [ "$after" != "$before" ] \
+      && [[ "$st" == *"-> pid ${after##* pid }"* ]] && [ "$blue_after" = "$blue_before" ]; then
+    pass "recovery's Docker executor: memory_high on demo-green -> container restarted through the mounted Docker socket in ${took}s ($before -> $after; ${st#*$'\t'}); demo-blue untouched"
+  else fail "recovery's Docker executor: action '${st:-none}' for $ep; demo-green $before -> $after; demo-blue $blue_before -> $blue_after"; fi
+}
+executor_check
 
 # 6. blue/green in compose (issue 11): `safeguard deploy` of v2 onto green (DockerInstances: the
 #    Docker Engine API restarts the container, its release file in the bind-mounted
