@@ -5,7 +5,8 @@ run it where the compose stack runs, e.g. after `make compose-check` brought it 
 
     COMPOSE_PROJECT_NAME=safeguard .venv/bin/python -m pytest -q tests/dockerd/check_docker_executor.py
 
-No daemon is a failure here, never a skip. It restarts the compose service `demo-green` (CHECK_SERVICE)
+`make compose-check` (check 5b) drives the whole path instead: a memory_high makes the recovery container
+restart demo-green through the mounted socket. No daemon is a failure here, never a skip. It restarts the compose service `demo-green` (CHECK_SERVICE)
 through the Engine API and checks that a new process answers its published /healthz (CHECK_HEALTH_URL).
 """
 
