@@ -87,7 +87,10 @@ def register_maintenance_watch(app: faust.App, *, core: SlaCore, tables: Tables,
                 core.plan_maintenance(service=service, window_id=span["window"], start=span["start"], end=span["end"])
             finally:
                 tables.flush()
-            log.info("sla: maintenance %s covers %s over %s-%s", span["window"], service, span["start"], span["end"])
+            if span["end"] > span["start"]:
+                log.info("sla: maintenance %s covers %s over %s-%s", span["window"], service, span["start"], span["end"])
+            else:
+                log.info("sla: maintenance %s called off: covers %s no more", span["window"], service)
             yield None
 
     return {"watch_maintenance": watch_maintenance, "plan_maintenance": plan_maintenance}
