@@ -14,7 +14,7 @@ help:
 	@echo "make status         state and health of every program"
 	@echo "make logs           follow the logs (P=kafka for one program)"
 	@echo "make test           run the tests, ARGS='-k x' for pytest (starts the stack unless KAFKA_BOOTSTRAP_SERVERS/POSTGRES_DSN/REDIS_URL are set)"
-	@echo "make bench          start the stack if needed and run the benchmarks (bench/; B=flags for one)"
+	@echo "make bench          start the stack if needed, run the benchmarks (bench/; B=flags for one) and write bench/report.md + report.png"
 	@echo "make chaos          start the stack if needed, fault it under load (kill -9 each service, Kafka, Postgres, Redis), report in docs/chaos.md (F='kill-flags postgres-stop' for some, CHAOS_FAULT_SECONDS=30)"
 	@echo "make contract-snapshots  regenerate event schema snapshots and docs/asyncapi.yaml"
 	@echo "make compose-check  prove docker-compose.yml: images (offline stand-ins if unpullable), up, runbook checks, down -v"

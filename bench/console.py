@@ -34,6 +34,7 @@ from services.console.pages.flags import PAGE
 from services.console.pages.overview import overview_feed
 from services.console.settings import ConsoleSettings
 from shared.auth import AuthSettings
+from bench.report import record
 
 FLAGS, RUNS, TARGET_MS = 1000, 30, 200.0
 
@@ -68,6 +69,9 @@ def _line(name: str, ms: list[float], base: list[float] | None = None) -> None:
     ratio = f"  x{p50 / statistics.median(base):.1f} the upstream call" if base else ""
     verdict = "" if base is None else ("  (p50 < 200 ms: met)" if p50 < TARGET_MS else "  (p50 < 200 ms: NOT met)")
     print(f"  {name:<44} p50 {p50:7.1f} ms  p95 {p95:7.1f} ms{ratio}{verdict}", flush=True)
+    if base:
+        record(f"{name.strip()}, p50", p50, "ms", baseline=f"{what}, p50", baseline_value=statistics.median(base),
+               note=f"p95 {p95:.1f} ms", limit=TARGET_MS)
 
 
 async def _signed_in(console: httpx.AsyncClient) -> None:

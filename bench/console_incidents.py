@@ -36,6 +36,7 @@ from services.notifier.settings import NotifierSettings
 from shared.auth import AuthSettings
 from shared.testing import InMemoryPublisher
 from tests.unit.notifier.conftest import CONFIG, FakeSender
+from bench.report import record
 
 INCIDENTS, RESOLVED, RUNS, TARGET_MS = 100, 20, 30, 200.0
 TOKEN = "bench-console-incidents-token-0123"
@@ -91,6 +92,9 @@ def _line(name: str, ms: list[float], base: list[float] | None = None) -> None:
     ratio = f"  x{p50 / statistics.median(base):.1f} the notifier call" if base else ""
     verdict = "" if base is None else ("  (p50 < 200 ms: met)" if p50 < TARGET_MS else "  (p50 < 200 ms: NOT met)")
     print(f"  {name:<44} p50 {p50:7.1f} ms  p95 {p95:7.1f} ms{ratio}{verdict}", flush=True)
+    if base:
+        record(f"{name.strip()}, p50", p50, "ms", baseline=f"{what}, p50", baseline_value=statistics.median(base),
+               note=f"p95 {p95:.1f} ms", limit=TARGET_MS)
 
 
 async def main() -> None:

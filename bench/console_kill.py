@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import httpx
+from bench.report import record
 
 ROOT = Path(__file__).resolve().parents[1]
 FRONT = os.environ.get("SAFEGUARD_FRONT_URL", "http://127.0.0.1:3000")
@@ -61,6 +62,9 @@ async def _round(http: httpx.AsyncClient, kill: httpx.Request, admin: dict[str, 
 def _show(name: str, xs: list[float], base: float) -> None:
     p50 = statistics.median(xs)
     print(f"{name:<52} p50 {p50 * 1000:7.1f} ms  max {max(xs) * 1000:7.1f} ms  ({p50 / base:4.2f}x baseline, n={len(xs)})")
+    if not name.startswith("baseline"):
+        record(f"{name}, p50", p50 * 1000, "ms", baseline="runbook Step 1 curl -> demo serves off, p50",
+               baseline_value=base * 1000, lower_is_better=True, note=f"max {max(xs) * 1000:.1f} ms, n={len(xs)}")
 
 
 async def main() -> None:

@@ -21,6 +21,7 @@ from deploy.settings import DeploySettings
 from deploy.traffic import make_traffic
 from shared.kafka import KafkaPublisher
 from shared.settings import KafkaSettings
+from bench.report import record, runbook_limit
 
 WORKERS = 6
 PATHS = ("/api/streaks?user=u{n}-{i}", "/", "/api/items")
@@ -115,6 +116,11 @@ async def main() -> None:
                   f"{took:.2f} s (of which the switch {switch_ms:.2f} ms; detection waits for 20 canary requests "
                   f"in 1 s telemetry windows); lost by the switches {loop.lost()} of {sum(loop.seen.values())}; "
                   f"answers {dict(loop.seen)}")
+            record("canary rollback: first bad answer -> all traffic back", took * 1000, "ms",
+                   baseline="plain switch back under the same loop", baseline_value=max(back, 1e-3),
+                   lower_is_better=True, note=f"lost {loop.lost()} of {sum(loop.seen.values())}")
+            runbook_limit("canary rollback: first bad answer -> all traffic back", took, limit_s=60,
+                          what="rollback within 1 min")
             print(f"ratio: canary rollback / plain switch {took * 1000 / max(back, 1e-3):.0f}x; "
                   f"runbook allows 60 s for a rollback: {took / 60:.3f} of it")
         print(f"reason: {rec.reason}")

@@ -27,6 +27,7 @@ from deploy.app import load_app
 from deploy.backup import _run, _with_db
 from deploy.rehearse import rehearse
 from tests.faults import PrivatePostgres, ensure_installed
+from bench.report import record
 
 ROUNDS = 5
 EVENTS = 630_000  # ~100 MB on disk with its primary key
@@ -123,6 +124,8 @@ async def _measure(dsn: str, work: Path) -> None:
     for key, base in against.items():
         value = statistics.median(o[key] for o in ours)
         print(f"safeguard {key:<20} {value:6.2f} s   {value / base:5.2f}x {names[key]}")
+        record(f"safeguard {key}, median of {ROUNDS}", value, "s", baseline=names[key], baseline_value=base,
+               lower_is_better=True, spread=(min(o[key] for o in ours), max(o[key] for o in ours)))
     print("peer figure (issue 11): pg_dump of 157 MB 0.43 s, restore 1.2 s")
 
 

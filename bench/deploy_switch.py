@@ -23,6 +23,7 @@ from typing import Any
 
 from deploy.traffic import TrafficSwitch, make_traffic
 from deploy.traffic.lab import ClientLoop, Lab
+from bench.report import record, runbook_limit
 
 CLIENTS = 8
 ROUNDS = 5
@@ -72,6 +73,8 @@ def report(name: str, shifts: list[Shift]) -> Shift:
     median = Shift(call=statistics.median(s.call for s in shifts), first=statistics.median(s.first for s in shifts),
                    full=statistics.median(s.full for s in shifts), failed=sum(s.failed for s in shifts))
     worst = max(s.full for s in shifts)
+    record(f"{name}: 100% on the new colour, median of {len(shifts)}", median.full * 1000, "ms",
+           spread=(min(s.full for s in shifts) * 1000, worst * 1000), note=f"failed requests {median.failed}")
     print(f"{name} (x{len(shifts)}, median): call {ms(median.call)}, first answer from the new colour "
           f"{ms(median.first)}, 100% from it after {ms(median.full)} (worst {ms(worst)}), "
           f"failed requests {median.failed} in all{kinds(shifts)}", flush=True)
@@ -130,5 +133,11 @@ async def main() -> None:
               f"reload -x -sf / runtime switch: {handover.full / switch.full:.0f}x; rollback / switch: "
               f"{rollback.full / switch.full:.2f}x")
         met = max(switch.full, rollback.full) < 0.1 and switch.failed == rollback.failed == 0
+        for name, shift_ in (("switch (runtime API)", switch), ("rollback (runtime API)", rollback)):
+            record(f"{name}: time to 100%", shift_.full * 1000, "ms", baseline="reload: haproxy -c, then -sf",
+                   baseline_value=classic.full * 1000, lower_is_better=True, limit=100,
+                   note=f"failed {shift_.failed}; target < 100 ms, 0 failed")
+        runbook_limit("switch (runtime API): time to 100%", switch.full, limit_s=30, what="switch within 30 s")
+        runbook_limit("rollback (runtime API): time to 100%", rollback.full, limit_s=60, what="rollback within 1 min")
         print(f"target (switch and rollback under 100 ms, 0 failed): {'met' if met else 'MISSED'}; "
               f"runbook allows 30 s / 60 s: {30 / switch.full:.0f}x / {60 / rollback.full:.0f}x inside")

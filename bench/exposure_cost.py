@@ -14,6 +14,7 @@ from sdk.flags.evaluator import FlagSpec, compile_flag, evaluate
 from sdk.flags.exposure import ExposureBuffer
 from services.flags.exposure import ExposureRecorder
 from services.flags.rules import rollout_targeting
+from bench.report import record
 
 N = 50_000
 FLAG = compile_flag(FlagSpec("checkout", {"state": "ENABLED", "variants": {"on": True, "off": False},
@@ -39,3 +40,7 @@ async def main() -> None:
     print(f"  evaluate alone (baseline)        {base:6.2f} µs/call")
     print(f"  + flags service recorder (OFREP) {service:6.2f} µs/call  x{service / base:.2f}  (+{service - base:.2f} µs)")
     print(f"  + SDK buffer (FlagClient)        {sdk:6.2f} µs/call  x{sdk / base:.2f}  (+{sdk - base:.2f} µs)")
+    record("evaluate + flags service exposure recorder", service, "µs/call", baseline="evaluate alone",
+           baseline_value=base, lower_is_better=True)
+    record("evaluate + SDK exposure buffer", sdk, "µs/call", baseline="evaluate alone", baseline_value=base,
+           lower_is_better=True)

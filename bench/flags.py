@@ -27,9 +27,11 @@ from typing import Any
 
 import httpx
 
+from bench.report import record
 from sdk.flags import FlagClient
 
 N_EVAL = 50_000
+REPEATS = 3
 KILLS = 200  # kill, enable, kill, ...: 100 kills measured
 CONCURRENCY = 16
 HTTP_SECONDS = 4.0
@@ -88,11 +90,20 @@ def local_evaluation() -> None:
     print(f"local evaluation, {N_EVAL} calls each (evaluations/s; ratio = ours / other)")
     print(f"  rollout10 answers identical to flagd-core for {agree}/{len(USERS)} users")
     for key in FLAGD:
-        r_ours = _rate(lambda u, k=key: ours.get_boolean(k, False, u))
-        r_core = _rate(lambda u, k=key: core.resolve_boolean_value(k, False, contexts[u["targetingKey"]]))
-        r_unl = _rate(lambda u, k=key: unleash.is_enabled(k, ucontexts[u["targetingKey"]]))
+        runs = []  # REPEATS rounds, the three interleaved so load from elsewhere hits them alike
+        for _ in range(REPEATS):
+            runs.append((_rate(lambda u, k=key: ours.get_boolean(k, False, u)),
+                         _rate(lambda u, k=key: core.resolve_boolean_value(k, False, contexts[u["targetingKey"]])),
+                         _rate(lambda u, k=key: unleash.is_enabled(k, ucontexts[u["targetingKey"]]))))
+        r_ours, r_core, r_unl = (statistics.median(col) for col in zip(*runs))
         print(f"  {key:10s} safeguard {r_ours:>11,.0f}/s   flagd-core {r_core:>9,.0f}/s (x{r_ours / r_core:5.1f})"
-              f"   UnleashClient {r_unl:>9,.0f}/s (x{r_ours / r_unl:5.1f})")
+              f"   UnleashClient {r_unl:>9,.0f}/s (x{r_ours / r_unl:5.1f})"
+              f"   (median of {REPEATS}; safeguard {min(r[0] for r in runs):,.0f}-{max(r[0] for r in runs):,.0f})")
+        spread = (min(r[0] for r in runs), max(r[0] for r in runs))
+        record(f"SDK local eval, {key}", r_ours, "evals/s", baseline="flagd-core (Python)", baseline_value=r_core,
+               target=2.0, spread=spread)
+        record(f"SDK local eval, {key}", r_ours, "evals/s", baseline="UnleashClient", baseline_value=r_unl,
+               spread=spread)
     unleash.destroy()
 
 
@@ -155,6 +166,9 @@ async def kill_propagation(base: str) -> None:
               f"  p99 {q[98]:.2f} ms  ({ahead} of {len(delays)} were already served before the call returned)")
         print(f"  from the kill call being sent (includes the Postgres commit): p50 {statistics.median(from_sent):.2f}"
               f" ms  p99 {qs[98]:.2f} ms  max {max(from_sent):.2f} ms")
+        record("kill seen by the SDK from the call sent, p99", qs[98], "ms",
+               baseline="Unleash default poll (15 s, documented, not run)", baseline_value=15_000, lower_is_better=True,
+               note=f"p50 {statistics.median(from_sent):.2f} ms")
 
 
 async def _load(port: int, path: str, body: bytes) -> tuple[float, float, int]:
@@ -217,6 +231,8 @@ async def ofrep_throughput(flags_port: int) -> None:
         print(f"  safeguard {o_rps:,.0f} req/s, p99 {o_p99:.2f} ms, non-200 {errors}")
         print(f"  bare uvicorn {b_rps:,.0f} req/s, p99 {b_p99:.2f} ms")
         print(f"  ratio: throughput x{o_rps / b_rps:.2f} of bare, p99 x{o_p99 / b_p99:.2f} of bare")
+        record("OFREP single (Python client)", o_rps, "req/s", baseline="bare uvicorn ASGI", baseline_value=b_rps,
+               target=0.5)
     finally:
         bare.terminate()
         bare.wait(10)

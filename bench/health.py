@@ -21,6 +21,7 @@ from services.health.probes import Defaults, Prober
 from services.health.runner import ProbeRunner
 from shared.breakers import BreakerConfig, CircuitBreaker
 from shared.testing import InMemoryPublisher
+from bench.report import record
 
 REQUESTS = 3000
 CALLS = 100_000
@@ -57,6 +58,8 @@ async def middleware_overhead() -> None:
     bare, mw = statistics.median(runs_bare), statistics.median(runs_mw)
     print(f"middleware (raw ASGI): bare {bare * 1e6:.2f} us/req, with RequestsMiddleware {mw * 1e6:.2f} us/req, "
           f"overhead {(mw - bare) * 1e6:.2f} us/req, ratio {mw / bare:.2f}x")
+    record("raw ASGI with RequestsMiddleware, median of 5", mw * 1e6, "µs/req", baseline="bare ASGI app",
+           baseline_value=bare * 1e6, lower_is_better=True, spread=(min(runs_mw) * 1e6, max(runs_mw) * 1e6))
 
     app_plain, app_mw = FastAPI(), FastAPI()
     for app in (app_plain, app_mw):
@@ -75,6 +78,8 @@ async def middleware_overhead() -> None:
     p, m = statistics.median(timings["plain"]), statistics.median(timings["mw"])
     print(f"middleware (FastAPI via httpx ASGITransport): plain {p * 1e6:.1f} us/req, with {m * 1e6:.1f} us/req, "
           f"ratio {m / p:.3f}x")
+    record("FastAPI with RequestsMiddleware (httpx ASGI)", m * 1e6, "µs/req", baseline="FastAPI plain",
+           baseline_value=p * 1e6, lower_is_better=True)
 
 
 async def breaker_overhead() -> None:
@@ -92,6 +97,8 @@ async def breaker_overhead() -> None:
     guarded = (time.perf_counter() - start) / CALLS
     print(f"breaker.call (local, time-based window): direct await {direct * 1e6:.2f} us, through breaker "
           f"{guarded * 1e6:.2f} us, overhead {(guarded - direct) * 1e6:.2f} us/call, ratio {guarded / direct:.1f}x")
+    record("breaker.call", guarded * 1e6, "µs/call", baseline="direct await", baseline_value=direct * 1e6,
+           lower_is_better=True)
 
 
 async def probe_cycle() -> None:
@@ -131,6 +138,8 @@ async def probe_cycle() -> None:
     server.close()
     print(f"probe cycle (http, loopback, concurrency 50): 1 target {out['1']:.1f} ms, 100 targets {out['100']:.1f} ms "
           f"(ratio {out['100'] / out['1']:.1f}x for 100x the targets; interval budget 30000 ms)")
+    record("probe cycle, 100 targets", out["100"], "ms", baseline="probe cycle, 1 target", baseline_value=out["1"],
+           lower_is_better=True, limit=30_000, note="interval budget 30 s")
 
 
 async def main() -> None:

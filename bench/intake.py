@@ -21,6 +21,7 @@ import httpx
 from google.protobuf import json_format
 
 from tests.unit.intake.build import duration, export, gauge, hist_point
+from bench.report import record
 
 CONCURRENCY = 8
 ROUNDS = 3
@@ -132,6 +133,9 @@ async def _case(base: str, *, label: str, series: int, as_json: bool, per_task: 
     print(f"{'JSON' if as_json else 'protobuf':8} {label:5} ({points:3} points, {size / 1024:6.1f} KiB, {n} requests): "
           f"intake {n / taken:5.0f} req/s = {n * points / taken:6.0f} points/s; bare endpoint {n / bare:5.0f} req/s; "
           f"ratio intake/bare {taken / bare:.1f}x the time per request")
+    record(f"{'JSON' if as_json else 'protobuf'} {label} ({points} points): intake, median of {ROUNDS}", n / taken,
+           "req/s", baseline="bare ASGI endpoint, same server", baseline_value=n / bare,
+           spread=(n / max(intake_s), n / min(intake_s)), note=f"{n * points / taken:,.0f} points/s")
 
 
 if __name__ == "__main__":

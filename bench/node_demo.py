@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from bench.report import record, runbook_limit
 
 ROOT = Path(__file__).resolve().parents[1]
 FRONT = os.environ.get("SAFEGUARD_FRONT_URL", "http://127.0.0.1:3000")
@@ -157,5 +158,10 @@ async def main() -> None:
           f"max {max(loops) * 1000:.0f} ms")
     print(f"baseline, {len(kills)} kills by the flag API -> off in the same app (flagd sync stream): "
           f"p50 {kill_ms:.1f} ms, max {max(kills) * 1000:.1f} ms")
+    record(f"Node demo: first bad request -> feature off, p50 of {RUNS}", loop_ms, "ms",
+           baseline="kill by the flag API -> off in the same app, p50", baseline_value=kill_ms, lower_is_better=True,
+           spread=(min(loops) * 1000, max(loops) * 1000))
+    runbook_limit(f"Node demo: first bad request -> feature off, worst of {RUNS}", max(loops), limit_s=300,
+                  what="auto-recovery within 5 min")
     print(f"ratio: the whole loop takes {loop_ms / kill_ms:.0f}x the flag path alone "
           f"(the rest: metrics export interval, intake, SLA window, recovery)")

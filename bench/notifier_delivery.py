@@ -31,6 +31,7 @@ from shared.events import TriggerFired
 from shared.kafka import KafkaPublisher
 from shared.settings import KafkaSettings, PostgresSettings, RedisSettings
 from shared.topics import TOPICS
+from bench.report import record
 
 ROUNDS = 30
 SECRET = "whsec_bench"
@@ -118,6 +119,9 @@ async def main() -> None:
             print(f"{label:<44} p50 {statistics.median(xs) * 1000:7.1f} ms  p99 {pct(xs, 0.99) * 1000:7.1f} ms"
                   f"  ({statistics.median(xs) / base:4.1f}x baseline, n={len(xs)})")
         print(f"signed webhook: {len(rx.seen)} notices verified, {rx.bad} refused by the receiver")
+        record(f"TriggerFired on Kafka -> notice delivered, p50 of {len(kafka_path)}",
+               statistics.median(kafka_path) * 1000, "ms", baseline="open_incident alone (no Kafka), p50",
+               baseline_value=base * 1000, lower_is_better=True, note=f"p99 {pct(kafka_path, 0.99) * 1000:.1f} ms")
     finally:
         server.close()
         conn = await asyncpg.connect(dsn)

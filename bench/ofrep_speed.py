@@ -16,6 +16,7 @@ one repeated context and with 1,000 distinct contexts (wrk only).
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import json
 import os
 import re
@@ -32,11 +33,15 @@ from bench.flags import FLAGD, TOKEN, _free_port, _load, _spawn, _wait, flags_se
 SECONDS = float(os.environ.get("OFREP_SECONDS", "5"))
 CONNECTIONS = int(os.environ.get("OFREP_CONNECTIONS", "16"))
 FLAGD_FIGURE = "flagd 0.16.1 (Go), single, same flag, wrk -t2 -c16: 15,900-17,800 req/s, p50 0.7 ms (issue 12)"
+FLAGD_RPS = 16_850  # the middle of the issue's 15,900-17,800
+# uvicorn's loop="auto" / http="auto" take uvloop / httptools when they are importable (e.g. on PYTHONPATH)
+SERVER = "" if not all(importlib.util.find_spec(m) for m in ("uvloop", "httptools")) else " (uvloop+httptools)"
 SINGLE, BULK = "/ofrep/v1/evaluate/flags/targeted", "/ofrep/v1/evaluate/flags"
 CONTEXT = {"targetingKey": "user-1", "email": "user-1@example.com"}
 
 BARE = """
 import sys, uvicorn
+from bench.report import record
 BODIES = {}
 for arg in sys.argv[2:]:
     path, _, file = arg.partition("=")
@@ -142,7 +147,7 @@ async def main() -> None:
         bare = _spawn(["-c", BARE, str(bare_port), *files], {})
         try:
             await _wait(f"http://127.0.0.1:{bare_port}/", bare)
-            print(f"OFREP over HTTP, {loader}, {SECONDS:.0f} s each, one process each, loopback, {os.cpu_count()} "
+            print(f"OFREP over HTTP{SERVER}, {loader}, {SECONDS:.0f} s each, one process each, loopback, {os.cpu_count()} "
                   f"cores, load average {os.getloadavg()[0]:.1f}; rate limiter on, raised so all are 200")
             print(f"  {FLAGD_FIGURE}")
             cases = [("single", SINGLE, 1), ("bulk", BULK, 1)]
@@ -154,6 +159,13 @@ async def main() -> None:
                 print(f"  {name}:")
                 print(f"    bare ASGI  {b.line()}")
                 print(f"    safeguard  {o.line()}")
+                record(f"OFREP {name}{SERVER}", o.rps, "req/s", baseline="bare ASGI, same uvicorn settings",
+                       baseline_value=b.rps, target=0.5, note=f"non-2xx {o.non_2xx}")
+                record(f"OFREP {name}{SERVER}, p99", o.p99_ms, "ms", baseline="bare ASGI, p99",
+                       baseline_value=b.p99_ms, lower_is_better=True, limit=10)
+                if name == "single":
+                    record(f"OFREP {name}{SERVER}", o.rps, "req/s", baseline="flagd 0.16.1 (Go), issue 12, not re-run",
+                           baseline_value=FLAGD_RPS)
                 print(f"    ratio      x{o.rps / b.rps:.2f} of bare throughput; p99 {o.p99_ms:.2f} ms "
                       f"({'under' if o.p99_ms < 10 else 'OVER'} the 10 ms target)")
         finally:

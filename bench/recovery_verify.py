@@ -51,6 +51,7 @@ from shared.kafka import KafkaPublisher
 from shared.settings import KafkaSettings, PostgresSettings, RedisSettings
 from shared.testing import InMemoryPublisher
 from shared.topics import TOPICS
+from bench.report import record, runbook_limit
 
 ROUNDS = 10
 ROOT = Path(__file__).resolve().parents[1]
@@ -82,6 +83,9 @@ def pct(xs: list[float], q: float) -> float:
 def show(name: str, xs: list[float], base: float) -> None:
     p50, p99 = statistics.median(xs), pct(xs, 0.99)
     print(f"{name:<40} p50 {p50 * 1000:8.1f} ms  p99 {p99 * 1000:8.1f} ms  ({p50 / base:5.1f}x baseline, n={len(xs)})")
+    record(f"{name}, p50 of {len(xs)}", p50 * 1000, "ms", baseline="health report publish -> watch, p50",
+           baseline_value=base * 1000, lower_is_better=True, note=f"p99 {p99 * 1000:.1f} ms")
+    runbook_limit(f"{name}, p99", p99, limit_s=300, what="auto-recovery within 5 min")
 
 
 async def rounds(svc: RecoveryService, pub: InMemoryPublisher, fired: Callable[[int], TriggerFired],

@@ -26,6 +26,7 @@ from shared.events import RequestsObserved, TriggerFired
 from shared.histogram import LatencySketch
 from shared.kafka import KafkaPublisher
 from shared.settings import KafkaSettings
+from bench.report import record
 
 N_EVENTS = 20_000
 SERVICES = 30
@@ -97,6 +98,8 @@ async def throughput() -> None:
     print(f"  bare aiokafka consumer : {bare:10,.0f} events/s")
     print(f"  sla processor (Faust)  : {processed:10,.0f} events/s")
     print(f"  ratio processor / bare : {processed / bare:10.3f}")
+    record("SLA processor (Faust) throughput", processed, "events/s", baseline="bare aiokafka consumer",
+           baseline_value=bare)
 
 
 async def detection() -> None:
@@ -140,6 +143,9 @@ async def detection() -> None:
     p99 = latencies[min(len(latencies) - 1, round(0.99 * (len(latencies) - 1)))]
     print(f"detection latency (error rate 0 % -> 20 %, default policy: 5 s window, 1 s hold, 1 s SDK reports):")
     print(f"  episodes {len(latencies)} (missed {missed}); p50 {p50:.2f} s, p99 {p99:.2f} s, max {latencies[-1]:.2f} s; target < 5 s")
+    record(f"detection latency, p99 of {len(latencies)} (missed {missed})", p99, "s", baseline="the 5 s window",
+           baseline_value=5.0, lower_is_better=True, limit=5.0, spread=(latencies[0], latencies[-1]),
+           note=f"p50 {p50:.2f} s")
 
 
 async def main() -> None:

@@ -33,6 +33,7 @@ from shared.events import RequestsObserved
 from shared.histogram import LatencySketch
 from shared.kafka.codec import encode
 from shared.settings import KafkaSettings
+from bench.report import record
 
 N_EVENTS = int(os.environ.get("SLA_SPEED_EVENTS", "80000"))
 SERVICES = 48
@@ -216,12 +217,18 @@ async def _bench(settings: KafkaSettings, one: str, two: str) -> None:
     noop, noop_cpu = await _run("noop", prefix=one, workers=1)
     _line("Faust no-op agent (take 1000, raw)", noop, noop_cpu)
     single, single_cpu = await _run("sla", prefix=one, workers=1)
+    record("SLA processor, 1 worker", single, "events/s", baseline="Faust no-op agent (take 1000), 1 worker",
+           baseline_value=noop, target=0.5)
     _line("SLA processor, 1 worker", single, single_cpu,
           f"to no-op {single / noop:.2f} (target >= 0.5), per CPU s {single_cpu / noop_cpu:.2f}")
     noop2, noop2_cpu = await _run("noop", prefix=two, workers=2)
     _line("Faust no-op agent, 2 workers", noop2, noop2_cpu,
           f"to 1 worker {noop2 / noop:.2f} (what this machine lets 2 processes scale), per CPU s {noop2_cpu / noop_cpu:.2f}")
     double, double_cpu = await _run("sla", prefix=two, workers=2)
+    record("Faust no-op agent, 2 workers", noop2, "events/s", baseline="Faust no-op agent, 1 worker",
+           baseline_value=noop, note="what this machine lets 2 processes scale")
+    record("SLA processor, 2 workers", double, "events/s", baseline="SLA processor, 1 worker", baseline_value=single,
+           target=1.7)
     _line("SLA processor, 2 workers", double, double_cpu,
           f"to 1 worker {double / single:.2f} (target >= 1.7), per CPU s {double_cpu / single_cpu:.2f}; "
           f"to 2 no-op workers {double / noop2:.2f}")

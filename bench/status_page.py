@@ -36,6 +36,7 @@ from shared.auth import AuthSettings
 from shared.settings import PostgresSettings
 from shared.testing import InMemoryPublisher
 from tests.unit.notifier.conftest import CONFIG, FakeSender
+from bench.report import record
 
 INCIDENTS, COMPONENTS, REQUESTS, WINDOWS = 100, 20, 200, 10
 NOW = datetime.now(UTC)
@@ -136,6 +137,9 @@ async def measure(c: httpx.AsyncClient, label: str) -> None:
         p50, p95, b50 = statistics.median(page), page[int(0.95 * len(page))], statistics.median(bare)
         print(f"{label:9} {path:18} {size / 1024:6.1f} KiB  p50 {p50:6.2f} ms  p95 {p95:6.2f} ms  max {page[-1]:6.2f} ms"
               f"  | bare p50 {b50:5.2f} ms  ratio {p50 / b50:5.1f}x  target p95 < 50 ms: {'met' if p95 < 50 else 'MISSED'}")
+        record(f"{label} {path}, p95 of {len(page)}", p95, "ms", baseline="bare endpoint, same bytes, p95",
+               baseline_value=bare[int(0.95 * len(bare))], lower_is_better=True, limit=50,
+               note=f"p50 {p50:.2f} ms")
 
 
 async def main() -> None:
