@@ -38,7 +38,7 @@ def flag_view(flag: dict[str, Any], *, detail: bool = False) -> dict[str, Any]:
         "targeting": describe(flag.get("targeting")),
         "targeting_json": json.dumps(flag["targeting"], indent=2, ensure_ascii=False)
         if detail and flag.get("targeting") else "",
-        "version": flag.get("version"), "updated_at": flag.get("updatedAt"),
+        "version": flag.get("version"), "updated_at": flag.get("updatedAt"), "kept_off": "",
     }
 
 

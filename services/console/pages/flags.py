@@ -16,6 +16,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from services.console.auth import Session, checked_operator, viewer
 from services.console.flag_views import audit_view, exposure_view, flag_view, matches
 from services.console.flags_api import FlagsApi, UpstreamError
+from services.console.kept_off import kept_off, kept_off_by_audit
 from services.console.templating import render
 
 __all__ = ["router"]
@@ -69,11 +70,12 @@ async def flags_page(request: Request, session: Viewer, q: Annotated[str, Query(
 async def _list(request: Request, session: Session | None, *, q: str, page: int, flash: str) -> HTMLResponse:
     """The list, PAGE rows at a time ("show more" appends the next ones); htmx asks for the rows alone."""
     try:
-        flags = await _api(request).all()
+        flags, kept = await asyncio.gather(_api(request).all(), kept_off(request))
     except UpstreamError as exc:
         return _error(request, session, exc)
     found = [f for f in sorted(flags, key=lambda f: f["key"]) if not q or matches(f, q)]
-    shown = [flag_view(f) for f in found[(page - 1) * PAGE:page * PAGE]]
+    shown = [flag_view(f) | {"kept_off": (kept or {}).get(f["key"], {}).get("text", "")}
+             for f in found[(page - 1) * PAGE:page * PAGE]]
     new_on = [f["key"] for f in flags if f.get("new") and f.get("state") == "ENABLED"]
     name = {"flag-rows": "flags_rows.html", "flag-more": "flags_more.html"}.get(_htmx_target(request), "flags.html")
     return render(request, name, page="flags", session=session, flags=shown, total=len(flags), found=len(found),
@@ -104,7 +106,7 @@ async def _detail(request: Request, session: Session | None, key: str, *, flash:
                                                                 _exposure(api, key))
     except UpstreamError as exc:
         return _error(request, session, exc)
-    view = flag_view(flag, detail=True)
+    view = flag_view(flag, detail=True) | {"kept_off": kept_off_by_audit(audit)}
     percent = view["rollout"] if view["rollout"] is not None else (100 if view["on"] else 0)
     return render(request, "flag.html", status_code=status_code, page="flags", session=session, flag=view,
                   audit=[audit_view(e) for e in audit], schedules=schedules, flash=flash,

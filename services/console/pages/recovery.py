@@ -1,5 +1,6 @@
-"""`/console/recovery`: recovery's actions with their outcome, the triggers it knows are firing, and pause /
-resume of automatic recovery (every service or one) through recovery's API as `admin:<name>`."""
+"""`/console/recovery`: recovery's actions with their outcome and verified effect, the triggers it knows are
+firing, the features it turned off that stay off until a person turns them on, and pause / resume of
+automatic recovery (every service or one) through recovery's API as `admin:<name>`."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from services.console.auth import Session, checked_operator, viewer
 from services.console.human import since
 from services.console.incident_views import human_reason
+from services.console.kept_off import effect_view, kept_off
 from services.console.ops_api import UpstreamError, ops_api
 from services.console.templating import render
 
@@ -32,8 +34,10 @@ def _error(request: Request, session: Session | None, exc: UpstreamError) -> HTM
 
 
 def _action(a: dict[str, Any], *, now: datetime) -> dict[str, Any]:
+    effect, effect_class = effect_view(a)
     return a | {"outcome": _OUTCOME.get(a["status"], "muted"), "ago": since(a["started_at"], now=now),
-                "reason": human_reason(a.get("reason") or ""),
+                "reason": human_reason(a.get("reason") or ""), "effect_text": effect, "effect_class": effect_class,
+                "verified_title": a.get("verified_at") or "",
                 "paused": a["status"] == "skipped" and a["detail"].startswith("paused")}
 
 
@@ -41,15 +45,16 @@ def _action(a: dict[str, Any], *, now: datetime) -> dict[str, Any]:
 async def recovery_page(request: Request, session: Viewer, done: str = "") -> HTMLResponse:
     api = ops_api(request, "recovery")
     try:
-        actions, pause, policy = await asyncio.gather(
+        actions, pause, policy, kept = await asyncio.gather(
             api.call("GET", "/api/recovery/actions", params={"limit": 100}), api.call("GET", "/api/recovery/pause"),
-            api.call("GET", "/api/recovery/policy"))
+            api.call("GET", "/api/recovery/policy"), kept_off(request))
     except UpstreamError as exc:
         return _error(request, session, exc)
     now = datetime.now(UTC)
     return render(request, "recovery.html", page="recovery", session=session, pause=pause,
                   actions=[_action(a, now=now) for a in actions],
                   active=[e | {"reason": human_reason(e.get("reason") or "")} for e in policy.get("active", [])],
+                  kept=None if kept is None else sorted(kept.values(), key=lambda k: k["killed_at"], reverse=True),
                   flash=_DONE.get(done, ""))
 
 

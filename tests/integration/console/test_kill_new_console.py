@@ -20,6 +20,9 @@ from tests.integration.flags.conftest import ADMIN, drop, flags_settings
 
 TOKEN = ADMIN["Authorization"].split()[1]
 
+# recovery does not answer: the flags pages show no kept-off marks, and the rest as usual
+NO_RECOVERY = httpx.AsyncClient(transport=httpx.MockTransport(lambda r: httpx.Response(404)), base_url="http://recovery")
+
 
 @pytest.fixture
 async def private_flags(unique: str, kafka_settings: KafkaSettings, postgres_dsn: str, redis_url: str
@@ -40,7 +43,7 @@ async def test_the_big_red_button_kills_every_new_feature_that_is_on(private_fla
         r = await private_flags.post("/api/flags", headers=ADMIN, json={"key": key, "new": new, "state": state})
         assert r.status_code == 201, r.text
     app = create_app(ConsoleSettings(), auth=AuthSettings(env="local", admin_token=SecretStr(TOKEN)),
-                     backends=SimpleNamespace(flags=private_flags))  # type: ignore[arg-type]
+                     backends=SimpleNamespace(flags=private_flags, recovery=NO_RECOVERY))  # type: ignore[arg-type]
     async with app.router.lifespan_context(app), httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1") as console:
         page = (await console.get("/console/flags")).text

@@ -18,6 +18,9 @@ from shared.auth import AuthSettings
 from tests.unit.console.test_auth import TOKEN, sign_in
 from tests.unit.console.test_flags_pages import FLAG
 
+# recovery does not answer: the flags pages show no kept-off marks, and the rest as usual
+NO_RECOVERY = httpx.AsyncClient(transport=httpx.MockTransport(lambda r: httpx.Response(404)), base_url="http://recovery")
+
 
 class Upstream:
     def __init__(self) -> None:
@@ -40,7 +43,7 @@ async def page() -> AsyncIterator[tuple[httpx.AsyncClient, Upstream]]:
     upstream = Upstream()
     flags = httpx.AsyncClient(transport=httpx.MockTransport(upstream.handle), base_url="http://flags")
     app = create_app(ConsoleSettings(), auth=AuthSettings(env="local", admin_token=SecretStr(TOKEN)),
-                     backends=SimpleNamespace(flags=flags))  # type: ignore[arg-type]
+                     backends=SimpleNamespace(flags=flags, recovery=NO_RECOVERY))  # type: ignore[arg-type]
     async with app.router.lifespan_context(app), httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1") as c:
         yield c, upstream

@@ -22,6 +22,9 @@ FLAG = {"key": "checkout", "state": "ENABLED", "variants": {"on": True, "off": F
         "targeting": {"fractional": [["on", 1000], ["off", 9000]]}, "offVariant": "off", "new": True,
         "killed": False, "rolloutPercent": 10.0, "description": "New checkout", "version": 3, "updatedAt": None}
 
+# recovery does not answer: the flags pages show no kept-off marks, and the rest as usual
+NO_RECOVERY = httpx.AsyncClient(transport=httpx.MockTransport(lambda r: httpx.Response(404)), base_url="http://recovery")
+
 
 class FakeFlags:
     def __init__(self) -> None:
@@ -40,16 +43,40 @@ class FakeFlags:
         return httpx.Response(404, json={"detail": "no such route in the fake"})
 
 
+KEPT = {"flag": "checkout", "action_id": "a1", "service": "demo", "trigger": "error_rate_high", "episode_id": "ep1",
+        "reason": "", "killed_at": "2026-11-30T18:42:00Z", "kept_off": True,
+        "text": "turned off by recovery at 18:42 UTC for episode ep1 (demo, error_rate_high): stays off until a person"
+                " turns it on"}
+
+
+def _recovery(request: httpx.Request) -> httpx.Response:
+    """Recovery keeps `checkout` off (GET /api/recovery/kept-off); `legacy` was turned back on by a person."""
+    if request.url.path == "/api/recovery/kept-off":
+        return httpx.Response(200, json=[KEPT, KEPT | {"flag": "legacy", "kept_off": False}])
+    return httpx.Response(404, json={"detail": "no such route in the fake"})
+
+
 @pytest.fixture
 async def fake() -> AsyncIterator[tuple[httpx.AsyncClient, FakeFlags]]:
     flags = FakeFlags()
     upstream = httpx.AsyncClient(transport=httpx.MockTransport(flags.handle), base_url="http://flags")
+    recovery = httpx.AsyncClient(transport=httpx.MockTransport(_recovery), base_url="http://recovery")
     app = create_app(ConsoleSettings(), auth=AuthSettings(env="local", admin_token=SecretStr(TOKEN)),
-                     backends=SimpleNamespace(flags=upstream))  # type: ignore[arg-type]
+                     backends=SimpleNamespace(flags=upstream, recovery=recovery))  # type: ignore[arg-type]
     async with app.router.lifespan_context(app), httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1") as c:
         yield c, flags
     await upstream.aclose()
+    await recovery.aclose()
+
+
+async def test_the_list_marks_the_flags_recovery_keeps_off(fake: tuple[httpx.AsyncClient, FakeFlags]) -> None:
+    c, _ = fake
+    page = (await c.get("/console/flags")).text
+    checkout, legacy = page.split('id="flag-row-checkout"')[1], page.split('id="flag-row-legacy"')[1]
+    assert "kept off by recovery: turned off by recovery at 18:42 UTC" in checkout.split("</tr>")[0]
+    assert "stays off until a person turns it on" in checkout.split("</tr>")[0]
+    assert "kept off by recovery" not in legacy.split("</tr>")[0]  # a person turned it back on
 
 
 def _csrf(page: str) -> str:
@@ -118,7 +145,7 @@ async def test_a_long_list_comes_a_page_at_a_time() -> None:
     upstream = httpx.AsyncClient(transport=httpx.MockTransport(lambda _: httpx.Response(200, json=many)),
                                  base_url="http://flags")
     app = create_app(ConsoleSettings(), auth=AuthSettings(env="local", admin_token=SecretStr(TOKEN)),
-                     backends=SimpleNamespace(flags=upstream))  # type: ignore[arg-type]
+                     backends=SimpleNamespace(flags=upstream, recovery=NO_RECOVERY))  # type: ignore[arg-type]
     async with app.router.lifespan_context(app), httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1") as c:
         first = (await c.get("/console/flags")).text
@@ -140,3 +167,15 @@ async def test_a_link_cannot_put_words_on_the_page(fake: tuple[httpx.AsyncClient
         page = (await c.get("/console/flags", params=params)).text
         assert "evil.example" not in page and 'class="flash' not in page
     assert "Every new feature that was on is killed" in (await c.get("/console/flags", params={"done": "kill-new"})).text
+
+
+def test_a_flags_page_marks_it_while_its_newest_change_is_recoverys_kill() -> None:
+    from services.console.kept_off import kept_off_by_audit
+
+    kill = {"actor": "admin:recovery", "action": "killed", "at": "2026-11-30T18:42:07+00:00",
+            "reason": "recovery: error_rate_high: error rate 31 % > 5 %"}
+    assert kept_off_by_audit([kill]) == ("turned off by recovery at 18:42 UTC: recovery: error_rate_high: error rate "
+                                         "31 % > 5 %: stays off until a person turns it on")
+    assert kept_off_by_audit([kill | {"actor": "admin:bob", "action": "enabled"}, kill]) == ""
+    assert kept_off_by_audit([kill | {"actor": "admin:bob"}]) == ""  # a person's kill is theirs
+    assert kept_off_by_audit([]) == ""

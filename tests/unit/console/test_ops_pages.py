@@ -75,7 +75,23 @@ RECOVERY = {
         {"action_id": "a1", "service": "demo", "action": "disable_new_features", "trigger": "error_rate_high",
          "episode_id": "e1", "instance": None, "attempt": 1, "actor": "recovery", "reason": "error rate 15.7 % > 5 %",
          "status": "skipped", "detail": "paused: auto-recovery paused for every service by admin:bob",
-         "started_at": T0, "finished_at": T0}]),
+         "started_at": T0, "finished_at": T0},
+        {"action_id": "a0", "service": "demo", "action": "disable_new_features", "trigger": "error_rate_high",
+         "episode_id": "e0", "instance": None, "attempt": 1, "actor": "recovery", "reason": "error rate 31 % > 5 %",
+         "status": "succeeded", "detail": "killed flags: gamification; sent DisableNewFeatures; trigger cleared",
+         "started_at": T0, "finished_at": T0, "verify_outcome": "verified", "verified_at": T0, "verify_seconds": 0.04,
+         "effect": "OFREP serves gamification off (reason DISABLED)", "killed_flags": ["gamification"]},
+        {"action_id": "a9", "service": "demo", "action": "restart_connection_pool", "trigger": "db_connection_lost",
+         "episode_id": "e9", "instance": None, "attempt": 1, "actor": "recovery", "reason": "db down",
+         "status": "failed", "detail": "sent RestartConnectionPool", "started_at": T0, "finished_at": T0,
+         "verify_outcome": "not_seen", "verified_at": T0, "verify_seconds": 60.0,
+         "effect": "no effect seen within 60s", "killed_flags": []}]),
+    ("GET", "/api/recovery/kept-off"): (200, [
+        {"flag": "gamification", "action_id": "a0", "service": "demo", "trigger": "error_rate_high", "episode_id": "e0",
+         "reason": "", "killed_at": T0, "kept_off": True,
+         "text": "turned off by recovery at 18:42 UTC for episode e0 (demo, error_rate_high): stays off until a person "
+                 "turns it on"},
+        {"flag": "beta", "action_id": "a0", "service": "demo", "killed_at": T0, "kept_off": None, "text": "unknown"}]),
     ("GET", "/api/recovery/pause"): (200, PAUSED),
     ("GET", "/api/recovery/policy"): (200, {"policy": {}, "active": []}),
     ("POST", "/api/recovery/resume"): (200, {"paused": False, "scopes": [], "history": []}),
@@ -189,6 +205,17 @@ async def test_recovery_shows_the_pause_and_skips_and_resumes_as_the_operator(cl
     assert r.status_code == 404 and "recovery: not found" in r.text  # the fake has no POST /pause: its 404 shown
     [sent] = [x for x in fakes["recovery"].seen if x.url.path == "/api/recovery/pause" and x.method == "POST"]
     assert json.loads(sent.content) == {"reason": "hands on", "service": "demo"}
+
+
+async def test_recovery_shows_verified_effects_and_the_features_it_keeps_off(client: httpx.AsyncClient) -> None:
+    page = (await client.get("/console/recovery")).text
+    assert '<td class="effect ok" title="verified at ' in page
+    assert "verified after 0.0s: OFREP serves gamification off (reason DISABLED)" in page
+    assert '<td class="effect bad"' in page and "no effect seen within 60s" in page
+    kept = page.split('id="kept-off"')[1].split("</section>")[0]
+    assert '<a href="/console/flags/gamification"><b>gamification</b></a>' in kept
+    assert "turned off by recovery at 18:42 UTC for episode e0" in kept and "stays off until a person" in kept
+    assert "beta" not in kept  # not known to be off by recovery: no mark
 
 
 async def test_sla_page_in_words_with_the_series_for_the_charts(client: httpx.AsyncClient) -> None:
