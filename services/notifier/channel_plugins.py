@@ -1,6 +1,8 @@
 """The channel plugins: a webhook signed with HMAC-SHA256 over the timestamp and the body (the status page
 subscriptions' signature: `subscriptions.sign_webhook`, checked by `verify_notice`), a Slack-compatible
-incoming webhook (Block Kit), and e-mail over SMTP (the subscriptions' `SmtpMailer`).
+incoming webhook (Block Kit), e-mail over SMTP (the subscriptions' `SmtpMailer`), and Apprise for the long
+tail (Discord, Teams, Telegram, ntfy, Opsgenie, PagerDuty Events, ... : one URL each, the library Uptime
+Kuma uses for the same job; https://github.com/caronc/apprise/wiki).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from services.notifier.settings import ChannelSecrets, SmtpSettings
 from services.notifier.subscriber_relay import SmtpMailer
 from services.notifier.subscriptions import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign_webhook, verify_webhook
 
-__all__ = ["WebhookPlugin", "SlackPlugin", "EmailPlugin", "build_plugin", "verify_notice", "slack_blocks",
+__all__ = ["WebhookPlugin", "SlackPlugin", "EmailPlugin", "ApprisePlugin", "build_plugin", "verify_notice", "slack_blocks",
            "DELIVERY_HEADER"]
 
 log = logging.getLogger(__name__)
@@ -148,6 +150,31 @@ class EmailPlugin:
             raise DeliveryError(f"email: {type(exc).__name__}") from exc
 
 
+class ApprisePlugin:
+    """Any service Apprise knows, from its URL (`discord://...`, `ntfy://...`, `json://...`). The URL holds
+    the service's token, so it comes from the environment only (`NOTIFIER_CHANNELS__<NAME>__URL`), and no
+    message of ours names it. Apprise's own HTTP calls run in its thread pool; one try per delivery, the
+    relay retries with backoff like every other channel."""
+
+    def __init__(self, *, url: str, name: str) -> None:
+        import apprise  # the long tail only: the other plugins do not pay for its import
+
+        self.name, self.client = name, apprise.Apprise()
+        if not self.client.add(url):
+            raise ValueError(f"channel {name}: not a URL Apprise knows (scheme {url.split('://', 1)[0]!r}); "
+                             "see https://github.com/caronc/apprise/wiki")
+        self._failure = apprise.NotifyType.FAILURE
+        self._info = apprise.NotifyType.INFO
+
+    async def deliver(self, notice: Outgoing) -> None:
+        inc = notice.incident
+        title = f"[Safeguard {notice.channel.replace('_', ' ')}]" + ("" if inc is None else f" {inc.title}")
+        about = "" if inc is None else f"\n\nIncident {inc.incident_id} ({inc.service}, {inc.severity}, L{inc.level})"
+        kind = self._failure if inc is not None and inc.status != "resolved" else self._info
+        if not await self.client.async_notify(body=f"{notice.message}{about}", title=title[:250], notify_type=kind):
+            raise DeliveryError(f"{self.name} apprise: the service refused the notice or did not answer")
+
+
 def build_plugin(*, channel: Channel, secrets: ChannelSecrets, name: str, policy: NotifierPolicy,
                  http: httpx.AsyncClient, smtp: SmtpSettings, addresses: Callable[[str], str | None] | None,
                  log_plugin: LogPlugin) -> ChannelPlugin:
@@ -157,6 +184,10 @@ def build_plugin(*, channel: Channel, secrets: ChannelSecrets, name: str, policy
         return EmailPlugin(mailer=SmtpMailer(smtp), to=channel.to, addresses=addresses)
     if kind == "log":
         return log_plugin
+    if kind == "apprise":
+        if secrets.url is None:
+            raise ValueError(f"channel {name}: an apprise URL holds a token: set NOTIFIER_CHANNELS__{name.upper()}__URL")
+        return ApprisePlugin(url=secrets.url.get_secret_value(), name=name)
     if url is None:
         raise ValueError(f"channel {name}: kind {kind} needs a url (policy or NOTIFIER_CHANNELS__{name.upper()}__URL)")
     poster = _Poster(http=http, url=url, retry=policy.webhook, name=f"{name} {kind}")

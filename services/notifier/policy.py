@@ -24,12 +24,13 @@ Duration = PositiveDuration
 _Strict = Strict
 
 
-ChannelKind = Literal["log", "webhook", "slack", "email"]
+ChannelKind = Literal["log", "webhook", "slack", "email", "apprise"]
 
 
 class Channel(_Strict):
     """Where one kind of notice goes, through one plugin (`kind`): `webhook` (POST, JSON, signed with
-    HMAC-SHA256 when a secret is set), `slack` (an incoming webhook, Block Kit), `email` (SMTP) or `log`.
+    HMAC-SHA256 when a secret is set), `slack` (an incoming webhook, Block Kit), `email` (SMTP), `apprise`
+    (any service Apprise knows, its URL from the environment only) or `log`.
     Without `kind`: a webhook when there is a `url`, else the log. The URL and the webhook secret may
     come from the environment instead (`NOTIFIER_CHANNELS__<NAME>__URL` / `__SECRET`): a Slack URL is a
     secret. `to`: e-mail addresses for recipients that are not an address (nor a person with one)."""
