@@ -33,9 +33,11 @@ class Public:
     subscribers: PgSubscriberStore | None = None
     links: Links | None = None
     relay: SubscriberRelay | None = None
+    severities: tuple[str, ...] = ("major", "critical")  # the policy's user_notice_severities
 
     def wrap(self, sender: Sender) -> Sender:
-        return sender if self.subscribers is None else FanOutSender(inner=sender, store=self.subscribers)
+        return sender if self.subscribers is None else FanOutSender(inner=sender, store=self.subscribers,
+                                                                    severities=self.severities)
 
 
 @asynccontextmanager
@@ -43,7 +45,7 @@ async def open_public(*, settings: NotifierSettings, policy: NotifierPolicy, poo
                       maintenance: MaintenanceStore | None = None) -> AsyncIterator[Public]:
     store = maintenance or (PgMaintenanceStore(pool) if pool is not None else MemoryMaintenanceStore())
     public = Public(MaintenanceService(store=store, policy=policy.maintenance), store, settings,
-                    SmtpMailer(settings.smtp))
+                    SmtpMailer(settings.smtp), severities=tuple(policy.user_notice_severities))
     async with AsyncExitStack() as stack:
         if pool is not None:
             public.subscribers = PgSubscriberStore(pool)

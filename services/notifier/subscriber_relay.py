@@ -11,7 +11,7 @@ import hashlib
 import json
 import logging
 import smtplib
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.utils import make_msgid
@@ -164,13 +164,15 @@ def incident_notice(message: str, incident: Incident) -> Notice | None:
 
 class FanOutSender:
     """A `Sender` that also queues each public incident notice for the subscribers, then delivers as before.
-    The queueing is one idempotent insert: a redelivered status page notice queues nothing twice."""
+    Only incidents of the severities users are told about (`user_notice_severities`, by default major and
+    critical, issue 14's audiences) reach subscribers; a minor one is on the page only. The queueing is one
+    idempotent insert: a redelivered status page notice queues nothing twice."""
 
-    def __init__(self, *, inner: Sender, store: PgSubscriberStore) -> None:
-        self.inner, self.store = inner, store
+    def __init__(self, *, inner: Sender, store: PgSubscriberStore, severities: Collection[str]) -> None:
+        self.inner, self.store, self.severities = inner, store, frozenset(severities)
 
     async def send(self, *, channel: ChannelName, recipient: str, message: str, incident: Incident | None) -> None:
-        if channel == "status_page" and incident is not None:
+        if channel == "status_page" and incident is not None and incident.severity in self.severities:
             notice = incident_notice(message, incident)
             if notice is not None:
                 await self.store.fan_out(notice)
