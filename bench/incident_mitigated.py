@@ -24,6 +24,8 @@ from typing import Any
 
 import httpx
 
+from bench.report import record
+
 ROOT = Path(__file__).resolve().parents[1]
 FRONT = os.environ.get("SAFEGUARD_FRONT_URL", "http://127.0.0.1:3000")
 DEMO = os.environ.get("SAFEGUARD_DEMO_URL", "http://127.0.0.1:8100")
@@ -164,7 +166,11 @@ async def main() -> None:
         since = "fault removed" if name == "resolve" else "first bad request"
         print(f"  {name:<9} p50 {p50:6.2f} s  max {max(values):6.2f} s  (from {since})  "
               f"{p50 / target:.4f} of the runbook's {target / 60:g} min")
+        record(f"incident: time to {name} (from {since}), p50", p50, "s", baseline=f"runbook: {target / 60:g} min",
+               baseline_value=target, target=1.0, lower_is_better=True, spread=(min(values), max(values)))
     detect = statistics.median(r["detect"] for r in rounds)
     mitigate = statistics.median(r["mitigate"] for r in rounds)
     print(f"  mitigate / detect (baseline, same run): {mitigate / detect:.2f}x; recovery's own share "
           f"{mitigate - detect:.2f} s")
+    record("incident: first bad request -> mitigated, p50", mitigate, "s", baseline="first bad request -> detected",
+           baseline_value=detect, lower_is_better=True, note="recovery's share of the time to mitigate")
