@@ -16,6 +16,7 @@ import pytest
 
 from cli.config import load_config
 from cli.status import HEALTHY
+from shared.testing.http import serving
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
@@ -150,7 +151,6 @@ def test_step3_script_really_authenticates(token: str, tmp_path: Path) -> None:
 
 def test_front_door_without_a_server_behind_it_exits_3() -> None:
     # what HAProxy answers when every server of a backend is down
-    import threading
     from http.server import BaseHTTPRequestHandler, HTTPServer
 
     class NoServer(BaseHTTPRequestHandler):
@@ -165,12 +165,7 @@ def test_front_door_without_a_server_behind_it_exits_3() -> None:
         def log_message(self, *args: object) -> None:
             return None
 
-    server = HTTPServer(("127.0.0.1", 0), NoServer)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
+    with serving(HTTPServer(("127.0.0.1", 0), NoServer)) as server:
         out = safeguard("status", SAFEGUARD_FRONT_URL=f"http://127.0.0.1:{server.server_port}")
-    finally:
-        server.shutdown()
-        server.server_close()
     assert out.returncode == 3, (out.stdout, out.stderr)
     assert "HTTP 503" in out.stderr

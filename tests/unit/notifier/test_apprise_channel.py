@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -18,6 +17,7 @@ from services.notifier.channels import ChannelSender, DeliveryError
 from services.notifier.models import Incident
 from services.notifier.policy import NotifierPolicy
 from services.notifier.settings import ChannelSecrets
+from shared.testing.http import serving
 
 TOKEN = "apprise-t0ken-9f8e7d"
 INC = Incident(incident_id="inc-9", service="demo", trigger="error_rate_high", episode_id="ep",
@@ -46,11 +46,8 @@ class _Handler(BaseHTTPRequestHandler):
 def receiver() -> Iterator[Receiver]:
     server = Receiver(("127.0.0.1", 0), _Handler)
     server.seen = []
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
+    with serving(server):
+        yield server
 
 
 def _sender(url: str) -> ChannelSender:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import logging
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -16,6 +15,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from shared.settings import TelemetrySettings
 from shared.telemetry import ZipkinSettings, build_tracer_provider
+from shared.testing.http import serving
 
 
 class _Collector(ThreadingHTTPServer):
@@ -44,12 +44,8 @@ class _Handler(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def collector() -> Iterator[_Collector]:
-    server = _Collector()
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
+    with serving(_Collector()) as server:
+        yield server
 
 
 def test_spans_reach_zipkin_as_json_v2_with_the_service_name_and_the_tree(collector: _Collector) -> None:
