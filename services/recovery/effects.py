@@ -57,6 +57,6 @@ class KeptOff(FlagKill):
 
 def kept_off_text(kill: FlagKill) -> str:
     """The sentence the console and the report show for a flag recovery keeps off."""
-    why = f" for incident {kill.episode_id}" if kill.episode_id else ""
+    why = f" for episode {kill.episode_id}" if kill.episode_id else ""
     return (f"turned off by recovery at {kill.killed_at:%H:%M} UTC{why} ({kill.service}"
             f"{', ' + kill.trigger if kill.trigger else ''}): stays off until a person turns it on")
