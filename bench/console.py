@@ -29,12 +29,12 @@ from fastapi import FastAPI
 from pydantic import SecretStr
 
 from bench.flags import TOKEN, flags_service
+from bench.report import record
 from services.console.app import create_app
 from services.console.pages.flags import PAGE
 from services.console.pages.overview import overview_feed
 from services.console.settings import ConsoleSettings
 from shared.auth import AuthSettings
-from bench.report import record
 
 FLAGS, RUNS, TARGET_MS = 1000, 30, 200.0
 

@@ -25,6 +25,7 @@ import uvicorn
 from fastapi import FastAPI
 from pydantic import SecretStr
 
+from bench.report import record
 from services.console.app import create_app as console_app
 from services.console.settings import ConsoleSettings
 from services.notifier.app import create_app as notifier_app
@@ -36,7 +37,6 @@ from services.notifier.settings import NotifierSettings
 from shared.auth import AuthSettings
 from shared.testing import InMemoryPublisher
 from tests.unit.notifier.conftest import CONFIG, FakeSender
-from bench.report import record
 
 INCIDENTS, RESOLVED, RUNS, TARGET_MS = 100, 20, 30, 200.0
 TOKEN = "bench-console-incidents-token-0123"

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import httpx
+
 from bench.report import record
 
 ROOT = Path(__file__).resolve().parents[1]

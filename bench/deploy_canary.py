@@ -13,6 +13,7 @@ from collections import Counter
 import httpx
 
 from cli.config import load_config
+from bench.report import record, runbook_limit
 from deploy import migrations
 from deploy.app import load_app
 from deploy.instances import make_instances, running_version
@@ -21,7 +22,6 @@ from deploy.settings import DeploySettings
 from deploy.traffic import make_traffic
 from shared.kafka import KafkaPublisher
 from shared.settings import KafkaSettings
-from bench.report import record, runbook_limit
 
 WORKERS = 6
 PATHS = ("/api/streaks?user=u{n}-{i}", "/", "/api/items")

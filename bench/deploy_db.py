@@ -21,13 +21,13 @@ from typing import Any
 
 import asyncpg
 
+from bench.report import record
 from deploy import backup as backups
 from deploy import migrations
 from deploy.app import load_app
 from deploy.backup import _run, _with_db
 from deploy.rehearse import rehearse
 from tests.faults import PrivatePostgres, ensure_installed
-from bench.report import record
 
 ROUNDS = 5
 EVENTS = 630_000  # ~100 MB on disk with its primary key

@@ -21,9 +21,9 @@ from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
+from bench.report import record, runbook_limit
 from deploy.traffic import TrafficSwitch, make_traffic
 from deploy.traffic.lab import ClientLoop, Lab
-from bench.report import record, runbook_limit
 
 CLIENTS = 8
 ROUNDS = 5

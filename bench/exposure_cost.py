@@ -10,11 +10,11 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from bench.report import record
 from sdk.flags.evaluator import FlagSpec, compile_flag, evaluate
 from sdk.flags.exposure import ExposureBuffer
 from services.flags.exposure import ExposureRecorder
 from services.flags.rules import rollout_targeting
-from bench.report import record
 
 N = 50_000
 FLAG = compile_flag(FlagSpec("checkout", {"state": "ENABLED", "variants": {"on": True, "off": False},

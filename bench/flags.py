@@ -27,6 +27,7 @@ from typing import Any
 
 import httpx
 
+
 from bench.report import record
 from sdk.flags import FlagClient
 

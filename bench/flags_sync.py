@@ -18,8 +18,8 @@ from typing import Any
 import httpx
 
 from bench.flags import TOKEN, _free_port, flags_service
-from sdk.flags import FlagClient
 from bench.report import record
+from sdk.flags import FlagClient
 
 KILLS = 200  # kill, enable, kill, ...: 100 kills measured
 KEY = "gamification"

@@ -15,13 +15,13 @@ import httpx
 from fastapi import FastAPI
 from starlette.types import Receive, Scope, Send
 
+from bench.report import record
 from sdk.middleware import RequestRecorder, RequestsMiddleware
 from services.health.config import parse_config
 from services.health.probes import Defaults, Prober
 from services.health.runner import ProbeRunner
 from shared.breakers import BreakerConfig, CircuitBreaker
 from shared.testing import InMemoryPublisher
-from bench.report import record
 
 REQUESTS = 3000
 CALLS = 100_000

@@ -20,8 +20,8 @@ from typing import Any
 import httpx
 from google.protobuf import json_format
 
-from tests.unit.intake.build import duration, export, gauge, hist_point
 from bench.report import record
+from tests.unit.intake.build import duration, export, gauge, hist_point
 
 CONCURRENCY = 8
 ROUNDS = 3

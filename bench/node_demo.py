@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+
 from bench.report import record, runbook_limit
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -22,6 +22,7 @@ import asyncpg
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from pydantic import SecretStr
 
+from bench.report import record
 from services.notifier.app import create_app
 from services.notifier.channel_plugins import verify_notice
 from services.notifier.policy import NotifierPolicy, load_policy
@@ -31,7 +32,6 @@ from shared.events import TriggerFired
 from shared.kafka import KafkaPublisher
 from shared.settings import KafkaSettings, PostgresSettings, RedisSettings
 from shared.topics import TOPICS
-from bench.report import record
 
 ROUNDS = 30
 SECRET = "whsec_bench"

@@ -16,7 +16,6 @@ one repeated context and with 1,000 distinct contexts (wrk only).
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import json
 import os
 import re
@@ -29,19 +28,20 @@ from pathlib import Path
 import httpx
 
 from bench.flags import FLAGD, TOKEN, _free_port, _load, _spawn, _wait, flags_service
+from bench.report import record
 
 SECONDS = float(os.environ.get("OFREP_SECONDS", "5"))
 CONNECTIONS = int(os.environ.get("OFREP_CONNECTIONS", "16"))
 FLAGD_FIGURE = "flagd 0.16.1 (Go), single, same flag, wrk -t2 -c16: 15,900-17,800 req/s, p50 0.7 ms (issue 12)"
 FLAGD_RPS = 16_850  # the middle of the issue's 15,900-17,800
-# uvicorn's loop="auto" / http="auto" take uvloop / httptools when they are importable (e.g. on PYTHONPATH)
-SERVER = "" if not all(importlib.util.find_spec(m) for m in ("uvloop", "httptools")) else " (uvloop+httptools)"
+# uvicorn's loop="auto" / http="auto" take uvloop / httptools when they can be imported. OFREP_UVLOOP_PATH: a
+# directory holding both (pip install --target DIR uvloop httptools): the run is repeated with it on PYTHONPATH
+UVLOOP_PATH = os.environ.get("OFREP_UVLOOP_PATH", "")
 SINGLE, BULK = "/ofrep/v1/evaluate/flags/targeted", "/ofrep/v1/evaluate/flags"
 CONTEXT = {"targetingKey": "user-1", "email": "user-1@example.com"}
 
 BARE = """
 import sys, uvicorn
-from bench.report import record
 BODIES = {}
 for arg in sys.argv[2:]:
     path, _, file = arg.partition("=")
@@ -135,8 +135,20 @@ async def _prepare(base: str) -> dict[str, bytes]:
 
 
 async def main() -> None:
+    plain = await _run("", {})
+    if UVLOOP_PATH:
+        path = os.pathsep.join(p for p in (UVLOOP_PATH, os.environ.get("PYTHONPATH", "")) if p)
+        fast = await _run(" (uvloop+httptools)", {"PYTHONPATH": path})
+        print("uvloop+httptools against asyncio+h11 (uvicorn's defaults without them), safeguard:")
+        for name, o in fast.items():
+            print(f"  {name:<22} x{o.rps / plain[name].rps:.2f} req/s, p99 {o.p99_ms:.2f} vs {plain[name].p99_ms:.2f} ms")
+            record(f"OFREP {name} (uvloop+httptools)", o.rps, "req/s", baseline="same, asyncio+h11",
+                   baseline_value=plain[name].rps)
+
+
+async def _run(server: str, env: dict[str, str]) -> dict[str, Figures]:
     loader = "wrk -t2 -c%d" % CONNECTIONS if shutil.which("wrk") else "a Python client (install wrk)"
-    async with flags_service("ofrep") as (base, port):
+    async with flags_service("ofrep", **env) as (base, port):
         bodies = await _prepare(base)
         tmp = Path(tempfile.mkdtemp(prefix="ofrep-bench-"))
         files = []
@@ -144,27 +156,28 @@ async def main() -> None:
             (tmp / f"{i}.json").write_bytes(body)
             files.append(f"{path}={tmp / f'{i}.json'}")
         bare_port = _free_port()
-        bare = _spawn(["-c", BARE, str(bare_port), *files], {})
+        bare = _spawn(["-c", BARE, str(bare_port), *files], env)
         try:
             await _wait(f"http://127.0.0.1:{bare_port}/", bare)
-            print(f"OFREP over HTTP{SERVER}, {loader}, {SECONDS:.0f} s each, one process each, loopback, {os.cpu_count()} "
+            print(f"OFREP over HTTP{server}, {loader}, {SECONDS:.0f} s each, one process each, loopback, {os.cpu_count()} "
                   f"cores, load average {os.getloadavg()[0]:.1f}; rate limiter on, raised so all are 200")
             print(f"  {FLAGD_FIGURE}")
             cases = [("single", SINGLE, 1), ("bulk", BULK, 1)]
+            ours: dict[str, Figures] = {}
             if shutil.which("wrk"):
                 cases += [("single, 1000 contexts", SINGLE, 1000), ("bulk, 1000 contexts", BULK, 1000)]
             for name, path, distinct in cases:
                 b = await _measure(bare_port, path, distinct)
-                o = await _measure(port, path, distinct)
+                o = ours[name] = await _measure(port, path, distinct)
                 print(f"  {name}:")
                 print(f"    bare ASGI  {b.line()}")
                 print(f"    safeguard  {o.line()}")
-                record(f"OFREP {name}{SERVER}", o.rps, "req/s", baseline="bare ASGI, same uvicorn settings",
+                record(f"OFREP {name}{server}", o.rps, "req/s", baseline="bare ASGI, same uvicorn settings",
                        baseline_value=b.rps, target=0.5, note=f"non-2xx {o.non_2xx}")
-                record(f"OFREP {name}{SERVER}, p99", o.p99_ms, "ms", baseline="bare ASGI, p99",
+                record(f"OFREP {name}{server}, p99", o.p99_ms, "ms", baseline="bare ASGI, p99",
                        baseline_value=b.p99_ms, lower_is_better=True, limit=10)
                 if name == "single":
-                    record(f"OFREP {name}{SERVER}", o.rps, "req/s", baseline="flagd 0.16.1 (Go), issue 12, not re-run",
+                    record(f"OFREP {name}{server}", o.rps, "req/s", baseline="flagd 0.16.1 (Go), issue 12, not re-run",
                            baseline_value=FLAGD_RPS)
                 print(f"    ratio      x{o.rps / b.rps:.2f} of bare throughput; p99 {o.p99_ms:.2f} ms "
                       f"({'under' if o.p99_ms < 10 else 'OVER'} the 10 ms target)")
@@ -172,6 +185,7 @@ async def main() -> None:
             bare.terminate()
             bare.wait(10)
             shutil.rmtree(tmp, ignore_errors=True)
+    return ours
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ import httpx
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from pydantic import SecretStr
 
+from bench.report import record, runbook_limit
 from sdk.breakers import BreakerConfig, BreakerRegistry, GuardedPool
 from sdk.commands import CommandHandlers, CommandListener
 from sdk.stats import ProcessStatsReporter
@@ -51,7 +52,6 @@ from shared.kafka import KafkaPublisher
 from shared.settings import KafkaSettings, PostgresSettings, RedisSettings
 from shared.testing import InMemoryPublisher
 from shared.topics import TOPICS
-from bench.report import record, runbook_limit
 
 ROUNDS = 10
 ROOT = Path(__file__).resolve().parents[1]

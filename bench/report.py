@@ -119,12 +119,12 @@ def finish(bench: str, *, error: str | None = None) -> dict[str, Any]:
 
 
 def _merge(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
-    """`new` replaces its benches in `old`; each row keeps the last HISTORY values of its name."""
+    """`new` replaces its benches in `old`; each row keeps the last HISTORY values of its name and baseline."""
     merged = dict(old)
     for bench, section in new.items():
-        before = {r["name"]: r.get("history", []) for r in old.get(bench, {}).get("rows", [])}
+        before = {(r["name"], r["baseline"]): r.get("history", []) for r in old.get(bench, {}).get("rows", [])}
         for row in section["rows"]:
-            row["history"] = [*before.get(row["name"], []), row["value"]][-HISTORY:]
+            row["history"] = [*before.get((row["name"], row["baseline"]), []), row["value"]][-HISTORY:]
         merged[bench] = section
     return dict(sorted(merged.items()))
 

@@ -21,9 +21,9 @@ from typing import Any
 from opentelemetry import trace
 from starlette.types import Receive, Scope, Send
 
+from bench.report import record
 from sdk.middleware import RequestRecorder, RequestsMiddleware
 from shared.testing import InMemoryPublisher
-from bench.report import record
 
 REQUESTS = 20_000
 WINDOWS = 2_000

@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from bench.report import record
 from services.sla.app import create_app
 from services.sla.settings import SlaSettings
 from shared import topics
@@ -26,7 +27,6 @@ from shared.events import RequestsObserved, TriggerFired
 from shared.histogram import LatencySketch
 from shared.kafka import KafkaPublisher
 from shared.settings import KafkaSettings
-from bench.report import record
 
 N_EVENTS = 20_000
 SERVICES = 30

@@ -28,12 +28,12 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from bench.report import record
 from shared import topics
 from shared.events import RequestsObserved
 from shared.histogram import LatencySketch
 from shared.kafka.codec import encode
 from shared.settings import KafkaSettings
-from bench.report import record
 
 N_EVENTS = int(os.environ.get("SLA_SPEED_EVENTS", "80000"))
 SERVICES = 48

@@ -24,6 +24,7 @@ from fastapi import FastAPI
 from fastapi.responses import Response
 from pydantic import SecretStr
 
+from bench.report import record
 from services.notifier.app import create_app
 from services.notifier.maintenance import MaintenanceWindow
 from services.notifier.maintenance_store import MaintenanceStore, MemoryMaintenanceStore, PgMaintenanceStore
@@ -36,7 +37,6 @@ from shared.auth import AuthSettings
 from shared.settings import PostgresSettings
 from shared.testing import InMemoryPublisher
 from tests.unit.notifier.conftest import CONFIG, FakeSender
-from bench.report import record
 
 INCIDENTS, COMPONENTS, REQUESTS, WINDOWS = 100, 20, 200, 10
 NOW = datetime.now(UTC)
