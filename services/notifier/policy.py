@@ -153,8 +153,8 @@ class BusinessHours(_Strict):
 
 
 class MaintenancePolicy(_Strict):
-    """Maintenance windows: `business_hours` (a window inside them is warned about, or refused with
-    `?strict=true`) and the longest window accepted."""
+    """Maintenance windows: `business_hours` (a window inside them is refused unless `?force=true`, which
+    marks it forced) and the longest window accepted."""
 
     business_hours: BusinessHours = BusinessHours()
     max_duration: Duration = Field(default=7 * 86400.0, gt=0)
