@@ -95,6 +95,8 @@ class Operator:
         try:
             if restarted:
                 effect: str | None = "new process answering: " + "; ".join(r.describe() for r in restarted)
+            elif rec.action == "disable_new_features" and not killed:
+                return  # nothing was turned off: nothing to see, and nothing to keep
             elif self.verifier is not None:
                 effect = await self.verifier.effect(rec, rule=rule, since=since, killed=killed, pids=pids)
             else:

@@ -339,7 +339,7 @@ class RecoveryService:
         """Keep what verification saw in the audit log first (one write), then publish a verified effect (the
         tick publishes it again if Kafka refused it)."""
         outcome: Outcome = "verified" if effect else "not_seen"
-        text = (effect or f"no effect seen within {seconds:.0f}s")[:1000]
+        text = (effect or f"no effect seen (looked for {seconds:.1f}s)")[:1000]
         if not await self.audit.record_effect(rec.action_id, outcome=outcome, effect=text,
                                               seconds=max(0.0, seconds), at=self.now()):
             return

@@ -85,7 +85,7 @@ RECOVERY = {
          "episode_id": "e9", "instance": None, "attempt": 1, "actor": "recovery", "reason": "db down",
          "status": "failed", "detail": "sent RestartConnectionPool", "started_at": T0, "finished_at": T0,
          "verify_outcome": "not_seen", "verified_at": T0, "verify_seconds": 60.0,
-         "effect": "no effect seen within 60s", "killed_flags": []}]),
+         "effect": "no effect seen (looked for 60.0s)", "killed_flags": []}]),
     ("GET", "/api/recovery/kept-off"): (200, [
         {"flag": "gamification", "action_id": "a0", "service": "demo", "trigger": "error_rate_high", "episode_id": "e0",
          "reason": "", "killed_at": T0, "kept_off": True,
@@ -211,7 +211,7 @@ async def test_recovery_shows_verified_effects_and_the_features_it_keeps_off(cli
     page = (await client.get("/console/recovery")).text
     assert '<td class="effect ok" title="verified at ' in page
     assert "verified after 0.0s: OFREP serves gamification off (reason DISABLED)" in page
-    assert '<td class="effect bad"' in page and "no effect seen within 60s" in page
+    assert '<td class="effect bad"' in page and "no effect seen (looked for 60.0s)" in page
     kept = page.split('id="kept-off"')[1].split("</section>")[0]
     assert '<a href="/console/flags/gamification"><b>gamification</b></a>' in kept
     assert "turned off by recovery at 18:42 UTC for episode e0" in kept and "stays off until a person" in kept

@@ -81,7 +81,7 @@ async def test_no_effect_seen_is_kept_too_and_publishes_nothing() -> None:
     await svc.recover_from_trigger(fired())
     await operator.settled()
     [view] = await svc.audit.recent(limit=5, service=None)
-    assert view.verify_outcome == "not_seen" and view.effect is not None and view.effect.startswith("no effect seen")
+    assert view.verify_outcome == "not_seen" and view.effect is not None and view.effect.startswith("no effect seen (looked for ")
     assert pub.of_type(RecoveryActionVerified) == []
 
 
@@ -126,3 +126,16 @@ async def test_killed_features_stay_off_after_the_clear_until_a_person_turns_the
         every = {k["flag"]: k for k in (await c.get("/api/recovery/kept-off?all=true")).json()}
         assert every["gamification"]["kept_off"] is False and every["gamification"]["changed_by"] == "admin:bob"
         assert (await c.get("/api/recovery/kept-off?limit=0")).status_code == 422
+
+
+async def test_nothing_turned_off_keeps_no_outcome() -> None:
+    class NoneOn(AuditedFlags):
+        async def kill_new(self, *, reason: str) -> list[str]:
+            return []
+
+    pub = InMemoryPublisher()
+    svc, operator = _svc("never asked", pub, NoneOn())
+    await svc.recover_from_trigger(fired())
+    await operator.settled()
+    [view] = await svc.audit.recent(limit=5, service=None)
+    assert view.verify_outcome is None and view.killed_flags == [] and pub.of_type(RecoveryActionVerified) == []
