@@ -185,7 +185,8 @@ class RecoveryService:
             if action == "none" or pause_reason(paused, service=ep.service):
                 continue
             reason = f"{ep.reason} (skipped while paused; acted on after resume by {actor})"
-            if rec := await self._claim_and_act(ep, action, actor=RESUMED, reason=reason, once=True):
+            refuse = self._own_breaker_errors(ep.service) if action == "disable_new_features" else None
+            if rec := await self._claim_and_act(ep, action, actor=RESUMED, reason=reason, once=True, refuse=refuse):
                 out.append(rec)
         return out
 

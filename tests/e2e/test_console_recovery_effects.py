@@ -67,8 +67,9 @@ async def _act(*, flags_url: str, postgres_dsn: str, schema: str, episode: str) 
             watch=None, flags=OfrepProbe(http, flags_url=flags_url, token=token), timeout_s=20, poll_s=0.05))
         svc = RecoveryService(policy=load_policy(CONFIG), publisher=InMemoryPublisher(), audit=PgAuditStore(pool),
                               operator=operator, flags=HttpFlagsClient(http, flags_url=flags_url, token=token))
-        await svc.recover_from_trigger(TriggerFired(service="demo", trigger="error_rate_high", episode_id=episode,
-                                                    value=0.31, threshold=0.05, window_seconds=5, time=datetime.now(UTC)))
+        await svc.recover_from_trigger(TriggerFired(
+            service="demo", trigger="error_rate_high", episode_id=episode, value=0.31, threshold=0.05,
+            window_seconds=5, time=datetime.now(UTC)))
         await operator.settled()
         await svc.verify_cleared(TriggerCleared(service="demo", trigger="error_rate_high", episode_id=episode,
                                                 value=0.0, threshold=0.05))

@@ -81,7 +81,8 @@ async def test_no_effect_seen_is_kept_too_and_publishes_nothing() -> None:
     await svc.recover_from_trigger(fired())
     await operator.settled()
     [view] = await svc.audit.recent(limit=5, service=None)
-    assert view.verify_outcome == "not_seen" and view.effect is not None and view.effect.startswith("no effect seen (looked for ")
+    assert view.verify_outcome == "not_seen" and view.effect is not None
+    assert view.effect.startswith("no effect seen (looked for ")
     assert pub.of_type(RecoveryActionVerified) == []
 
 
