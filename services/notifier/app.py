@@ -14,6 +14,7 @@ from services.notifier import api, incident_api, public_api
 from services.notifier.ack import AckLinks
 from services.notifier.channels import ChannelSender
 from services.notifier.handlers import build_handlers
+from services.notifier.impact import ImpactSource, SlaImpact
 from services.notifier.maintenance_store import MaintenanceStore
 from services.notifier.oncall import OnCallSchedule, load_oncall
 from services.notifier.policy import NotifierPolicy, load_policy
@@ -21,7 +22,7 @@ from services.notifier.public import Public, open_public
 from services.notifier.repository import PgIncidentStore, migrate, open_pool
 from services.notifier.service import IncidentStore, NotifierService, Sender
 from services.notifier.settings import NotifierSettings
-from services.notifier.status_sources import StatusData, open_status_data
+from services.notifier.status_sources import StatusData, StatusPageSettings, open_status_data
 from shared.auth import Authenticator
 from shared.http import healthz_router
 from shared.kafka import KafkaPublisher, Publisher
@@ -50,7 +51,8 @@ async def _ack_links(settings: NotifierSettings, public: Public) -> AckLinks:
 def create_app(settings: NotifierSettings, *, policy: NotifierPolicy | None = None,
                publisher: Publisher | None = None, store: IncidentStore | None = None,
                sender: Sender | None = None, consume: bool = True, status: StatusData | None = None,
-               maintenance: MaintenanceStore | None = None, oncall: OnCallSchedule | None = None) -> FastAPI:
+               maintenance: MaintenanceStore | None = None, oncall: OnCallSchedule | None = None,
+               impact: ImpactSource | None = None) -> FastAPI:
     """The policy is loaded here, so a bad file stops the service before it serves. The keyword
     arguments replace Kafka / Postgres / the channels (tests); `consume=False` skips the consumer."""
     policy = policy or load_policy(settings.policy_file)
@@ -77,8 +79,10 @@ def create_app(settings: NotifierSettings, *, policy: NotifierPolicy | None = No
             public = await stack.enter_async_context(open_public(settings=settings, policy=policy, pool=pool,
                                                                 maintenance=maintenance))
             app.state.public = public
+            sla_http = await stack.enter_async_context(httpx.AsyncClient())
             svc = NotifierService(policy=policy, publisher=pub, store=db, sender=public.wrap(out), silences=public.store,
-                                  oncall=schedule, ack=await _ack_links(settings, public))
+                                  oncall=schedule, ack=await _ack_links(settings, public),
+                                  impact=impact or SlaImpact(http=sla_http, sla_url=StatusPageSettings().sla_url))
             await svc.restore()
             app.state.notifier = svc
             app.state.status = status or await stack.enter_async_context(open_status_data(pool=pool, store=db,

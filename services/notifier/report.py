@@ -17,6 +17,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markdown_it import MarkdownIt
 from markupsafe import Markup
 
+from services.notifier.impact import Impact
 from services.notifier.models import Incident
 from services.notifier.policy import Targets
 
@@ -84,12 +85,14 @@ def _summary(inc: Incident) -> list[str]:
             f"- Highest escalation level: {inc.level}", f"- Acknowledged by: {inc.acknowledged_by or '-'}", ""]
 
 
-def _impact(inc: Incident, budget_note: str | None) -> list[str]:
+def _impact(inc: Incident, budget_note: str | None, impact: Impact | None) -> list[str]:
     end = inc.resolved_at or inc.opened_at
-    return ["## Impact", "", f"- Duration: {fmt_duration((end - inc.opened_at).total_seconds())}",
-            "- Requests failed: not known to the notifier (see the SLA series of the service)",
-            f"- Error budget consumed: {budget_note or 'not known to the notifier'}",
-            f"- During maintenance: {'yes' if inc.during_maintenance else 'no'}", ""]
+    figures = impact.lines() if impact is not None else [
+        "- Requests failed: not known (the SLA service did not answer; see its series for the service)",
+        "- Error budget consumed: not known"]
+    note = [f"- Budget alert during the incident: {budget_note}"] if budget_note else []
+    return ["## Impact", "", f"- Duration: {fmt_duration((end - inc.opened_at).total_seconds())}", *figures,
+            *note, f"- During maintenance: {'yes' if inc.during_maintenance else 'no'}", ""]
 
 
 def _trigger(inc: Incident) -> list[str]:
@@ -155,10 +158,11 @@ def _to_fill() -> list[str]:
             "## Lessons learned", "", _TODO, ""]
 
 
-def render_report(incident: Incident, *, targets: Targets, budget_note: str | None = None) -> str:
-    """The report in Markdown (stored with the incident when it resolves)."""
+def render_report(incident: Incident, *, targets: Targets, budget_note: str | None = None,
+                  impact: Impact | None = None) -> str:
+    """The report in Markdown (stored with the incident when it resolves); `impact` from the SLA service."""
     inc = incident
-    lines = [f"# Post-incident report: {inc.title}", "", *_summary(inc), *_impact(inc, budget_note),
+    lines = [f"# Post-incident report: {inc.title}", "", *_summary(inc), *_impact(inc, budget_note, impact),
              *_trigger(inc), *_timeline(inc), *_actions(inc), *_kept_off(inc), *_against_runbook(inc, targets),
              *_to_fill()]
     return "\n".join(lines)

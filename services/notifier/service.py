@@ -25,6 +25,7 @@ from opentelemetry import trace
 
 from services.notifier import grouping
 from services.notifier.ack import AckLinks
+from services.notifier.impact import ImpactSource
 from services.notifier.maintenance import Silences
 from services.notifier.models import Change, DeliveryRecord, Incident, OutboxRow, TimelineEntry
 from services.notifier.oncall import OnCallSchedule
@@ -90,11 +91,13 @@ def _utcnow() -> datetime:
 class NotifierService:
     def __init__(self, *, policy: NotifierPolicy, publisher: Publisher, store: IncidentStore, sender: Sender,
                  now: Callable[[], datetime] = _utcnow, lease_s: float = 120.0, silences: Silences | None = None,
-                 oncall: OnCallSchedule | None = None, ack: AckLinks | None = None) -> None:
+                 oncall: OnCallSchedule | None = None, ack: AckLinks | None = None,
+                 impact: ImpactSource | None = None) -> None:
         """`lease_s`: how long a claimed event or notice is left to its instance before another may send it.
         `silences`: the maintenance windows (a service in one pages nobody). `oncall`: who a rotation's
-        contact pages; `ack`: the signed acknowledge links put in pages."""
-        self.silences, self.oncall, self.ack = silences, oncall, ack
+        contact pages; `ack`: the signed acknowledge links put in pages. `impact`: requests failed and budget spent,
+        asked of the SLA service when an incident resolves (for its report)."""
+        self.silences, self.oncall, self.ack, self.impact = silences, oncall, ack, impact
         self.policy = policy
         self.publisher = publisher
         self.store = store
@@ -505,7 +508,10 @@ class NotifierService:
         duration = (at - inc.opened_at).total_seconds()
         self._entry(ch, "resolved", f"{note}; duration {fmt_duration(duration)}", actor=by)
         # the report is written with the change, so whoever reads IncidentResolved can fetch it
-        ch.report = render_report(inc, targets=self.policy.targets, budget_note=self.budget_notes.get(inc.service))
+        impact = None if self.impact is None else await self.impact.impact(service=inc.service, start=inc.opened_at,
+                                                                            end=at)
+        ch.report = render_report(inc, targets=self.policy.targets, budget_note=self.budget_notes.get(inc.service),
+                                  impact=impact)
         ch.events.append(IncidentResolved(service=inc.service, incident_id=inc.incident_id, by=by,
                                           duration_seconds=max(duration, 0.0)))
         self._announce(ch, f"Resolved: {inc.title} (after {fmt_duration(duration)})", public=True)

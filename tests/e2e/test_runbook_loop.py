@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import subprocess
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -366,6 +367,8 @@ async def test_error_rate_fires_once_and_clears_once(stack: None) -> None:
             assert cleared.episode_id == fired.episode_id and cleared.value <= cleared.threshold
             state = await sla_trigger(http, "error_rate_high")
             assert state["active"] is False, state
+            failed, seen = await report_impact(http, fired.episode_id)
+            assert 0 < failed < seen, (failed, seen)  # the post-incident report's impact, from the SLA series
             print(f"\nerror_rate_high: fired {detect_s:.2f}s after the first bad request "
                   f"({bad}, value {fired.value:.3f}); cleared {clear_s:.2f}s after the fault was removed; "
                   f"{traffic.sent} requests")
@@ -419,6 +422,23 @@ async def status_page_during_the_fault(http: httpx.AsyncClient, fired: TriggerFi
     assert inc["title"] in body, (inc["title"], body[:2000])
     # the episode in words: the incident's title, or its timeline entry in the incident it joined
     assert f"{SERVICE}: error rate " in body and " % > 5 %" in body, body[:2000]
+
+
+async def report_impact(http: httpx.AsyncClient, episode_id: str, timeout: float = 20.0) -> tuple[int, int]:
+    """Requests failed / seen from the post-incident report of the incident that holds the episode, once it
+    resolved (the notifier asks the SLA service's minute series when it resolves)."""
+    deadline, auth = time.monotonic() + timeout, {"Authorization": f"Bearer {admin_token()}"}
+    while True:
+        incidents = (await http.get(f"{FRONT}/api/incidents", params={"limit": 20, "days": 1}, headers=auth)).json()
+        inc = next((i for i in incidents if i["service"] == SERVICE and (
+            i["episode_id"] == episode_id or any(f"(episode {episode_id})" in e["text"] for e in i["timeline"]))), None)
+        if inc is not None and inc["status"] == "resolved":
+            report = (await http.get(f"{FRONT}/api/incidents/{inc['incident_id']}/report", headers=auth)).text
+            found = re.search(r"Requests failed: ([\d,]+) of ([\d,]+)", report)
+            assert found is not None, report
+            return int(found.group(1).replace(",", "")), int(found.group(2).replace(",", ""))
+        assert time.monotonic() < deadline, f"the incident of {episode_id} not resolved: {inc}"
+        await asyncio.sleep(0.3)
 
 
 # ------------------------------------------------------------------ 3 + 4. database lost, memory > 90 %

@@ -123,7 +123,8 @@ def test_the_report_has_every_section_and_the_runbook_times() -> None:
     assert "| Time to mitigate | 10m 45s | 15m 00s | met |" in md
     assert "| Time to resolve | 25m 45s | 1h 00m 00s | met |" in md
     assert "effect: restart_pool verified after 4.0s: pool connected" in md
-    assert "Error budget consumed: 12% of the 30-day budget" in md and "Duration: 25m 00s" in md
+    assert "Budget alert during the incident: 12% of the 30-day budget" in md and "Duration: 25m 00s" in md
+    assert "Requests failed: not known" in md  # no SLA answer given: said, not made up
     assert md.index("first bad") < md.index("opened: demo")  # the timeline in time order
 
 
