@@ -60,14 +60,14 @@ def markdown(data: dict[str, Any], *, chart_name: str) -> str:
     for bench, section in data.items():
         out += [f"## {bench}", "", f"Machine: {_machine(section['machine'])}.", ""]
         if section.get("error"):
-            out += [f"Did not finish: `{section['error']}`", ""]
+            out += [f"Did not finish: {section['error'].replace('`', chr(39))}", ""]
         if not section["rows"]:
             continue
         out += ["| figure | value | unit | baseline | baseline value | ratio | target | result | spread |",
                 "|---|---:|---|---|---:|---:|---|---|---|"]
         for r in section["rows"]:
             name = r["name"] + (f" ({r['note']})" if r.get("note") else "")
-            ratio = f"{r['ratio']:.2f}" if r["ratio"] is not None else ""
+            ratio = "" if r["ratio"] is None else f"{r['ratio']:.2f}" if r["ratio"] >= 0.1 else f"{r['ratio']:.2g}"
             out.append(f"| {name} | {_num(r['value'])} | {r['unit']} | {r['baseline'] or ''} | "
                        f"{_num(r['baseline_value'])} | {ratio} | {_target(r)} | {_verdict(r)} | {_spread(r)} |")
         out.append("")
@@ -76,7 +76,7 @@ def markdown(data: dict[str, Any], *, chart_name: str) -> str:
 
 def _label(bench: str, row: dict[str, Any]) -> str:
     text = f"{bench}: {row['name']} / {row['baseline']}"
-    return text if len(text) <= 95 else text[:94] + "…"
+    return text if len(text) <= 78 else text[:77] + "…"
 
 
 def chart(data: dict[str, Any], path: Path) -> None:
@@ -88,7 +88,7 @@ def chart(data: dict[str, Any], path: Path) -> None:
 
     rows = [(bench, r) for bench, s in data.items() for r in s["rows"] if r["ratio"] is not None and r["ratio"] > 0]
     height = max(3.0, 0.28 * len(rows) + 1.5)
-    fig, ax = plt.subplots(figsize=(11, height))
+    fig, ax = plt.subplots(figsize=(13, height))
     if not rows:
         ax.text(0.5, 0.5, "no figures with a baseline yet", ha="center")
     for i, (bench, r) in enumerate(rows):
@@ -97,14 +97,15 @@ def chart(data: dict[str, Any], path: Path) -> None:
         if r["target"] is not None:
             ax.plot([r["target"]] * 2, [i - 0.4, i + 0.4], color="black", linewidth=2)
     ax.set_yticks(range(len(rows)), [_label(b, r) for b, r in rows], fontsize=7)
-    ax.invert_yaxis()
+    ax.set_ylim(len(rows) - 0.5, -0.5)  # first row on top, no margin
     ax.set_xscale("log")
     lo = min([r["ratio"] for _, r in rows] + [r["target"] for _, r in rows if r["target"]] + [0.5])
     hi = max([r["ratio"] for _, r in rows] + [r["target"] for _, r in rows if r["target"]] + [2])
     ax.set_xlim(10 ** math.floor(math.log10(lo)), 10 ** math.ceil(math.log10(hi)))
     ax.axvline(1, color="#555555", linewidth=0.8, linestyle="--")
     ax.set_xlabel("ratio to the baseline measured in the same run (log scale)\nblack tick: the target "
-                  "(>= for rates, <= for times and the runbook's limits); green met, red missed, grey no target",
+                  "(>= for rates, <= for times and the runbook's limits)\ngreen met, red missed, grey no target "
+                  "(a row with an absolute limit, e.g. p99 <= 10 ms, is coloured by it)",
                   fontsize=8)
     machines = [s["machine"] for s in data.values()]
     cores = {m["cores"] for m in machines}
