@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Protocol, TypeVar
 
 __all__ = [
     "Counts", "allowed_downtime", "availability", "error_ratio", "burn_rate", "budget_remaining",
@@ -31,14 +32,17 @@ class Counts:
         return self.total - self.good
 
 
-class AlertRule:
+class AlertRule(Protocol):
     """What `firing_alerts` needs of a rule (policy.BurnAlertRule satisfies it)."""
 
-    name: str
-    long: float
-    short: float
-    factor: float
-    severity: str
+    @property
+    def name(self) -> str: ...
+    @property
+    def long(self) -> float: ...
+    @property
+    def short(self) -> float: ...
+    @property
+    def factor(self) -> float: ...
 
 
 def allowed_downtime(*, objective: float, period: timedelta) -> timedelta:
@@ -88,10 +92,13 @@ def window_counts(buckets: Iterable[tuple[float, Counts]], *, now: float, window
     return {w: Counts(good[w], total[w]) for w in windows}
 
 
+R = TypeVar("R", bound=AlertRule)
+
+
 def firing_alerts(
-    rules: Iterable[AlertRule], *, burn: Mapping[float, float | None], short_counts: Mapping[float, Counts],
+    rules: Iterable[R], *, burn: Mapping[float, float | None], short_counts: Mapping[float, Counts],
     min_events: int,
-) -> list[AlertRule]:
+) -> list[R]:
     """Rules whose long and short windows both burn at >= factor (short window with >= min_events)."""
     firing = []
     for rule in rules:

@@ -24,10 +24,14 @@ Transition = Literal["fired", "cleared"]
 
 
 class Rule(Protocol):
-    threshold: float
-    min_samples: int
-    hold_fire: float
-    hold_clear: float
+    @property
+    def threshold(self) -> float: ...
+    @property
+    def min_samples(self) -> int: ...
+    @property
+    def hold_fire(self) -> float: ...
+    @property
+    def hold_clear(self) -> float: ...
 
     @property
     def clear_at(self) -> float: ...

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BeforeValidator, Field, field_validator, model_validator
+from pydantic import AfterValidator, BeforeValidator, Field, field_validator, model_validator
 
 from shared.policy import UNITS, Duration, PolicyError, PositiveDuration, Strict, load_yaml, parse_duration
 
@@ -23,12 +23,19 @@ __all__ = [
 
 _DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 Day = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+_QUANTILES = (0.5, 0.9, 0.95, 0.99)
 
 
-_Strict = Strict
+def _one_of_quantiles(q: float) -> float:
+    if q not in _QUANTILES:
+        raise ValueError(f"must be one of {', '.join(map(str, _QUANTILES))}")
+    return q
 
 
-class TriggerRule(_Strict):
+Quantile = Annotated[float, AfterValidator(_one_of_quantiles)]
+
+
+class TriggerRule(Strict):
     """When a trigger fires and clears.
 
     Fires when `value > threshold` on every evaluation for `hold_fire` seconds with at least
@@ -55,16 +62,16 @@ class TriggerRule(_Strict):
         return self.threshold if self.clear_threshold is None else self.clear_threshold
 
 
-class TriggerRules(_Strict):
+class TriggerRules(Strict):
     error_rate_high: TriggerRule = TriggerRule(threshold=0.05, window=5, min_samples=20, hold_fire=1, hold_clear=10)
     latency_high: TriggerRule = TriggerRule(threshold=5000, window=5, min_samples=20, hold_fire=1, hold_clear=10)
-    latency_quantile: Literal[0.5, 0.9, 0.95, 0.99] = 0.95
+    latency_quantile: Quantile = 0.95
     memory_high: TriggerRule = TriggerRule(threshold=90, window=15, min_samples=2, hold_fire=0, hold_clear=10)
     db_connection_lost: TriggerRule = TriggerRule(threshold=0.5, window=60, min_samples=1, hold_fire=0, hold_clear=5)
     budget_burn: TriggerRule = TriggerRule(threshold=1.0, window=300, min_samples=10, hold_fire=0, hold_clear=60)
 
 
-class BurnAlertRule(_Strict):
+class BurnAlertRule(Strict):
     """A Google SRE workbook multiwindow burn-rate alert: both windows burn at >= factor."""
 
     long: Duration = Field(gt=0)
@@ -92,7 +99,7 @@ _WORKBOOK = (
 )
 
 
-class BudgetPolicy(_Strict):
+class BudgetPolicy(Strict):
     objective: float = Field(default=0.999, gt=0, lt=1)
     period: Duration = Field(default=30 * 86400, gt=0)
     report_every: Duration = Field(default=10, gt=0)
@@ -108,7 +115,7 @@ class BudgetPolicy(_Strict):
         return self
 
 
-class Objectives(_Strict):
+class Objectives(Strict):
     """The runbook's performance objectives (reported, not triggers)."""
 
     response_ms: float = Field(default=2000, gt=0)
@@ -138,7 +145,7 @@ def _zone(value: str) -> str:
     return value
 
 
-class _Weekly(_Strict):
+class _Weekly(Strict):
     days: tuple[Day, ...] = Field(min_length=1)
     start: Clock
     end: Clock
@@ -174,7 +181,7 @@ class WeeklyWindow(_Weekly):
     reason: str = ""
 
 
-class OneOffWindow(_Strict):
+class OneOffWindow(Strict):
     kind: Literal["once"] = "once"
     start: datetime
     end: datetime
@@ -195,7 +202,7 @@ class OneOffWindow(_Strict):
 MaintenanceWindow = Annotated[WeeklyWindow | OneOffWindow, Field(discriminator="kind")]
 
 
-class EventTime(_Strict):
+class EventTime(Strict):
     """How far an event's time may be from the processor's clock; a record outside goes to the DLQ.
 
     `max_ahead` tolerates producer clock skew (an accepted record ahead of now is counted, but a
@@ -207,7 +214,7 @@ class EventTime(_Strict):
     max_behind: PositiveDuration = 7 * 86400.0
 
 
-class SlaPolicy(_Strict):
+class SlaPolicy(Strict):
     triggers: TriggerRules = TriggerRules()
     budget: BudgetPolicy = BudgetPolicy()
     objectives: Objectives = Objectives()

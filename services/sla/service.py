@@ -413,7 +413,7 @@ class SlaCore:
             availability=budgets.availability(period), budget_remaining_ratio=left, budget_remaining_minutes=minutes_left,
             burn_rates=[BurnRate(window=_window_name(w), rate=r) for w, r in burn.items() if r is not None],
             alerts=[a.name for a in firing], good=period.good, total=period.total,
-        )  # type: ignore[arg-type]
+        )
         pages = [(min(burn[a.long] or 0.0, burn[a.short] or 0.0) / a.factor, counts[a.short].total)
                  for a in policy.alerts if a.severity == "page" and counts[a.short].total >= min_events]
         return report, (max(pages) if pages else None)

@@ -118,7 +118,7 @@ class Tables:
 def define_tables(app: faust.App, *, partitions: int = 3) -> Tables:
     """Keys are strings, values JSON; every input topic is keyed by service with the same partition
     count, so a service's state lands in the changelog partition of its input partition."""
-    schema = faust.Schema(key_type=str, key_serializer="json", value_serializer="json")
+    schema = faust.Schema(key_type=str, key_serializer="json", value_serializer="json")  # type: ignore[var-annotated]
     common: dict[str, Any] = {"default": None, "partitions": partitions, "schema": schema}
     buckets = app.Table("bucket_to_counts", help="Time-bucketed request / probe counts", **common)
     status = app.Table("service_to_status", help="Per-service window and detection state", **common)

@@ -28,6 +28,7 @@ def test_the_shipped_policy_is_valid_and_matches_the_runbook() -> None:
     ("tirggers: {}", "tirggers"),
     ("event_time: {max_ahead: 0}", "event_time.max_ahead"),
     ("event_time: {max_behind: forever}", "event_time.max_behind"),
+    ("triggers: {latency_quantile: 0.8}", "triggers.latency_quantile"),
 ])
 def test_a_bad_policy_names_the_field(tmp_path: Path, yaml_text: str, field: str) -> None:
     path = tmp_path / "sla.yaml"
