@@ -110,8 +110,9 @@ class PrivateHaproxy:
                 raise RuntimeError(f"{TEMPLATE} uses @{key}@, which the lab does not set")
             text = text.replace(f"@{key}@", self.values[key])
         for colour, weight in (weights or {}).items():
-            text, n = re.subn(rf"(?m)^(\s+server {colour} \S+ .*\bweight )\d+", rf"\g<1>{weight}", text)
-            if n != 1:
+            # the first backend with blue/green servers is the demo's (the Node demo's comes after it)
+            text, n = re.subn(rf"(?m)^(\s+server {colour} \S+ .*\bweight )\d+", rf"\g<1>{weight}", text, count=1)
+            if n == 0:
                 raise RuntimeError(f"no `server {colour} ... weight N` line in {TEMPLATE}")
         return text
 
