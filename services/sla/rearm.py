@@ -6,15 +6,14 @@ episode already fired. So the flag change marks the episode (`mark`), and the re
 come *after* the change are judged on their own (`judge`): bad for `hold_fire` and the
 episode is superseded by a new one (the core emits TriggerCleared for the old and TriggerFired
 for the new, so recovery acts again); the mark goes when the episode ends. Pure functions on
-a service's status dict (`st["rearm"]`).
+a service's status (`state.Status`, its `rearm`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
-
 from services.sla.detection import Rule
+from services.sla.state import Status
 
 __all__ = ["Rearm", "mark", "judge", "TRIGGER"]
 
@@ -30,7 +29,7 @@ class Rearm:
     bad_since: float
 
 
-def mark(st: dict[str, Any], *, flag: str, at: float) -> bool:
+def mark(st: Status, *, flag: str, at: float) -> bool:
     """Mark a firing error-rate episode of `st`; False when there is none (or a later change marked it)."""
     state = st["triggers"].get(TRIGGER)
     if not state or state["phase"] not in ("firing", "clearing") or state.get("fired_at") is None:
@@ -44,7 +43,7 @@ def mark(st: dict[str, Any], *, flag: str, at: float) -> bool:
     return True
 
 
-def judge(st: dict[str, Any], *, rule: Rule, now: float, count: int, errors: int) -> Rearm | None:
+def judge(st: Status, *, rule: Rule, now: float, count: int, errors: int) -> Rearm | None:
     """`count` / `errors`: the requests in the window since the change. Returns the re-arm when it fires."""
     current = st.get("rearm")
     if not current:

@@ -10,7 +10,8 @@ from typing import Any
 
 from services.sla.outbox import partition_of
 from services.sla.policy import SlaPolicy
-from services.sla.service import SlaCore, _quantile
+from services.sla.seconds import quantile
+from services.sla.service import SlaCore
 from shared.events import BudgetReported, Event, TriggerFired
 from shared.histogram import MAX_BUCKET, LatencySketch
 from shared.kafka.codec import encode
@@ -98,4 +99,4 @@ def test_the_quantile_of_a_merged_wire_is_the_sketch_quantile() -> None:
     for _ in range(200):
         wire = {str(rng.randrange(0, MAX_BUCKET + 1)): rng.randrange(0, 50) for _ in range(rng.randrange(0, 12))}
         for q in (0.0, 0.5, 0.95, 0.99, 1.0):
-            assert _quantile(wire, q) == LatencySketch.from_wire(wire).quantile(q), (wire, q)
+            assert quantile(wire, q) == LatencySketch.from_wire(wire).quantile(q), (wire, q)
