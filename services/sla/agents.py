@@ -1,6 +1,6 @@
 """Inbound edge: raw records -> shared pydantic events -> SlaCore -> published events.
 
-Each topic has one agent, which processes records in batches (see `register_agents`). Every
+Each topic has one agent, which processes records in batches (`Batches`). Every
 record is judged on its own: one that does not parse, whose key is not its service, or that the
 core rejects (`validation.Rejected`) goes to `<topic>.dlq` with the reason in its headers (the
 same headers as `shared.kafka.EventConsumer`); a replay of a record already counted is dropped
@@ -30,11 +30,10 @@ from shared.events import (
     Event, HealthCheckCompleted, PageLoadObserved, ProcessStatsReported, RequestsObserved, TriggerCleared, TriggerFired,
 )
 from shared.kafka.codec import decode, encode
-from shared.kafka.dlq import dlq_headers
-from shared.kafka.dlq import first_line
+from shared.kafka.dlq import dlq_headers, first_line
 from shared.telemetry import extract_context, inject_headers
 
-__all__ = ["FaustPublisher", "Counters", "register_agents", "SOURCE"]
+__all__ = ["FaustPublisher", "Counters", "Batches", "register_agents", "SOURCE"]
 
 SOURCE = "/safeguard/sla"
 log = logging.getLogger(__name__)
@@ -79,13 +78,40 @@ class FaustPublisher:
         await asyncio.wait_for(asyncio.shield(acked), self.timeout_s)
 
 
+_SOURCES = (  # agent name -> input topic
+    ("observe_requests", topics.TELEMETRY_REQUESTS),
+    ("observe_page_loads", topics.TELEMETRY_PAGELOADS),
+    ("observe_health", topics.HEALTH_CHECKS),
+)
+
+
 def register_agents(
     app: faust.App, *, core: SlaCore, tables: Tables, publisher: Any, outbox: Outbox, topic_prefix: str,
     counters: Counters, batch_size: int = 1000, batch_within: float = 0.05, partitions: int = 3,
     max_in_flight: int = 10_000,
 ) -> dict[str, Any]:
-    """Define one agent per input topic, each taking up to `batch_size` records or what came within
-    `batch_within` seconds. `publisher` has `publish(event)` and `dead_letter(record, ...)`.
+    """Define one agent per input topic (`_SOURCES`), each taking up to `batch_size` records or what came
+    within `batch_within` seconds and handing them to one `Batches`. `publisher` has `publish(event)` and
+    `dead_letter(record, ...)`. Returns the agents by name."""
+    batches = Batches(core=core, tables=tables, publisher=publisher, outbox=outbox, counters=counters,
+                      group=app.conf.id, max_in_flight=max_in_flight)
+
+    def consumer() -> Callable[[faust.StreamT[bytes]], AsyncIterator[None]]:
+        async def consume(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
+            async for records in stream.take_events(batch_size, within=batch_within):  # type: ignore[attr-defined]
+                await batches.handle_batch(records)
+                yield None
+        return consume
+
+    agents: dict[str, Any] = {}
+    for name, topic in _SOURCES:
+        source = app.topic(topic_prefix + topic, key_serializer="raw", value_serializer="raw", partitions=partitions)
+        agents[name] = app.agent(source, name=f"sla.{name}")(consumer())
+    return agents
+
+
+class Batches:
+    """One batch of records, from any input topic, through the core and out.
 
     Per batch: every record is parsed and run through the core (state in `tables`' write-back
     overlays), then the changed table keys go to the changelogs once, then the dead letters, the
@@ -95,15 +121,35 @@ def register_agents(
     waits for the broker's acks of its dead letters and triggers, not of its budget reports (up to
     `max_in_flight` of those may be unacked).
     """
-    handlers: dict[type[Event], Callable[[Any], list[Event]]] = {
-        RequestsObserved: core.observe_requests,
-        PageLoadObserved: core.observe_page_load,
-        HealthCheckCompleted: core.observe_probe,
-        ProcessStatsReported: core.observe_process,
-    }
-    group = app.conf.id
 
-    def handle(record: Any, dead: list[tuple[Any, str]]) -> list[Event]:
+    def __init__(self, *, core: SlaCore, tables: Tables, publisher: Any, outbox: Outbox, counters: Counters,
+                 group: str, max_in_flight: int) -> None:
+        self.handlers: dict[type[Event], Callable[[Any], list[Event]]] = {
+            RequestsObserved: core.observe_requests,
+            PageLoadObserved: core.observe_page_load,
+            HealthCheckCompleted: core.observe_probe,
+            ProcessStatsReported: core.observe_process,
+        }
+        self.tables, self.publisher, self.outbox, self.counters = tables, publisher, outbox, counters
+        self.group, self.max_in_flight = group, max_in_flight
+        self.in_flight: set[asyncio.Future[Any]] = set()
+
+    async def handle_batch(self, records: Sequence[Any]) -> None:
+        emitted: list[tuple[Any, list[Event]]] = []
+        dead: list[tuple[Any, str]] = []
+        try:
+            for record in records:
+                out = self.handle(record, dead)
+                if out:
+                    emitted.append((record, out))
+        finally:
+            self.tables.flush()  # the state of every record handled so far, also when one raised
+        await self.dead_letter(dead)
+        await self.publish_reports(emitted)
+        await self.publish_triggers(emitted)
+        self.counters["sla_events_total"][records[0].message.topic] += len(records)
+
+    def handle(self, record: Any, dead: list[tuple[Any, str]]) -> list[Event]:
         """The outputs of one record; a record the core must not count lands in `dead` with the reason."""
         msg = record.message
         try:
@@ -111,17 +157,17 @@ def register_agents(
         except (ValidationError, ValueError, KeyError) as exc:
             dead.append((record, f"invalid event: {first_line(exc)}"))
             return []
-        handler = handlers.get(type(event))
+        handler = self.handlers.get(type(event))
         if handler is None:
             return []
         if msg.key != event.key.encode():
             dead.append((record, f"rejected: record key {msg.key!r} does not match service {event.key!r}"))
             return []
-        tables.set_partition(msg.partition)
+        self.tables.set_partition(msg.partition)
         try:
             return handler(event)
         except Duplicate:
-            counters["sla_duplicates_total"][msg.topic] += 1
+            self.counters["sla_duplicates_total"][msg.topic] += 1
         except Rejected as exc:
             dead.append((record, f"rejected: {exc}"[:500]))
         except Exception as exc:  # noqa: BLE001 - a record the core cannot handle must not stop the stream
@@ -129,32 +175,25 @@ def register_agents(
             dead.append((record, f"processing failed: {first_line(exc)}"))
         return []
 
-    async def handle_batch(records: Sequence[Any]) -> None:
-        emitted: list[tuple[Any, list[Event]]] = []
-        dead: list[tuple[Any, str]] = []
-        try:
-            for record in records:
-                out = handle(record, dead)
-                if out:
-                    emitted.append((record, out))
-        finally:
-            tables.flush()  # the state of every record handled so far, also when one raised
+    async def dead_letter(self, dead: list[tuple[Any, str]]) -> None:
+        """All sent at once, all acked before the batch's offsets are."""
         for record, reason in dead:
-            counters["sla_dead_lettered_total"][record.message.topic] += 1
-            log.warning("dead-lettered", extra={"topic": record.message.topic, "offset": record.message.offset, "reason": reason})
-        if dead:  # all sent at once, all acked before the batch's offsets are
-            await asyncio.gather(*(publisher.dead_letter(record, reason=reason, group=group) for record, reason in dead))
-        await publish_reports(emitted)
-        touched = {getattr(e, "service"): r.message.partition for r, out in emitted for e in out if isinstance(e, _TRIGGERS)}
-        if touched:
-            headers = {str(e.id): _headers(r) for r, out in emitted for e in out if isinstance(e, _TRIGGERS)}
-            sources = {str(e.id): r.message.topic for r, out in emitted for e in out if isinstance(e, _TRIGGERS)}
-            await outbox.publish(sorted(touched), headers=headers, partitions=touched, sources=sources)
-        counters["sla_events_total"][records[0].message.topic] += len(records)
+            self.counters["sla_dead_lettered_total"][record.message.topic] += 1
+            log.warning("dead-lettered", extra={"topic": record.message.topic, "offset": record.message.offset,
+                                                "reason": reason})
+        if dead:
+            await asyncio.gather(*(self.publisher.dead_letter(record, reason=reason, group=self.group)
+                                   for record, reason in dead))
 
-    in_flight: set[asyncio.Future[Any]] = set()
+    async def publish_triggers(self, emitted: list[tuple[Any, list[Event]]]) -> None:
+        triggers = [(r, e) for r, out in emitted for e in out if isinstance(e, _TRIGGERS)]
+        if not triggers:
+            return
+        touched = {getattr(e, "service"): r.message.partition for r, e in triggers}
+        await self.outbox.publish(sorted(touched), headers={str(e.id): _headers(r) for r, e in triggers},
+                                  partitions=touched, sources={str(e.id): r.message.topic for r, e in triggers})
 
-    async def publish_reports(emitted: list[tuple[Any, list[Event]]]) -> None:
+    async def publish_reports(self, emitted: list[tuple[Any, list[Event]]]) -> None:
         """Budget reports go out without the batch waiting for the broker's acks (a lost one is replaced by
         the next, every `report_every`); only past `max_in_flight` unacked does a batch wait for some."""
         for record, outputs in emitted:
@@ -164,48 +203,20 @@ def register_agents(
                                                kind=SpanKind.CONSUMER):
                 for output in outputs:
                     if not isinstance(output, _TRIGGERS):
-                        sent = asyncio.ensure_future(publisher.publish(output))
-                        sent.add_done_callback(functools.partial(reported, str(getattr(output, "type"))))
-                        in_flight.add(sent)
-        while len(in_flight) > max_in_flight:
-            await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
+                        sent = asyncio.ensure_future(self.publisher.publish(output))
+                        sent.add_done_callback(functools.partial(self._reported, str(getattr(output, "type"))))
+                        self.in_flight.add(sent)
+        while len(self.in_flight) > self.max_in_flight:
+            await asyncio.wait(self.in_flight, return_when=asyncio.FIRST_COMPLETED)
 
-    def reported(kind: str, sent: asyncio.Future[Any]) -> None:
-        in_flight.discard(sent)
+    def _reported(self, kind: str, sent: asyncio.Future[Any]) -> None:
+        self.in_flight.discard(sent)
         error = None if sent.cancelled() else sent.exception()
         if sent.cancelled() or error is not None:
             log.error("could not publish %s", kind, exc_info=error)
-            counters["sla_publish_failures_total"][kind] += 1
+            self.counters["sla_publish_failures_total"][kind] += 1
         else:
-            counters["sla_published_total"][kind] += 1
-
-    def source(name: str) -> Any:
-        return app.topic(topic_prefix + name, key_serializer="raw", value_serializer="raw", partitions=partitions)
-
-    def agent(name: str, topic: str) -> Callable[[Callable[..., Any]], Any]:
-        return app.agent(source(topic), name=f"sla.{name}")
-
-    async def consume(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
-        async for records in stream.take_events(batch_size, within=batch_within):  # type: ignore[attr-defined]
-            await handle_batch(records)
-            yield None
-
-    @agent("observe_requests", topics.TELEMETRY_REQUESTS)
-    async def observe_requests(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
-        async for _ in consume(stream):
-            yield None
-
-    @agent("observe_page_loads", topics.TELEMETRY_PAGELOADS)
-    async def observe_page_loads(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
-        async for _ in consume(stream):
-            yield None
-
-    @agent("observe_health", topics.HEALTH_CHECKS)
-    async def observe_health(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
-        async for _ in consume(stream):
-            yield None
-
-    return {"observe_requests": observe_requests, "observe_page_loads": observe_page_loads, "observe_health": observe_health}
+            self.counters["sla_published_total"][kind] += 1
 
 
 _TRIGGERS = (TriggerFired, TriggerCleared)

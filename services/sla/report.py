@@ -6,7 +6,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from services.sla.detection import TriggerState
+from services.sla.policy import SlaPolicy
 from services.sla.service import TRIGGERS, SlaCore
+from services.sla.state import LOAD_MINUTES, REQUEST_MINUTES, Status
 from shared.histogram import LatencySketch
 
 __all__ = ["service_snapshot", "overview"]
@@ -26,49 +28,15 @@ def service_snapshot(core: SlaCore, service: str) -> dict[str, Any] | None:
     st = core.status.get(service)
     if st is None:
         return None
-    policy, now = core.policy, st["watermark"]
-    rule = policy.triggers.error_rate_high
-    count, errors, _ = core.request_window(service, now=now, window=rule.window)
-    lat_count, _, lat_sketch = core.request_window(service, now=now, window=policy.triggers.latency_high.window)
-    recent = LatencySketch()
-    good = total = 0
-    for g, t, total_ms, wire in core.minute_window(service, "rm", now=now, window=_LAST):
-        good, total = good + g, total + t
-        recent.merge(LatencySketch.from_wire(wire, total_ms))
-    pages = LatencySketch()
-    for total_ms, wire in core.minute_window(service, "lm", now=now, window=policy.pageload_window):
-        pages.merge(LatencySketch.from_wire(wire, total_ms))
-    db_probes = {k: v for k, v in st["probes"].items() if v["kind"] == "postgres"}
-    db_p95 = max((v["latency_ms"] for v in db_probes.values()), default=None)
+    now = st["watermark"]
     triggers = {k: TriggerState.from_dict(st["triggers"].get(k)) for k in TRIGGERS}
-    objectives = policy.objectives
     return {
         "service": service,
         "as_of": _iso(now),
-        "requests": {
-            "window_seconds": rule.window, "count": count, "errors": errors,
-            "error_rate": errors / count if count else None,
-            "latency_window_seconds": policy.triggers.latency_high.window, "latency_samples": lat_count,
-            "latency_ms": _quantiles(lat_sketch),
-        },
-        "last_5m": {
-            "count": total, "error_rate": (total - good) / total if total else None,
-            "latency_ms": _quantiles(recent),
-            "within_response_objective": 1 - recent.count_above(objectives.response_ms) / recent.count if recent.count else None,
-        },
-        "page_load": {
-            "window_seconds": policy.pageload_window, "count": pages.count, "p95_ms": pages.quantile(0.95) if pages.count else None,
-            "objective_ms": objectives.page_load_ms,
-        },
-        "memory": {
-            name: {"percent": inst["mem"][-1][1] if inst["mem"] else None, "rss_bytes": inst.get("rss_bytes"), "at": _iso(inst["at"])}
-            for name, inst in st["instances"].items()
-        },
-        "database": {
-            "pools": {name: inst["pools"] for name, inst in st["instances"].items() if inst["pools"]},
-            "probes": {k: {"state": v["state"], "latency_ms": v["latency_ms"], "at": _iso(v["at"])} for k, v in db_probes.items()},
-            "query_latency_ms": db_p95, "objective_ms": objectives.db_query_ms,
-        },
+        "requests": _requests(core, service, now=now),
+        "last_5m": _last_5m(core, service, now=now),
+        "page_load": _page_load(core, service, now=now),
+        **_health(core.policy, st),
         "budgets": st["budgets"],
         "triggers": {
             k: {"phase": s.phase, "active": s.active, "episode_id": s.episode_id if s.active else None,
@@ -76,6 +44,61 @@ def service_snapshot(core: SlaCore, service: str) -> dict[str, Any] | None:
             for k, s in triggers.items()
         },
         "active_triggers": sorted(k for k, s in triggers.items() if s.active),
+    }
+
+
+def _requests(core: SlaCore, service: str, *, now: float) -> dict[str, Any]:
+    """The trigger windows: error rate and latency as the triggers see them."""
+    rule, latency = core.policy.triggers.error_rate_high, core.policy.triggers.latency_high
+    count, errors, _ = core.request_window(service, now=now, window=rule.window)
+    lat_count, _, lat_sketch = core.request_window(service, now=now, window=latency.window)
+    return {
+        "window_seconds": rule.window, "count": count, "errors": errors,
+        "error_rate": errors / count if count else None,
+        "latency_window_seconds": latency.window, "latency_samples": lat_count,
+        "latency_ms": _quantiles(lat_sketch),
+    }
+
+
+def _last_5m(core: SlaCore, service: str, *, now: float) -> dict[str, Any]:
+    recent = LatencySketch()
+    good = total = 0
+    for g, t, total_ms, wire in core.minute_window(service, REQUEST_MINUTES, now=now, window=_LAST):
+        good, total = good + g, total + t
+        recent.merge(LatencySketch.from_wire(wire, total_ms))
+    objective = core.policy.objectives.response_ms
+    return {
+        "count": total, "error_rate": (total - good) / total if total else None,
+        "latency_ms": _quantiles(recent),
+        "within_response_objective": 1 - recent.count_above(objective) / recent.count if recent.count else None,
+    }
+
+
+def _page_load(core: SlaCore, service: str, *, now: float) -> dict[str, Any]:
+    policy = core.policy
+    pages = LatencySketch()
+    for total_ms, wire in core.minute_window(service, LOAD_MINUTES, now=now, window=policy.pageload_window):
+        pages.merge(LatencySketch.from_wire(wire, total_ms))
+    return {
+        "window_seconds": policy.pageload_window, "count": pages.count, "p95_ms": pages.quantile(0.95) if pages.count else None,
+        "objective_ms": policy.objectives.page_load_ms,
+    }
+
+
+def _health(policy: SlaPolicy, st: Status) -> dict[str, Any]:
+    """`memory` and `database`: the instances' last process stats and the postgres probes."""
+    db_probes = {k: v for k, v in st["probes"].items() if v["kind"] == "postgres"}
+    return {
+        "memory": {
+            name: {"percent": inst["mem"][-1][1] if inst["mem"] else None, "rss_bytes": inst.get("rss_bytes"), "at": _iso(inst["at"])}
+            for name, inst in st["instances"].items()
+        },
+        "database": {
+            "pools": {name: inst["pools"] for name, inst in st["instances"].items() if inst["pools"]},
+            "probes": {k: {"state": v["state"], "latency_ms": v["latency_ms"], "at": _iso(v["at"])} for k, v in db_probes.items()},
+            "query_latency_ms": max((v["latency_ms"] for v in db_probes.values()), default=None),
+            "objective_ms": policy.objectives.db_query_ms,
+        },
     }
 
 
