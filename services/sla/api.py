@@ -18,11 +18,7 @@ __all__ = ["register_views"]
 
 def register_views(app: faust.App, *, core: SlaCore, counters: Counters, memory_every: float = 5.0) -> None:
     """`memory_every`: how often memory reports are copied into the history the series view shows."""
-    memory = MemoryHistory()
-
-    @app.timer(interval=memory_every, name="sla.memory_history")  # type: ignore[untyped-decorator]
-    async def keep_memory_history() -> None:
-        memory.sample(core)
+    memory = _memory_history(app, core=core, every=memory_every)
 
     @app.page("/healthz")
     class Healthz(View):
@@ -45,10 +41,7 @@ def register_views(app: faust.App, *, core: SlaCore, counters: Counters, memory_
     @app.page("/api/sla/{service}/series")
     class ServiceSeries(View):
         async def get(self, request: Request, service: str, **kwargs: Any) -> Response:
-            try:
-                hours = float(request.query.get("hours", "6"))
-            except ValueError:
-                hours = -1.0
+            hours = _hours(request.query.get("hours", "6"))
             if not 0 < hours <= MAX_HOURS:
                 return self.json({"detail": f"hours must be a number in (0, {MAX_HOURS:g}]"}, status=422)
             series = service_series(core, service, hours=hours, memory=memory)
@@ -59,7 +52,28 @@ def register_views(app: faust.App, *, core: SlaCore, counters: Counters, memory_
     @app.page("/metrics")
     class Metrics(View):
         async def get(self, request: Request, **kwargs: Any) -> Response:
-            snapshots = [s for s in (report.service_snapshot(core, n) for n in core.services()) if s is not None]
-            unpublished = {svc: len(core.pending(svc)) for svc in core.services_pending()}
-            body = metrics.render(snapshots, counters, unpublished=unpublished).encode()
-            return self.bytes(body, content_type=metrics.CONTENT_TYPE)
+            return self.bytes(_metrics(core, counters).encode(), content_type=metrics.CONTENT_TYPE)
+
+
+def _hours(text: str) -> float:
+    """The `hours` query parameter; -1 when it is not a number (refused like any out of range)."""
+    try:
+        return float(text)
+    except ValueError:
+        return -1.0
+
+
+def _metrics(core: SlaCore, counters: Counters) -> str:
+    snapshots = [s for s in (report.service_snapshot(core, n) for n in core.services()) if s is not None]
+    unpublished = {svc: len(core.pending(svc)) for svc in core.services_pending()}
+    return metrics.render(snapshots, counters, unpublished=unpublished)
+
+
+def _memory_history(app: faust.App, *, core: SlaCore, every: float) -> MemoryHistory:
+    memory = MemoryHistory()
+
+    @app.timer(interval=every, name="sla.memory_history")  # type: ignore[untyped-decorator]
+    async def keep_memory_history() -> None:
+        memory.sample(core)
+
+    return memory

@@ -65,6 +65,35 @@ def create_app(settings: SlaSettings, *, policy: SlaPolicy | None = None, publis
     `publisher` (publish / dead_letter) defaults to Faust topics with CloudEvents headers; `clock`
     is what event times are checked against."""
     policy = policy or load_policy(settings.policy_file or None)
+    app = _faust_app(settings)
+    tables = define_tables(app, partitions=settings.partitions)
+    core = SlaCore(policy=policy, buckets=tables.buckets, status=tables.status, clock=clock,
+                   maintenance=tables.maintenance)
+    counters: Counters = defaultdict(Counter)
+    publisher = publisher or FaustPublisher(app, topic_prefix=settings.kafka.topic_prefix, timeout_s=settings.publish_timeout,
+                                           partitions=settings.partitions)
+    outbox = Outbox(core=core, tables=tables, publisher=publisher, counters=counters, partitions=settings.partitions)
+    agents = register_agents(app, core=core, tables=tables, publisher=publisher, outbox=outbox, counters=counters,
+                             topic_prefix=settings.kafka.topic_prefix, batch_size=settings.batch_size,
+                             batch_within=settings.batch_within, partitions=settings.partitions)
+    _republish_on_a_timer(app, outbox, every=settings.republish_every, topic=settings.kafka.topic_prefix + topics.TELEMETRY_REQUESTS,
+                          partitions=settings.partitions)
+    register_ticks(app, core=core, tables=tables, outbox=outbox, publisher=publisher, counters=counters,
+                   topic=settings.kafka.topic_prefix + topics.TELEMETRY_REQUESTS, every=settings.tick_every,
+                   idle_after=settings.tick_idle, partitions=settings.partitions)
+    if settings.rearm_on_flags:
+        agents |= register_flag_watch(app, core=core, tables=tables, publisher=publisher, topic_prefix=settings.kafka.topic_prefix,
+                                      partitions=settings.partitions, counters=counters)
+    if settings.maintenance_from_notifier:
+        agents |= register_maintenance_watch(app, core=core, tables=tables, publisher=publisher,
+                                             topic_prefix=settings.kafka.topic_prefix, partitions=settings.partitions,
+                                             counters=counters)
+    register_views(app, core=core, counters=counters)
+    return SlaApp(app=app, core=core, tables=tables, agents=agents, counters=counters, republish=outbox.republish)
+
+
+def _faust_app(settings: SlaSettings) -> _App:
+    """The Faust app of `settings`: memory tables restored from their changelogs, web views only ours."""
     app = _App(
         settings.app_id,
         broker=f"kafka://{settings.kafka.bootstrap_servers}",
@@ -93,30 +122,7 @@ def create_app(settings: SlaSettings, *, policy: SlaPolicy | None = None, publis
     # Faust pauses consumption when more than `max_messages` sends are queued ("producer buffer
     # full"); a batch flush queues one per changed key, so allow a whole batch.
     app.producer.buffer.max_messages = max(app.producer.buffer.max_messages, settings.batch_size)
-    tables = define_tables(app, partitions=settings.partitions)
-    core = SlaCore(policy=policy, buckets=tables.buckets, status=tables.status, clock=clock,
-                   maintenance=tables.maintenance)
-    counters: Counters = defaultdict(Counter)
-    publisher = publisher or FaustPublisher(app, topic_prefix=settings.kafka.topic_prefix, timeout_s=settings.publish_timeout,
-                                           partitions=settings.partitions)
-    outbox = Outbox(core=core, tables=tables, publisher=publisher, counters=counters, partitions=settings.partitions)
-    agents = register_agents(app, core=core, tables=tables, publisher=publisher, outbox=outbox, counters=counters,
-                             topic_prefix=settings.kafka.topic_prefix, batch_size=settings.batch_size,
-                             batch_within=settings.batch_within, partitions=settings.partitions)
-    _republish_on_a_timer(app, outbox, every=settings.republish_every, topic=settings.kafka.topic_prefix + topics.TELEMETRY_REQUESTS,
-                          partitions=settings.partitions)
-    register_ticks(app, core=core, tables=tables, outbox=outbox, publisher=publisher, counters=counters,
-                   topic=settings.kafka.topic_prefix + topics.TELEMETRY_REQUESTS, every=settings.tick_every,
-                   idle_after=settings.tick_idle, partitions=settings.partitions)
-    if settings.rearm_on_flags:
-        agents |= register_flag_watch(app, core=core, tables=tables, publisher=publisher, topic_prefix=settings.kafka.topic_prefix,
-                                      partitions=settings.partitions, counters=counters)
-    if settings.maintenance_from_notifier:
-        agents |= register_maintenance_watch(app, core=core, tables=tables, publisher=publisher,
-                                             topic_prefix=settings.kafka.topic_prefix, partitions=settings.partitions,
-                                             counters=counters)
-    register_views(app, core=core, counters=counters)
-    return SlaApp(app=app, core=core, tables=tables, agents=agents, counters=counters, republish=outbox.republish)
+    return app
 
 
 def _republish_on_a_timer(app: faust.App, outbox: Outbox, *, every: float, topic: str, partitions: int) -> None:

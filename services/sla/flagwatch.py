@@ -72,17 +72,23 @@ def register_flag_watch(app: faust.App, *, core: SlaCore, tables: Tables, publis
     @app.agent(fanout, name="sla.rearm")
     async def rearm(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
         async for record in stream.events():
-            partition, data = record.message.partition, json.loads(record.value)
-            at = datetime.fromisoformat(data["at"])
-            tables.set_partition(partition)
-            try:
-                for service in core.services():
-                    if partition_of(service, partitions=partitions) == partition and \
-                            core.flag_turned_on(service=service, flag=data["flag"], at=at):
-                        log.warning("sla: %s turned on during %s's error-rate episode: re-armed", data["flag"], service)
-                        counters["sla_rearmed_total"][service] += 1
-            finally:
-                tables.flush()
+            data = json.loads(record.value)
+            _rearm(core, tables, partition=record.message.partition, flag=data["flag"],
+                   at=datetime.fromisoformat(data["at"]), partitions=partitions, counters=counters)
             yield None
 
     return {"watch_flags": watch_flags, "rearm": rearm}
+
+
+def _rearm(core: SlaCore, tables: Tables, *, partition: int, flag: str, at: datetime, partitions: int,
+           counters: Any) -> None:
+    """Mark the firing error-rate episodes of the services in `partition` (`SlaCore.flag_turned_on`)."""
+    tables.set_partition(partition)
+    try:
+        for service in core.services():
+            if partition_of(service, partitions=partitions) == partition and \
+                    core.flag_turned_on(service=service, flag=flag, at=at):
+                log.warning("sla: %s turned on during %s's error-rate episode: re-armed", flag, service)
+                counters["sla_rearmed_total"][service] += 1
+    finally:
+        tables.flush()

@@ -12,6 +12,7 @@ replay writes the same span again. A record that does not parse, or whose key is
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from collections.abc import AsyncIterator
@@ -53,11 +54,7 @@ def register_maintenance_watch(app: faust.App, *, core: SlaCore, tables: Tables,
     fanout = app.topic(f"{app.conf.id}-maintenance", key_serializer="raw", value_serializer="raw",
                        partitions=partitions, internal=True)
 
-    async def refuse(record: Any, reason: str) -> None:
-        counters["sla_dead_lettered_total"][record.message.topic] += 1
-        log.warning("dead-lettered", extra={"topic": record.message.topic, "offset": record.message.offset,
-                                            "reason": reason})
-        await publisher.dead_letter(record, reason=reason, group=app.conf.id)
+    refuse = functools.partial(_refuse, publisher=publisher, counters=counters, group=app.conf.id)
 
     @app.agent(windows, name="sla.watch_maintenance")
     async def watch_maintenance(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
@@ -81,16 +78,27 @@ def register_maintenance_watch(app: faust.App, *, core: SlaCore, tables: Tables,
     @app.agent(fanout, name="sla.plan_maintenance")
     async def plan_maintenance(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
         async for record in stream.events():
-            service, span = record.message.key.decode(), json.loads(record.value)
-            tables.set_partition(record.message.partition)
-            try:
-                core.plan_maintenance(service=service, window_id=span["window"], start=span["start"], end=span["end"])
-            finally:
-                tables.flush()
-            if span["end"] > span["start"]:
-                log.info("sla: maintenance %s covers %s over %s-%s", span["window"], service, span["start"], span["end"])
-            else:
-                log.info("sla: maintenance %s called off: covers %s no more", span["window"], service)
+            _plan(core, tables, service=record.message.key.decode(), span=json.loads(record.value),
+                  partition=record.message.partition)
             yield None
 
     return {"watch_maintenance": watch_maintenance, "plan_maintenance": plan_maintenance}
+
+
+def _plan(core: SlaCore, tables: Tables, *, service: str, span: dict[str, Any], partition: int) -> None:
+    """One window's span for `service`, into the maintenance table under the service's partition."""
+    tables.set_partition(partition)
+    try:
+        core.plan_maintenance(service=service, window_id=span["window"], start=span["start"], end=span["end"])
+    finally:
+        tables.flush()
+    if span["end"] > span["start"]:
+        log.info("sla: maintenance %s covers %s over %s-%s", span["window"], service, span["start"], span["end"])
+    else:
+        log.info("sla: maintenance %s called off: covers %s no more", span["window"], service)
+
+
+async def _refuse(record: Any, reason: str, *, publisher: Any, counters: Any, group: str) -> None:
+    counters["sla_dead_lettered_total"][record.message.topic] += 1
+    log.warning("dead-lettered", extra={"topic": record.message.topic, "offset": record.message.offset, "reason": reason})
+    await publisher.dead_letter(record, reason=reason, group=group)

@@ -12,7 +12,6 @@ Only the services whose partitions this worker owns are ticked (a standby's copy
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from collections.abc import Awaitable, Callable, Collection
 from typing import Any
 
@@ -23,18 +22,60 @@ from services.sla.service import SlaCore
 from services.sla.tables import Tables
 from shared.events import Event, TriggerCleared, TriggerFired
 
-__all__ = ["register_ticks"]
+__all__ = ["Ticker", "register_ticks"]
 
 log = logging.getLogger(__name__)
 _TRIGGERS = (TriggerFired, TriggerCleared)
 
 
-@dataclass
-class _Owner:
-    """The partitions this worker owned at the last tick, and since when."""
+class Ticker:
+    """`await ticker(owned_partitions)`: tick every service of the owned partitions; returns the trigger
+    events sent. A new assignment restarts the silence: it counts from the first tick that saw it."""
 
-    partitions: frozenset[int] = frozenset()
-    since: float = 0.0
+    def __init__(self, *, core: SlaCore, tables: Tables, outbox: Outbox, publisher: Any, counters: Any,
+                 idle_after: float, partitions: int) -> None:
+        self.core, self.tables, self.outbox, self.publisher, self.counters = core, tables, outbox, publisher, counters
+        self.idle_after, self.partitions = idle_after, partitions
+        self.owned: frozenset[int] = frozenset()
+        self.since = 0.0
+
+    async def __call__(self, owned: Collection[int]) -> int:
+        if frozenset(owned) != self.owned:  # a new assignment: silence counts from now
+            self.owned, self.since = frozenset(owned), self.core.clock()
+        touched: dict[str, int] = {}
+        reports: list[Event] = []
+        try:
+            for service in self.core.services():
+                partition = partition_of(service, partitions=self.partitions)
+                if partition in owned:
+                    out = self._tick(service, partition)
+                    if any(isinstance(e, _TRIGGERS) for e in out):
+                        touched[service] = partition
+                    reports += [e for e in out if not isinstance(e, _TRIGGERS)]
+        finally:
+            self.tables.flush()
+        await self._publish(reports)
+        sent = await self.outbox.publish(sorted(touched), partitions=touched) if touched else 0
+        self.counters["sla_ticks_total"]["all"] += 1
+        return sent
+
+    def _tick(self, service: str, partition: int) -> list[Event]:
+        self.tables.set_partition(partition)
+        try:
+            return self.core.tick(service, idle_after=self.idle_after, not_before=self.since)
+        except Exception:  # noqa: BLE001 - one service's bad state must not stop the others' clock
+            log.exception("sla tick failed for %s", service)
+            self.counters["sla_tick_failures_total"][service] += 1
+            return []
+
+    async def _publish(self, reports: list[Event]) -> None:
+        for report in reports:  # budget reports: a lost one is replaced by the next
+            try:
+                await self.publisher.publish(report)
+            except Exception:  # noqa: BLE001
+                kind = str(getattr(report, "type"))
+                log.exception("could not publish %s", kind)
+                self.counters["sla_publish_failures_total"][kind] += 1
 
 
 def register_ticks(
@@ -43,41 +84,8 @@ def register_ticks(
 ) -> Callable[[Collection[int]], Awaitable[int]]:
     """Tick every `every` seconds once the tables are recovered; `topic` (an input topic) tells which
     partitions this worker owns. Returns the tick itself (`await tick(owned_partitions)` -> events out)."""
-
-    owner = _Owner()
-
-    async def tick(owned: Collection[int]) -> int:
-        if frozenset(owned) != owner.partitions:  # a new assignment: silence counts from now
-            owner.partitions, owner.since = frozenset(owned), core.clock()
-        touched: dict[str, int] = {}
-        reports: list[Event] = []
-        try:
-            for service in core.services():
-                partition = partition_of(service, partitions=partitions)
-                if partition not in owned:
-                    continue
-                tables.set_partition(partition)
-                try:
-                    out = core.tick(service, idle_after=idle_after, not_before=owner.since)
-                except Exception:  # noqa: BLE001 - one service's bad state must not stop the others' clock
-                    log.exception("sla tick failed for %s", service)
-                    counters["sla_tick_failures_total"][service] += 1
-                    continue
-                if any(isinstance(e, _TRIGGERS) for e in out):
-                    touched[service] = partition
-                reports += [e for e in out if not isinstance(e, _TRIGGERS)]
-        finally:
-            tables.flush()
-        for report in reports:  # budget reports: a lost one is replaced by the next
-            try:
-                await publisher.publish(report)
-            except Exception:  # noqa: BLE001
-                kind = str(getattr(report, "type"))
-                log.exception("could not publish %s", kind)
-                counters["sla_publish_failures_total"][kind] += 1
-        sent = await outbox.publish(sorted(touched), partitions=touched) if touched else 0
-        counters["sla_ticks_total"]["all"] += 1
-        return sent
+    tick = Ticker(core=core, tables=tables, outbox=outbox, publisher=publisher, counters=counters,
+                  idle_after=idle_after, partitions=partitions)
 
     @app.timer(interval=every, name="sla.tick")  # type: ignore[untyped-decorator]
     async def tick_on_the_clock() -> None:
