@@ -33,7 +33,7 @@ from shared.kafka.codec import decode, encode
 from shared.kafka.dlq import dlq_headers, first_line
 from shared.telemetry import extract_context, inject_headers
 
-__all__ = ["FaustPublisher", "Counters", "Batches", "register_agents", "SOURCE"]
+__all__ = ["FaustPublisher", "Counters", "Batches", "register_agents", "refuse", "SOURCE"]
 
 SOURCE = "/safeguard/sla"
 log = logging.getLogger(__name__)
@@ -177,13 +177,8 @@ class Batches:
 
     async def dead_letter(self, dead: list[tuple[Any, str]]) -> None:
         """All sent at once, all acked before the batch's offsets are."""
-        for record, reason in dead:
-            self.counters["sla_dead_lettered_total"][record.message.topic] += 1
-            log.warning("dead-lettered", extra={"topic": record.message.topic, "offset": record.message.offset,
-                                                "reason": reason})
-        if dead:
-            await asyncio.gather(*(self.publisher.dead_letter(record, reason=reason, group=self.group)
-                                   for record, reason in dead))
+        await asyncio.gather(*(refuse(record, reason, publisher=self.publisher, counters=self.counters, group=self.group)
+                               for record, reason in dead))
 
     async def publish_triggers(self, emitted: list[tuple[Any, list[Event]]]) -> None:
         triggers = [(r, e) for r, out in emitted for e in out if isinstance(e, _TRIGGERS)]
@@ -217,6 +212,13 @@ class Batches:
             self.counters["sla_publish_failures_total"][kind] += 1
         else:
             self.counters["sla_published_total"][kind] += 1
+
+
+async def refuse(record: Any, reason: str, *, publisher: Any, counters: Counters, group: str) -> None:
+    """Dead-letter `record` (`publisher.dead_letter`: to `<topic>.dlq`, `shared.kafka.dlq` headers), counted and logged."""
+    counters["sla_dead_lettered_total"][record.message.topic] += 1
+    log.warning("dead-lettered", extra={"topic": record.message.topic, "offset": record.message.offset, "reason": reason})
+    await publisher.dead_letter(record, reason=reason, group=group)
 
 
 _TRIGGERS = (TriggerFired, TriggerCleared)

@@ -22,6 +22,7 @@ from typing import Any
 import faust
 from pydantic import ValidationError
 
+from services.sla.agents import refuse
 from services.sla.outbox import partition_of
 from services.sla.service import SlaCore
 from services.sla.tables import Tables
@@ -58,8 +59,8 @@ def register_flag_watch(app: faust.App, *, core: SlaCore, tables: Tables, publis
             try:
                 event = decode(record.message.topic, record.value)
             except (ValidationError, ValueError, KeyError) as exc:
-                counters["sla_dead_lettered_total"][record.message.topic] += 1
-                await publisher.dead_letter(record, reason=f"invalid event: {first_line(exc)}", group=app.conf.id)
+                await refuse(record, f"invalid event: {first_line(exc)}", publisher=publisher, counters=counters,
+                             group=app.conf.id)
                 yield None
                 continue
             if isinstance(event, FlagChanged) and turned_on(event):

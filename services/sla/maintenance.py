@@ -21,6 +21,7 @@ from typing import Any
 import faust
 from pydantic import ValidationError
 
+from services.sla.agents import refuse
 from services.sla.outbox import partition_of
 from services.sla.service import SlaCore
 from services.sla.tables import Tables
@@ -54,7 +55,7 @@ def register_maintenance_watch(app: faust.App, *, core: SlaCore, tables: Tables,
     fanout = app.topic(f"{app.conf.id}-maintenance", key_serializer="raw", value_serializer="raw",
                        partitions=partitions, internal=True)
 
-    refuse = functools.partial(_refuse, publisher=publisher, counters=counters, group=app.conf.id)
+    dead_letter = functools.partial(refuse, publisher=publisher, counters=counters, group=app.conf.id)
 
     @app.agent(windows, name="sla.watch_maintenance")
     async def watch_maintenance(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
@@ -62,11 +63,11 @@ def register_maintenance_watch(app: faust.App, *, core: SlaCore, tables: Tables,
             try:
                 event = decode(record.message.topic, record.value)
             except (ValidationError, ValueError, KeyError) as exc:
-                await refuse(record, f"invalid event: {first_line(exc)}")
+                await dead_letter(record, f"invalid event: {first_line(exc)}")
                 yield None
                 continue
             if record.message.key != event.key.encode():
-                await refuse(record, f"rejected: record key {record.message.key!r} does not match window {event.key!r}")
+                await dead_letter(record, f"rejected: record key {record.message.key!r} does not match window {event.key!r}")
                 yield None
                 continue
             for service, span in spans(event):  # each acked before this record is: none is lost
@@ -96,9 +97,3 @@ def _plan(core: SlaCore, tables: Tables, *, service: str, span: dict[str, Any], 
         log.info("sla: maintenance %s covers %s over %s-%s", span["window"], service, span["start"], span["end"])
     else:
         log.info("sla: maintenance %s called off: covers %s no more", span["window"], service)
-
-
-async def _refuse(record: Any, reason: str, *, publisher: Any, counters: Any, group: str) -> None:
-    counters["sla_dead_lettered_total"][record.message.topic] += 1
-    log.warning("dead-lettered", extra={"topic": record.message.topic, "offset": record.message.offset, "reason": reason})
-    await publisher.dead_letter(record, reason=reason, group=group)
