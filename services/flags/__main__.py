@@ -1,6 +1,23 @@
+"""`python -m services.flags [--instance N]`: instance 1 is configured by FLAGS_* alone; a further
+instance (N > 1, the native stack's `flags-2`) listens on $PORT, serves flagd sync on FLAGS_SYNC_PORT_<N>
+(else any free port) and keeps its own kill journal (`<journal>-<N>`)."""
+
+import argparse
+import os
+from pathlib import Path
+
 from services.flags.app import create_app
 from services.flags.settings import FlagsSettings
 from shared.http import serve
 
+parser = argparse.ArgumentParser(prog="python -m services.flags")
+parser.add_argument("--instance", type=int, default=1, help="which instance of the flags service (1, 2, ...)")
+instance = parser.parse_args().instance
 settings = FlagsSettings()
+if instance > 1:
+    journal = Path(settings.journal_path)
+    settings = settings.model_copy(update={
+        "port": int(os.environ.get("PORT", settings.port + instance - 1)),
+        "sync_port": int(os.environ.get(f"FLAGS_SYNC_PORT_{instance}", "0")),
+        "journal_path": str(journal.with_name(f"{journal.stem}-{instance}{journal.suffix}"))})
 serve(create_app(settings), host=settings.host, port=settings.port)

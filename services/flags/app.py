@@ -13,7 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from services.flags import api, ofrep, rules, sync_grpc
+from services.flags import api, ofrep, peers, rules, sync_grpc
 from services.flags.cache import FlagCache, open_redis
 from services.flags.exposure import ExposureRecorder, ExposureStore
 from services.flags.journal import KillJournal
@@ -54,7 +54,8 @@ def create_app(settings: FlagsSettings, *, publisher: Publisher | None = None,
             redis = await stack.enter_async_context(open_redis(settings.redis.url.get_secret_value()))
             journal = KillJournal(Path(settings.journal_path).expanduser(), redis=redis,
                                   redis_key=settings.cache_prefix + "pending-off")
-            svc = FlagService(repo=repo, cache=FlagCache(redis, prefix=settings.cache_prefix), publisher=publisher,
+            cache = FlagCache(redis, prefix=settings.cache_prefix)
+            svc = FlagService(repo=repo, cache=cache, publisher=publisher,
                               topic_prefix=settings.kafka.topic_prefix, journal=journal,
                               store_timeout_s=settings.store_timeout_s)
             app.state.flags = svc
@@ -65,11 +66,14 @@ def create_app(settings: FlagsSettings, *, publisher: Publisher | None = None,
             await svc.load()
             if migrated:
                 await _seed(svc, settings)
+            stopping = asyncio.Event()
             tasks = [asyncio.create_task(_every(settings.refresh_interval_s, svc.refresh, "refresh")),
                      asyncio.create_task(_every(settings.scheduler_interval_s, svc.run_due, "scheduler")),
                      asyncio.create_task(_every(settings.reconcile_interval_s, svc.reconcile, "reconcile")),
                      asyncio.create_task(svc.run_relay(interval_s=settings.relay_interval_s)),
-                     asyncio.create_task(app.state.exposures.run())]
+                     asyncio.create_task(app.state.exposures.run()),
+                     asyncio.create_task(peers.follow_peers(svc, url=settings.redis.url.get_secret_value(),
+                                                            channel=cache.channel, stop=stopping))]
             if pool is not None and not migrated:
                 tasks.append(asyncio.create_task(_migrate_later(pool, svc, settings)))
             if publisher is None:
@@ -79,6 +83,7 @@ def create_app(settings: FlagsSettings, *, publisher: Publisher | None = None,
             finally:
                 await limiter.aclose()
                 svc.broadcaster.close()
+                stopping.set()
                 for t in tasks:
                     t.cancel()
                 await asyncio.gather(*tasks, return_exceptions=True)
@@ -168,7 +173,8 @@ def _install_health(app: FastAPI) -> None:
         return {"status": "warn" if degraded else "pass", "service": "flags", "checks": dict(svc.status),
                 "outbox_failed": svc.outbox_failed, "pending_turn_offs": len(svc.pending),
                 "flags": len(svc.snapshot.entries), "revision": svc.snapshot.revision,
-                "loaded_from": svc.loaded_from, "sse_subscribers": svc.broadcaster.subscribers}
+                "loaded_from": svc.loaded_from, "sse_subscribers": svc.broadcaster.subscribers,
+                "peers": {"subscribed": svc.peers_subscribed, "changes_applied": svc.peer_changes}}
 
     @app.get("/readyz", tags=["ops"])
     async def readyz(request: Request) -> JSONResponse:

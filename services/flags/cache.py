@@ -1,8 +1,10 @@
-"""Outbound edge: the Redis copy of every flag, so a restart while Postgres is down still serves flags."""
+"""Outbound edge: the Redis copy of every flag, so a restart while Postgres is down still serves flags,
+and the `<prefix>changes` channel through which every change reaches the other flags instances."""
 
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -10,7 +12,7 @@ import redis.asyncio as aioredis
 
 from services.flags.models import FlagRecord
 
-__all__ = ["FlagCache", "open_redis"]
+__all__ = ["FlagCache", "open_redis", "peer_message"]
 
 
 @asynccontextmanager
@@ -22,13 +24,22 @@ async def open_redis(url: str) -> AsyncIterator[aioredis.Redis]:
         await client.aclose()
 
 
+def peer_message(*, origin: str, key: str, record: FlagRecord | None, revision: int, prev: int) -> str:
+    """One change for the other instances: the flag after it (None: deleted), the sender's snapshot
+    revision after it and before it (`prev`: a receiver that does not know `prev` yet missed a change)."""
+    return json.dumps({"origin": origin, "key": key, "revision": revision, "prev": prev,
+                       "record": record.model_dump(mode="json") if record else None}, separators=(",", ":"))
+
+
 class FlagCache:
-    """`<prefix>flags` hash (key -> record JSON) and `<prefix>revision`."""
+    """`<prefix>flags` hash (key -> record JSON), `<prefix>revision`, and the `<prefix>changes` channel."""
 
     def __init__(self, client: aioredis.Redis, *, prefix: str = "safeguard:flags:") -> None:
         self.client = client
         self.hash = prefix + "defs"
         self.rev = prefix + "revision"
+        self.channel = prefix + "changes"
+        self.origin = uuid.uuid4().hex  # this instance: it skips its own messages
 
     async def ping(self) -> None:
         await self.client.ping()
@@ -37,13 +48,16 @@ class FlagCache:
         raw = await self.client.get(self.rev)
         return int(raw) if raw else 0
 
-    async def put(self, record: FlagRecord | None, key: str, revision: int) -> None:
+    async def put(self, record: FlagRecord | None, key: str, revision: int, *, prev: int = 0) -> None:
+        """Copy one change and tell the other instances (PUBLISH), in one round trip."""
         async with self.client.pipeline(transaction=True) as pipe:
             if record is None:
                 pipe.hdel(self.hash, key)
             else:
                 pipe.hset(self.hash, key, record.model_dump_json())
             pipe.set(self.rev, revision)
+            pipe.publish(self.channel, peer_message(origin=self.origin, key=key, record=record,
+                                                    revision=revision, prev=prev))
             await pipe.execute()
 
     async def replace_all(self, records: list[FlagRecord], revision: int) -> None:

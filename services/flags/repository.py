@@ -144,6 +144,22 @@ class PgRepository:
             " AND ($2::bigint IS NULL OR id < $2) ORDER BY id DESC LIMIT $3", key, before_id, limit)
         return [_audit(r) for r in rows]
 
+    @asynccontextmanager
+    async def relay_turn(self) -> AsyncIterator[bool]:
+        """The outbox relay's turn (a session advisory lock per schema): True when this instance holds it.
+        Two instances never relay at once, so no entry is published twice; a dead holder's lock goes
+        with its connection."""
+        async with self.pool.acquire() as conn:
+            mine = bool(await conn.fetchval("SELECT pg_try_advisory_lock(hashtext(current_schema() || '.outbox'))"))
+            try:
+                yield mine
+            finally:
+                if mine:
+                    try:
+                        await conn.execute("SELECT pg_advisory_unlock(hashtext(current_schema() || '.outbox'))")
+                    except Exception:  # noqa: BLE001 - the connection is gone, and the lock with it
+                        logger.debug("outbox relay lock not released explicitly", exc_info=True)
+
     async def unpublished(self, *, limit: int) -> list[AuditEntry]:
         rows = await self.pool.fetch("SELECT * FROM audit_log WHERE NOT published AND publish_error IS NULL"
                                      " ORDER BY id LIMIT $1", limit)

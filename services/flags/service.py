@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import uuid
 from collections.abc import Callable, Mapping
@@ -76,6 +77,8 @@ class FlagService:
         self.store_timeout_s = store_timeout_s
         self.pending: list[PendingOff] = []
         self.outbox_failed = 0
+        self.peers_subscribed = False  # following the other instances' changes (services/flags/peers.py)
+        self.peer_changes = 0
 
     @property
     def ready(self) -> bool:
@@ -194,13 +197,14 @@ class FlagService:
         return after, entry
 
     async def _publish_local(self, key: str, after: FlagRecord | None, revision: int) -> None:
-        """Memory, SSE subscribers, then the Redis copy (best effort)."""
+        """Memory, SSE subscribers, then the Redis copy and the other instances (best effort, one round trip)."""
+        prev = self.snapshot.revision
         self.snapshot.apply(key, after)
         self.snapshot.revision = max(self.snapshot.revision, revision)
         self._broadcast(key, after)
         if self.cache is not None:
             try:
-                await self.cache.put(after, key, self.snapshot.revision)
+                await self.cache.put(after, key, self.snapshot.revision, prev=prev)
                 self._mark("redis", True)
             except Exception as exc:  # noqa: BLE001 - the refresher heals the cache later
                 self._mark("redis", False, exc)
@@ -210,6 +214,24 @@ class FlagService:
             return await self.repo.revision()
         except Exception:  # noqa: BLE001 - only used to order a delete
             return 0
+
+    def apply_peer(self, raw: bytes | str) -> bool:
+        """A change another instance made (Redis pub/sub): apply it if newer, push it to our subscribers.
+        Returns True when a change was missed before it (the caller reloads)."""
+        try:
+            msg = json.loads(raw)
+            record = FlagRecord.model_validate(msg["record"]) if msg["record"] is not None else None
+            key, revision, prev = str(msg["key"]), int(msg["revision"]), int(msg.get("prev", 0))
+        except (ValueError, KeyError, TypeError):
+            logger.warning("ignoring an unreadable peer change message")
+            return False
+        if self.cache is not None and msg.get("origin") == self.cache.origin:
+            return False
+        missed = prev > self.snapshot.revision
+        if self.snapshot.apply_newer(key, record, revision):
+            self.peer_changes += 1
+            self._broadcast(key, record)
+        return missed
 
     def _broadcast(self, key: str, record: FlagRecord | None) -> None:
         self.broadcaster.publish({"type": "flag", "key": key, "revision": self.snapshot.revision,
@@ -419,6 +441,23 @@ class FlagService:
             return await self._relay(self.publisher)
 
     async def _relay(self, pub: Any) -> int:
+        """One relay round, by one instance at a time (a Postgres advisory lock): no entry is published twice."""
+        turn = getattr(self.repo, "relay_turn", None)
+        if turn is None:
+            return await self._relay_round(pub)
+        async with contextlib.AsyncExitStack() as stack:
+            try:
+                mine = await stack.enter_async_context(turn())
+            except Exception as exc:  # noqa: BLE001 - Postgres down: nothing to relay now
+                self._mark("postgres", False, exc)
+                return 0
+            if not mine:  # another instance is relaying now: look again shortly
+                asyncio.get_running_loop().call_later(0.2, self._relay_wakeup.set)
+                return 0
+            return await self._relay_round(pub)
+        raise AssertionError("unreachable")  # pragma: no cover - mypy: AsyncExitStack may swallow
+
+    async def _relay_round(self, pub: Any) -> int:
         try:
             pending = await self.repo.unpublished(limit=200)
         except Exception as exc:  # noqa: BLE001 - Postgres down: nothing to relay now

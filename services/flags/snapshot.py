@@ -63,6 +63,22 @@ class Snapshot:
         self.revision = max(self.revision, record.revision)
         return True
 
+    def apply_newer(self, key: str, record: FlagRecord | None, revision: int) -> bool:
+        """Apply a change another instance made, only if it is newer (by revision) than what we hold for
+        `key`: a late or replayed message never brings an older state back. Returns True when applied."""
+        cur = self.entries.get(key)
+        if record is None:
+            if cur is None or cur.record.revision >= revision:
+                return False
+            del self.entries[key]
+        else:
+            if cur is not None and (cur.record.revision, cur.record.version) >= (record.revision, record.version):
+                return False
+            self.entries[key] = _entry(record)
+        self.generation += 1
+        self.revision = max(self.revision, revision)
+        return True
+
     def get(self, key: str) -> Entry | None:
         return self.entries.get(key)
 
