@@ -61,7 +61,7 @@ HAPROXY_RESOLVERS=""
 HAPROXY_SERVER_OPTS=""
 FRONT_BIND="127.0.0.1:$FRONT_PORT"
 DEMO_BIND="127.0.0.1:$DEMO_PORT"
-FLAGS_ADDR="127.0.0.1:$FLAGS_PORT" HEALTH_ADDR="127.0.0.1:$HEALTH_PORT" SLA_ADDR="127.0.0.1:$SLA_PORT"
+FLAGS_ADDR="127.0.0.1:$FLAGS_PORT" FLAGS_2_ADDR="127.0.0.1:$FLAGS_PORT_2" HEALTH_ADDR="127.0.0.1:$HEALTH_PORT" SLA_ADDR="127.0.0.1:$SLA_PORT"
 RECOVERY_ADDR="127.0.0.1:$RECOVERY_PORT" NOTIFIER_ADDR="127.0.0.1:$NOTIFIER_PORT"
 DEMO_BLUE_ADDR="127.0.0.1:$DEMO_BLUE_PORT" DEMO_GREEN_ADDR="127.0.0.1:$DEMO_GREEN_PORT"
 NODE_DEMO_BIND="127.0.0.1:$NODE_DEMO_PORT"
@@ -138,6 +138,7 @@ done < <(programs)
 # Credentials: made on first start in .stack/secrets/ (mode 600), never printed (stack/lib.sh `secret`)
 [ -n "$POSTGRES_PASSWORD" ] || POSTGRES_PASSWORD="$(secret postgres-password)"
 for p in $KAFKA_PRINCIPALS; do secret "kafka-$p" >/dev/null; done
+ln -sfn kafka-flags "$SECRETS/kafka-flags-2"   # flags-2 logs in as flags (stack/run.sh reads kafka-<program>)
 KAFKA_ADMIN_PASSWORD="$(secret kafka-admin)"
 KAFKA_SASL_MECHANISM_LC="${KAFKA_SASL_MECHANISM,,}"
 
@@ -252,6 +253,8 @@ if [ -n "$SUP_PID" ]; then
   log "supervisord already running (pid $SUP_PID): re-reading config"
   ctl reread >/dev/null
   ctl update >/dev/null
+  # a program added to programs.conf re-creates the group (supervisord stops it): start it again now
+  ctl start 'safeguard:*' >/dev/null 2>&1 || true
   for p in "${changed[@]}"; do
     if [[ "$(ctl status "infra:$p" 2>/dev/null || true)" == *RUNNING* ]]; then
       # keep the traffic where `safeguard deploy/switch` put it (loaded back by load-server-state-from-file)
