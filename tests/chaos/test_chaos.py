@@ -24,14 +24,10 @@ SECONDS = float(os.environ.get("CHAOS_TEST_SECONDS", "6"))
 
 # Targets a fault is known to miss (an xfail with the reason, not strict: a pass is reported as XPASS).
 # Fixed before: HAProxy re-probes flags every 250 ms while down and retries refused connections; Faust's
-# session timeout is 10 s so a killed sla worker gets its partitions back fast.
-KNOWN: dict[tuple[str, str], str] = {
-    ("evaluations", "kill-flags"): (
-        "flags runs as ONE process: after kill -9 it answers again in 0.9-1.2 s on a quiet 2-core machine "
-        "(no OFREP failure), but 2.5-3.2 s under CPU load (2 of 2 full runs on 2026-11-30 with other work on "
-        "the machine: 15 and 60 OFREP failures, 503 from HAProxy once the only server is DOWN, and 2 s client "
-        "timeouts). The fix is a second flags instance behind HAProxy (issue 12, horizontal flags)."),
-}
+# session timeout is 10 s so a killed sla worker gets its partitions back fast; kill-flags evaluations:
+# two flags instances behind HAProxy (flags, flags-2), a refused connection is retried on the other
+# (docs/flags-scale.md), so the check is strict.
+KNOWN: dict[tuple[str, str], str] = {}
 
 
 def cases(target: str) -> list[object]:
