@@ -20,7 +20,7 @@ from sdk.middleware import RequestRecorder, RequestsMiddleware
 from services.health.config import parse_config
 from services.health.probes import Defaults, Prober
 from services.health.runner import ProbeRunner
-from shared.breakers import BreakerConfig, CircuitBreaker
+from sdk.circuit import BreakerConfig, CircuitBreaker
 from shared.testing import InMemoryPublisher
 
 REQUESTS = 3000

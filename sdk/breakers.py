@@ -1,6 +1,6 @@
 """Circuit breakers for a protected app: the registry, an asyncpg pool and a Redis client behind them.
 
-The state machine and the Redis-shared OPEN state are `shared.breakers`; this module binds
+The state machine and the Redis-shared OPEN state are `sdk.circuit`; this module binds
 them to the app's service/instance, publishes every state change as a
 `CircuitBreakerStateChanged`, and wraps the two clients the runbook names:
 
@@ -21,7 +21,7 @@ from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
 from sdk.dependencies import CallTimer
-from shared.breakers import (
+from sdk.circuit import (
     BreakerConfig, CallNotPermittedError, CircuitBreaker, SharedBreakerState, Transition,
 )
 from shared.events import CircuitBreakerStateChanged, DependencyStats, PoolStats

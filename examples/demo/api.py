@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from redis.exceptions import RedisError
 
 from examples.demo.faults import FaultUpdate
-from shared.breakers import CallNotPermittedError
+from sdk.circuit import CallNotPermittedError
 
 __all__ = ["admin_router", "router", "v2_router"]
 

@@ -20,7 +20,7 @@ from sdk.commands import CommandHandlers, CommandListener, RedisRestartGate
 from sdk.middleware import RequestRecorder, RequestsMiddleware, add_rate_limiting
 from sdk.stats import ProcessStatsReporter
 from shared.auth import Authenticator
-from shared.breakers import BreakerConfig, RedisBreakerState
+from sdk.circuit import BreakerConfig, RedisBreakerState
 from shared.guard import install_guard
 from shared.kafka import KafkaPublisher, Publisher
 from shared.kafka.liveness import consumer_health

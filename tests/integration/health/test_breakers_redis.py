@@ -10,7 +10,7 @@ import redis.asyncio as aioredis
 import redis.exceptions
 
 from sdk.breakers import BreakerRegistry, GuardedRedis
-from shared.breakers import BreakerConfig, BreakerState, CallNotPermittedError, RedisBreakerState
+from sdk.circuit import BreakerConfig, BreakerState, CallNotPermittedError, RedisBreakerState
 
 CFG = BreakerConfig(sliding_window_size=4, minimum_number_of_calls=4, wait_duration_in_open_state_s=2.0,
                     permitted_number_of_calls_in_half_open_state=2)

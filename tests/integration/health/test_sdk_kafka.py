@@ -11,7 +11,7 @@ from fastapi import FastAPI, HTTPException
 from sdk.breakers import BreakerRegistry, GuardedPool
 from sdk.commands import CommandHandlers, CommandListener
 from sdk.middleware import RequestRecorder, RequestsMiddleware
-from shared.breakers import BreakerConfig, BreakerState
+from sdk.circuit import BreakerConfig, BreakerState
 from shared.events import OpenCircuitBreaker, RequestsObserved, RestartConnectionPool
 from shared.kafka import KafkaPublisher
 from shared.settings import KafkaSettings

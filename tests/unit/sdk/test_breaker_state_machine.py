@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from shared.breakers import (
+from sdk.circuit import (
     BreakerConfig, BreakerState, CallNotPermittedError, CircuitBreaker, SharedOpen, Transition,
 )
 from shared.testing import FakeClock

@@ -5,7 +5,7 @@ from datetime import timedelta
 
 from sdk.breakers import BreakerRegistry
 from sdk.commands import CommandHandlers
-from shared.breakers import BreakerState
+from sdk.circuit import BreakerState
 from shared.events import CircuitBreakerStateChanged, OpenCircuitBreaker, RestartConnectionPool, RestartProcess, utcnow
 from shared.testing import InMemoryPublisher
 
