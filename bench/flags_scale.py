@@ -66,6 +66,8 @@ backend flags
     balance leastconn
     retries 3
     option redispatch 1
+    option http-buffer-request
+    timeout connect 200ms
     retry-on conn-failure empty-response
 {servers}
 """
