@@ -30,7 +30,7 @@ from services.notifier.maintenance import MaintenanceWindow
 from services.notifier.maintenance_store import MaintenanceStore, MemoryMaintenanceStore, PgMaintenanceStore
 from services.notifier.models import Change, Incident, TimelineEntry
 from services.notifier.repository import MemoryIncidentStore, PgIncidentStore, migrate, open_pool
-from services.notifier.service import IncidentStore
+from services.notifier.ports import IncidentStore
 from services.notifier.settings import NotifierSettings
 from services.notifier.status_sources import IncidentHistory, PgHistory, Snapshot, StatusData, StoreHistory
 from shared.auth import AuthSettings

@@ -20,7 +20,8 @@ from services.notifier.oncall import OnCallSchedule, load_oncall
 from services.notifier.policy import NotifierPolicy, load_policy
 from services.notifier.public import Public, open_public
 from services.notifier.repository import PgIncidentStore, migrate, open_pool
-from services.notifier.service import IncidentStore, NotifierService, Sender
+from services.notifier.ports import IncidentStore, Sender
+from services.notifier.service import NotifierService
 from services.notifier.settings import NotifierSettings
 from services.notifier.status_sources import StatusData, StatusPageSettings, open_status_data
 from shared.auth import Authenticator

@@ -13,7 +13,7 @@ import httpx
 from services.notifier.maintenance_service import MaintenanceService
 from services.notifier.maintenance_store import MaintenanceStore, MemoryMaintenanceStore, PgMaintenanceStore
 from services.notifier.policy import NotifierPolicy
-from services.notifier.service import Sender
+from services.notifier.ports import Sender
 from services.notifier.settings import NotifierSettings
 from services.notifier.subscriber_relay import FanOutSender, Links, SmtpMailer, SubscriberRelay
 from services.notifier.subscription_store import PgSubscriberStore

@@ -17,9 +17,8 @@ import asyncio
 import hashlib
 import logging
 import uuid
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Protocol, cast
+from typing import cast
 
 from opentelemetry import trace
 
@@ -27,21 +26,21 @@ from services.notifier import grouping
 from services.notifier.ack import AckLinks
 from services.notifier.impact import ImpactSource
 from services.notifier.maintenance import Silences
-from services.notifier.models import Change, DeliveryRecord, Incident, OutboxRow, TimelineEntry
+from services.notifier.models import Change, DeliveryRecord, Incident, TimelineEntry
 from services.notifier.oncall import OnCallSchedule
 from services.notifier.policy import ChannelName, NotifierPolicy
+from services.notifier.ports import IncidentStore, Sender
 from services.notifier.report import VERIFIED, fmt_duration, kept_off_note, render_report
 from shared.events import (
-    DeploymentRolledBack, Event, IncidentAcknowledged, IncidentEscalated, IncidentMitigated, IncidentOpened, IncidentResolved,
+    DeploymentRolledBack, IncidentAcknowledged, IncidentEscalated, IncidentMitigated, IncidentOpened, IncidentResolved,
     NotificationDelivered, NotificationFailed, RecoveryActionFailed, RecoveryActionStarted, RecoveryActionSucceeded,
     RecoveryActionVerified, TriggerCleared, TriggerFired,
 )
 from shared.humanize import describe_clear, describe_trigger
-from shared.kafka import Publisher
+from shared.ports import Clock, Publisher
 from shared.tracing_links import continued, current_traceparent
 
-__all__ = ["NotifierService", "IncidentStore", "Sender", "NotFound", "Conflict", "StaleIncident",
-           "incident_id_for"]
+__all__ = ["NotifierService", "NotFound", "Conflict", "StaleIncident", "incident_id_for"]
 
 log = logging.getLogger(__name__)
 _tracer = trace.get_tracer(__name__)
@@ -59,26 +58,6 @@ class StaleIncident(RuntimeError):
     """Another instance changed the incident since it was read (the consumer's retry reads it again)."""
 
 
-class IncidentStore(Protocol):
-    async def commit(self, change: Change) -> bool: ...
-    async def get(self, incident_id: str) -> Incident | None: ...
-    async def open_incidents(self) -> list[Incident]: ...
-    async def due_escalations(self, *, now: datetime) -> list[Incident]: ...
-    async def recent(self, *, since: datetime, limit: int = 200) -> list[Incident]: ...
-    async def report(self, incident_id: str) -> str | None: ...
-    async def deliveries(self, incident_id: str) -> list[DeliveryRecord]: ...
-    async def claim_events(self, *, now: datetime, lease: timedelta, limit: int = 100) -> list[OutboxRow]: ...
-    async def event_sent(self, row_id: int) -> None: ...
-    async def event_failed(self, row_id: int, *, error: str, next_at: datetime) -> None: ...
-    async def claim_notices(self, *, now: datetime, lease: timedelta, limit: int = 50) -> list[DeliveryRecord]: ...
-    async def notice_done(self, record: DeliveryRecord, *, event: Event) -> None: ...
-
-
-class Sender(Protocol):
-    async def send(self, *, channel: ChannelName, recipient: str, message: str, incident: Incident | None) -> None:
-        """Deliver one notice; raise when it could not be delivered (after the sender's own retries)."""
-
-
 def incident_id_for(service: str, episode_id: str) -> str:
     """Deterministic, so a redelivered trigger finds its incident instead of opening a second one."""
     return "inc-" + hashlib.sha256(f"{service}\x00{episode_id}".encode()).hexdigest()[:16]
@@ -90,7 +69,7 @@ def _utcnow() -> datetime:
 
 class NotifierService:
     def __init__(self, *, policy: NotifierPolicy, publisher: Publisher, store: IncidentStore, sender: Sender,
-                 now: Callable[[], datetime] = _utcnow, lease_s: float = 120.0, silences: Silences | None = None,
+                 now: Clock = _utcnow, lease_s: float = 120.0, silences: Silences | None = None,
                  oncall: OnCallSchedule | None = None, ack: AckLinks | None = None,
                  impact: ImpactSource | None = None) -> None:
         """`lease_s`: how long a claimed event or notice is left to its instance before another may send it.

@@ -17,7 +17,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.notifier.maintenance_store import MaintenanceStore
-from services.notifier.service import IncidentStore
+from services.notifier.ports import IncidentStore
 from services.notifier.maintenance import MaintenanceWindow
 from services.notifier.status_page import HISTORY, build_status
 from services.notifier.uptime import DAYS, Outage

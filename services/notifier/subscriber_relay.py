@@ -21,7 +21,7 @@ import httpx
 
 from services.notifier.models import Incident
 from services.notifier.policy import ChannelName, Webhook
-from services.notifier.service import Sender
+from services.notifier.ports import Sender
 from services.notifier.settings import SmtpSettings, SubscriptionSettings
 from services.notifier.subscription_store import Due, PgSubscriberStore
 from services.notifier.subscriptions import (

@@ -16,7 +16,8 @@ from services.recovery.pause import MemoryPauseStore, PauseStore
 from services.recovery.pause_store import PgPauseStore
 from services.recovery.policy import RecoveryPolicy, load_policy
 from services.recovery.repository import PgAuditStore, migrate, open_pool
-from services.recovery.service import AuditStore, FlagsClient, RecoveryService
+from services.recovery.ports import AuditStore, FlagsClient
+from services.recovery.service import RecoveryService
 from services.recovery.settings import RecoverySettings
 from shared.auth import Authenticator
 from shared.http import healthz_router

@@ -14,6 +14,7 @@ from datetime import datetime
 from aiokafka import AIOKafkaConsumer
 from pydantic import ValidationError
 
+from services.recovery.ports import Report
 from shared.events import CircuitBreakerStateChanged, Event, ProcessStatsReported
 from shared.kafka.codec import decode
 from shared.settings import KafkaSettings
@@ -22,7 +23,6 @@ from shared.topics import HEALTH_CHECKS
 __all__ = ["HealthWatch", "Report"]
 
 log = logging.getLogger(__name__)
-Report = ProcessStatsReported | CircuitBreakerStateChanged
 
 
 class HealthWatch:

@@ -12,9 +12,9 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 
 from services.recovery.executors import Executor, Restarted, Target, restart_in_turn
-from services.recovery.health_watch import HealthWatch
 from services.recovery.models import ActionRecord
 from services.recovery.policy import ActionRule
+from services.recovery.ports import HealthReports
 from services.recovery.verify import Verifier
 
 __all__ = ["Operator", "Effect"]
@@ -25,7 +25,7 @@ Effect = Callable[[ActionRecord, str | None, float], Awaitable[None]]  # (action
 
 class Operator:
     def __init__(self, *, executor: Executor | None = None, targets: Mapping[str, Sequence[Target]] | None = None,
-                 verifier: Verifier | None = None, watch: HealthWatch | None = None, dry_run: bool = False) -> None:
+                 verifier: Verifier | None = None, watch: HealthReports | None = None, dry_run: bool = False) -> None:
         self.executor, self.targets, self.verifier = executor, dict(targets or {}), verifier
         self.watch, self.dry_run = watch, dry_run
         self._in_flight: dict[str, tuple[str, str, str | None]] = {}

@@ -15,19 +15,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
-from contextlib import AbstractAsyncContextManager
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
 
 from opentelemetry import trace
 
-from services.recovery.effects import ActionView, FlagKill, Outcome
+from services.recovery.effects import ActionView, Outcome
 from services.recovery.executors import ExecutorError
 from services.recovery.models import ActionRecord, Episode, History, RunRequest
 from services.recovery.operator import Operator
 from services.recovery.pause import MemoryPauseStore, PauseStore, pause_reason
 from services.recovery.policy import ActionRule, RecoveryPolicy
+from services.recovery.ports import AuditStore, FlagsClient
 from services.recovery.slow_dependency import NO_SLOW_DEPENDENCY, choose_breaker, forced_open, reports_dependencies
 from shared.events import (
     Command, DisableNewFeatures, OpenCircuitBreaker, RecoveryActionFailed, RecoveryActionStarted,
@@ -35,45 +34,12 @@ from shared.events import (
     TriggerFired,
 )
 from shared.humanize import describe_trigger
-from shared.kafka import Publisher
+from shared.ports import Clock, Publisher
 
-__all__ = ["RecoveryService", "FlagsClient", "AuditStore", "Claims", "Episode", "ClaimBusy", "RESUMED"]
+__all__ = ["RecoveryService", "Episode", "ClaimBusy", "RESUMED"]
 
 log = logging.getLogger(__name__)
 _tracer = trace.get_tracer(__name__)
-
-
-class FlagsClient(Protocol):
-    async def kill_new(self, *, reason: str) -> list[str]: ...
-
-
-class Claims(Protocol):
-    async def history(self, *, service: str, trigger: str, episode_id: str, now: datetime) -> History: ...
-    async def insert(self, record: ActionRecord, *, lease_until: datetime | None,
-                     deadline: datetime | None) -> None: ...
-
-
-class AuditStore(Protocol):
-    async def save(self, record: ActionRecord) -> None: ...
-    async def recent(self, *, limit: int, service: str | None) -> list[ActionView]: ...
-    def claiming(self, *, service: str, trigger: str) -> AbstractAsyncContextManager[Claims]: ...
-    async def settle(self, record: ActionRecord, *, deadline: datetime, killed: Sequence[str] = ()) -> None: ...
-    async def record_effect(self, action_id: str, *, outcome: Outcome, effect: str, seconds: float,
-                            at: datetime) -> bool: ...
-    async def mark_effect_reported(self, action_id: str) -> None: ...
-    async def unreported_effects(self) -> list[ActionView]: ...
-    async def kills(self, *, limit: int = 100) -> list[FlagKill]: ...
-    async def skipped_while_paused(self, service: str | None = None) -> list[Episode]: ...
-    async def release(self, action_id: str) -> None: ...
-    async def finish(self, record: ActionRecord) -> bool: ...
-    async def mark_reported(self, action_id: str) -> None: ...
-    async def unreported(self) -> list[ActionRecord]: ...
-    async def pending(self, *, now: datetime, episode_id: str | None = None,
-                      due: datetime | None = None) -> list[ActionRecord]: ...
-    async def save_episode(self, ep: Episode, *, at: datetime) -> None: ...
-    async def end_episode(self, episode_id: str, *, at: datetime) -> None: ...
-    async def cleared(self, episode_id: str) -> bool: ...
-    async def active(self, service: str | None = None) -> list[Episode]: ...
 
 
 RESUMED = "recovery:resumed"  # the actor of an action taken after a resume on an episode skipped while paused
@@ -93,7 +59,7 @@ def _utcnow() -> datetime:
 
 class RecoveryService:
     def __init__(self, *, policy: RecoveryPolicy, publisher: Publisher, flags: FlagsClient, audit: AuditStore,
-                 now: Callable[[], datetime] = _utcnow, lease_s: float = 60.0, busy_poll_s: float = 0.5,
+                 now: Clock = _utcnow, lease_s: float = 60.0, busy_poll_s: float = 0.5,
                  sleep: Callable[[float], Awaitable[None]] = asyncio.sleep, pauses: PauseStore | None = None,
                  operator: Operator | None = None) -> None:
         """`lease_s`: how long a claim may stay unsent before another instance takes it over (longer than

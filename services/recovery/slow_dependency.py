@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from services.recovery.health_watch import HealthWatch, Report
+from services.recovery.ports import HealthReports, Report
 from shared.events import CircuitBreakerStateChanged, DependencyStats, ProcessStatsReported
 
 __all__ = ["SlowDependency", "slowest", "choose_breaker", "forced_open", "reports_dependencies", "NO_SLOW_DEPENDENCY",
@@ -63,7 +63,7 @@ def reports_dependencies(reports: Iterable[Report], *, service: str) -> bool:
     return any(isinstance(e, ProcessStatsReported) and e.service == service and e.dependencies for e in reports)
 
 
-async def choose_breaker(watch: HealthWatch, *, service: str, now: datetime) -> SlowDependency | None:
+async def choose_breaker(watch: HealthReports, *, service: str, now: datetime) -> SlowDependency | None:
     """From each instance's last report; if none shows a slow dependency, once more after the next report
     (within WAIT_S). That one is conclusive: the trigger fires after responses were slow for the window and
     the hold, so a dependency behind them has had calls in flight past its slow threshold by then."""

@@ -20,7 +20,7 @@ from typing import Protocol
 import httpx
 from pydantic import SecretStr
 
-from services.recovery.health_watch import HealthWatch, Report
+from services.recovery.ports import HealthReports, Report
 from services.recovery.models import ActionRecord
 from services.recovery.policy import ActionRule
 from shared.events import CircuitBreakerStateChanged, ProcessStatsReported
@@ -59,7 +59,7 @@ def _for(rec: ActionRecord, e: Report) -> bool:
 
 
 class EffectChecks:
-    def __init__(self, *, watch: HealthWatch | None, flags: FlagsProbe | None, timeout_s: float = 60.0,
+    def __init__(self, *, watch: HealthReports | None, flags: FlagsProbe | None, timeout_s: float = 60.0,
                  poll_s: float = 0.2) -> None:
         self.watch, self.flags, self.timeout_s, self.poll_s = watch, flags, timeout_s, poll_s
 

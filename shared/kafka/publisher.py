@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Protocol
 
 from aiokafka import AIOKafkaProducer
 from opentelemetry import trace
@@ -12,16 +11,13 @@ from opentelemetry.trace import SpanKind
 
 from shared.events import Event
 from shared.kafka.codec import Headers, encode
+from shared.ports import Publisher, RawPublisher
 from shared.settings import KafkaSettings
 from shared.telemetry import inject_headers
 
-__all__ = ["Publisher", "KafkaPublisher"]
+__all__ = ["Publisher", "RawPublisher", "KafkaPublisher"]
 
 _tracer = trace.get_tracer("safeguard.kafka")
-
-
-class Publisher(Protocol):
-    async def publish(self, event: Event, *, topic: str | None = None) -> None: ...
 
 
 class KafkaPublisher:
