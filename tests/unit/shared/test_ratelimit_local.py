@@ -11,7 +11,7 @@ from pydantic import SecretStr
 from shared.auth import AuthSettings, Authenticator
 from shared.ratelimit import RateLimiter
 from shared.ratelimit_local import LocalWindows
-from tests.unit.flags.test_ratelimit import _app, _client
+from tests.unit.shared.test_ratelimit import _app, _client
 
 
 class _Clock:
