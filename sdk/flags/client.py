@@ -30,6 +30,7 @@ import httpx
 
 from sdk.flags.evaluator import CODE_DEFAULT, CompiledFlag, FlagSpec, Resolution, compile_flag, evaluate
 from sdk.flags.exposure import ExposureBuffer, ExposureReporter
+from sdk.flags.provider import SafeguardProvider
 
 __all__ = ["FlagClient"]
 
@@ -165,9 +166,8 @@ class FlagClient:
     def keys(self) -> list[str]:
         return sorted(self._flags)
 
-    def provider(self) -> Any:
+    def provider(self) -> SafeguardProvider:
         """An OpenFeature provider over this client (`api.set_provider(client.provider())`)."""
-        from sdk.flags.provider import SafeguardProvider
         return SafeguardProvider(self)
 
     # ------------------------------------------------------------------ following the service

@@ -1,19 +1,21 @@
-"""OpenFeature provider over a `FlagClient`: local evaluation, no network per call."""
+"""OpenFeature provider over a `FlagClient`: local evaluation, no network per call.
+
+It needs only something that evaluates (`Evaluator`), so it imports nothing from the client
+(`FlagClient.provider()` builds one; the import runs client -> provider, never back)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, Protocol, cast
 
 from openfeature.evaluation_context import EvaluationContext
 from openfeature.exception import ErrorCode
 from openfeature.flag_evaluation import FlagResolutionDetails, Reason
 from openfeature.provider import AbstractProvider, Metadata
 
-if TYPE_CHECKING:
-    from sdk.flags.client import FlagClient
+from sdk.flags.evaluator import Resolution
 
-__all__ = ["SafeguardProvider"]
+__all__ = ["SafeguardProvider", "Evaluator"]
 
 _KINDS: dict[str, tuple[type, ...]] = {"bool": (bool,), "str": (str,), "int": (int,), "float": (int, float),
                                        "object": (dict, list)}
@@ -28,8 +30,14 @@ def _context(ctx: EvaluationContext | None) -> dict[str, Any]:
     return out
 
 
+class Evaluator(Protocol):
+    """What the provider needs from a `FlagClient`: a local evaluation of one flag."""
+
+    def evaluate(self, key: str, context: Mapping[str, Any] | None = None) -> Resolution: ...
+
+
 class SafeguardProvider(AbstractProvider):
-    def __init__(self, client: FlagClient) -> None:
+    def __init__(self, client: Evaluator) -> None:
         self.client = client
 
     def get_metadata(self) -> Metadata:
