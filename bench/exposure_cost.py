@@ -11,7 +11,7 @@ import time
 from typing import Any
 
 from bench.report import record
-from sdk.flags.evaluator import FlagSpec, compile_flag, evaluate
+from shared.flags.evaluator import FlagSpec, compile_flag, evaluate
 from sdk.flags.exposure import ExposureBuffer
 from services.flags.exposure import ExposureRecorder
 from services.flags.rules import rollout_targeting

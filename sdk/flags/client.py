@@ -28,9 +28,9 @@ from typing import Any, TypeVar, cast
 
 import httpx
 
-from sdk.flags.evaluator import CODE_DEFAULT, CompiledFlag, FlagSpec, Resolution, compile_flag, evaluate
 from sdk.flags.exposure import ExposureBuffer, ExposureReporter
 from sdk.flags.provider import SafeguardProvider
+from shared.flags.evaluator import CODE_DEFAULT, CompiledFlag, FlagSpec, Resolution, compile_flag, evaluate
 
 __all__ = ["FlagClient"]
 

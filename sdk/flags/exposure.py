@@ -24,7 +24,7 @@ from typing import Any
 
 import httpx
 
-from sdk.flags.evaluator import CODE_DEFAULT, CompiledFlag, Resolution
+from shared.flags.evaluator import CODE_DEFAULT, CompiledFlag, Resolution
 
 __all__ = ["key_hash", "is_in", "ExposureBuffer", "ExposureReporter", "EXPOSURES_PATH"]
 

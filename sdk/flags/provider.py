@@ -13,7 +13,7 @@ from openfeature.exception import ErrorCode
 from openfeature.flag_evaluation import FlagResolutionDetails, Reason
 from openfeature.provider import AbstractProvider, Metadata
 
-from sdk.flags.evaluator import Resolution
+from shared.flags.evaluator import Resolution
 
 __all__ = ["SafeguardProvider", "Evaluator"]
 

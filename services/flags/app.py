@@ -22,7 +22,7 @@ from services.flags.repository import PgRepository, Repository, migrate, open_po
 from services.flags.service import FlagService, Unavailable
 from services.flags.settings import FlagsSettings
 from services.flags.snapshot import StreamSlots
-from sdk.flags.jsonlogic import LogicError
+from shared.flags.jsonlogic import LogicError
 from shared.auth import Authenticator
 from shared.guard import install_guard
 from shared.kafka import KafkaPublisher, Publisher

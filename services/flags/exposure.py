@@ -21,7 +21,7 @@ import redis.asyncio as aioredis
 from pydantic import BaseModel, ConfigDict, Field, RootModel
 from redis.exceptions import RedisError
 
-from sdk.flags.evaluator import CompiledFlag, Resolution
+from shared.flags.evaluator import CompiledFlag, Resolution
 from sdk.flags.exposure import is_in, key_hash
 
 __all__ = ["ExposureStore", "ExposureRecorder", "Exposure", "ExposureBatch", "WINDOW_S"]

@@ -8,8 +8,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
-from sdk.flags.evaluator import off_variant_of
-from sdk.flags.jsonlogic import MAX_DEPTH, LogicError, compile_rule, resolve_refs
+from shared.flags.evaluator import off_variant_of
+from shared.flags.jsonlogic import MAX_DEPTH, LogicError, compile_rule, resolve_refs
 
 __all__ = [
     "KEY_RE", "FlagKey", "FlagRecord", "FlagCreate", "FlagUpdate", "FlagRead", "RolloutRequest", "ReasonBody",

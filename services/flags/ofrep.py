@@ -28,7 +28,7 @@ from services.flags.api import not_ready, ready
 from services.flags.exposure import ExposureRecorder
 from services.flags.service import FlagService
 from services.flags.snapshot import Snapshot, etag_for
-from sdk.flags.evaluator import Resolution
+from shared.flags.evaluator import Resolution
 from shared.auth import Authenticator
 
 __all__ = ["build_ofrep_router", "ofrep_body", "parse_context", "OfrepFastPath", "AnswerCache", "dumps", "untraced"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from services.flags.models import DefinitionError, FlagCreate, FlagRecord, FlagUpdate, validate_definition
-from sdk.flags.evaluator import off_variant_of
+from shared.flags.evaluator import off_variant_of
 
 __all__ = [
     "FlagNotFound", "Conflict", "create", "update", "set_enabled", "rollout", "delete", "ROLLOUT_SCALE",

@@ -32,8 +32,8 @@ from services.flags.models import (
 )
 from services.flags.repository import Change, Repository
 from services.flags.snapshot import Broadcaster, Snapshot
-from sdk.flags.evaluator import Resolution, evaluate, off_variant_of
-from sdk.flags.jsonlogic import LogicError, compile_rule, resolve_refs
+from shared.flags.evaluator import Resolution, evaluate, off_variant_of
+from shared.flags.jsonlogic import LogicError, compile_rule, resolve_refs
 from shared.events import FlagChanged, FlagSnapshot
 from shared.events.flags import FlagAction
 from shared.kafka import Publisher

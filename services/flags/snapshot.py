@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from services.flags.models import FlagRecord
-from sdk.flags.evaluator import CompiledFlag, FlagSpec, compile_flag
+from shared.flags.evaluator import CompiledFlag, FlagSpec, compile_flag
 
 __all__ = ["Snapshot", "Entry", "Broadcaster", "StreamSlots", "etag_for"]
 

@@ -6,7 +6,7 @@ import pytest
 
 from services.flags import rules
 from services.flags.models import DefinitionError, FlagCreate, FlagUpdate
-from sdk.flags.evaluator import FlagSpec, compile_flag, evaluate
+from shared.flags.evaluator import FlagSpec, compile_flag, evaluate
 
 
 def _new(**kw: object) -> rules.FlagRecord:

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 
 from sdk.flags.client import FlagClient
-from sdk.flags.evaluator import FlagSpec, compile_flag, evaluate
+from shared.flags.evaluator import FlagSpec, compile_flag, evaluate
 from sdk.flags.exposure import EXPOSURES_PATH, ExposureBuffer, ExposureReporter, key_hash
 from services.flags.rules import rollout_targeting
 

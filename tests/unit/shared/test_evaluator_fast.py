@@ -11,8 +11,8 @@ from openfeature.contrib.tools.flagd.core import FlagdCore
 from openfeature.contrib.tools.flagd.core.targeting.custom_ops import fractional as flagd_fractional
 from openfeature.evaluation_context import EvaluationContext
 
-from sdk.flags.evaluator import FlagSpec, compile_flag, evaluate
-from sdk.flags.jsonlogic import compile_rule, reads_only_context
+from shared.flags.evaluator import FlagSpec, compile_flag, evaluate
+from shared.flags.jsonlogic import compile_rule, reads_only_context
 
 pairs = st.lists(st.one_of(st.tuples(st.text(min_size=1, max_size=5), st.one_of(st.integers(-5, 200), st.booleans())),
                            st.tuples(st.text(min_size=1, max_size=5))), min_size=1, max_size=5)

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
-from sdk.flags.jsonlogic import LogicError, Rule, compile_rule, reads_only_context
+from shared.flags.jsonlogic import LogicError, Rule, compile_rule, reads_only_context
 
 __all__ = [
     "FlagSpec", "CompiledFlag", "Resolution", "compile_flag", "evaluate", "off_variant_of", "CODE_DEFAULT",

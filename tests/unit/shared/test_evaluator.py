@@ -9,8 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from openfeature.contrib.tools.flagd.core.targeting.custom_ops import fractional as flagd_fractional
 
-from sdk.flags.evaluator import CODE_DEFAULT, FlagSpec, compile_flag, evaluate
-from sdk.flags.jsonlogic import LogicError, compile_rule, fractional
+from shared.flags.evaluator import CODE_DEFAULT, FlagSpec, compile_flag, evaluate
+from shared.flags.jsonlogic import LogicError, compile_rule, fractional
 
 json_scalars = st.one_of(st.text(max_size=30), st.integers(-2**40, 2**40), st.booleans(), st.none(),
                          st.floats(allow_nan=False, allow_infinity=False))
