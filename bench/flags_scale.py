@@ -37,6 +37,9 @@ from pathlib import Path
 
 import httpx
 
+
+from bench.flags import _wait
+
 __all__ = ["main"]
 
 SECONDS = float(os.environ.get("SCALE_SECONDS", "5"))
@@ -82,20 +85,6 @@ def _free_port() -> int:
 def _rss_mb(pid: int) -> float:
     text = Path(f"/proc/{pid}/status").read_text()
     return int(re.search(r"VmRSS:\s+(\d+) kB", text).group(1)) / 1024  # type: ignore[union-attr]
-
-
-async def _wait(url: str, proc: subprocess.Popen[bytes]) -> None:
-    async with httpx.AsyncClient() as c:
-        for _ in range(300):
-            if proc.poll() is not None:
-                raise RuntimeError(f"{url}: the process exited (is the stack up? make up)")
-            try:
-                if (await c.get(url, timeout=1)).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            await asyncio.sleep(0.1)
-    raise RuntimeError(f"{url} did not come up")
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
