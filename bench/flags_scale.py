@@ -37,7 +37,6 @@ from pathlib import Path
 
 import httpx
 
-
 from bench.flags import _wait
 
 __all__ = ["main"]
