@@ -79,6 +79,7 @@ class FlagService:
         self.outbox_failed = 0
         self.peers_subscribed = False  # following the other instances' changes (services/flags/peers.py)
         self.peer_changes = 0
+        self.changes_applied = 0  # local and peer changes applied to the snapshot: a load racing one is dropped
 
     @property
     def ready(self) -> bool:
@@ -94,11 +95,15 @@ class FlagService:
 
     async def load(self) -> None:
         """Full load: Postgres first (and refill Redis), else the Redis copy, else keep what we have."""
+        seen = self.changes_applied
         if self.journal is not None:
             self.pending = await self.journal.pending()
         try:
             records, revision = await self.repo.load_all(), await self.repo.revision()
             self._mark("postgres", True)
+            if self.changes_applied != seen:  # read before a change applied meanwhile: it would undo it
+                self._reload_soon()
+                return
             self._replace(records, revision, "postgres")
             if self.cache is not None:
                 try:
@@ -114,10 +119,19 @@ class FlagService:
         try:
             records, revision = await self.cache.load_all()
             self._mark("redis", True)
+            if self.changes_applied != seen:
+                self._reload_soon()
+                return
             if not self.snapshot.loaded or revision >= self.snapshot.revision:
                 self._replace(records, revision, "redis")
         except Exception as exc:  # noqa: BLE001 - keep serving the last snapshot
             self._mark("redis", False, exc)
+
+    def _reload_soon(self) -> None:
+        """A load that raced a change is dropped (applying it, or refilling Redis with it, would undo a kill);
+        the next refresh loads again, now that the change is in the store."""
+        logger.info("flags load dropped: a change was applied while it read; loading again on the next refresh")
+        self.loaded_from = "stale"
 
     def _replace(self, records: list[FlagRecord], revision: int, source: str) -> None:
         records = self._overlay(records)
@@ -199,6 +213,7 @@ class FlagService:
     async def _publish_local(self, key: str, after: FlagRecord | None, revision: int) -> None:
         """Memory, SSE subscribers, then the Redis copy and the other instances (best effort, one round trip)."""
         prev = self.snapshot.revision
+        self.changes_applied += 1
         self.snapshot.apply(key, after)
         self.snapshot.revision = max(self.snapshot.revision, revision)
         self._broadcast(key, after)
@@ -229,6 +244,7 @@ class FlagService:
             return False
         missed = prev > self.snapshot.revision
         if self.snapshot.apply_newer(key, record, revision):
+            self.changes_applied += 1
             self.peer_changes += 1
             self._broadcast(key, record)
         return missed
