@@ -21,13 +21,10 @@ __all__ = ["PolicyError", "Channel", "Level", "NotifierPolicy", "load_policy", "
 ChannelName = Literal["status_page", "stakeholder", "user", "oncall_page"]
 Severity = Literal["critical", "major", "minor"]
 Duration = PositiveDuration
-_Strict = Strict
-
-
 ChannelKind = Literal["log", "webhook", "slack", "email", "apprise"]
 
 
-class Channel(_Strict):
+class Channel(Strict):
     """Where one kind of notice goes, through one plugin (`kind`): `webhook` (POST, JSON, signed with
     HMAC-SHA256 when a secret is set), `slack` (an incoming webhook, Block Kit), `email` (SMTP), `apprise`
     (any service Apprise knows, its URL from the environment only) or `log`.
@@ -41,7 +38,7 @@ class Channel(_Strict):
     to: list[str] = Field(default_factory=list)
 
 
-class Level(_Strict):
+class Level(Strict):
     """One step of the escalation path. `escalate_after`: time at this level before the next one is paged
     (unless the incident is acknowledged, mitigated or resolved). `contacts`: paged on the on-call channel (a
     contact naming a rotation of `config/oncall.yaml` pages whoever is on call in it). `repeat_every`: the page
@@ -71,14 +68,14 @@ def _default_user_severities() -> list[Severity]:
     return ["major", "critical"]
 
 
-class Channels(_Strict):
+class Channels(Strict):
     status_page: Channel = Channel()
     stakeholder: Channel = Channel()
     user: Channel = Channel()
     oncall_page: Channel = Channel()
 
 
-class Targets(_Strict):
+class Targets(Strict):
     """The runbook's recovery time targets, quoted in post-incident reports."""
 
     auto_recovery: Duration = 300.0
@@ -86,7 +83,7 @@ class Targets(_Strict):
     full_restore: Duration = 3600.0
 
 
-class Webhook(_Strict):
+class Webhook(Strict):
     """`attempts` quick tries per delivery (`backoff` apart); a notice still undelivered is sent again later by
     the relay, `redeliver_after` doubling up to `redeliver_max`, `redeliveries` times in all, and never after
     `expire_after` from when it was written (a page a day late helps nobody)."""
@@ -122,7 +119,7 @@ def _hhmm(value: object) -> time:
 Clock = Annotated[time, BeforeValidator(_hhmm)]
 
 
-class BusinessHours(_Strict):
+class BusinessHours(Strict):
     """The runbook's business hours (planned maintenance goes outside them); the SLA policy's default."""
 
     days: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri")
@@ -152,7 +149,7 @@ class BusinessHours(_Strict):
         return f"{days} {self.start:%H:%M}-{self.end:%H:%M} {self.timezone}"
 
 
-class MaintenancePolicy(_Strict):
+class MaintenancePolicy(Strict):
     """Maintenance windows: `business_hours` (a window inside them is refused unless `?force=true`, which
     marks it forced) and the longest window accepted."""
 
@@ -160,7 +157,7 @@ class MaintenancePolicy(_Strict):
     max_duration: Duration = Field(default=7 * 86400.0, gt=0)
 
 
-class NotifierPolicy(_Strict):
+class NotifierPolicy(Strict):
     """`max_trigger_age`: a TriggerFired older than this is history and opens nothing (a new consumer group
     reads sla.triggers from the start). `user_notice_severities`: severities that also notify users."""
 

@@ -19,10 +19,9 @@ ActionName = Literal["disable_new_features", "open_circuit_breaker", "restart_pr
                      "restart_connection_pool", "none"]
 ACTIONS: tuple[str, ...] = ("disable_new_features", "open_circuit_breaker", "restart_process",
                             "restart_connection_pool")
-_Strict = Strict
 
 
-class ActionRule(_Strict):
+class ActionRule(Strict):
     """What to do for one trigger. `breaker`/`duration` for open_circuit_breaker, `pool` for the pool."""
 
     action: ActionName
@@ -31,7 +30,7 @@ class ActionRule(_Strict):
     pool: str = Field(default="postgres", min_length=1)
 
 
-class Triggers(_Strict):
+class Triggers(Strict):
     error_rate_high: ActionRule = ActionRule(action="disable_new_features")
     latency_high: ActionRule = ActionRule(action="open_circuit_breaker")
     memory_high: ActionRule = ActionRule(action="restart_process")
@@ -39,7 +38,7 @@ class Triggers(_Strict):
     budget_burn: ActionRule = ActionRule(action="none")
 
 
-class RecoveryPolicy(_Strict):
+class RecoveryPolicy(Strict):
     """`verify_window`: how long the trigger has to clear after an action (runbook: auto-recovery < 5 min).
     `cooldown`: no new automatic action for the same (service, trigger) within it.
     `max_attempts`: actions per episode at most (automatic and operator together)."""
