@@ -11,9 +11,9 @@ from typing import Any
 
 import yaml
 
-from shared.events import TOPIC_EVENTS
+from shared.events import TOPIC_EVENTS, Event
 from shared.kafka.codec import CE_HEADERS
-from shared.topics import TOPICS
+from shared.topics import TOPICS, TopicSpec
 
 __all__ = ["build", "render"]
 
@@ -35,6 +35,56 @@ def _topic_config(config: dict[str, str]) -> dict[str, Any]:
     return out
 
 
+_KAFKA_BINDING = "0.5.0"
+_INFO = {
+    "title": "Safeguard events",
+    "version": "1.0.0",
+    "description": "Every Safeguard topic. JSON values, key = aggregation key, CloudEvents Kafka "
+    "binary-mode headers and W3C traceparent. Unparseable messages go to `<topic>.dlq` "
+    "with a `dlq_reason` header.",
+}
+
+
+def _message(*, cls: type[Event], key: str) -> dict[str, Any]:
+    name = cls.__name__
+    return {
+        "name": name,
+        "title": name,
+        "summary": (cls.__doc__ or "").strip().splitlines()[0],
+        "contentType": "application/json",
+        "headers": {"$ref": "#/components/schemas/CloudEventHeaders"},
+        "payload": {"$ref": f"#/components/schemas/{name}"},
+        "bindings": {"kafka": {"key": {"type": "string", "description": f"the {key}"},
+                               "bindingVersion": _KAFKA_BINDING}},
+    }
+
+
+def _add_schemas(*, cls: type[Event], schemas: dict[str, Any]) -> None:
+    schema = cls.model_json_schema(ref_template="#/components/schemas/{model}")
+    for def_name, definition in schema.pop("$defs", {}).items():
+        schemas[def_name] = definition
+    schemas[cls.__name__] = schema
+
+
+def _channel(*, spec: TopicSpec, refs: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "address": spec.name,
+        "description": spec.description,
+        "messages": refs,
+        "bindings": {"kafka": {"topic": spec.name, "partitions": spec.partitions,
+                               "topicConfiguration": _topic_config(spec.config), "bindingVersion": _KAFKA_BINDING}},
+    }
+
+
+def _operation(*, spec: TopicSpec, channel_id: str, refs: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "action": "send",
+        "summary": f"Produced by {spec.producer}",
+        "channel": {"$ref": f"#/channels/{channel_id}"},
+        "messages": [{"$ref": f"#/channels/{channel_id}/messages/{m}"} for m in refs],
+    }
+
+
 def build() -> dict[str, Any]:
     channels: dict[str, Any] = {}
     operations: dict[str, Any] = {}
@@ -44,44 +94,15 @@ def build() -> dict[str, Any]:
         channel_id = spec.name.replace(".", "_")
         refs = {}
         for cls in TOPIC_EVENTS[spec.name]:
-            name = cls.__name__
-            schema = cls.model_json_schema(ref_template="#/components/schemas/{model}")
-            for def_name, definition in schema.pop("$defs", {}).items():
-                schemas[def_name] = definition
-            schemas[name] = schema
-            messages[name] = {
-                "name": name,
-                "title": name,
-                "summary": (cls.__doc__ or "").strip().splitlines()[0],
-                "contentType": "application/json",
-                "headers": {"$ref": "#/components/schemas/CloudEventHeaders"},
-                "payload": {"$ref": f"#/components/schemas/{name}"},
-                "bindings": {"kafka": {"key": {"type": "string", "description": f"the {spec.key}"}, "bindingVersion": "0.5.0"}},
-            }
-            refs[name] = {"$ref": f"#/components/messages/{name}"}
-        channels[channel_id] = {
-            "address": spec.name,
-            "description": spec.description,
-            "messages": refs,
-            "bindings": {"kafka": {"topic": spec.name, "partitions": spec.partitions,
-                                   "topicConfiguration": _topic_config(spec.config), "bindingVersion": "0.5.0"}},
-        }
-        operations[f"publish_{channel_id}"] = {
-            "action": "send",
-            "summary": f"Produced by {spec.producer}",
-            "channel": {"$ref": f"#/channels/{channel_id}"},
-            "messages": [{"$ref": f"#/channels/{channel_id}/messages/{m}"} for m in refs],
-        }
+            _add_schemas(cls=cls, schemas=schemas)
+            messages[cls.__name__] = _message(cls=cls, key=spec.key)
+            refs[cls.__name__] = {"$ref": f"#/components/messages/{cls.__name__}"}
+        channels[channel_id] = _channel(spec=spec, refs=refs)
+        operations[f"publish_{channel_id}"] = _operation(spec=spec, channel_id=channel_id, refs=refs)
     schemas["CloudEventHeaders"] = _headers_schema()
     return {
         "asyncapi": "3.0.0",
-        "info": {
-            "title": "Safeguard events",
-            "version": "1.0.0",
-            "description": "Every Safeguard topic. JSON values, key = aggregation key, CloudEvents Kafka "
-            "binary-mode headers and W3C traceparent. Unparseable messages go to `<topic>.dlq` "
-            "with a `dlq_reason` header.",
-        },
+        "info": dict(_INFO),
         "defaultContentType": "application/json",
         "servers": {"local": {"host": "127.0.0.1:9092", "protocol": "kafka", "description": "make up"}},
         "channels": channels,
