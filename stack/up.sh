@@ -157,8 +157,10 @@ KAFKA_SASL_MECHANISM_LC="${KAFKA_SASL_MECHANISM,,}"
   echo "SAFEGUARD_ENV=local"
   echo "SAFEGUARD_ADMIN_TOKEN=$(cat "$STACK/admin-token")"
   echo "SAFEGUARD_FRONT_URL=http://127.0.0.1:$FRONT_PORT"
-  echo "RECOVERY_FLAGS_URL=http://127.0.0.1:$FLAGS_PORT"
-  echo "DEMO_FLAGS_URL=http://127.0.0.1:$FLAGS_PORT"
+  # the kill switch and the demo apps' SDKs go through the front door: HAProxy spreads them over both
+  # flags instances and retries on the other one when one dies (a kill must not wait for a restart)
+  echo "RECOVERY_FLAGS_URL=http://127.0.0.1:$FRONT_PORT"
+  echo "DEMO_FLAGS_URL=http://127.0.0.1:$FRONT_PORT"
   echo "FLAGS_JOURNAL_PATH=$STACK/flags/pending-off.jsonl"
   echo "SAFEGUARD_DEMO_URL=http://127.0.0.1:$DEMO_PORT"
   echo "NOTIFIER_ONCALL_FILE=$ROOT/config/oncall.yaml"   # L2/L3 page whoever is on call (docs/oncall.md)

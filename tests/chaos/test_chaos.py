@@ -23,21 +23,10 @@ FAULTS = os.environ.get("CHAOS_TEST_FAULTS", "kill-flags postgres-stop").split()
 SECONDS = float(os.environ.get("CHAOS_TEST_SECONDS", "6"))
 
 # Targets a fault is known to miss (an xfail with the reason, not strict: a pass is reported as XPASS).
-# Fixed before: HAProxy re-probes flags every 250 ms while down and retries refused connections; Faust's
+# Fixed before: HAProxy re-probes flags every 250 ms while down and retries refused connections (and the
+# demo apps and recovery reach flags through it, so a kill never waits for a restarted instance); Faust's
 # session timeout is 10 s so a killed sla worker gets its partitions back fast.
-KNOWN: dict[tuple[str, str], str] = {
-    ("evaluations", "kill-flags"): (
-        "two flags instances behind HAProxy since 2026-11-30 (docs/flags-scale.md): of 2 runs on the stack "
-        "with them, 1 passed and 1 had an evaluation failure (cause not captured; HAProxy then waited 1 s "
-        "before retrying on the other instance and could not retry an unbuffered in-flight POST). Fixed "
-        "since (option http-buffer-request, timeout connect 200ms; a private kill -9 test: 3 of 3 clean, "
-        "max 205 ms) but not yet re-run here: make strict once it passes in CI."),
-    ("kill", "kill-flags"): (
-        "a known finding since two flags instances (CI 2026-11-30): the kill is accepted at once by flags-2, "
-        "but the demo apps' SDKs follow instance 1 directly (DEMO_FLAGS_URL -> :8001), so while it restarts "
-        "(back after 2.2 s) they see the kill only when it is back: 'flag still on 2 s after the kill'. "
-        "Fix: point DEMO_FLAGS_URL (and RECOVERY_FLAGS_URL) at the front door or at both instances."),
-}
+KNOWN: dict[tuple[str, str], str] = {}
 
 
 def cases(target: str) -> list[object]:
