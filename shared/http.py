@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import signal
 import sys
+from collections.abc import Callable
+from typing import TypeVar
 
 import uvicorn
 from fastapi import APIRouter, FastAPI
 
 from shared.guard import install_guard
+from shared.settings import HttpSettings
+from shared.startup import build_or_exit
 
-__all__ = ["serve", "healthz_router"]
+__all__ = ["serve", "healthz_router", "run_service", "expose"]
+
+S = TypeVar("S", bound=HttpSettings)
 
 
 def healthz_router(service: str) -> APIRouter:
@@ -42,3 +48,25 @@ def serve(app: FastAPI, *, host: str, port: int) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: sys.exit(0))
     uvicorn.run(app, host=host, port=port, log_config=None, access_log=False, timeout_graceful_shutdown=10)
+
+
+def run_service(create_app: Callable[[S], FastAPI], settings_type: type[S], *, service: str | None = None) -> None:
+    """`python -m services.<name>`: read `settings_type()` from the environment, `create_app(settings)` (which
+    loads the policy), then serve on the settings' host and port. A bad setting or policy exits 2 naming
+    the field (`shared.startup`). `service` defaults to the package of `create_app` (services.<name>.app)."""
+    parts = create_app.__module__.split(".")
+    name = service or (parts[1] if parts[0] == "services" and len(parts) > 2 else parts[-1])
+
+    def build() -> tuple[S, FastAPI]:
+        settings = settings_type()
+        return settings, create_app(settings)
+
+    settings, app = build_or_exit(build, service=name)
+    serve(app, host=settings.host, port=settings.port)
+
+
+def expose(app: FastAPI, **objects: object) -> None:
+    """The one way a service keeps its run-time objects: `app.state.<name>`, set once in the lifespan.
+    Routes read them as `request.app.state.<name>` with the type annotated where they are read."""
+    for name, value in objects.items():
+        setattr(app.state, name, value)
