@@ -36,6 +36,10 @@ class SystemView:
     def apply(self, event: Event) -> None:
         self.applied += 1
         self.last_event_at = utcnow()
+        if not (self._apply_flag_or_incident(event) or self._apply_sla(event) or self._apply_app(event)):
+            self.applied -= 1
+
+    def _apply_flag_or_incident(self, event: Event) -> bool:
         match event:
             case FlagSnapshot():
                 d = event.definition
@@ -54,6 +58,12 @@ class SystemView:
                 self.incidents[event.incident_id].update(status="mitigated")
             case IncidentResolved():
                 self.incidents.pop(event.incident_id, None)
+            case _:
+                return False
+        return True
+
+    def _apply_sla(self, event: Event) -> bool:
+        match event:
             case TriggerFired():
                 self.triggers[(event.service, event.trigger)] = {
                     "service": event.service, "trigger": event.trigger, "episode_id": event.episode_id,
@@ -69,20 +79,26 @@ class SystemView:
                     "budget_remaining_minutes": event.budget_remaining_minutes,
                     "burn_rates": {b.window: b.rate for b in event.burn_rates}, "alerts": list(event.alerts),
                     "reported_at": event.time.isoformat()}
+            case _:
+                return False
+        return True
+
+    def _apply_app(self, event: Event) -> bool:
+        match event:
             case ProcessStatsReported():
                 self.instances.setdefault(event.service, {})[event.instance] = {
                     "pid": event.pid, "memory_percent": event.memory_percent, "rss_bytes": event.rss_bytes,
                     "pools": [p.model_dump() for p in event.pools], "breakers": dict(event.breakers),
                     "seen_at": event.time}
                 for name, state in event.breakers.items():
-                    self._breaker(event.service, event.instance, name).setdefault("state", state)
                     self._breaker(event.service, event.instance, name)["state"] = state
             case CircuitBreakerStateChanged():
                 b = self._breaker(event.service, event.instance, event.breaker)
                 b.update(state=event.to_state, since=event.time.isoformat(), reason=event.reason,
                          shared=event.shared)
             case _:
-                self.applied -= 1
+                return False
+        return True
 
     def forget_flag(self, flag_key: str) -> None:
         """A tombstone on flags.state: the flag was deleted."""
