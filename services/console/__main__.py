@@ -1,8 +1,7 @@
-"""`python -m services.console`: run the console."""
+"""`python -m services.console`: run the console (a bad setting exits 2 naming the field)."""
 
 from services.console.app import create_app
 from services.console.settings import ConsoleSettings
-from shared.http import serve
+from shared.http import run_service
 
-settings = ConsoleSettings()
-serve(create_app(settings), host=settings.host, port=settings.port)
+run_service(create_app, ConsoleSettings)

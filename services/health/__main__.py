@@ -1,15 +1,7 @@
-"""Safeguard health service. A bad config/health.yaml stops it here, naming the field."""
-import sys
+"""`python -m services.health`: run the service (a bad setting or config/health.yaml exits 2 naming the field)."""
 
 from services.health.app import create_app
-from services.health.config import ConfigError, load_config
 from services.health.settings import HealthSettings
-from shared.http import serve
+from shared.http import run_service
 
-settings = HealthSettings()
-try:
-    config = load_config(settings.config_path)
-except ConfigError as exc:
-    print(f"health: invalid configuration: {exc}", file=sys.stderr)
-    sys.exit(2)
-serve(create_app(settings, config=config), host=settings.host, port=settings.port)
+run_service(create_app, HealthSettings)

@@ -1,4 +1,5 @@
-"""`config/health.yaml`: probe targets and hysteresis, validated at start.
+"""`config/health.yaml`: probe targets and hysteresis, validated at start with `shared.policy`
+like every service's policy file.
 
 A bad file stops the service with a message naming the field (`targets[2].url: ...`).
 Strings may use `${VAR}` / `${VAR:-default}` so ports follow the environment. Secrets
@@ -9,11 +10,13 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, ValidationError, model_validator
+from pydantic import Field, PositiveFloat, PositiveInt, ValidationError, ValidationInfo, model_validator
+
+from shared.policy import PolicyError, PositiveDuration, Strict, load_yaml
 
 __all__ = ["HealthConfig", "Target", "HttpTarget", "TcpTarget", "PostgresTarget", "RedisTarget", "KafkaTarget",
            "ProcessTarget", "ConfigError", "load_config", "parse_config"]
@@ -21,18 +24,17 @@ __all__ = ["HealthConfig", "Target", "HttpTarget", "TcpTarget", "PostgresTarget"
 Role = Literal["service", "dependency"]
 
 
-class ConfigError(ValueError):
+class ConfigError(PolicyError):
     """The health config is invalid; the message names the file and field."""
 
 
-class _Target(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class _Target(Strict):
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.:-]+$")
     service: str = Field(default="", description="Service the target belongs to; default: the name.")
     critical: bool = Field(default=True, description="Down -> overall fail (else warn).")
     role: Role | None = None
     warn_latency_ms: PositiveFloat | None = None
-    timeout_seconds: PositiveFloat | None = None
+    timeout_seconds: PositiveDuration | None = None
 
     @model_validator(mode="after")
     def _defaults(self) -> _Target:
@@ -85,16 +87,23 @@ Target = Annotated[HttpTarget | TcpTarget | PostgresTarget | RedisTarget | Kafka
                    Field(discriminator="kind")]
 
 
-class HealthConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    interval_seconds: PositiveFloat = 30.0
-    timeout_seconds: PositiveFloat = 5.0
+class HealthConfig(Strict):
+    """`${VAR}` in a string is replaced first: from `env` in the validation context (tests), else os.environ."""
+
+    interval_seconds: PositiveDuration = 30.0
+    timeout_seconds: PositiveDuration = 5.0
     down_after: PositiveInt = Field(default=3, description="N consecutive failures -> down.")
     up_after: PositiveInt = Field(default=2, description="M consecutive successes -> up.")
-    settle_interval_seconds: PositiveFloat = Field(
+    settle_interval_seconds: PositiveDuration = Field(
         default=1.0, description="Re-probe interval of a target with no verdict yet (or down, never seen up).")
     max_concurrency: PositiveInt = 50
     targets: list[Target] = Field(min_length=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _expand_variables(cls, raw: Any, info: ValidationInfo) -> Any:
+        env = (info.context or {}).get("env")
+        return _expand(raw, os.environ if env is None else env)
 
     @model_validator(mode="after")
     def _unique_names(self) -> HealthConfig:
@@ -109,7 +118,7 @@ class HealthConfig(BaseModel):
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
-def _expand(value: Any, env: dict[str, str]) -> Any:
+def _expand(value: Any, env: Mapping[str, str]) -> Any:
     if isinstance(value, str):
         return _VAR.sub(lambda m: env.get(m.group(1)) or (m.group(2) or ""), value)
     if isinstance(value, list):
@@ -129,19 +138,23 @@ def _where(loc: tuple[int | str, ...]) -> str:
     return out or "(top level)"
 
 
+def _problems(exc: ValidationError) -> str:
+    return "; ".join(f"{_where(e['loc'])}: {e['msg']}" for e in exc.errors())
+
+
 def parse_config(raw: Any, *, source: str = "config", env: dict[str, str] | None = None) -> HealthConfig:
+    """`raw` (a parsed YAML document) as a config; `env` replaces os.environ for `${VAR}`."""
     try:
-        return HealthConfig.model_validate(_expand(raw, dict(os.environ) if env is None else env))
+        return HealthConfig.model_validate(raw, context={"env": env})
     except ValidationError as exc:
-        problems = "; ".join(f"{_where(e['loc'])}: {e['msg']}" for e in exc.errors())
-        raise ConfigError(f"{source}: {problems}") from None
+        raise ConfigError(f"{source}: {_problems(exc)}") from None
 
 
 def load_config(path: Path) -> HealthConfig:
+    """Read and validate `path` with `shared.policy.load_yaml`; `ConfigError` (a `PolicyError`) names the field."""
     try:
-        raw = yaml.safe_load(path.read_text())
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({exc})") from None
-    return parse_config(raw, source=str(path))
+        return load_yaml(path, HealthConfig, what="health config")
+    except PolicyError as exc:
+        if isinstance(exc.__cause__, ValidationError):  # field paths without the target's kind tag
+            raise ConfigError(f"{path}: {_problems(exc.__cause__)}") from None
+        raise ConfigError(str(exc)) from None

@@ -1,8 +1,7 @@
-"""`python -m services.intake`: run the service."""
+"""`python -m services.intake`: run the service (a bad setting exits 2 naming the field)."""
 
 from services.intake.app import create_app
 from services.intake.settings import IntakeSettings
-from shared.http import serve
+from shared.http import run_service
 
-settings = IntakeSettings()
-serve(create_app(settings), host=settings.host, port=settings.port)
+run_service(create_app, IntakeSettings)

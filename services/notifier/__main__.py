@@ -1,15 +1,7 @@
-"""`python -m services.notifier`: run the service (a bad policy file stops it with the field named)."""
-
-import sys
+"""`python -m services.notifier`: run the service (a bad setting or policy file exits 2 naming the field)."""
 
 from services.notifier.app import create_app
-from services.notifier.policy import PolicyError
 from services.notifier.settings import NotifierSettings
-from shared.http import serve
+from shared.http import run_service
 
-settings = NotifierSettings()
-try:
-    app = create_app(settings)
-except PolicyError as exc:
-    sys.exit(f"notifier: bad policy: {exc}")
-serve(app, host=settings.host, port=settings.port)
+run_service(create_app, NotifierSettings)
