@@ -33,7 +33,7 @@ from shared.kafka.codec import decode, encode
 from shared.kafka.dlq import dlq_headers, first_line
 from shared.telemetry import extract_context, inject_headers
 
-__all__ = ["FaustPublisher", "Counters", "Batches", "register_agents", "refuse", "SOURCE"]
+__all__ = ["FaustPublisher", "Counters", "Batches", "register_agents", "refuse", "decode_or_refuse", "SOURCE"]
 
 SOURCE = "/safeguard/sla"
 log = logging.getLogger(__name__)
@@ -219,6 +219,22 @@ async def refuse(record: Any, reason: str, *, publisher: Any, counters: Counters
     counters["sla_dead_lettered_total"][record.message.topic] += 1
     log.warning("dead-lettered", extra={"topic": record.message.topic, "offset": record.message.offset, "reason": reason})
     await publisher.dead_letter(record, reason=reason, group=group)
+
+
+async def decode_or_refuse(record: Any, *, keyed_by: str | None, publisher: Any, counters: Counters,
+                           group: str) -> Event | None:
+    """The record's event, or None once it is dead-lettered: it does not parse, or (`keyed_by` names what the
+    key identifies) its record key is not the event's key."""
+    try:
+        event = decode(record.message.topic, record.value)
+    except (ValidationError, ValueError, KeyError) as exc:
+        await refuse(record, f"invalid event: {first_line(exc)}", publisher=publisher, counters=counters, group=group)
+        return None
+    if keyed_by is not None and record.message.key != event.key.encode():
+        await refuse(record, f"rejected: record key {record.message.key!r} does not match {keyed_by} {event.key!r}",
+                     publisher=publisher, counters=counters, group=group)
+        return None
+    return event
 
 
 _TRIGGERS = (TriggerFired, TriggerCleared)

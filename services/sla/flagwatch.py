@@ -20,16 +20,13 @@ from datetime import datetime
 from typing import Any
 
 import faust
-from pydantic import ValidationError
 
-from services.sla.agents import refuse
+from services.sla.agents import decode_or_refuse
 from services.sla.outbox import partition_of
 from services.sla.service import SlaCore
 from services.sla.tables import Tables
 from shared import topics
 from shared.events import FlagChanged
-from shared.kafka.codec import decode
-from shared.kafka.dlq import first_line
 
 __all__ = ["register_flag_watch", "turned_on"]
 
@@ -56,13 +53,8 @@ def register_flag_watch(app: faust.App, *, core: SlaCore, tables: Tables, publis
     @app.agent(changes, name="sla.watch_flags")
     async def watch_flags(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
         async for record in stream.events():
-            try:
-                event = decode(record.message.topic, record.value)
-            except (ValidationError, ValueError, KeyError) as exc:
-                await refuse(record, f"invalid event: {first_line(exc)}", publisher=publisher, counters=counters,
-                             group=app.conf.id)
-                yield None
-                continue
+            event = await decode_or_refuse(record, keyed_by=None, publisher=publisher, counters=counters,
+                                           group=app.conf.id)
             if isinstance(event, FlagChanged) and turned_on(event):
                 body = json.dumps({"flag": event.flag_key, "at": event.time.isoformat()}).encode()
                 for partition in range(partitions):  # acked before this record is: none is lost

@@ -19,16 +19,13 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import faust
-from pydantic import ValidationError
 
-from services.sla.agents import refuse
+from services.sla.agents import decode_or_refuse
 from services.sla.outbox import partition_of
 from services.sla.service import SlaCore
 from services.sla.tables import Tables
 from shared import topics
 from shared.events import Event, MaintenanceWindowCancelled, MaintenanceWindowScheduled
-from shared.kafka.codec import decode
-from shared.kafka.dlq import first_line
 
 __all__ = ["register_maintenance_watch", "spans"]
 
@@ -55,19 +52,14 @@ def register_maintenance_watch(app: faust.App, *, core: SlaCore, tables: Tables,
     fanout = app.topic(f"{app.conf.id}-maintenance", key_serializer="raw", value_serializer="raw",
                        partitions=partitions, internal=True)
 
-    dead_letter = functools.partial(refuse, publisher=publisher, counters=counters, group=app.conf.id)
+    decoded = functools.partial(decode_or_refuse, keyed_by="window", publisher=publisher, counters=counters,
+                                group=app.conf.id)
 
     @app.agent(windows, name="sla.watch_maintenance")
     async def watch_maintenance(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
         async for record in stream.events():
-            try:
-                event = decode(record.message.topic, record.value)
-            except (ValidationError, ValueError, KeyError) as exc:
-                await dead_letter(record, f"invalid event: {first_line(exc)}")
-                yield None
-                continue
-            if record.message.key != event.key.encode():
-                await dead_letter(record, f"rejected: record key {record.message.key!r} does not match window {event.key!r}")
+            event = await decoded(record)
+            if event is None:
                 yield None
                 continue
             for service, span in spans(event):  # each acked before this record is: none is lost
