@@ -17,9 +17,12 @@ cold=()
 [ -x "$VENV/bin/supervisord" ] || die "no $VENV/bin/supervisord: run 'make venv' first"
 mkdir -p "$LOGS" "$RUN" "$STACK/kafka/data" "$STACK/redis"
 
-# ------------------------------------------------------------------ programs list sanity
-while read -r name pvar hpath cmd; do
-  [ -n "${cmd:-}" ] || die "stack/programs.conf: line for '$name' needs <name> <PORT_VAR> <health-path> <command>"
+# ------------------------------------------------------------------ programs list
+# stack/programs.conf -> the group and one [program:<name>] section each (stack/supervisor_conf.py,
+# which checks every line); every program's port variable needs a value (stack/lib.sh)
+SAFEGUARD_PROGRAMS="$("$PY" "$STACK_SRC/supervisor_conf.py" "$STACK_SRC/programs.conf" --root "$ROOT" --logs "$LOGS")" ||
+  die "stack/programs.conf: fix the line named above"
+while read -r name pvar _; do
   [ -n "${!pvar:-}" ] || die "stack/programs.conf: $name uses \$$pvar which has no value (add a default in stack/lib.sh)"
 done < <(programs)
 
@@ -108,30 +111,6 @@ elif [ -s "$KAFKA_JSA" ]; then
 else
   KAFKA_CDS_OPT="-XX:ArchiveClassesAtExit=$KAFKA_JSA"
 fi
-
-# the Safeguard programs' sections, from stack/programs.conf
-SAFEGUARD_PROGRAM_NAMES="$(program_names | paste -sd, -)"
-SAFEGUARD_PROGRAMS=""
-while read -r name pvar hpath cmd; do
-  SAFEGUARD_PROGRAMS+="[program:$name]
-command=$STACK_SRC/run.sh $name $pvar $cmd
-directory=$ROOT
-priority=50
-autostart=false
-autorestart=true
-startsecs=2
-startretries=10
-stopsignal=TERM
-stopwaitsecs=20
-stopasgroup=true
-killasgroup=true
-redirect_stderr=true
-stdout_logfile=$LOGS/$name.log
-stdout_logfile_maxbytes=20MB
-stdout_logfile_backups=2
-
-"
-done < <(programs)
 
 # The admin token for changes (flags, fault injection): made once, kept in .stack/admin-token (mode 600)
 [ -s "$STACK/admin-token" ] || (umask 077 && head -c 24 /dev/urandom | base64 | tr '+/' '-_' > "$STACK/admin-token")
