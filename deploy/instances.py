@@ -38,7 +38,7 @@ async def running_version(spec: AppSpec, colour: str, *, timeout_s: float = 2.0)
 
 def supervisor_rpc(socket: Path) -> Any:
     """The `supervisor` namespace of supervisord's XML-RPC on its unix socket (calls block: run them in a thread)."""
-    from supervisor.xmlrpc import SupervisorTransport
+    from supervisor.xmlrpc import SupervisorTransport  # type: ignore[import-untyped]  # supervisor ships no types or stubs
 
     transport = SupervisorTransport(None, None, f"unix://{socket}")
     return xmlrpc.client.ServerProxy("http://127.0.0.1", transport=transport).supervisor

@@ -56,10 +56,12 @@ class KubernetesInstances:
     async def start(self, colour: str, version: str) -> None:
         name = self.deployment.format(app=self.app, colour=colour)
         api = self._api()
-        apps = lambda c: client.AppsV1Api(c)  # noqa: E731
         try:
-            current = await api._call(f"Deployment {name}", lambda c: apps(c).read_namespaced_deployment(name, self.namespace))
-            containers = current.spec.template.spec.containers
+            current = await api._call(f"Deployment {name}", lambda c: _apps(c).read_namespaced_deployment(name, self.namespace))
+            pod = current.spec.template.spec
+            if pod is None:
+                raise InstanceError(f"Deployment {name} has no pod template spec")
+            containers = pod.containers
             target = next((ct.name for ct in containers if ct.name == self.container), None) if self.container \
                 else containers[0].name
             if target is None:
@@ -67,7 +69,7 @@ class KubernetesInstances:
             body = {"spec": {"template": {"metadata": {"labels": {"version": version}},
                                           "spec": {"containers": [{"name": target,
                                                                    "image": self.image.format(version=version)}]}}}}
-            await api._call(f"Deployment {name}", lambda c: apps(c).patch_namespaced_deployment(name, self.namespace, body))
+            await api._call(f"Deployment {name}", lambda c: _apps(c).patch_namespaced_deployment(name, self.namespace, body))
             await self._rolled_out(api, name)
         except TrafficError as exc:
             raise InstanceError(str(exc)) from None
@@ -88,3 +90,7 @@ class KubernetesInstances:
                                     f"(updated {st.updated_replicas if st else 0}, available "
                                     f"{st.available_replicas if st else 0} of {want})")
             await asyncio.sleep(0.5)
+
+
+def _apps(api: client.ApiClient) -> client.AppsV1Api:
+    return client.AppsV1Api(api)
