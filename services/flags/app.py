@@ -18,7 +18,8 @@ from services.flags.cache import FlagCache, open_redis
 from services.flags.exposure import ExposureRecorder, ExposureStore
 from services.flags.journal import KillJournal
 from services.flags.models import DefinitionError, FlagCreate
-from services.flags.repository import PgRepository, Repository, migrate, open_pool
+from services.flags.ports import Repository
+from services.flags.repository import PgRepository, migrate, open_pool
 from services.flags.service import FlagService, Unavailable
 from services.flags.settings import FlagsSettings
 from services.flags.snapshot import StreamSlots
@@ -155,11 +156,11 @@ async def _connect_kafka(svc: FlagService, settings: FlagsSettings, stack: Async
         try:
             pub = await stack.enter_async_context(KafkaPublisher.start(settings.kafka, source="/safeguard/flags"))
         except Exception as exc:  # noqa: BLE001
-            svc._mark("kafka", False, exc)
+            svc.mark("kafka", False, exc)
             await asyncio.sleep(5)
             continue
         svc.publisher = pub
-        svc._mark("kafka", True)
+        svc.mark("kafka", True)
         svc.wake_relay()
         return
 

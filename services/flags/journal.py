@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import uuid
+from collections.abc import Awaitable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -47,9 +48,9 @@ class PendingOff:
 class JournalStore(Protocol):
     """The shared copy (Redis hash). Optional; every call may raise."""
 
-    async def hset(self, name: str, key: str, value: str) -> Any: ...
-    async def hgetall(self, name: str) -> Any: ...
-    async def hdel(self, name: str, *keys: str) -> Any: ...
+    def hset(self, name: str, key: str, value: str) -> Awaitable[Any]: ...
+    def hgetall(self, name: str) -> Awaitable[Any]: ...
+    def hdel(self, name: str, *keys: str) -> Awaitable[Any]: ...
 
 
 class KillJournal:

@@ -1,60 +1,29 @@
-"""Outbound edge: Postgres (asyncpg). Schema `flags`, own migrations applied at start."""
+"""Outbound edge: Postgres (asyncpg), the `Repository` and `UnitOfWork` of `ports.py`. Schema `flags`, own
+migrations applied at start."""
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol
+from types import TracebackType
 
 import asyncpg
+from asyncpg.transaction import Transaction
 
 from services.flags.models import AuditEntry, DefinitionError, FlagRecord, ScheduleRead
+from services.flags.ports import Change, Saved
 from shared.migrations import migrate as shared_migrate
 from shared.postgres import open_pool as shared_open_pool
 from shared.settings import PostgresSettings
 
-__all__ = ["Repository", "PgRepository", "Change", "Mutation", "open_pool", "migrate", "MIGRATIONS"]
+__all__ = ["PgRepository", "PgUnitOfWork", "open_pool", "migrate", "MIGRATIONS"]
 
 logger = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).parent / "migrations"
-
-
-class Change:
-    """What one mutation did: the audit action and the flag after it (None = deleted)."""
-
-    __slots__ = ("action", "after")
-
-    def __init__(self, action: str, after: FlagRecord | None) -> None:
-        self.action = action
-        self.after = after
-
-
-Mutation = Callable[[FlagRecord | None], Change]
-
-
-class Repository(Protocol):
-    async def ping(self) -> None: ...
-    async def load_all(self) -> list[FlagRecord]: ...
-    async def revision(self) -> int: ...
-    async def get(self, key: str) -> FlagRecord | None: ...
-    async def change(self, key: str, mutate: Mutation, *, actor: str, reason: str
-                     ) -> tuple[FlagRecord | None, FlagRecord | None, AuditEntry]: ...
-    async def kill_new(self, mutate: Mutation, *, actor: str, reason: str) -> list[tuple[FlagRecord, AuditEntry]]: ...
-    async def audit(self, key: str | None, *, limit: int, before_id: int | None) -> list[AuditEntry]: ...
-    async def unpublished(self, *, limit: int) -> list[AuditEntry]: ...
-    async def mark_published(self, ids: list[int]) -> None: ...
-    async def mark_failed(self, entry_id: int, error: str) -> None: ...
-    async def failed_count(self) -> int: ...
-    async def add_schedule(self, key: str, *, action: str, percent: float | None, run_at: datetime,
-                           reason: str, requested_by: str) -> ScheduleRead: ...
-    async def schedules(self, key: str | None) -> list[ScheduleRead]: ...
-    async def cancel_schedule(self, key: str, schedule_id: int) -> bool: ...
-    async def due_schedules(self, now: datetime) -> list[ScheduleRead]: ...
-    async def finish_schedule(self, schedule_id: int, *, status: str, error: str | None) -> None: ...
 
 
 async def _init_conn(conn: asyncpg.Connection) -> None:
@@ -108,35 +77,8 @@ class PgRepository:
     async def revision(self) -> int:
         return int(await self.pool.fetchval("SELECT coalesce(max(revision), 0) FROM flags"))
 
-    async def get(self, key: str) -> FlagRecord | None:
-        row = await self.pool.fetchrow(
-            f"SELECT {_FLAG_COLS} FROM flags WHERE key = $1 AND deleted_at IS NULL", key)
-        return _record(row) if row else None
-
-    async def change(self, key: str, mutate: Mutation, *, actor: str, reason: str
-                     ) -> tuple[FlagRecord | None, FlagRecord | None, AuditEntry]:
-        """Run `mutate` on the locked row (None if absent or deleted) and write it and its audit entry atomically."""
-        try:
-            return await self._change(key, mutate, actor=actor, reason=reason)
-        except asyncpg.exceptions.DataError as exc:  # e.g. \u0000 in a string: bad input, not an outage
-            raise DefinitionError("body", f"the store refused a value: {exc.__class__.__name__}") from None
-
-    async def _change(self, key: str, mutate: Mutation, *, actor: str, reason: str
-                      ) -> tuple[FlagRecord | None, FlagRecord | None, AuditEntry]:
-        async with self.pool.acquire() as conn, conn.transaction():
-            return await _change_on(conn, key, mutate, actor=actor, reason=reason)
-
-    async def kill_new(self, mutate: Mutation, *, actor: str, reason: str) -> list[tuple[FlagRecord, AuditEntry]]:
-        """Every flag marked new and on, changed by `mutate`, in ONE transaction (all or none)."""
-        async with self.pool.acquire() as conn, conn.transaction():
-            rows = await conn.fetch("SELECT key FROM flags WHERE deleted_at IS NULL AND is_new"
-                                    " AND definition->>'state' = 'ENABLED' ORDER BY key FOR UPDATE")
-            done = []
-            for r in rows:
-                _before, after, entry = await _change_on(conn, r["key"], mutate, actor=actor, reason=reason)
-                assert after is not None
-                done.append((after, entry))
-            return done
+    def unit_of_work(self) -> PgUnitOfWork:
+        return PgUnitOfWork(self.pool)
 
     async def audit(self, key: str | None, *, limit: int, before_id: int | None) -> list[AuditEntry]:
         rows = await self.pool.fetch(
@@ -172,9 +114,6 @@ class PgRepository:
         await self.pool.execute("UPDATE audit_log SET publish_error = $2, publish_failed_at = now() WHERE id = $1",
                                 entry_id, error[:2000])
 
-    async def failed_count(self) -> int:
-        return int(await self.pool.fetchval("SELECT count(*) FROM audit_log WHERE publish_error IS NOT NULL"))
-
     async def add_schedule(self, key: str, *, action: str, percent: float | None, run_at: datetime,
                            reason: str, requested_by: str) -> ScheduleRead:
         row = await self.pool.fetchrow(
@@ -205,21 +144,98 @@ class PgRepository:
                                 " WHERE id = $1", schedule_id, status, error)
 
 
-async def _change_on(conn: asyncpg.Connection, key: str, mutate: Mutation, *, actor: str, reason: str
-                     ) -> tuple[FlagRecord | None, FlagRecord | None, AuditEntry]:
-    """Run `mutate` on the locked row (None if absent or deleted); write it and its audit entry on `conn`."""
-    row = await conn.fetchrow(f"SELECT {_FLAG_COLS} FROM flags WHERE key = $1 FOR UPDATE", key)
-    stored = _record(row) if row else None
-    before = stored if stored and stored.deleted_at is None else None
-    change = mutate(before)
-    version = (stored.version + 1) if stored else 1
-    after = change.after
-    if after is None:
-        await conn.execute("UPDATE flags SET deleted_at = now(), version = $2,"
-                           " revision = nextval('revision_seq'), updated_at = now() WHERE key = $1",
-                           key, version)
-    else:
-        saved = await conn.fetchrow(
+class PgUnitOfWork:
+    """One transaction on one pooled connection; rolled back unless `commit()` was called."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+        self._stack = AsyncExitStack()
+        self._tx: Transaction | None = None
+        self.flags: PgFlagRows
+
+    async def __aenter__(self) -> PgUnitOfWork:
+        conn = await self._stack.enter_async_context(self._pool.acquire())
+        try:
+            tx = conn.transaction()
+            await tx.start()
+        except BaseException:
+            await self._stack.aclose()
+            raise
+        self._tx, self.flags = tx, PgFlagRows(conn)
+        return self
+
+    async def commit(self) -> None:
+        assert self._tx is not None, "commit() outside `async with`"
+        tx, self._tx = self._tx, None
+        await tx.commit()
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        try:
+            if self._tx is not None:
+                tx, self._tx = self._tx, None
+                await _rollback(tx, quiet=exc is not None)
+        finally:
+            await self._stack.aclose()
+
+
+async def _rollback(tx: Transaction, *, quiet: bool) -> None:
+    """`quiet`: an error is already on its way (the pool discards a broken connection); it is the one to raise."""
+    try:
+        await tx.rollback()
+    except Exception:
+        if not quiet:
+            raise
+        logger.debug("rollback after an error failed", exc_info=True)
+
+
+class PgFlagRows:
+    """The flags table inside a unit of work: rows are read FOR UPDATE (locked until it ends)."""
+
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self.conn = conn
+        self._stored: dict[str, FlagRecord | None] = {}  # as read, deleted rows too (their version goes on)
+
+    async def get(self, key: str) -> FlagRecord | None:
+        stored = await self._lock(key)
+        return stored if stored and stored.deleted_at is None else None
+
+    async def new_and_on(self) -> list[FlagRecord]:
+        rows = await self.conn.fetch(f"SELECT {_FLAG_COLS} FROM flags WHERE deleted_at IS NULL AND is_new"
+                                     " AND definition->>'state' = 'ENABLED' ORDER BY key FOR UPDATE")
+        found = [_record(r) for r in rows]
+        self._stored.update((r.key, r) for r in found)
+        return found
+
+    async def _lock(self, key: str) -> FlagRecord | None:
+        if key not in self._stored:
+            row = await self.conn.fetchrow(f"SELECT {_FLAG_COLS} FROM flags WHERE key = $1 FOR UPDATE", key)
+            self._stored[key] = _record(row) if row else None
+        return self._stored[key]
+
+    async def save(self, key: str, change: Change, *, actor: str, reason: str) -> Saved:
+        stored = await self._lock(key)
+        before = stored if stored and stored.deleted_at is None else None
+        version = (stored.version + 1) if stored else 1
+        try:
+            after = await self._write(key, change.after, version)
+            entry = await self.conn.fetchrow(
+                "INSERT INTO audit_log (flag_key, action, actor, reason, version, before, after)"
+                " VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING *",
+                key, change.action, actor, reason, version,
+                before.audit_view() if before else None, after.audit_view() if after else None)
+        except asyncpg.exceptions.DataError as exc:  # e.g. \u0000 in a string: bad input, not an outage
+            raise DefinitionError("body", f"the store refused a value: {exc.__class__.__name__}") from None
+        self._stored.pop(key, None)  # read again if asked: the row is still ours
+        return after, _audit(entry)
+
+    async def _write(self, key: str, after: FlagRecord | None, version: int) -> FlagRecord | None:
+        if after is None:
+            await self.conn.execute("UPDATE flags SET deleted_at = now(), version = $2,"
+                                    " revision = nextval('revision_seq'), updated_at = now() WHERE key = $1",
+                                    key, version)
+            return None
+        saved = await self.conn.fetchrow(
             "INSERT INTO flags (key, definition, off_variant, is_new, killed, rollout_percent,"
             " description, version) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
             " ON CONFLICT (key) DO UPDATE SET definition = $2, off_variant = $3, is_new = $4, killed = $5,"
@@ -229,14 +245,4 @@ async def _change_on(conn: asyncpg.Connection, key: str, mutate: Mutation, *, ac
             f" RETURNING {_FLAG_COLS}",
             key, after.definition, after.off_variant, after.new, after.killed, after.rollout_percent,
             after.description, version)
-        after = _record(saved)
-    entry = await conn.fetchrow(
-        "INSERT INTO audit_log (flag_key, action, actor, reason, version, before, after)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING *",
-        key, change.action, actor, reason, version,
-        before.audit_view() if before else None, after.audit_view() if after else None)
-    return before, after, _audit(entry)
-
-
-def dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), sort_keys=True)
+        return _record(saved)

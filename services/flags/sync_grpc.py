@@ -20,9 +20,9 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
-import grpc
-from google.protobuf.struct_pb2 import Struct
-from google.protobuf.message import DecodeError
+import grpc  # type: ignore[import-untyped]
+from google.protobuf.struct_pb2 import Struct  # type: ignore[import-untyped]
+from google.protobuf.message import DecodeError  # type: ignore[import-untyped]
 from openfeature.schemas.protobuf.flagd.sync.v1 import sync_pb2
 from starlette.requests import HTTPConnection
 
