@@ -7,7 +7,7 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
-import grpc
+import grpc  # type: ignore[import-untyped]  # grpcio ships no type hints (stubs not installed here)
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2_grpc as rpc
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (ExportMetricsServiceRequest,
                                                                            ExportMetricsServiceResponse)

@@ -5,9 +5,10 @@ from __future__ import annotations
 import zlib
 from dataclasses import dataclass
 
-from google.protobuf import json_format
-from google.protobuf.message import DecodeError, Message
-from google.rpc.status_pb2 import Status
+# protobuf and googleapis-common-protos ship no type hints (their stubs are not installed here): narrow ignores
+from google.protobuf import json_format  # type: ignore[import-untyped]
+from google.protobuf.message import DecodeError, Message  # type: ignore[import-untyped]
+from google.rpc.status_pb2 import Status  # type: ignore[import-untyped]
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (ExportMetricsServiceRequest,
                                                                            ExportMetricsServiceResponse)
 
