@@ -25,7 +25,7 @@ PG_BIN="${PG_BIN:-/usr/lib/postgresql/15/bin}"
 # was started with; up.sh sets STACK_READ_PORTS=0 to ignore it) > defaults.
 if [ "${STACK_READ_PORTS:-1}" = 1 ] && [ -f "$STACK/ports" ]; then
   while IFS='=' read -r _k _v; do
-    case "$_k" in [A-Z]*_PORT) [ -n "${!_k:-}" ] || printf -v "$_k" '%s' "$_v" ;; esac
+    case "$_k" in [A-Z]*_PORT | [A-Z]*_PORT_[0-9]*) [ -n "${!_k:-}" ] || printf -v "$_k" '%s' "$_v" ;; esac
   done < "$STACK/ports"
   unset _k _v
 fi
@@ -68,7 +68,8 @@ POSTGRES_PASSWORD="${POSTGRES_PASSWORD:-}"
 POSTGRES_DB="${POSTGRES_DB:-safeguard}"
 
 # Credentials made once by up.sh (mode 600, never printed): Kafka SCRAM passwords (one principal
-# per service, `app` for protected apps, `admin` the broker's super user), Postgres password.
+# per service, `app` for protected apps, `admin` the broker's super user; stack/run.sh maps a
+# program to its principal), Postgres password.
 SECRETS="$STACK/secrets"
 KAFKA_PRINCIPALS="admin flags health sla recovery notifier app intake"
 KAFKA_SASL_MECHANISM="${KAFKA_SASL_MECHANISM:-SCRAM-SHA-512}"
@@ -77,9 +78,6 @@ secret() {  # secret <name>: prints .stack/secrets/<name>, made (24 random bytes
   [ -s "$f" ] || { mkdir -p "$SECRETS" && chmod 700 "$SECRETS" &&
                    (umask 077 && head -c 24 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n' > "$f.tmp" && mv "$f.tmp" "$f"); }
   cat "$f"
-}
-principal_of() {  # principal_of <program>: the Kafka principal a program of programs.conf logs in as
-  case "$1" in demo-*) echo app ;; console) echo "" ;; *) echo "$1" ;; esac   # "": no Kafka client
 }
 
 # Marker put in the environment of every process supervisord starts: it is how

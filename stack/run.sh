@@ -2,8 +2,9 @@
 # Launcher used by supervisord for the Safeguard programs:
 #   stack/run.sh <name> <PORT_VAR> <command...>
 # Loads .stack/env, sets PORT and SAFEGUARD_PROGRAM, logs the program in to Kafka as its own
-# principal (KAFKA_SASL_USERNAME/PASSWORD: <name>, `app` for the demo; .stack/env holds the
-# admin's), cds to the repo root and execs the command (supervisord's signals reach the program).
+# principal (KAFKA_SASL_USERNAME/PASSWORD: <name>, `flags` for flags-<n>, `app` for the demos;
+# .stack/env holds the admin's), cds to the repo root and execs the command (supervisord's
+# signals reach the program). The recovery program also loads .stack/recovery.env.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd -P)"
 name="$1" port_var="$2"; shift 2
@@ -14,7 +15,12 @@ set -a
 [ "$name" != recovery ] || [ ! -f "$ROOT/.stack/recovery.env" ] || . "$ROOT/.stack/recovery.env"   # its executor (up.sh)
 set +a
 export PORT="${!port_var}" SAFEGUARD_PROGRAM="$name" PATH="$ROOT/.venv/bin:$PATH" PYTHONUNBUFFERED=1
-case "$name" in demo-*) principal=app ;; console) principal="" ;; *) principal="$name" ;; esac   # as principal_of in stack/lib.sh
+case "$name" in               # the Kafka principal (KAFKA_PRINCIPALS in stack/lib.sh); "": no Kafka client
+  flags-*) principal=flags ;;  # every flags instance (flags-2, ...) logs in as flags
+  demo-*) principal=app ;;     # the protected demo apps share `app`
+  console) principal="" ;;
+  *) principal="$name" ;;
+esac
 if [ -z "$principal" ]; then  # a program with no Kafka client does not get the admin's login either
   unset KAFKA_SASL_USERNAME KAFKA_SASL_PASSWORD
 else

@@ -117,7 +117,6 @@ fi
 # Credentials: made on first start in .stack/secrets/ (mode 600), never printed (stack/lib.sh `secret`)
 [ -n "$POSTGRES_PASSWORD" ] || POSTGRES_PASSWORD="$(secret postgres-password)"
 for p in $KAFKA_PRINCIPALS; do secret "kafka-$p" >/dev/null; done
-ln -sfn kafka-flags "$SECRETS/kafka-flags-2"   # flags-2 logs in as flags (stack/run.sh reads kafka-<program>)
 KAFKA_ADMIN_PASSWORD="$(secret kafka-admin)"
 KAFKA_SASL_MECHANISM_LC="${KAFKA_SASL_MECHANISM,,}"
 
