@@ -1,16 +1,15 @@
 """Inbound edge: manual incidents (admin, audited in the timeline), acknowledge links from pages (a confirm
-page, then a POST), the post-incident report as HTML, and who is on call.
-
-No `from __future__ import annotations` here: FastAPI must see the route-local `Admin` type at run time."""
+page, then a POST), the post-incident report as HTML, and who is on call."""
 
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, Form, HTTPException, Query
 from fastapi.responses import HTMLResponse
 
 from services.notifier.ack import AckError
-from services.notifier.api import _get, _reader, _svc
+from services.notifier.api import require_incident_reader
+from services.notifier.edge import Admin, Edge, Svc, bound, incident_or_404
 from services.notifier.manual import (
     ManualOpen, ManualUpdate, SeverityChange, change_severity, open_manual, post_update,
 )
@@ -21,7 +20,12 @@ from shared.auth import Authenticator
 
 __all__ = ["build_router"]
 
-Svc = Annotated[NotifierService, Depends(_svc)]
+routes = APIRouter(tags=["incidents"])
+_reader = [Depends(require_incident_reader)]
+
+
+def build_router(auth: Authenticator) -> APIRouter:
+    return bound(Edge(auth=auth), routes)
 
 
 def _page(status: int, title: str, text: str, *, inc: Incident | None = None, token: str | None = None,
@@ -43,52 +47,50 @@ async def _changed(call: Any) -> Incident:
     return inc
 
 
-def build_router(auth: Authenticator) -> APIRouter:
-    router = APIRouter(tags=["incidents"])
-    Admin = Annotated[str, Depends(auth.require_admin)]
-    reader = [Depends(_reader(auth))]
+@routes.post("/api/incidents", response_model=Incident, status_code=201)
+async def open_incident(body: ManualOpen, svc: Svc, actor: Admin) -> Incident:
+    """Open an incident by hand (admin token; the opener is in the timeline). `page: true` pages level 2."""
+    return await _changed(open_manual(svc, body=body, actor=actor))
 
-    @router.post("/api/incidents", response_model=Incident, status_code=201)
-    async def open_incident(body: ManualOpen, svc: Svc, actor: Admin) -> Incident:
-        """Open an incident by hand (admin token; the opener is in the timeline). `page: true` pages level 2."""
-        return await _changed(open_manual(svc, body=body, actor=actor))
 
-    @router.post("/api/incidents/{incident_id}/updates", response_model=Incident)
-    async def update(incident_id: str, body: ManualUpdate, svc: Svc, actor: Admin) -> Incident:
-        """Post an update (status page and stakeholders); `status: monitoring` marks it mitigated."""
-        return await _changed(post_update(svc, incident_id, body=body, actor=actor))
+@routes.post("/api/incidents/{incident_id}/updates", response_model=Incident)
+async def update(incident_id: str, body: ManualUpdate, svc: Svc, actor: Admin) -> Incident:
+    """Post an update (status page and stakeholders); `status: monitoring` marks it mitigated."""
+    return await _changed(post_update(svc, incident_id, body=body, actor=actor))
 
-    @router.post("/api/incidents/{incident_id}/severity", response_model=Incident)
-    async def severity(incident_id: str, body: SeverityChange, svc: Svc, actor: Admin) -> Incident:
-        return await _changed(change_severity(svc, incident_id, body=body, actor=actor))
 
-    @router.get("/api/incidents/{incident_id}/report.html", response_class=HTMLResponse, dependencies=reader)
-    async def report_html(incident_id: str, svc: Svc) -> HTMLResponse:
-        """The post-incident report as a page (written when the incident resolved)."""
-        inc = await _get(svc, incident_id)
-        text = await svc.store.report(incident_id)
-        if text is None:
-            raise HTTPException(404, "no report yet: the incident is not resolved")
-        return HTMLResponse(render_report_html(text, incident=inc))
+@routes.post("/api/incidents/{incident_id}/severity", response_model=Incident)
+async def severity(incident_id: str, body: SeverityChange, svc: Svc, actor: Admin) -> Incident:
+    return await _changed(change_severity(svc, incident_id, body=body, actor=actor))
 
-    @router.get("/api/incidents/{incident_id}/ack", response_class=HTMLResponse)
-    async def ack_page(incident_id: str, svc: Svc, token: str = Query(min_length=1, max_length=2000)) -> HTMLResponse:
-        """The page behind a page's acknowledge link: it asks to confirm (a link scanner acknowledges nothing)."""
-        return await _ack(svc, incident_id, token, confirm=False)
 
-    @router.post("/api/incidents/{incident_id}/ack", response_class=HTMLResponse)
-    async def ack_confirm(incident_id: str, svc: Svc,
-                          token: Annotated[str, Form(min_length=1, max_length=2000)]) -> HTMLResponse:
-        """Acknowledge with the link's token: once (then every link of the incident is spent), before it expires."""
-        return await _ack(svc, incident_id, token, confirm=True)
+@routes.get("/api/incidents/{incident_id}/report.html", response_class=HTMLResponse, dependencies=_reader)
+async def report_html(incident_id: str, svc: Svc) -> HTMLResponse:
+    """The post-incident report as a page (written when the incident resolved)."""
+    inc = await incident_or_404(svc, incident_id)
+    text = await svc.store.report(incident_id)
+    if text is None:
+        raise HTTPException(404, "no report yet: the incident is not resolved")
+    return HTMLResponse(render_report_html(text, incident=inc))
 
-    @router.get("/api/oncall", dependencies=reader)
-    async def oncall(request: Request) -> list[dict[str, object]]:
-        """Who is on call now in each rotation of `config/oncall.yaml`, and until when."""
-        svc = _svc(request)
-        return [] if svc.oncall is None else svc.oncall.now(at=datetime.now(UTC))
 
-    return router
+@routes.get("/api/incidents/{incident_id}/ack", response_class=HTMLResponse)
+async def ack_page(incident_id: str, svc: Svc, token: str = Query(min_length=1, max_length=2000)) -> HTMLResponse:
+    """The page behind a page's acknowledge link: it asks to confirm (a link scanner acknowledges nothing)."""
+    return await _ack(svc, incident_id, token, confirm=False)
+
+
+@routes.post("/api/incidents/{incident_id}/ack", response_class=HTMLResponse)
+async def ack_confirm(incident_id: str, svc: Svc,
+                      token: Annotated[str, Form(min_length=1, max_length=2000)]) -> HTMLResponse:
+    """Acknowledge with the link's token: once (then every link of the incident is spent), before it expires."""
+    return await _ack(svc, incident_id, token, confirm=True)
+
+
+@routes.get("/api/oncall", dependencies=_reader)
+async def oncall(svc: Svc) -> list[dict[str, object]]:
+    """Who is on call now in each rotation of `config/oncall.yaml`, and until when."""
+    return [] if svc.oncall is None else svc.oncall.now(at=datetime.now(UTC))
 
 
 async def _ack(svc: NotifierService, incident_id: str, token: str, *, confirm: bool) -> HTMLResponse:
