@@ -10,11 +10,14 @@
     stackutil.py wait-programs SUPERVISOR_SOCK TIMEOUT NAME=URL...
                                                 wait until each program is RUNNING with
                                                 URL answering 200 (or FATAL), print a table
+    stackutil.py wait-health URL TIMEOUT        until the health service's /api/health says pass;
+                                                warn is said loudly and exits 0, fail exits 1
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import socket
 import sys
@@ -223,6 +226,45 @@ def wait_programs(sock: str, timeout: str, *specs: str) -> int:
     return 1 if bad else 0
 
 
+def _health_doc(url: str) -> dict[str, object]:
+    """/api/health's answer (the health service answers 503 with the same JSON when not passing)."""
+    try:
+        with urllib.request.urlopen(url, timeout=5) as resp:
+            doc = json.load(resp)
+    except urllib.error.HTTPError as exc:
+        try:
+            doc = json.load(exc)
+        except ValueError:
+            return {"status": f"no answer (HTTP {exc.code})"}
+    except (OSError, ValueError) as exc:
+        return {"status": f"no answer ({exc})"}
+    return doc if isinstance(doc, dict) else {"status": "no answer (not a JSON object)"}
+
+
+def _not_passing(doc: dict[str, object]) -> str:
+    checks = doc.get("checks")
+    bad = [f"{name} {c[0].get('status')} ({c[0].get('output') or c[0].get('state')})"
+           for name, c in (checks.items() if isinstance(checks, dict) else ()) if c[0].get("status") != "pass"]
+    return ", ".join(bad) or str(doc.get("output", "-"))
+
+
+def wait_health(url: str, timeout: str) -> int:
+    """Until the health service has a verdict on every target and says pass (issue 15). A warn (a
+    non-critical target down, a slow answer on a busy machine) is said loudly but does not fail the
+    stack; fail or no answer does."""
+    deadline = time.monotonic() + float(timeout)
+    doc: dict[str, object] = {}
+    while time.monotonic() < deadline:
+        doc = _health_doc(url)
+        if doc.get("status") == "pass":
+            return 0
+        time.sleep(0.5)
+    level = "WARNING" if doc.get("status") == "warn" else "ERROR"
+    print(f"\033[31m[stack] {level}:\033[0m {url} is not pass after {float(timeout):g}s: {doc.get('status')}; "
+          f"not passing: {_not_passing(doc)}", file=sys.stderr)
+    return 0 if level == "WARNING" else 1
+
+
 def _haproxy_command(sock: str, command: str) -> bytes:
     """One command on HAProxy's admin socket; its whole answer (HAProxy closes after answering)."""
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
@@ -296,6 +338,7 @@ COMMANDS = {
     "redis-ping": redis_ping,
     "kafka-ready": kafka_ready,
     "wait-programs": wait_programs,
+    "wait-health": wait_health,
 }
 
 if __name__ == "__main__":

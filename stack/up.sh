@@ -331,30 +331,7 @@ if [ "$svc_ok" = 0 ]; then
 fi
 # and until /api/health says pass: the health service has a verdict on every target (issue 15)
 if [ "$svc_ok" = 0 ]; then
-  "$PY" - "http://127.0.0.1:$FRONT_PORT/api/health" "${HEALTH_WAIT:-60}" <<'PY' || svc_ok=1
-import json, sys, time, urllib.error, urllib.request
-url, wait, doc = sys.argv[1], float(sys.argv[2]), {}
-deadline = time.monotonic() + wait
-while time.monotonic() < deadline:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as r:
-            doc = json.load(r)
-    except urllib.error.HTTPError as e:
-        doc = json.load(e)
-    except (OSError, ValueError) as e:
-        doc = {"status": f"no answer ({e})"}
-    if doc.get("status") == "pass":
-        sys.exit(0)
-    time.sleep(0.5)
-bad = [f"{k} {c[0].get('status')} ({c[0].get('output') or c[0].get('state')})"
-       for k, c in doc.get("checks", {}).items() if c[0].get("status") != "pass"]
-# warn (every target has a verdict, a non-critical one is down or a response is slow on a busy machine)
-# is said loudly but does not fail the stack; fail or no answer does
-level = "WARNING" if doc.get("status") == "warn" else "ERROR"
-print(f"\033[31m[stack] {level}:\033[0m {url} is not pass after {wait:g}s: {doc.get('status')}; "
-      f"not passing: {', '.join(bad) or doc.get('output', '-')}", file=sys.stderr)
-sys.exit(0 if level == "WARNING" else 1)
-PY
+  "$PY" "$STACK_SRC/stackutil.py" wait-health "http://127.0.0.1:$FRONT_PORT/api/health" "${HEALTH_WAIT:-60}" || svc_ok=1
 fi
 SVC_SECS="$(elapsed "$T_SVC")"
 # the trace view last, not waited for: it listens some 5-15 s later (`make status` shows it)
