@@ -25,10 +25,10 @@ from typing import Any
 import httpx
 
 from bench.report import record
+from tests.e2e.demo import Traffic, restore_flag
 
 ROOT = Path(__file__).resolve().parents[1]
 FRONT = os.environ.get("SAFEGUARD_FRONT_URL", "http://127.0.0.1:3000")
-DEMO = os.environ.get("SAFEGUARD_DEMO_URL", "http://127.0.0.1:8100")
 COLOURS = [f"http://127.0.0.1:{os.environ.get(k, d)}" for k, d in (("DEMO_BLUE_PORT", "8101"),
                                                                     ("DEMO_GREEN_PORT", "8102"))]
 SERVICE, FLAG, ROUNDS, RPS = os.environ.get("DEMO_SERVICE", "demo"), "gamification", 3, 40.0
@@ -42,26 +42,6 @@ def _admin() -> dict[str, str]:
 
 def _ts(value: str) -> float:
     return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-
-
-class Traffic:
-    """`RPS` requests a second to the demo; remembers the wall-clock time of the first 500."""
-
-    def __init__(self, http: httpx.AsyncClient) -> None:
-        self.http, self.first_bad, self._next, self.sent = http, 0.0, time.monotonic(), 0
-
-    async def run_for(self, seconds: float) -> None:
-        end = time.monotonic() + seconds
-        while time.monotonic() < end:
-            due = []
-            while self._next <= time.monotonic():
-                due.append(self.http.get(f"{DEMO}/"))
-                self._next += 1 / RPS
-            for r in await asyncio.gather(*due, return_exceptions=True):
-                if isinstance(r, httpx.Response) and r.status_code == 500 and not self.first_bad:
-                    self.first_bad = time.time()
-            self.sent += len(due)
-            await asyncio.sleep(0.02)
 
 
 async def _sla_episode(http: httpx.AsyncClient) -> str | None:
@@ -101,7 +81,7 @@ async def _cooldown(http: httpx.AsyncClient) -> None:
 
 async def _round(http: httpx.AsyncClient) -> dict[str, float]:
     await _cooldown(http)
-    traffic = Traffic(http)
+    traffic = Traffic(http, rps=RPS, budget=10**9, lenient=True)
     await _until(traffic, "no leftover episode", 60, lambda: _none_firing(http))
     r = await http.post(f"{FRONT}/api/flags/{FLAG}/enable", headers=_admin(), json={"reason": "bench incident_mitigated"})
     r.raise_for_status()
@@ -137,18 +117,6 @@ async def _resolved(http: httpx.AsyncClient, episode: str) -> dict[str, Any] | N
     return inc if inc and inc.get("resolved_at") else None
 
 
-async def _restore(http: httpx.AsyncClient, found: dict[str, Any]) -> None:
-    body = {"reason": "bench incident_mitigated: restore"}
-    if found["state"] == "ENABLED" and found.get("rolloutPercent") is not None:
-        await http.post(f"{FRONT}/api/flags/{FLAG}/rollout", headers=_admin(),
-                        json={"percent": found["rolloutPercent"], **body})
-    elif found["state"] == "ENABLED":
-        await http.post(f"{FRONT}/api/flags/{FLAG}/enable", headers=_admin(), json=body)
-    else:
-        await http.post(f"{FRONT}/api/flags/{FLAG}/{'kill' if found.get('killed') else 'disable'}",
-                        headers=_admin(), json=body)
-
-
 async def main() -> None:
     async with httpx.AsyncClient(timeout=5) as http:
         found = (await http.get(f"{FRONT}/api/flags/{FLAG}")).json()
@@ -157,7 +125,7 @@ async def main() -> None:
             for _ in range(ROUNDS):
                 rounds.append(await _round(http))
         finally:
-            await _restore(http, found)
+            await restore_flag(http, FLAG, found, auth=_admin(), reason="bench incident_mitigated: restore")
     print(f"first bad request -> incident, {ROUNDS} rounds, 30 % errors at {RPS:.0f} req/s on the demo "
           f"(runbook targets: detect 5 min, mitigate 15 min, resolve 1 h)")
     for name, target in TARGETS.items():

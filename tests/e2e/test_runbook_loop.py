@@ -34,6 +34,7 @@ from shared.kafka.codec import decode
 from shared.testing.kafka import client_kwargs
 from shared.topics import SLA_TRIGGERS
 from tests.e2e.browser import chromium_page
+from tests.e2e.demo import Traffic, restore_flag
 
 pytestmark = pytest.mark.e2e
 
@@ -191,43 +192,6 @@ async def recovery_acted_on(http: httpx.AsyncClient, episode_id: str, timeout: f
         await asyncio.sleep(0.2)
 
 
-@dataclass
-class Traffic:
-    """Steady, bounded traffic through HAProxy: `rps` requests per second, `budget` requests at most."""
-
-    http: httpx.AsyncClient
-    path: str = "/"
-    rps: float = 40.0
-    budget: int = 1500
-    sent: int = 0
-    statuses: dict[int, int] = field(default_factory=dict)
-    first_at: float | None = None
-    _next: float = 0.0
-
-    async def tick(self) -> None:
-        """Send the requests that are due now (called between polls of the trigger topic)."""
-        now = time.monotonic()
-        if not self._next:
-            self._next = now
-        due: list[Awaitable[httpx.Response]] = []
-        while self._next <= now and self.sent + len(due) < self.budget:
-            due.append(self.http.get(f"{DEMO}{self.path}"))
-            self._next += 1 / self.rps
-        if not due:
-            if self.sent >= self.budget:
-                raise AssertionError(f"traffic budget of {self.budget} requests spent")
-            return
-        if self.first_at is None:
-            self.first_at = now
-        self.sent += len(due)
-        for r in await asyncio.gather(*due):
-            self.statuses[r.status_code] = self.statuses.get(r.status_code, 0) + 1
-
-    def reset_counts(self) -> None:
-        self.statuses = {}
-        self.first_at = None
-
-
 async def sla_trigger(http: httpx.AsyncClient, trigger: str) -> dict[str, Any]:
     r = await http.get(f"{FRONT}/api/sla/{SERVICE}")
     assert r.status_code == 200, r.text
@@ -304,19 +268,7 @@ async def runbook_step_1() -> None:
 
 
 async def _restore_flag(http: httpx.AsyncClient, found: dict[str, Any], auth: dict[str, str]) -> None:
-    body = {"reason": "e2e runbook loop: restore"}
-    if found.get("state") == "ENABLED" and found.get("rolloutPercent") is not None:
-        r = await http.post(f"{FRONT}/api/flags/{FLAG}/rollout", headers=auth,
-                            json={"percent": found["rolloutPercent"], **body})
-    elif found.get("state") == "ENABLED":
-        r = await http.post(f"{FRONT}/api/flags/{FLAG}/enable", headers=auth, json=body)
-    elif found.get("killed"):
-        r = await http.post(f"{FRONT}/api/flags/{FLAG}/kill", headers=auth, json=body)
-    else:
-        r = await http.post(f"{FRONT}/api/flags/{FLAG}/disable", headers=auth, json=body)
-    assert r.status_code == 200, r.text
-    now = (await http.get(f"{FRONT}/api/flags/{FLAG}")).json()
-    assert (now["state"], now["killed"]) == (found["state"], found["killed"]), (found, now)
+    await restore_flag(http, FLAG, found, auth=auth, reason="e2e runbook loop: restore")
 
 
 # ------------------------------------------------------------------ 2. error rate > 5 %
