@@ -15,12 +15,13 @@ from services.intake.service import Intake
 from services.intake.settings import IntakeSettings
 from shared.auth import AuthSettings
 from shared.guard import GuardSettings, install_guard
-from shared.http import healthz_router
-from shared.kafka import KafkaPublisher, Publisher
+from shared.http import expose, healthz_router
+from shared.kafka import Publisher
+from shared.lifespan import open_publisher
 from shared.ratelimit import RateLimiter
 from shared.telemetry import setup_telemetry
 
-__all__ = ["create_app"]
+__all__ = ["create_app", "prepare_core"]
 
 
 def _limit_of(settings: IntakeSettings) -> Callable[[str], float]:
@@ -32,33 +33,40 @@ def _limit_of(settings: IntakeSettings) -> Callable[[str], float]:
     return limit
 
 
+def prepare_core(settings: IntakeSettings) -> Intake:
+    """The intake core: OTLP and beacons mapped to events (framework-free; the edges publish them)."""
+    return Intake(store=SeriesStore(max_series=settings.max_series), first_window_s=settings.first_window_s,
+                  memory_limit=_limit_of(settings), report_window_s=settings.report_window_s)
+
+
+def _limiter(settings: IntakeSettings) -> RateLimiter:
+    """Beacons come through HAProxy: SAFEGUARD_TRUSTED_PROXIES names it (compose) as for auth."""
+    proxies = [*settings.ratelimit.trusted_proxies, *AuthSettings().trusted_proxies]
+    return RateLimiter.from_settings(settings.ratelimit.model_copy(update={"trusted_proxies": proxies}),
+                                     redis_url=settings.redis.url)
+
+
 def create_app(settings: IntakeSettings, *, publisher: Publisher | None = None,
                limiter: RateLimiter | None = None) -> FastAPI:
     """`publisher` replaces Kafka, `limiter` the Redis-backed rate limiter (tests)."""
-    if limiter is None:  # beacons come through HAProxy: SAFEGUARD_TRUSTED_PROXIES names it (compose) as for auth
-        proxies = [*settings.ratelimit.trusted_proxies, *AuthSettings().trusted_proxies]
-        limiter = RateLimiter.from_settings(settings.ratelimit.model_copy(update={"trusted_proxies": proxies}),
-                                            redis_url=settings.redis.url)
-    intake = Intake(store=SeriesStore(max_series=settings.max_series), first_window_s=settings.first_window_s,
-                    memory_limit=_limit_of(settings), report_window_s=settings.report_window_s)
+    limiter = limiter or _limiter(settings)
+    intake = prepare_core(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         setup_telemetry("intake", settings.telemetry)
         async with AsyncExitStack() as stack:
-            pub = publisher
-            if pub is None:
-                pub = await stack.enter_async_context(KafkaPublisher.start(settings.kafka, source="/safeguard/intake"))
-            app.state.publisher = pub
-            if settings.grpc_port is not None:
-                service = MetricsService(intake=intake, publisher=lambda: app.state.publisher)
-                app.state.grpc_port = await stack.enter_async_context(serve_grpc(
-                    service=service, host=settings.host, port=settings.grpc_port, max_bytes=settings.max_otlp_bytes))
+            pub = await open_publisher(stack, settings.kafka, service="intake", given=publisher)
+            state: dict[str, object] = {"intake": intake, "publisher": pub}
+            if settings.grpc_port is not None:  # the port bound (0: any free port)
+                state["grpc_port"] = await stack.enter_async_context(serve_grpc(
+                    service=MetricsService(intake=intake, publisher=lambda: pub), host=settings.host,
+                    port=settings.grpc_port, max_bytes=settings.max_otlp_bytes))
+            expose(app, **state)
             yield
 
     app = FastAPI(title="Safeguard intake", version="1.0.0", lifespan=lifespan,
                   description="OpenTelemetry metrics (OTLP/HTTP) and page-load beacons in, Safeguard events out.")
-    app.state.intake = intake
     app.include_router(healthz_router("intake"))
     app.include_router(api.build_router(intake=intake, settings=settings,
                                        beacon_limit=limiter.dependency(settings.beacon_rate, name="beacon")))
