@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 import redis.asyncio as aioredis
 
 from services.flags.models import FlagRecord
+from services.flags.ports import peer_message
 
 __all__ = ["FlagCache", "open_redis", "peer_message"]
 
@@ -22,13 +23,6 @@ async def open_redis(url: str) -> AsyncIterator[aioredis.Redis]:
         yield client
     finally:
         await client.aclose()
-
-
-def peer_message(*, origin: str, key: str, record: FlagRecord | None, revision: int, prev: int) -> str:
-    """One change for the other instances: the flag after it (None: deleted), the sender's snapshot
-    revision after it and before it (`prev`: a receiver that does not know `prev` yet missed a change)."""
-    return json.dumps({"origin": origin, "key": key, "revision": revision, "prev": prev,
-                       "record": record.model_dump(mode="json") if record else None}, separators=(",", ":"))
 
 
 class FlagCache:

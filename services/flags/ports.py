@@ -16,6 +16,7 @@ unless `commit()` is called before the block ends::
 
 from __future__ import annotations
 
+import json
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
@@ -25,7 +26,7 @@ from typing import Protocol
 from services.flags.models import AuditEntry, FlagRecord, ScheduleRead
 
 __all__ = ["Change", "Saved", "FlagRows", "UnitOfWork", "FlagStore", "Outbox", "ScheduleStore", "Repository",
-           "FlagCopy"]
+           "FlagCopy", "peer_message"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,3 +112,11 @@ class FlagCopy(Protocol):
     async def put(self, record: FlagRecord | None, key: str, revision: int, *, prev: int = 0) -> None: ...
     async def replace_all(self, records: list[FlagRecord], revision: int) -> None: ...
     async def load_all(self) -> tuple[list[FlagRecord], int]: ...
+
+
+def peer_message(*, origin: str, key: str, record: FlagRecord | None, revision: int, prev: int) -> str:
+    """One change for the other instances (what `FlagCopy.put` sends, `FlagService.apply_peer` reads): the flag
+    after it (None: deleted), the sender's snapshot revision after it and before it (`prev`: a receiver that
+    does not know `prev` yet missed a change)."""
+    return json.dumps({"origin": origin, "key": key, "revision": revision, "prev": prev,
+                       "record": record.model_dump(mode="json") if record else None}, separators=(",", ":"))

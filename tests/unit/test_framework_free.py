@@ -13,7 +13,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 HEAVY = ("aiokafka", "asyncpg", "redis", "fastapi", "faust", "opentelemetry.sdk")
-CORES = ("services.recovery.service", "services.notifier.service")
+CORES = ("services.recovery.service", "services.notifier.service", "services.flags.service",
+         "services.flags.changes", "services.flags.outbox", "services.flags.schedules", "services.flags.memory")
 
 
 def _loaded_after_import(module: str) -> list[str]:
