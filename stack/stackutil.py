@@ -26,6 +26,19 @@ import urllib.error
 import urllib.request
 import xmlrpc.client
 
+__all__ = [
+    "COMMANDS",
+    "haproxy_save_state",
+    "haproxy_stat",
+    "holders",
+    "kafka_ready",
+    "redis_ping",
+    "wait_haproxy",
+    "wait_health",
+    "wait_programs",
+    "wait_tcp",
+]
+
 LISTEN = "0A"
 
 
