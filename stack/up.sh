@@ -70,7 +70,7 @@ DEMO_BLUE_ADDR="127.0.0.1:$DEMO_BLUE_PORT" DEMO_GREEN_ADDR="127.0.0.1:$DEMO_GREE
 NODE_DEMO_BIND="127.0.0.1:$NODE_DEMO_PORT"
 NODE_BLUE_ADDR="127.0.0.1:$NODE_BLUE_PORT" NODE_GREEN_ADDR="127.0.0.1:$NODE_GREEN_PORT"
 CONSOLE_ADDR="127.0.0.1:$CONSOLE_PORT" INTAKE_ADDR="127.0.0.1:$INTAKE_PORT" OTLP_BIND="127.0.0.1:$OTLP_HTTP_PORT"
-OTLP_TRACES_ADDR="$INTAKE_ADDR"   # Zipkin takes no OTLP: the intake answers /v1/traces 404 (docs/tracing.md)
+OTLP_TRACES_ADDR="$INTAKE_ADDR"   # Zipkin takes no OTLP: the intake translates /v1/traces for it (docs/tracing.md)
 
 # Postgres runs as the postgres OS user: its dirs must be reachable by it. When the checkout
 # is not traversable by that user (e.g. under /root), keep pg data in /var/tmp, linked from .stack/pg.

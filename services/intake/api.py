@@ -1,4 +1,4 @@
-"""Inbound edge: `POST /v1/metrics` (OTLP/HTTP) and `POST /api/beacon` (page loads)."""
+"""Inbound edge: `POST /v1/metrics` and `POST /v1/traces` (OTLP/HTTP) and `POST /api/beacon` (page loads)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from services.intake import otlp
+from services.intake import otlp, traces
 from services.intake.beacon import BeaconError, parse_beacon
 from services.intake.service import Intake
 from services.intake.settings import IntakeSettings
@@ -53,6 +53,27 @@ async def export_metrics(request: Request, *, intake: Intake, max_bytes: int) ->
                             headers={"Retry-After": "5"})
     intake.commit(mapped)
     return _otlp_answer(wire, 200, otlp.success(rejected=mapped.rejected, message=mapped.message))
+
+
+async def export_traces(request: Request, *, max_bytes: int) -> Response:
+    """OTLP traces to the trace view (Zipkin), translated (services/intake/traces.py); 404 when none is set."""
+    wire = otlp.Wire(json=request.headers.get("content-type", "").split(";")[0].strip().lower() == otlp.JSON)
+    forwarder: traces.TraceForwarder | None = getattr(request.app.state, "traces", None)
+    if forwarder is None:
+        return _otlp_answer(wire, 404, otlp.failure(status=404, message=(
+            "no trace view here: set OTEL_EXPORTER_ZIPKIN_ENDPOINT on the intake to take OTLP traces")))
+    try:
+        wire = otlp.wire_of(request.headers.get("content-type", ""))
+        export = traces.decode(body=await request.body(), wire=wire, max_bytes=max_bytes,
+                               content_encoding=request.headers.get("content-encoding", ""))
+        translated = traces.to_zipkin(export)
+        await forwarder.send(translated.spans)
+    except otlp.WireError as exc:
+        return _otlp_answer(wire, exc.status, otlp.failure(status=exc.status, message=exc.message))
+    except traces.ZipkinAway as exc:
+        logger.warning("OTLP traces not forwarded: %s", exc)
+        return _otlp_answer(wire, 503, otlp.failure(status=503, message=f"{exc}; retry"), headers={"Retry-After": "5"})
+    return _otlp_answer(wire, 200, traces.success(translated))
 
 
 def _cors(origin: str | None) -> dict[str, str]:
@@ -119,13 +140,11 @@ def build_router(*, intake: Intake, settings: IntakeSettings,
         """OTLP/HTTP metrics export (protobuf or JSON, gzip or not); 200 with partial_success for refused points."""
         return await export_metrics(request, intake=intake, max_bytes=settings.max_otlp_bytes)
 
-    @router.post("/v1/traces", tags=["otlp"], response_class=Response, status_code=404)
-    async def traces(request: Request) -> Response:
-        """HAProxy's `otlp` frontend sends traces here too, in both stacks: none are kept (our services export to
-        Zipkin in its own format; Zipkin 3.5.1 from Maven Central takes no OTLP)."""
-        wire = otlp.Wire(json=request.headers.get("content-type", "").startswith(otlp.JSON))
-        return _otlp_answer(wire, 404, otlp.failure(status=404, message=(
-            "this Safeguard intake takes OTLP metrics only (/v1/metrics); send traces to a trace collector")))
+    @router.post("/v1/traces", tags=["otlp"], response_class=Response)
+    async def otlp_traces(request: Request) -> Response:
+        """OTLP/HTTP traces export (protobuf or JSON, gzip or not), shown in the trace view: translated to
+        Zipkin JSON v2 and posted to `OTEL_EXPORTER_ZIPKIN_ENDPOINT` (Zipkin 3.5.1 takes no OTLP itself)."""
+        return await export_traces(request, max_bytes=settings.max_otlp_bytes)
 
     @router.options("/api/beacon", tags=["beacon"], response_class=Response)
     async def beacon_preflight(request: Request) -> Response:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 
+import httpx
 import psutil
 from fastapi import FastAPI
 
@@ -13,13 +14,14 @@ from services.intake.grpc_otlp import MetricsService, serve_grpc
 from services.intake.series import SeriesStore
 from services.intake.service import Intake
 from services.intake.settings import IntakeSettings
+from services.intake.traces import TraceForwarder
 from shared.auth import AuthSettings
 from shared.guard import GuardSettings, install_guard
 from shared.http import expose, healthz_router
 from shared.kafka import Publisher
 from shared.lifespan import open_publisher
 from shared.ratelimit import RateLimiter
-from shared.telemetry import setup_telemetry
+from shared.telemetry import ZipkinSettings, setup_telemetry
 
 __all__ = ["create_app", "prepare_core"]
 
@@ -46,6 +48,15 @@ def _limiter(settings: IntakeSettings) -> RateLimiter:
                                      redis_url=settings.redis.url)
 
 
+async def _traces(stack: AsyncExitStack) -> TraceForwarder | None:
+    """OTLP traces go on to the trace view when there is one (`OTEL_EXPORTER_ZIPKIN_ENDPOINT`)."""
+    zipkin = ZipkinSettings()
+    if not zipkin.endpoint:
+        return None
+    http = await stack.enter_async_context(httpx.AsyncClient(timeout=zipkin.timeout))
+    return TraceForwarder(endpoint=zipkin.endpoint, http=http)
+
+
 def create_app(settings: IntakeSettings, *, publisher: Publisher | None = None,
                limiter: RateLimiter | None = None) -> FastAPI:
     """`publisher` replaces Kafka, `limiter` the Redis-backed rate limiter (tests)."""
@@ -57,7 +68,7 @@ def create_app(settings: IntakeSettings, *, publisher: Publisher | None = None,
         setup_telemetry("intake", settings.telemetry)
         async with AsyncExitStack() as stack:
             pub = await open_publisher(stack, settings.kafka, service="intake", given=publisher)
-            state: dict[str, object] = {"intake": intake, "publisher": pub}
+            state: dict[str, object] = {"intake": intake, "publisher": pub, "traces": await _traces(stack)}
             if settings.grpc_port is not None:  # the port bound (0: any free port)
                 state["grpc_port"] = await stack.enter_async_context(serve_grpc(
                     service=MetricsService(intake=intake, publisher=lambda: pub), host=settings.host,

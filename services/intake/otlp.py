@@ -12,7 +12,7 @@ from google.rpc.status_pb2 import Status  # type: ignore[import-untyped]
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (ExportMetricsServiceRequest,
                                                                            ExportMetricsServiceResponse)
 
-__all__ = ["PROTOBUF", "JSON", "WireError", "Wire", "wire_of", "decode", "success", "failure"]
+__all__ = ["PROTOBUF", "JSON", "WireError", "Wire", "wire_of", "inflate", "parse_into", "decode", "success", "failure"]
 
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
@@ -64,22 +64,34 @@ def _gunzip(body: bytes, *, max_bytes: int) -> bytes:
     return out
 
 
-def decode(*, body: bytes, wire: Wire, content_encoding: str, max_bytes: int) -> ExportMetricsServiceRequest:
-    """The export request; WireError 400 (undecodable), 413 (inflates too large) or 415 (unknown encoding)."""
+def inflate(body: bytes, *, content_encoding: str, max_bytes: int) -> bytes:
+    """The body as sent before its Content-Encoding (gzip or none); WireError 400, 413 or 415."""
     encoding = content_encoding.strip().lower()
     if encoding == "gzip":
-        body = _gunzip(body, max_bytes=max_bytes)
-    elif encoding not in ("", "identity"):
+        return _gunzip(body, max_bytes=max_bytes)
+    if encoding not in ("", "identity"):
         raise WireError(415, f"content encoding {encoding!r} is not supported: send gzip or none")
-    request = ExportMetricsServiceRequest()
+    return body
+
+
+def parse_into(message: Message, raw: bytes, *, wire: Wire, json_body: object = None) -> None:
+    """Fill `message` from `raw` (protobuf) or JSON (`json_body` when already loaded); WireError 400 when it does not parse."""
     try:
-        if wire.json:
-            json_format.Parse(body, request, ignore_unknown_fields=True)
+        if not wire.json:
+            message.ParseFromString(raw)
+        elif json_body is not None:
+            json_format.ParseDict(json_body, message, ignore_unknown_fields=True)
         else:
-            request.ParseFromString(body)
+            json_format.Parse(raw, message, ignore_unknown_fields=True)
     except (json_format.ParseError, DecodeError, UnicodeDecodeError, RecursionError) as exc:
         kind = "OTLP/JSON" if wire.json else "protobuf"
-        raise WireError(400, f"the body is not a {kind} ExportMetricsServiceRequest: {exc}") from None
+        raise WireError(400, f"the body is not a {kind} {type(message).__name__}: {exc}") from None
+
+
+def decode(*, body: bytes, wire: Wire, content_encoding: str, max_bytes: int) -> ExportMetricsServiceRequest:
+    """The export request; WireError 400 (undecodable), 413 (inflates too large) or 415 (unknown encoding)."""
+    request = ExportMetricsServiceRequest()
+    parse_into(request, inflate(body, content_encoding=content_encoding, max_bytes=max_bytes), wire=wire)
     return request
 
 

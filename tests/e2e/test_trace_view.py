@@ -86,3 +86,39 @@ async def test_the_node_demo_continues_our_trace_into_zipkin() -> None:
         assert r.status_code == 200, r.text
         spans = await _spans_of(http, trace_id, wait_s=60, service="demo-node")
     assert [(s["kind"], s.get("parentId")) for s in spans] == [("SERVER", parent_id)], spans
+
+
+async def test_any_app_s_otlp_traces_open_in_zipkin_lens() -> None:
+    """The real OpenTelemetry Python SDK with its default OTLP/HTTP exporter (protobuf) to :4318, the port
+    any app is pointed at: HAProxy -> intake, translated to Zipkin's format, shown in Lens."""
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.trace import SpanKind
+    from playwright.async_api import async_playwright
+
+    service = f"otlp-app-{secrets.token_hex(3)}"
+    provider = TracerProvider(resource=Resource.create({"service.name": service}))
+    otlp = f"http://127.0.0.1:{os.environ.get('OTLP_HTTP_PORT', '4318')}/v1/traces"
+    provider.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(endpoint=otlp)))
+    tracer = provider.get_tracer("e2e")
+    with tracer.start_as_current_span("GET /checkout", kind=SpanKind.SERVER) as root:
+        with tracer.start_as_current_span("charge card", kind=SpanKind.CLIENT):
+            pass
+    provider.shutdown()
+    trace_id = f"{root.get_span_context().trace_id:032x}"
+    async with httpx.AsyncClient(timeout=10) as http:
+        spans = await _spans_of(http, trace_id, wait_s=30, service=service)
+    assert sorted((s["name"], s.get("kind")) for s in spans) == [("charge card", "CLIENT"), ("get /checkout", "SERVER")]
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
+        try:
+            page = await browser.new_page(viewport={"width": 1280, "height": 720})
+            shown = await page.goto(f"{ZIPKIN}/zipkin/traces/{trace_id}")
+            assert shown is not None and shown.status == 200
+            await page.get_by_text(f"{service}: charge card", exact=True).first.wait_for(state="visible", timeout=20_000)
+            ARTEFACTS.mkdir(parents=True, exist_ok=True)
+            await page.screenshot(path=str(ARTEFACTS / "trace-view-otlp.png"))
+        finally:
+            await browser.close()

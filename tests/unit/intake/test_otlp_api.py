@@ -95,9 +95,3 @@ async def test_kafka_down_is_503_retryable_and_the_retry_counts_the_same(env: En
     r = await env.client.post("/v1/metrics", content=_one_request(5, time_s=20), headers=PROTO)
     assert r.status_code == 200
     assert [e.count for e in env.pub.of_type(RequestsObserved)] == [2, 3]  # type: ignore[attr-defined]
-
-
-async def test_traces_are_404_with_a_status(env: Env) -> None:
-    r = await env.client.post("/v1/traces", content=b"", headers=PROTO)
-    assert r.status_code == 404
-    assert "/v1/metrics" in Status.FromString(r.content).message
