@@ -18,7 +18,7 @@ from tests.unit.notifier.conftest import CONFIG, FakeSender
 
 def _app(*, token: str, env: str) -> FastAPI:
     app = FastAPI()
-    auth = Authenticator(AuthSettings(admin_token=SecretStr(token), env=env))  # type: ignore[arg-type]
+    auth = Authenticator(AuthSettings(admin_token=SecretStr(token), env=env))
     app.include_router(api.build_router(auth))
     app.include_router(incident_api.build_router(auth))
     app.state.notifier = NotifierService(policy=load_policy(CONFIG), publisher=InMemoryPublisher(),
