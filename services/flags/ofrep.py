@@ -101,52 +101,61 @@ def _depth(value: Any, limit: int) -> int:
     return deepest
 
 
+def _service(request: Request) -> FlagService:
+    svc: FlagService = request.app.state.flags
+    return svc
+
+
+Svc = Annotated[FlagService, Depends(_service)]
+_BODY_DOC = {"requestBody": {"required": True, "content": {"application/json": {"schema": _CONTEXT_SCHEMA}}}}
+
+
 def build_ofrep_router(auth: Authenticator, *, max_bytes: int = MAX_BYTES, max_depth: int = MAX_DEPTH) -> APIRouter:
+    """The OFREP routes (the OpenAPI document, 401 and 503 answers; `OfrepFastPath` answers the rest)."""
     router = APIRouter(prefix="/ofrep/v1", tags=["OFREP"])
-
-    async def _context(request: Request) -> dict[str, Any] | str:
-        return parse_context(await request.body(), max_bytes=max_bytes, max_depth=max_depth)
-
     Reader = Annotated[str, Depends(auth.require_reader)]
 
-    def svc(request: Request) -> FlagService:
-        s: FlagService = request.app.state.flags
-        return s
-
-    Svc = Annotated[FlagService, Depends(svc)]
-    body_doc = {"requestBody": {"required": True, "content": {"application/json": {"schema": _CONTEXT_SCHEMA}}}}
-
-    @router.post("/evaluate/flags/{key}", openapi_extra=body_doc, summary="Evaluate one flag")
+    @router.post("/evaluate/flags/{key}", openapi_extra=_BODY_DOC, summary="Evaluate one flag")
     async def evaluate_one(key: str, request: Request, service: Svc, _: Reader) -> Response:
-        if not ready(service):
-            return not_ready()
-        ctx = await _context(request)
-        if isinstance(ctx, str):
-            return _invalid(ctx, key)
-        r = service.evaluate(key, ctx)
-        if r is None:
-            return _not_found(key)
-        _saw(getattr(request.app.state, "exposures", None), service, [(key, r)], ctx)
-        status, body = ofrep_body(key, r)
-        return JSONResponse(body, status_code=status)
+        return await _evaluate_one(request, service, key, max_bytes=max_bytes, max_depth=max_depth)
 
-    @router.post("/evaluate/flags", openapi_extra=body_doc, summary="Evaluate every flag (ETag / If-None-Match)")
+    @router.post("/evaluate/flags", openapi_extra=_BODY_DOC, summary="Evaluate every flag (ETag / If-None-Match)")
     async def evaluate_all(request: Request, service: Svc, _: Reader,
                            if_none_match: Annotated[str | None, Header()] = None) -> Response:
-        if not ready(service):
-            return not_ready()
-        ctx = await _context(request)
-        if isinstance(ctx, str):
-            return _invalid(ctx)
-        etag = etag_for(service.snapshot.revision, ctx, len(service.snapshot.entries))
-        if if_none_match is not None and etag in [t.strip() for t in if_none_match.split(",")]:
-            return Response(status_code=304, headers={"ETag": etag})
-        found = service.evaluate_all(ctx)
-        _saw(getattr(request.app.state, "exposures", None), service, found, ctx)
-        flags = [ofrep_body(k, r)[1] for k, r in found]
-        return JSONResponse({"flags": flags}, headers={"ETag": etag})
+        return await _evaluate_all(request, service, if_none_match, max_bytes=max_bytes, max_depth=max_depth)
 
     return router
+
+
+async def _evaluate_one(request: Request, service: FlagService, key: str, *, max_bytes: int, max_depth: int
+                        ) -> Response:
+    if not ready(service):
+        return not_ready()
+    ctx = parse_context(await request.body(), max_bytes=max_bytes, max_depth=max_depth)
+    if isinstance(ctx, str):
+        return _invalid(ctx, key)
+    r = service.evaluate(key, ctx)
+    if r is None:
+        return _not_found(key)
+    _saw(getattr(request.app.state, "exposures", None), service, [(key, r)], ctx)
+    status, body = ofrep_body(key, r)
+    return JSONResponse(body, status_code=status)
+
+
+async def _evaluate_all(request: Request, service: FlagService, if_none_match: str | None, *, max_bytes: int,
+                        max_depth: int) -> Response:
+    if not ready(service):
+        return not_ready()
+    ctx = parse_context(await request.body(), max_bytes=max_bytes, max_depth=max_depth)
+    if isinstance(ctx, str):
+        return _invalid(ctx)
+    etag = etag_for(service.snapshot.revision, ctx, len(service.snapshot.entries))
+    if if_none_match is not None and etag in [t.strip() for t in if_none_match.split(",")]:
+        return Response(status_code=304, headers={"ETag": etag})
+    found = service.evaluate_all(ctx)
+    _saw(getattr(request.app.state, "exposures", None), service, found, ctx)
+    flags = [ofrep_body(k, r)[1] for k, r in found]
+    return JSONResponse({"flags": flags}, headers={"ETag": etag})
 
 
 def _saw(recorder: ExposureRecorder | None, service: FlagService, found: list[tuple[str, Resolution]],
