@@ -1,23 +1,45 @@
 """`python -m services.flags [--instance N]`: instance 1 is configured by FLAGS_* alone; a further
 instance (N > 1, the native stack's `flags-2`) listens on $PORT, serves flagd sync on FLAGS_SYNC_PORT_<N>
-(else any free port) and keeps its own kill journal (`<journal>-<N>`)."""
+(else any free port) and keeps its own kill journal (`<journal>-<N>`).
+
+The shared recipe (`shared.http.run_service`) with the instance's settings: a bad setting exits 2
+naming the field."""
 
 import argparse
 import os
 from pathlib import Path
 
+from fastapi import FastAPI
+
 from services.flags.app import create_app
 from services.flags.settings import FlagsSettings
 from shared.http import serve
+from shared.startup import build_or_exit
 
-parser = argparse.ArgumentParser(prog="python -m services.flags")
-parser.add_argument("--instance", type=int, default=1, help="which instance of the flags service (1, 2, ...)")
-instance = parser.parse_args().instance
-settings = FlagsSettings()
-if instance > 1:
+
+def instance_settings(instance: int) -> FlagsSettings:
+    settings = FlagsSettings()
+    if instance <= 1:
+        return settings
     journal = Path(settings.journal_path)
-    settings = settings.model_copy(update={
+    return settings.model_copy(update={
         "port": int(os.environ.get("PORT", settings.port + instance - 1)),
         "sync_port": int(os.environ.get(f"FLAGS_SYNC_PORT_{instance}", "0")),
         "journal_path": str(journal.with_name(f"{journal.stem}-{instance}{journal.suffix}"))})
-serve(create_app(settings), host=settings.host, port=settings.port)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m services.flags")
+    parser.add_argument("--instance", type=int, default=1, help="which instance of the flags service (1, 2, ...)")
+    instance = parser.parse_args().instance
+
+    def build() -> tuple[FlagsSettings, FastAPI]:
+        settings = instance_settings(instance)
+        return settings, create_app(settings)
+
+    settings, app = build_or_exit(build, service="flags")
+    serve(app, host=settings.host, port=settings.port)
+
+
+if __name__ == "__main__":
+    main()
