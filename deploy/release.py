@@ -149,9 +149,9 @@ class Release:
         try:
             await asyncio.wait_for(self.publish(event), timeout=5)
         except Exception as exc:  # noqa: BLE001 - Kafka away must never stop a rollback
-            log.warning("deploy event %s not published: %s", event.type, exc)
+            log.warning("deploy event %s not published: %s", _type_of(event), exc)
             return f"event not published: {type(exc).__name__}"
-        return f"{event.type} published"
+        return f"{_type_of(event)} published"
 
     async def _gate(self, colour: str, *, timeout_s: float = 20) -> str:
         """The switch itself sees the colour healthy (HAProxy's check) before it gets a request."""
@@ -381,3 +381,8 @@ class Release:
         t0 = time.perf_counter()
         await self.traffic.switch(colour)
         return (time.perf_counter() - t0) * 1000
+
+
+def _type_of(event: Event) -> str:
+    """The event's CloudEvents type (`deploy.started`): every concrete event sets the `type` Literal."""
+    return str(getattr(event, "type", type(event).__name__))

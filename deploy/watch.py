@@ -42,6 +42,8 @@ class CanaryWatch:
     canary: Outcomes = field(default_factory=Outcomes)
     fired: list[TriggerFired] = field(default_factory=list)
     changed: asyncio.Event = field(default_factory=asyncio.Event)
+    _task: asyncio.Task[None] | None = field(default=None, init=False, repr=False)
+    _consumer: AIOKafkaConsumer | None = field(default=None, init=False, repr=False)
 
     def reset(self) -> None:
         """A new bake step judges only what it saw itself."""
@@ -100,7 +102,7 @@ class CanaryWatch:
         await self.stop()
 
     async def stop(self) -> None:
-        task, consumer = getattr(self, "_task", None), getattr(self, "_consumer", None)
+        task, consumer = self._task, self._consumer
         if task is not None:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
