@@ -1,0 +1,251 @@
+"""Kill -> the slowest of 1,000 SSE subscribers (issue 12), on the running stack, beside bare SSE endpoints.
+
+Subscribers are held by lean reader processes (bench/_sse_reader.py: raw asyncio protocols, FANOUT_READERS
+processes), so the figure measures the server rather than one Python client reading 1,000 sockets. Per kill,
+the delay is from the kill call being sent to the moment the LAST subscriber has read the event. Measured in
+one run, each with FANOUT_STREAMS (1,000) subscribers and FANOUT_KILLS kills:
+
+1. baselines: a bare SSE endpoint broadcasting the same bytes (bench/_bare_sse.py), as a raw ASGI app on
+   uvicorn (the flags service's server) and as plain asyncio writing to each transport (the floor);
+2. flags :8001 alone (all subscribers on the instance the kill is sent to), and 1 subscriber (idle);
+3. flags :8001 and :8011, half each: the kill is sent to :8001 and reaches :8011 over Redis pub/sub.
+
+The flag is the bench's own (`bench-fanout-<pid>`, created with the admin token, deleted after). Streams are
+opened without a token and with distinct X-Forwarded-For addresses (<= 50 each), so the stack's per-client cap
+(64) holds; its total cap (1,024 per instance) leaves room for the stack's own few subscribers.
+
+    python -m bench kill_fanout        # FANOUT_STREAMS=1000 FANOUT_KILLS=30 FANOUT_READERS=4
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import statistics
+import sys
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from contextlib import asynccontextmanager
+
+import httpx
+
+from bench.report import record
+
+__all__ = ["main"]
+
+STREAMS = int(os.environ.get("FANOUT_STREAMS", "1000"))
+KILLS = int(os.environ.get("FANOUT_KILLS", "30"))
+READERS = int(os.environ.get("FANOUT_READERS", "4"))
+FLAGS = os.environ.get("FANOUT_FLAGS_URL", "http://127.0.0.1:8001")
+FLAGS_2 = os.environ.get("FANOUT_FLAGS_2_URL", "http://127.0.0.1:8011")
+KEY = f"bench-fanout-{os.getpid()}"
+Send = Callable[[], Awaitable[None]]
+
+
+def _port(url: str) -> int:
+    return int(url.rsplit(":", 1)[1])
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Readers:
+    """Reader processes holding streams; `wait(after)` gives the first revision above `after` that every stream
+    has seen, with its first and last arrival (ns, CLOCK_REALTIME)."""
+
+    def __init__(self) -> None:
+        self.procs: list[asyncio.subprocess.Process] = []
+        self.revs: dict[int, dict[int, tuple[int, int]]] = {}  # revision -> reader -> (first, last) arrival
+        self.changed = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def open(self, port: int, n: int, *, procs: int) -> None:
+        for i in range(procs):
+            share = n // procs + (i < n % procs)
+            p = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "bench._sse_reader", str(port), str(share), KEY, str(len(self.procs) + 1),
+                stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
+            assert p.stdout is not None
+            line = await asyncio.wait_for(p.stdout.readline(), 60)
+            if line.strip() != b"ready":
+                raise RuntimeError(f"reader on :{port} did not open its {share} streams")
+            self.procs.append(p)
+            self._tasks.append(asyncio.create_task(self._follow(len(self.procs) - 1, p)))
+
+    async def _follow(self, idx: int, p: asyncio.subprocess.Process) -> None:
+        assert p.stdout is not None
+        async for line in p.stdout:
+            rev, _count, first, last = (int(x) for x in line.split())
+            self.revs.setdefault(rev, {})[idx] = (first, last)
+            self.changed.set()
+
+    async def wait(self, after: int, timeout: float = 10.0) -> tuple[int, int, int]:
+        async with asyncio.timeout(timeout):
+            while True:
+                done = [r for r, by in self.revs.items() if r > after and len(by) == len(self.procs)]
+                if done:
+                    seen = self.revs[min(done)].values()
+                    return min(done), min(f for f, _ in seen), max(last for _, last in seen)
+                self.changed.clear()
+                await self.changed.wait()
+
+    async def close(self) -> None:
+        for p in self.procs:
+            assert p.stdin is not None
+            p.stdin.close()
+        for p in self.procs:
+            try:
+                await asyncio.wait_for(p.wait(), 10)
+            except TimeoutError:
+                p.kill()
+        for t in self._tasks:
+            t.cancel()
+
+
+@dataclass(frozen=True, slots=True)
+class Kills:
+    """Per kill, ms from the call being sent: its answer, the first and the last subscriber to read it."""
+
+    answer: list[float] = field(default_factory=list)
+    first: list[float] = field(default_factory=list)
+    last: list[float] = field(default_factory=list)
+    missed: list[int] = field(default_factory=list)
+
+
+async def _rounds(readers: Readers, *, prepare: Send, kill: Send) -> Kills:
+    """KILLS rounds: `prepare` (enable), seen by all; then `kill`, timed from the call to the last reader."""
+    out = Kills()
+    last = max(readers.revs, default=0)
+    for _ in range(KILLS):
+        await prepare()
+        last = (await readers.wait(last))[0]
+        await asyncio.sleep(0.15)
+        t0 = time.time_ns()
+        await kill()
+        answered = time.time_ns()
+        try:
+            last, first_ns, last_ns = await readers.wait(last)
+        except TimeoutError:
+            out.missed.append(1)
+            last = max(readers.revs, default=last)
+            continue
+        out.answer.append((answered - t0) / 1e6)
+        out.first.append((first_ns - t0) / 1e6)
+        out.last.append((last_ns - t0) / 1e6)
+        await asyncio.sleep(0.15)
+    return out
+
+
+def _pct(values: list[float], q: int) -> float:
+    if len(values) < 2:
+        return values[0] if values else float("nan")
+    return statistics.quantiles(values, n=100, method="inclusive")[q - 1]
+
+
+@asynccontextmanager
+async def _bare(mode: str) -> AsyncIterator[tuple[int, Send]]:
+    port = _free_port()
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "bench._bare_sse", mode, str(port), KEY)
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as c:
+            for _ in range(100):
+                try:
+                    _, w = await asyncio.open_connection("127.0.0.1", port)
+                    w.close()
+                    break
+                except OSError:
+                    await asyncio.sleep(0.05)
+
+            async def send() -> None:
+                (await c.post("/publish")).raise_for_status()
+
+            yield port, send
+    finally:
+        proc.terminate()
+        try:
+            await asyncio.wait_for(proc.wait(), 10)
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
+
+
+@asynccontextmanager
+async def _flag() -> AsyncIterator[tuple[Send, Send]]:
+    """The bench's own flag on the stack; (enable, kill) calls to FLAGS."""
+    headers = {"Authorization": f"Bearer {os.environ['SAFEGUARD_ADMIN_TOKEN']}", "X-Safeguard-Actor": "bench"}
+    async with httpx.AsyncClient(base_url=FLAGS, headers=headers, timeout=30) as c:
+        (await c.post("/api/flags", json={"key": KEY, "new": False, "description": "bench kill_fanout",
+                                          "reason": "bench"})).raise_for_status()
+        try:
+            async def call(what: str) -> None:
+                for _ in range(20):
+                    r = await c.post(f"/api/flags/{KEY}/{what}", json={"reason": "bench"})
+                    if r.status_code != 429:  # the write limit is per client: others may be writing too
+                        break
+                    await asyncio.sleep(float(r.headers.get("Retry-After", "1")))
+                r.raise_for_status()
+
+            async def enable() -> None:
+                await call("enable")
+
+            async def kill() -> None:
+                await call("kill")
+
+            yield enable, kill
+        finally:
+            await c.delete(f"/api/flags/{KEY}", params={"reason": "bench done"})
+
+
+async def _measure(targets: list[tuple[int, int]], prepare: Send, kill: Send) -> Kills:
+    readers = Readers()
+    try:
+        for port, n in targets:
+            await readers.open(port, n, procs=max(1, min(READERS * n // max(STREAMS, 1), n)))
+        await asyncio.sleep(0.5)
+        return await _rounds(readers, prepare=prepare, kill=kill)
+    finally:
+        await readers.close()
+
+
+def _line(name: str, k: Kills) -> str:
+    spread = [b - a for a, b in zip(k.first, k.last, strict=True)]
+    return (f"  {name:<44} p50 {_pct(k.last, 50):7.2f}  p99 {_pct(k.last, 99):7.2f}  | answer p50 "
+            f"{_pct(k.answer, 50):6.2f}  first p50 {_pct(k.first, 50):6.2f}  first->last p50 {_pct(spread, 50):6.2f}"
+            f" p99 {_pct(spread, 99):6.2f}  missed {len(k.missed)}")
+
+
+async def main() -> None:
+    a, b = _port(FLAGS), _port(FLAGS_2)
+    print(f"kill -> slowest SSE subscriber: {os.cpu_count()} cores, load {os.getloadavg()[0]:.2f}, loopback; "
+          f"{STREAMS:,} streams over {READERS} reader processes, {KILLS} kills each; ms from the call being sent")
+    res: dict[str, Kills] = {}
+    for mode in ("direct", "asgi"):
+        async with _bare(mode) as (port, send):
+            res[mode] = await _measure([(port, STREAMS)], send, send)
+    async with _flag() as (enable, kill):
+        res["idle"] = await _measure([(a, 1)], enable, kill)
+        res["one"] = await _measure([(a, STREAMS)], enable, kill)
+        res["two"] = await _measure([(a, STREAMS // 2), (b, STREAMS - STREAMS // 2)], enable, kill)
+    names = {"direct": "bare asyncio, bytes to each transport (floor)", "asgi": "bare ASGI on uvicorn",
+             "idle": "flags :8001, 1 subscriber", "one": f"flags :8001, {STREAMS:,} subscribers",
+             "two": f"flags :8001 + :8011, {STREAMS // 2:,} each"}
+    for k, name in names.items():
+        print(_line(name, res[k]))
+    asgi99, floor99 = _pct(res["asgi"].last, 99), _pct(res["direct"].last, 99)
+    for k in ("one", "two"):
+        p99 = _pct(res[k].last, 99)
+        print(f"  {names[k]}: p99 x{p99 / asgi99:.2f} of bare ASGI, x{p99 / floor99:.2f} of the floor")
+        record(f"kill -> slowest of {names[k].split(', ', 1)[1]} (p99)", p99, "ms", baseline="bare ASGI SSE, same bytes",
+               baseline_value=asgi99, lower_is_better=True, limit=10.0,
+               spread=(min(res[k].last, default=0.0), max(res[k].last, default=0.0)),
+               note=f"p50 {_pct(res[k].last, 50):.1f} ms; floor (plain asyncio) p99 {floor99:.1f} ms")
+    record("kill -> 1 subscriber, flags :8001 (p99)", _pct(res["idle"].last, 99), "ms", lower_is_better=True, limit=10.0)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
