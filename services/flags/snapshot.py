@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -13,7 +13,7 @@ from typing import Any
 from services.flags.models import FlagRecord
 from shared.flags.evaluator import CompiledFlag, FlagSpec, compile_flag
 
-__all__ = ["Snapshot", "Entry", "Broadcaster", "StreamSlots", "etag_for"]
+__all__ = ["Snapshot", "Entry", "Broadcaster", "StreamSlots", "etag_for", "sse_event"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,12 +92,23 @@ def etag_for(revision: int, context: Mapping[str, Any], count: int) -> str:
     return '"' + hashlib.sha256(f"{revision}:{count}:{body}".encode()).hexdigest()[:32] + '"'
 
 
-class Broadcaster:
-    """Fan-out of change messages to SSE subscribers; a slow subscriber is dropped, never waited for."""
+def sse_event(event: str, data: Any, revision: int) -> bytes:
+    """One server-sent event: `event: <event>`, `id: <revision>`, the data as compact JSON."""
+    return f"event: {event}\nid: {revision}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
 
-    def __init__(self, maxsize: int = 1000) -> None:
+
+class Broadcaster:
+    """Fan-out of change messages to SSE subscribers; a slow subscriber is dropped, never waited for.
+
+    Every subscriber's queue gets the same message object; `encoded(message)` gives its SSE `flag` event,
+    serialized once per published message (the bytes of the last `kept` messages are kept), not once per
+    subscriber."""
+
+    def __init__(self, maxsize: int = 1000, *, kept: int = 64) -> None:
         self._subs: set[asyncio.Queue[dict[str, Any] | None]] = set()
         self._maxsize = maxsize
+        self._kept = kept
+        self._encoded: OrderedDict[int, tuple[dict[str, Any], bytes]] = OrderedDict()
 
     def subscribe(self) -> asyncio.Queue[dict[str, Any] | None]:
         q: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(self._maxsize)
@@ -112,6 +123,7 @@ class Broadcaster:
         return len(self._subs)
 
     def publish(self, message: dict[str, Any]) -> None:
+        """Hand `message` to every subscriber now (put_nowait: no await, no per-subscriber task)."""
         for q in list(self._subs):
             try:
                 q.put_nowait(message)
@@ -120,6 +132,17 @@ class Broadcaster:
                 while not q.empty():
                     q.get_nowait()
                 q.put_nowait(None)
+
+    def encoded(self, message: dict[str, Any]) -> bytes:
+        """The SSE `flag` event of a published `message` (id: its revision), the same bytes for every subscriber."""
+        found = self._encoded.get(id(message))
+        if found is not None and found[0] is message:
+            return found[1]
+        data = sse_event("flag", message, message["revision"])
+        self._encoded[id(message)] = (message, data)  # the message is held, so its id is not reused meanwhile
+        while len(self._encoded) > self._kept:
+            self._encoded.popitem(last=False)
+        return data
 
     def close(self) -> None:
         for q in list(self._subs):

@@ -1,0 +1,59 @@
+"""The SSE fan-out: one message object to every subscriber, its event serialized once for all of them."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from services.flags.snapshot import Broadcaster, sse_event
+
+
+def _message(revision: int) -> dict[str, Any]:
+    return {"type": "flag", "key": "k", "revision": revision,
+            "flag": {"key": "k", "version": 3, "definition": {"state": "DISABLED"}}}
+
+
+async def test_every_subscriber_gets_the_same_bytes_serialized_once() -> None:
+    b = Broadcaster()
+    queues = [b.subscribe() for _ in range(100)]
+    msg = _message(7)
+    b.publish(msg)
+    got = [m for q in queues if (m := q.get_nowait()) is not None]
+    assert len(got) == 100 and all(m is msg for m in got)
+    first = b.encoded(got[0])
+    assert all(b.encoded(m) is first for m in got)  # not serialized again per subscriber
+    data = json.dumps(msg, separators=(",", ":"))
+    assert first == f"event: flag\nid: 7\ndata: {data}\n\n".encode()
+
+
+async def test_each_message_has_its_own_event_and_only_the_last_are_kept() -> None:
+    b = Broadcaster(kept=2)
+    one, two, three = _message(1), _message(2), _message(3)
+    encoded = [b.encoded(m) for m in (one, two, three)]
+    assert [e.split(b"\n", 2)[1] for e in encoded] == [b"id: 1", b"id: 2", b"id: 3"]
+    assert b.encoded(three) is encoded[2] and b.encoded(two) is encoded[1]
+    again = b.encoded(one)  # dropped from the kept ones: serialized anew, the same bytes
+    assert again == encoded[0] and again is not encoded[0]
+
+
+async def test_an_equal_message_is_not_taken_for_a_kept_one() -> None:
+    b = Broadcaster()
+    first = b.encoded(_message(5))
+    other = _message(5)
+    other["key"] = "other"
+    assert b.encoded(other) != first
+    assert b'"key":"other"' in b.encoded(other)
+
+
+async def test_a_full_subscriber_is_dropped_and_told_to_go() -> None:
+    b = Broadcaster(maxsize=2)
+    slow, fast = b.subscribe(), b.subscribe()
+    for rev in (1, 2, 3):
+        b.publish(_message(rev))
+        fast.get_nowait()
+    assert b.subscribers == 1
+    assert slow.get_nowait() is None and slow.empty()
+
+
+def test_sse_event_format() -> None:
+    assert sse_event("snapshot", {"a": [1, 2]}, 9) == b'event: snapshot\nid: 9\ndata: {"a":[1,2]}\n\n'
