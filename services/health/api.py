@@ -18,7 +18,7 @@ _NO_STORE = {"Cache-Control": "no-store"}
 
 
 def _state(request: Request) -> Any:
-    return request.state
+    return request.app.state
 
 
 @router.get("/api/health", tags=["health"], response_class=Response,

@@ -17,7 +17,7 @@ from services.health.probes import Defaults, Prober
 from services.health.runner import ProbeRunner
 from services.health.settings import HealthSettings
 from services.health.view import SystemView
-from shared.http import healthz_router
+from shared.http import expose, healthz_router
 from shared.kafka import Publisher
 from shared.lifespan import open_publisher
 from shared.telemetry import setup_telemetry
@@ -66,12 +66,13 @@ def create_app(settings: HealthSettings, *, config: HealthConfig | None = None,
     config = config or load_config(settings.config_path)
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         setup_telemetry("health", settings.telemetry)
         logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per probe is noise
         async with AsyncExitStack() as stack:
             core = await prepare_core(settings, stack=stack, config=config, **adapters)
-            yield vars(core)  # services.health.api reads these from request.state
+            expose(app, **vars(core))  # services.health.api reads app.state
+            yield
 
     app = FastAPI(title="Safeguard health", lifespan=lifespan)
     app.include_router(healthz_router("health"))

@@ -1,4 +1,4 @@
-"""Command line: no arguments runs the service; `recover` asks the running service to act now."""
+"""Command line: `recover` asks the running service to act now (without arguments, __main__.py runs the service)."""
 
 from __future__ import annotations
 
@@ -29,23 +29,8 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     if args.command == "recover":
         return recover(args)
-    return serve()
-
-
-def serve() -> int:
-    from services.recovery.app import create_app
-    from services.recovery.policy import PolicyError
-    from services.recovery.settings import RecoverySettings
-    from shared.http import serve as run
-
-    settings = RecoverySettings()
-    try:
-        app = create_app(settings)
-    except PolicyError as exc:
-        print(f"recovery: bad policy: {exc}", file=sys.stderr)
-        return 2
-    run(app, host=settings.host, port=settings.port)
-    return 0
+    parser.print_help()  # `python -m services.recovery` alone runs the service (__main__.py), not this
+    return 2
 
 
 def _token() -> str | None:

@@ -59,7 +59,7 @@ async def test_a_service_answering_after_the_health_service_starts_is_never_fail
     await create_prefixed_topics(kafka_settings)
     app = create_app(HealthSettings(kafka=kafka_settings, status_feed=False),
                      config=config_for(up=up.port, later=later.port))
-    async with app.router.lifespan_context(app) as state, client_for(app, state) as client:
+    async with app.router.lifespan_context(app), client_for(app) as client:
         asyncio.get_running_loop().call_later(0.5, lambda: asyncio.ensure_future(later.start()))
         taken, seen = await watch(client, until="pass", timeout=2.5)
         assert "fail" not in seen
@@ -77,7 +77,7 @@ async def test_a_service_down_from_the_start_is_fail_after_down_after_fast_probe
     await create_prefixed_topics(kafka_settings)
     app = create_app(HealthSettings(kafka=kafka_settings, status_feed=False),
                      config=config_for(up=up.port, dead=dead.port))
-    async with app.router.lifespan_context(app) as state, client_for(app, state) as client:
+    async with app.router.lifespan_context(app), client_for(app) as client:
         taken, seen = await watch(client, until="fail", timeout=6)
         assert 1.5 <= taken  # three probes one second apart, not the first one
         assert set(seen[:-1]) == {"warn"}

@@ -62,11 +62,9 @@ class TinyHttp:
         await self.server.wait_closed()
 
 
-def client_for(app: Any, state: dict[str, Any]) -> httpx.AsyncClient:
-    async def with_state(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        await app({**scope, "state": dict(state)}, receive, send)
-
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=with_state), base_url="http://t")  # type: ignore[arg-type]
+def client_for(app: Any) -> httpx.AsyncClient:
+    """ASGITransport runs no lifespan: the test enters it, which sets app.state."""
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t")
 
 
 async def until(cond: Any, timeout: float = 20.0) -> None:
@@ -103,8 +101,8 @@ async def test_probes_publish_and_status_survives_a_stopped_service(
     settings = HealthSettings(kafka=kafka_settings, postgres=PostgresSettings(dsn=postgres_dsn),
                               redis=RedisSettings(url=redis_url))
     app = create_app(settings, config=config)
-    async with app.router.lifespan_context(app) as state, client_for(app, state) as client:
-        await asyncio.wait_for(state["feed"].ready.wait(), 20)
+    async with app.router.lifespan_context(app), client_for(app) as client:
+        await asyncio.wait_for(app.state.feed.ready.wait(), 20)
         async with KafkaPublisher.start(kafka_settings, source="/tests") as pub:
             await pub.publish(FlagSnapshot(flag_key="gamification", version=2, definition={"state": "ENABLED"}))
             await pub.publish(IncidentOpened(service="shop", incident_id="inc-7", title="error rate high"))

@@ -30,12 +30,9 @@ CONFIG = parse_config({"interval_seconds": 3600, "down_after": 2, "up_after": 1,
     {"name": "sla", "kind": "http", "url": "http://127.0.0.1:2/healthz"},
     {"name": "postgres", "kind": "postgres"},
 ]}, env={})
-def client_for(app: object, state: dict[str, object]) -> httpx.AsyncClient:
-    """ASGITransport runs no lifespan: hand the lifespan state to every request, as uvicorn does."""
-    async def with_state(scope: dict[str, object], receive: object, send: object) -> None:
-        await app({**scope, "state": dict(state)}, receive, send)  # type: ignore[operator]
-
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=with_state), base_url="http://t")  # type: ignore[arg-type]
+def client_for(app: object) -> httpx.AsyncClient:
+    """ASGITransport runs no lifespan: the test enters it, which sets app.state."""
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t")  # type: ignore[arg-type]
 
 
 async def first_cycle(runner: object) -> None:
@@ -54,10 +51,10 @@ async def test_health_and_status_with_one_service_stopped() -> None:
     prober = ScriptedProber({"flags": OK, "sla": OK, "postgres": OK})
     pub = InMemoryPublisher()
     app = create_app(HealthSettings(status_feed=False), config=CONFIG, publisher=pub, prober=prober)  # type: ignore[arg-type]
-    async with app.router.lifespan_context(app) as state:
-        runner = state["runner"]
+    async with app.router.lifespan_context(app):
+        runner = app.state.runner
         await first_cycle(runner)
-        async with client_for(app, state) as client:
+        async with client_for(app) as client:
             r = await client.get("/api/health")
             assert r.status_code == 200 and r.headers["content-type"] == "application/health+json"
             prober.results["sla"] = DOWN
@@ -80,15 +77,15 @@ async def test_health_and_status_with_one_service_stopped() -> None:
 async def test_status_view_shows_topic_data() -> None:
     prober = ScriptedProber({"flags": OK, "sla": OK, "postgres": OK})
     app = create_app(HealthSettings(status_feed=False), config=CONFIG, publisher=InMemoryPublisher(), prober=prober)  # type: ignore[arg-type]
-    async with app.router.lifespan_context(app) as state:
-        view = state["view"]
+    async with app.router.lifespan_context(app):
+        view = app.state.view
         view.apply(FlagSnapshot(flag_key="gamification", version=3, definition={"state": "DISABLED"}))
         view.apply(IncidentOpened(service="demo", incident_id="inc-1", title="error rate high"))
         view.apply(ProcessStatsReported(service="demo", instance="blue", pid=1, rss_bytes=1, memory_limit_bytes=10,
                                         memory_percent=10, pools=[PoolStats(size=1, idle=1, max_size=5, connected=True)],
                                         breakers={"postgres": "open"}))
-        await first_cycle(state["runner"])
-        async with client_for(app, state) as client:
+        await first_cycle(app.state.runner)
+        async with client_for(app) as client:
             body = (await client.get("/api/system/status")).json()
     assert body["flags"]["gamification"]["state"] == "DISABLED"
     assert body["incidents"]["open"][0]["incident_id"] == "inc-1"

@@ -152,14 +152,10 @@ async def test_api_answers_200_warn_while_a_service_is_still_starting() -> None:
     prober = Scripted({"flags": PASS, "recovery": FAIL})
     app = create_app(HealthSettings(status_feed=False), config=config, publisher=InMemoryPublisher(),
                      prober=prober)  # type: ignore[arg-type]
-    async with app.router.lifespan_context(app) as state:
-        runner = state["runner"]
+    async with app.router.lifespan_context(app):
+        runner = app.state.runner
         await runner.wait_cycles(1, timeout_s=5)
-
-        async def with_state(scope: dict[str, object], receive: object, send: object) -> None:
-            await app({**scope, "state": dict(state)}, receive, send)  # type: ignore[arg-type]
-
-        transport = httpx.ASGITransport(app=with_state)  # type: ignore[arg-type]
+        transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
             r = await client.get("/api/health")
             assert runner.states["recovery"].state == "unknown"
