@@ -10,8 +10,9 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
@@ -32,6 +33,7 @@ from shared.http import expose
 from shared.kafka import KafkaPublisher
 from shared.ports import Publisher
 from shared.ratelimit import RateLimiter, RateLimitMiddleware
+from shared.tasks import every
 from shared.telemetry import setup_telemetry
 
 __all__ = ["create_app"]
@@ -40,13 +42,28 @@ logger = logging.getLogger(__name__)
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
 
 
-def create_app(settings: FlagsSettings, *, publisher: Publisher | None = None,
-               repository: Repository | None = None, limiter: RateLimiter | None = None) -> FastAPI:
-    """`publisher`/`repository` replace Kafka/Postgres (tests). Without a repository, Postgres from settings."""
+class Adapters(TypedDict, total=False):
+    """What a test may replace: Kafka (`publisher`), Postgres (`repository`)."""
+
+    publisher: Publisher
+    repository: Repository
+
+
+@dataclass(frozen=True)
+class FlagsCore:
+    """What the routes read, each as `app.state.<field>` (`shared.http.expose`)."""
+
+    flags: FlagService
+    exposures: ExposureRecorder
+    sync_port: int | None
+
+
+def create_app(settings: FlagsSettings, *, limiter: RateLimiter | None = None, **adapters: Unpack[Adapters]) -> FastAPI:
+    """The adapters replace Kafka / Postgres (tests); without a repository, Postgres from settings."""
     auth = Authenticator(settings.auth)
     limiter = limiter or _limiter(settings, auth)
     app = FastAPI(title="Safeguard flags", version="1.0.0",
-                  lifespan=_lifespan(settings, publisher=publisher, repository=repository, limiter=limiter, auth=auth),
+                  lifespan=_lifespan(settings, auth=auth, limiter=limiter, adapters=adapters),
                   description="Feature flags (flagd definitions), OFREP evaluation, kill switch, audit.",
                   telemetry={"exclude": ofrep.untraced(ratio=settings.ofrep_trace_ratio)})
     api.install(app, auth=auth, write_limit=limiter.dependency(settings.write_limit, name="writes"),
@@ -72,63 +89,64 @@ def _limiter(settings: FlagsSettings, auth: Authenticator) -> RateLimiter:
     return limiter
 
 
-def _lifespan(settings: FlagsSettings, *, publisher: Publisher | None, repository: Repository | None,
-              limiter: RateLimiter, auth: Authenticator) -> Lifespan:
+async def prepare_core(settings: FlagsSettings, *, stack: AsyncExitStack, auth: Authenticator,
+                       **adapters: Unpack[Adapters]) -> FlagsCore:
+    """The flags core on its adapters, those not given opened on `stack`: Postgres, Redis (the copy, the
+    kill journal, exposures), Kafka later (`_connect_kafka`), and the flagd sync server."""
+    repo = adapters.get("repository")
+    if repo is None:
+        repo = PgRepository(await stack.enter_async_context(open_pool(settings.postgres, schema=settings.db_schema)))
+    redis = await stack.enter_async_context(open_redis(settings.redis.url.get_secret_value()))
+    journal = KillJournal(Path(settings.journal_path).expanduser(), redis=redis,
+                          redis_key=settings.cache_prefix + "pending-off")
+    svc = FlagService(repo=repo, cache=FlagCache(redis, prefix=settings.cache_prefix),
+                      publisher=adapters.get("publisher"), topic_prefix=settings.kafka.topic_prefix, journal=journal,
+                      store_timeout_s=settings.store_timeout_s)
+    sync_port = await stack.enter_async_context(sync_grpc.serve(svc, auth=auth, host=settings.host,
+                                                                port=settings.sync_port))
+    return FlagsCore(flags=svc, exposures=ExposureRecorder(ExposureStore(redis, prefix=settings.cache_prefix)),
+                     sync_port=sync_port)
+
+
+def _lifespan(settings: FlagsSettings, *, auth: Authenticator, limiter: RateLimiter, adapters: Adapters) -> Lifespan:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         setup_telemetry("flags", settings.telemetry)
         async with AsyncExitStack() as stack:
-            svc, pool, cache = await _open_core(stack, settings, publisher=publisher, repository=repository)
-            expose(app, flags=svc, exposures=ExposureRecorder(ExposureStore(cache.client, prefix=settings.cache_prefix)),
-                   sync_port=await stack.enter_async_context(
-                       sync_grpc.serve(svc, auth=auth, host=settings.host, port=settings.sync_port)))
+            core = await prepare_core(settings, stack=stack, auth=auth, **adapters)
+            expose(app, **vars(core))
             stopping = asyncio.Event()
-            tasks = await _start(app, svc, settings, stack, pool=pool, cache=cache, stopping=stopping,
-                                 connect_kafka=publisher is None)
+            tasks = await _start(core, settings, stack, stopping=stopping, connect_kafka="publisher" not in adapters)
             try:
                 yield
             finally:
                 await limiter.aclose()
-                svc.broadcaster.close()
+                core.flags.broadcaster.close()
                 stopping.set()
                 for t in tasks:
                     t.cancel()
                 await asyncio.gather(*tasks, return_exceptions=True)
-                await app.state.exposures.flush()  # the last second's exposures (a Redis error is counted)
+                await core.exposures.flush()  # the last second's exposures (a Redis error is counted)
     return lifespan
 
 
-async def _open_core(stack: AsyncExitStack, settings: FlagsSettings, *, publisher: Publisher | None,
-                     repository: Repository | None) -> tuple[FlagService, Any, FlagCache]:
-    """The core on its adapters: Postgres (unless `repository`), Redis (copy, journal), Kafka (`publisher`
-    given, else connected later by `_connect_kafka`)."""
-    repo, pool = repository, None
-    if repo is None:
-        pool = await stack.enter_async_context(open_pool(settings.postgres, schema=settings.db_schema))
-        repo = PgRepository(pool)
-    redis = await stack.enter_async_context(open_redis(settings.redis.url.get_secret_value()))
-    journal = KillJournal(Path(settings.journal_path).expanduser(), redis=redis,
-                          redis_key=settings.cache_prefix + "pending-off")
-    cache = FlagCache(redis, prefix=settings.cache_prefix)
-    svc = FlagService(repo=repo, cache=cache, publisher=publisher, topic_prefix=settings.kafka.topic_prefix,
-                      journal=journal, store_timeout_s=settings.store_timeout_s)
-    return svc, pool, cache
-
-
-async def _start(app: FastAPI, svc: FlagService, settings: FlagsSettings, stack: AsyncExitStack, *, pool: Any,
-                 cache: FlagCache, stopping: asyncio.Event, connect_kafka: bool) -> list[asyncio.Task[Any]]:
+async def _start(core: FlagsCore, settings: FlagsSettings, stack: AsyncExitStack, *, stopping: asyncio.Event,
+                 connect_kafka: bool) -> list[asyncio.Task[Any]]:
     """Migrate (else retry in the background), load, seed; then the background loops."""
+    svc = core.flags
+    pool = svc.repo.pool if isinstance(svc.repo, PgRepository) else None
     migrated = pool is None or await _try(migrate(pool, schema=settings.db_schema), "migrations")
     await svc.load()
     if migrated:
         await _seed(svc, settings)
     loops: list[Coroutine[Any, Any, Any]] = [
-        _every(settings.refresh_interval_s, svc.refresh, "refresh"),
-        _every(settings.scheduler_interval_s, svc.run_due, "scheduler"),
-        _every(settings.reconcile_interval_s, svc.reconcile, "reconcile"),
+        every(settings.refresh_interval_s, svc.refresh, what="refresh"),
+        every(settings.scheduler_interval_s, svc.run_due, what="scheduler"),
+        every(settings.reconcile_interval_s, svc.reconcile, what="reconcile"),
         svc.run_relay(interval_s=settings.relay_interval_s),
-        app.state.exposures.run(),
-        peers.follow_peers(svc, url=settings.redis.url.get_secret_value(), channel=cache.channel, stop=stopping)]
+        core.exposures.run(),
+        peers.follow_peers(svc, url=settings.redis.url.get_secret_value(),
+                           channel=settings.cache_prefix + FlagCache.CHANNEL, stop=stopping)]
     if not migrated:
         loops.append(_migrate_later(pool, svc, settings))
     if connect_kafka:
@@ -143,15 +161,6 @@ async def _try(aw: Awaitable[Any], what: str) -> bool:
     except Exception:  # noqa: BLE001 - retried in the background
         logger.warning("%s failed; will retry", what, exc_info=True)
         return False
-
-
-async def _every(interval: float, fn: Callable[[], Awaitable[Any]], name: str) -> None:
-    while True:
-        await asyncio.sleep(interval)
-        try:
-            await fn()
-        except Exception:  # noqa: BLE001 - a loop must survive one failed round
-            logger.warning("%s round failed", name, exc_info=True)
 
 
 async def _migrate_later(pool: Any, svc: FlagService, settings: FlagsSettings) -> None:

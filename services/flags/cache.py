@@ -28,11 +28,13 @@ async def open_redis(url: str) -> AsyncIterator[aioredis.Redis]:
 class FlagCache:
     """`<prefix>flags` hash (key -> record JSON), `<prefix>revision`, and the `<prefix>changes` channel."""
 
+    CHANNEL = "changes"  # after the prefix: the channel every instance publishes its changes on
+
     def __init__(self, client: aioredis.Redis, *, prefix: str = "safeguard:flags:") -> None:
         self.client = client
         self.hash = prefix + "defs"
         self.rev = prefix + "revision"
-        self.channel = prefix + "changes"
+        self.channel = prefix + self.CHANNEL
         self.origin = uuid.uuid4().hex  # this instance: it skips its own messages
 
     async def ping(self) -> None:
