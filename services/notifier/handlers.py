@@ -15,24 +15,13 @@ __all__ = ["build_handlers"]
 
 
 def build_handlers(svc: NotifierService) -> Mapping[type[Event], Handler]:
-    async def open_incident(event: TriggerFired) -> None:
-        await svc.open_incident(event)
-
-    async def resolve_incident(event: TriggerCleared) -> None:
-        await svc.resolve_on_clear(event)
-
-    async def record_action(event: RecoveryActionStarted) -> None:
-        await svc.record_action(event)
-
-    async def mitigate_incident(event: RecoveryActionSucceeded | RecoveryActionVerified) -> None:
-        await svc.mitigate(event)
-
-    async def escalate_incident(event: RecoveryActionFailed) -> None:
-        await svc.escalate_on_failure(event)
-
-    async def record_rollback(event: DeploymentRolledBack) -> None:
-        await svc.record_rollback(event)
-
-    return {DeploymentRolledBack: record_rollback, TriggerFired: open_incident, TriggerCleared: resolve_incident, RecoveryActionStarted: record_action,
-            RecoveryActionSucceeded: mitigate_incident, RecoveryActionVerified: mitigate_incident,
-            RecoveryActionFailed: escalate_incident}
+    """Each event type to the core verb that handles it (the consumer awaits it; an exception retries the record)."""
+    return {
+        TriggerFired: svc.open_incident,
+        TriggerCleared: svc.resolve_on_clear,
+        RecoveryActionStarted: svc.record_action,
+        RecoveryActionSucceeded: svc.mitigate,
+        RecoveryActionVerified: svc.mitigate,
+        RecoveryActionFailed: svc.escalate_on_failure,
+        DeploymentRolledBack: svc.record_rollback,
+    }

@@ -12,10 +12,5 @@ __all__ = ["build_handlers"]
 
 
 def build_handlers(svc: RecoveryService) -> Mapping[type[Event], Handler]:
-    async def recover_from_trigger(event: TriggerFired) -> None:
-        await svc.recover_from_trigger(event)
-
-    async def verify_cleared(event: TriggerCleared) -> None:
-        await svc.verify_cleared(event)
-
-    return {TriggerFired: recover_from_trigger, TriggerCleared: verify_cleared}
+    """Each event type to the core verb that handles it (the consumer awaits it; an exception retries the record)."""
+    return {TriggerFired: svc.recover_from_trigger, TriggerCleared: svc.verify_cleared}

@@ -41,7 +41,7 @@ from shared.topics import dlq
 
 __all__ = ["EventConsumer", "Handler", "ConsumerStats", "start_service_consumer"]
 
-Handler = Callable[[Any], Awaitable[None]]
+Handler = Callable[[Any], Awaitable[object]]  # what it returns is not used
 Batches = dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
 log = logging.getLogger(__name__)
 _tracer = trace.get_tracer("safeguard.kafka")
