@@ -5,16 +5,16 @@ from __future__ import annotations
 import pytest
 
 from services.flags import rules
-from services.flags.models import DefinitionError, FlagCreate, FlagUpdate
+from services.flags.models import DefinitionError, FlagCreate, FlagRecord, FlagUpdate
 from shared.flags.evaluator import FlagSpec, compile_flag, evaluate
 
 
-def _new(**kw: object) -> rules.FlagRecord:
+def _new(**kw: object) -> FlagRecord:
     return rules.create(None, FlagCreate.model_validate({"key": "f", **kw}))
 
 
-def _on(rec: rules.FlagRecord, user: str) -> bool:
-    return evaluate(compile_flag(FlagSpec(rec.key, rec.definition, rec.off_variant)), {"targetingKey": user}).value
+def _on(rec: FlagRecord, user: str) -> bool:
+    return evaluate(compile_flag(FlagSpec(rec.key, rec.definition, rec.off_variant)), {"targetingKey": user}).value is True
 
 
 def test_new_flag_is_off_and_new() -> None:
