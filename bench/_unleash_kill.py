@@ -94,14 +94,22 @@ async def safeguard_kills(*, admin_url: str, stream_url: str, token: str, key: s
             for i, sdk in enumerate(sdks):
                 sdk.on_change(listener(i))
                 await sdk.start()
-            if not all(sdk.get_boolean(key, False, USER) for sdk in sdks):
-                raise RuntimeError(f"the Safeguard SDK does not serve {key} on at the start")
+            await _serving(lambda: all(sdk.get_boolean(key, False, USER) for sdk in sdks), f"SDKs serving {key} on")
             # a pause of 0-50 ms between kills, so kills do not fall in step with anything periodic
             ms = await _rounds(kills=kills, flip=flip, seen_all=seen_all, pause=lambda: random.uniform(0, 0.05))
         finally:
             for sdk in sdks:
                 await sdk.stop()
     return Delays(ms, kills, clients)
+
+
+async def _serving(check: Callable[[], bool], what: str) -> None:
+    """Wait up to WAIT_S for `check` (a stream may be reconnecting: an instance restarted by someone else)."""
+    for _ in range(int(WAIT_S * 10)):
+        if check():
+            return
+        await asyncio.sleep(0.1)
+    raise RuntimeError(f"no {what} after {WAIT_S:.0f} s")
 
 
 def _unleash_client(server: UnleashServer, refresh_s: int, i: int, directory: str) -> Any:
