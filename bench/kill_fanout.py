@@ -10,6 +10,11 @@ one run, each with FANOUT_STREAMS (1,000) subscribers and FANOUT_KILLS kills:
 2. flags :8001 alone (all subscribers on the instance the kill is sent to), and 1 subscriber (idle);
 3. flags :8001 and :8011, half each: the kill is sent to :8001 and reaches :8011 over Redis pub/sub.
 
+Beside each: the kill call's answer, the first subscriber, first -> last (the fan-out itself), and the CPU time
+per subscriber per event of the server(s) and of the readers (psutil, over the rounds; each round fans out the
+enable and the kill). The CPU figure is the one to trust on a loaded machine: wall times swing with the load,
+CPU per event hardly does (for :8001 it also holds the stack's other traffic during the rounds).
+
 The flag is the bench's own (`bench-fanout-<pid>`, created with the admin token, deleted after). Streams are
 opened without a token and with distinct X-Forwarded-For addresses (<= 50 each), so the stack's per-client cap
 (64) holds; its total cap (1,024 per instance) leaves room for the stack's own few subscribers.
@@ -30,6 +35,7 @@ from dataclasses import dataclass, field
 from contextlib import asynccontextmanager
 
 import httpx
+import psutil
 
 from bench.report import record
 
@@ -115,6 +121,8 @@ class Kills:
     first: list[float] = field(default_factory=list)
     last: list[float] = field(default_factory=list)
     missed: list[int] = field(default_factory=list)
+    cpu_us: list[float] = field(default_factory=list)  # the servers' CPU per subscriber per event (one item)
+    reader_us: list[float] = field(default_factory=list)  # the readers' CPU per subscriber per event (one item)
 
 
 async def _rounds(readers: Readers, *, prepare: Send, kill: Send) -> Kills:
@@ -201,13 +209,34 @@ async def _flag() -> AsyncIterator[tuple[Send, Send]]:
             await c.delete(f"/api/flags/{KEY}", params={"reason": "bench done"})
 
 
+def _server(port: int) -> psutil.Process:
+    """The process listening on `port` (loopback)."""
+    for c in psutil.net_connections(kind="tcp"):
+        if c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port and c.pid:
+            return psutil.Process(c.pid)
+    raise RuntimeError(f"no process listens on :{port}")
+
+
+def _cpu(procs: list[psutil.Process]) -> float:
+    return sum(sum(p.cpu_times()[:2]) for p in procs)
+
+
 async def _measure(targets: list[tuple[int, int]], prepare: Send, kill: Send) -> Kills:
+    """Kill rounds with the subscribers of `targets` (port, streams); also the servers' CPU time per subscriber
+    per event (each round fans out two events, the enable and the kill; the calls themselves are included)."""
     readers = Readers()
+    servers = [_server(port) for port, _ in targets]
     try:
         for port, n in targets:
             await readers.open(port, n, procs=max(1, min(READERS * n // max(STREAMS, 1), n)))
         await asyncio.sleep(0.5)
-        return await _rounds(readers, prepare=prepare, kill=kill)
+        clients = [psutil.Process(p.pid) for p in readers.procs]
+        cpu0, client0 = _cpu(servers), _cpu(clients)
+        out = await _rounds(readers, prepare=prepare, kill=kill)
+        events = 2 * KILLS * sum(n for _, n in targets)
+        out.cpu_us.append((_cpu(servers) - cpu0) * 1e6 / events)
+        out.reader_us.append((_cpu(clients) - client0) * 1e6 / events)
+        return out
     finally:
         await readers.close()
 
@@ -216,7 +245,7 @@ def _line(name: str, k: Kills) -> str:
     spread = [b - a for a, b in zip(k.first, k.last, strict=True)]
     return (f"  {name:<44} p50 {_pct(k.last, 50):7.2f}  p99 {_pct(k.last, 99):7.2f}  | answer p50 "
             f"{_pct(k.answer, 50):6.2f}  first p50 {_pct(k.first, 50):6.2f}  first->last p50 {_pct(spread, 50):6.2f}"
-            f" p99 {_pct(spread, 99):6.2f}  missed {len(k.missed)}")
+            f" p99 {_pct(spread, 99):6.2f}  CPU us/stream/event: server {k.cpu_us[0]:5.1f}, readers {k.reader_us[0]:4.1f}  missed {len(k.missed)}")
 
 
 async def main() -> None:
@@ -239,13 +268,19 @@ async def main() -> None:
     asgi99, floor99 = _pct(res["asgi"].last, 99), _pct(res["direct"].last, 99)
     for k in ("one", "two"):
         p99 = _pct(res[k].last, 99)
-        print(f"  {names[k]}: p99 x{p99 / asgi99:.2f} of bare ASGI, x{p99 / floor99:.2f} of the floor")
-        record(f"kill -> slowest of {names[k].split(', ', 1)[1]} (p99)", p99, "ms", baseline="bare ASGI SSE, same bytes",
+        print(f"  {names[k]}: p99 x{p99 / asgi99:.2f} of bare ASGI, x{p99 / floor99:.2f} of the floor; server CPU per "
+              f"stream and event x{res[k].cpu_us[0] / res['asgi'].cpu_us[0]:.2f} of bare ASGI, "
+              f"x{res[k].cpu_us[0] / res['direct'].cpu_us[0]:.2f} of the floor")
+        what = f"{STREAMS:,} SSE subscribers, " + ("one instance" if k == "one" else "two instances (Redis pub/sub)")
+        record(f"kill -> slowest of {what} (p99)", p99, "ms", baseline="bare ASGI SSE, same bytes",
                baseline_value=asgi99, lower_is_better=True, limit=10.0,
                spread=(min(res[k].last, default=0.0), max(res[k].last, default=0.0)),
                note=f"p50 {_pct(res[k].last, 50):.1f} ms; floor (plain asyncio) p99 {floor99:.1f} ms")
-    record("kill -> 1 subscriber, flags :8001 (p99)", _pct(res["idle"].last, 99), "ms", lower_is_better=True, limit=10.0)
-
+    record("SSE fan-out: flags server CPU per subscriber per event", res["one"].cpu_us[0], "us", lower_is_better=True,
+           baseline="bare ASGI SSE, same bytes", baseline_value=res["asgi"].cpu_us[0],
+           note=f"plain asyncio floor {res['direct'].cpu_us[0]:.1f} us; includes the stack's other traffic on :{a}")
+    record("kill -> 1 subscriber, flags :8001 (p99)", _pct(res["idle"].last, 99), "ms", lower_is_better=True, limit=10.0,
+           note=f"load {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (the target is for an idle machine)")
 
 if __name__ == "__main__":
     asyncio.run(main())
