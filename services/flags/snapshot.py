@@ -13,7 +13,7 @@ from typing import Any
 from services.flags.models import FlagRecord
 from shared.flags.evaluator import CompiledFlag, FlagSpec, compile_flag
 
-__all__ = ["Snapshot", "Entry", "Broadcaster", "StreamSlots", "etag_for", "sse_event"]
+__all__ = ["Snapshot", "Entry", "Broadcaster", "KEEPALIVE", "StreamSlots", "etag_for", "sse_event"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,26 +97,50 @@ def sse_event(event: str, data: Any, revision: int) -> bytes:
     return f"event: {event}\nid: {revision}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
 
 
+KEEPALIVE: dict[str, Any] = {"type": "keep-alive"}  # the same object every time: test it with `is`
+
+
 class Broadcaster:
     """Fan-out of change messages to SSE subscribers; a slow subscriber is dropped, never waited for.
 
     Every subscriber's queue gets the same message object; `encoded(message)` gives its SSE `flag` event,
     serialized once per published message (the bytes of the last `kept` messages are kept), not once per
-    subscriber."""
+    subscriber. A subscriber made with `keepalive=True` also gets `KEEPALIVE` every `keepalive_s`, from one
+    timer for all of them, so a stream body needs no timer of its own per event (a timeout re-armed on
+    every event cost about 20 us per subscriber per event: docs/kill-fanout.md)."""
 
-    def __init__(self, maxsize: int = 1000, *, kept: int = 64) -> None:
+    def __init__(self, maxsize: int = 1000, *, kept: int = 64, keepalive_s: float = 15.0) -> None:
         self._subs: set[asyncio.Queue[dict[str, Any] | None]] = set()
+        self._ticked: set[asyncio.Queue[dict[str, Any] | None]] = set()
         self._maxsize = maxsize
         self._kept = kept
         self._encoded: OrderedDict[int, tuple[dict[str, Any], bytes]] = OrderedDict()
+        self._keepalive_s = keepalive_s
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_loop: asyncio.AbstractEventLoop | None = None
 
-    def subscribe(self) -> asyncio.Queue[dict[str, Any] | None]:
+    def subscribe(self, *, keepalive: bool = False) -> asyncio.Queue[dict[str, Any] | None]:
+        """A new subscriber's queue (called on the event loop). `keepalive`: also `KEEPALIVE` now and then."""
         q: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(self._maxsize)
         self._subs.add(q)
+        if keepalive:
+            self._ticked.add(q)
+            loop = asyncio.get_running_loop()
+            if self._timer is None or self._timer_loop is not loop:  # none yet, or armed on a loop now gone
+                self._timer, self._timer_loop = loop.call_later(self._keepalive_s, self._tick), loop
         return q
 
     def unsubscribe(self, q: asyncio.Queue[dict[str, Any] | None]) -> None:
         self._subs.discard(q)
+        self._ticked.discard(q)
+
+    def _tick(self) -> None:
+        self._timer = None
+        for q in list(self._ticked):
+            if q.empty():  # one with changes waiting is not idle: no keep-alive needed
+                q.put_nowait(KEEPALIVE)
+        if self._ticked:
+            self._timer = asyncio.get_running_loop().call_later(self._keepalive_s, self._tick)
 
     @property
     def subscribers(self) -> int:
@@ -128,7 +152,7 @@ class Broadcaster:
             try:
                 q.put_nowait(message)
             except asyncio.QueueFull:  # too slow: drop it; the client reconnects and bootstraps again
-                self._subs.discard(q)
+                self.unsubscribe(q)
                 while not q.empty():
                     q.get_nowait()
                 q.put_nowait(None)
@@ -151,6 +175,10 @@ class Broadcaster:
             except asyncio.QueueFull:
                 pass
         self._subs.clear()
+        self._ticked.clear()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
 
 class StreamSlots:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
-from services.flags.snapshot import Broadcaster, sse_event
+from services.flags.snapshot import KEEPALIVE, Broadcaster, sse_event
 
 
 def _message(revision: int) -> dict[str, Any]:
@@ -57,3 +58,28 @@ async def test_a_full_subscriber_is_dropped_and_told_to_go() -> None:
 
 def test_sse_event_format() -> None:
     assert sse_event("snapshot", {"a": [1, 2]}, 9) == b'event: snapshot\nid: 9\ndata: {"a":[1,2]}\n\n'
+
+
+async def test_keepalive_subscribers_get_a_tick_from_one_timer() -> None:
+    b = Broadcaster(keepalive_s=0.05)
+    plain, idle, busy = b.subscribe(), b.subscribe(keepalive=True), b.subscribe(keepalive=True)
+    b.publish(_message(1))
+    idle.get_nowait()  # busy keeps its change waiting: it is not idle, so it gets no keep-alive
+    await asyncio.sleep(0.08)
+    assert idle.get_nowait() is KEEPALIVE and idle.empty()
+    assert busy.qsize() == 1 and plain.qsize() == 1
+    await asyncio.sleep(0.05)
+    assert idle.get_nowait() is KEEPALIVE  # again, while subscribed
+    b.unsubscribe(idle)
+    b.unsubscribe(busy)
+    await asyncio.sleep(0.12)
+    assert idle.empty() and b._timer is None  # noqa: SLF001 - the timer stops with its last subscriber
+
+
+async def test_close_ends_every_stream_and_stops_the_timer() -> None:
+    b = Broadcaster(keepalive_s=0.05)
+    q = b.subscribe(keepalive=True)
+    b.close()
+    assert q.get_nowait() is None and b.subscribers == 0
+    await asyncio.sleep(0.08)
+    assert q.empty()
