@@ -5,9 +5,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse, Response
-from starlette.requests import HTTPConnection
 
-from services.notifier.edge import Admin, Edge, Svc, bound, edge_of, incident_or_404, notifier
+from services.notifier.edge import Admin, Edge, Svc, bound, incident_or_404, notifier, reader_required
 from services.notifier.models import DeliveryRecord, Incident
 from services.notifier.service import NotFound
 from services.notifier.status_page import HISTORY, render_feed, render_html
@@ -16,16 +15,9 @@ from shared.auth import Authenticator
 __all__ = ["build_router", "require_incident_reader", "HISTORY"]
 
 
-async def require_incident_reader(request: HTTPConnection) -> str:
-    """Incident details and deliveries (names, messages, webhook errors) are for operators: outside local mode
-    a client key or the admin token is needed even while no client key is configured."""
-    auth = edge_of(request).auth
-    actor = auth.reader_actor(request)
-    if actor is None or (actor == "anonymous" and auth.settings.env != "local"):
-        raise HTTPException(401, "a reader key or the admin token is required for incident details "
-                                 "(Authorization: Bearer <key> or X-API-Key); the status page is public",
-                            headers={"WWW-Authenticate": "Bearer"})
-    return actor
+# incident details and deliveries (names, messages, webhook errors) are for operators
+require_incident_reader = reader_required(
+    "for incident details (Authorization: Bearer <key> or X-API-Key); the status page is public")
 
 
 routes = APIRouter()

@@ -20,7 +20,7 @@ from services.notifier.service import NotFound, NotifierService
 from shared.auth import Authenticator
 
 __all__ = ["Edge", "bound", "edge_of", "require_admin", "require_subscribe_limit", "notifier", "public",
-           "incident_or_404", "Admin", "Svc", "Pub"]
+           "incident_or_404", "reader_required", "Admin", "Svc", "Pub"]
 
 _SCOPE_KEY = "safeguard.notifier.edge"
 
@@ -81,3 +81,17 @@ async def incident_or_404(svc: NotifierService, incident_id: str) -> Incident:
 Admin = Annotated[str, Depends(require_admin)]
 Svc = Annotated[NotifierService, Depends(notifier)]
 Pub = Annotated[Public, Depends(public)]
+
+
+def reader_required(why: str) -> Callable[[HTTPConnection], Awaitable[str]]:
+    """A dependency: the reader's actor; outside local mode a client key or the admin token is needed even while
+    no client key is configured (401 says `why`)."""
+    async def require_reader(request: HTTPConnection) -> str:
+        auth = edge_of(request).auth
+        actor = auth.reader_actor(request)
+        if actor is None or (actor == "anonymous" and auth.settings.env != "local"):
+            raise HTTPException(401, f"a reader key or the admin token is required {why}",
+                                headers={"WWW-Authenticate": "Bearer"})
+        return actor
+    return require_reader
+

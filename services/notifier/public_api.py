@@ -9,9 +9,8 @@ from urllib.parse import parse_qs
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import ValidationError
-from starlette.requests import HTTPConnection
 
-from services.notifier.edge import Admin, Edge, Pub, bound, edge_of, require_subscribe_limit
+from services.notifier.edge import Admin, Edge, Pub, bound, reader_required, require_subscribe_limit
 from services.notifier.maintenance import MaintenanceCreate, MaintenanceWindow
 from services.notifier.maintenance_service import Conflict, InBusinessHours, Invalid, NotFound
 from services.notifier.public import Public
@@ -27,15 +26,8 @@ from shared.ratelimit import RateLimiter
 __all__ = ["build_router"]
 
 
-async def require_maintenance_reader(request: HTTPConnection) -> str:
-    """As the incidents: who scheduled a window is for operators (a reader key outside local mode)."""
-    auth = edge_of(request).auth
-    actor = auth.reader_actor(request)
-    if actor is None or (actor == "anonymous" and auth.settings.env != "local"):
-        raise HTTPException(401, "a reader key or the admin token is required (the status page and "
-                                 "/status.json show scheduled maintenance publicly)",
-                            headers={"WWW-Authenticate": "Bearer"})
-    return actor
+# as the incidents: who scheduled a window is for operators
+require_maintenance_reader = reader_required("(the status page and /status.json show scheduled maintenance publicly)")
 
 
 routes = APIRouter()

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.browser import CHROMIUM
+from tests.e2e.browser import chromium_page
 from tests.e2e.test_runbook_loop import FRONT
 
 pytestmark = pytest.mark.e2e
@@ -45,9 +45,6 @@ async def _spans_of(http: httpx.AsyncClient, trace_id: str, *, wait_s: float,
 
 
 async def test_an_ofrep_request_s_trace_opens_in_zipkin_lens_with_the_flags_spans() -> None:
-    from playwright.async_api import async_playwright
-
-    assert os.path.exists(CHROMIUM), f"no {CHROMIUM}: apt-get install -y chromium (or set CHROMIUM_PATH)"
     trace_id, parent_id = secrets.token_hex(16), secrets.token_hex(8)
     async with httpx.AsyncClient(timeout=10) as http:
         r = await http.post(f"{FRONT}/ofrep/v1/evaluate/flags/gamification", json={"context": {"targetingKey": "e2e"}},
@@ -58,23 +55,18 @@ async def test_an_ofrep_request_s_trace_opens_in_zipkin_lens_with_the_flags_span
     assert {s.get("parentId") for s in flags} & {parent_id}, f"no flags span under our parent {parent_id}: {flags}"
     names = {s["name"] for s in flags}
 
-    async with async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
-        try:
-            page = await browser.new_page(viewport={"width": 1280, "height": 720})
-            shown = await page.goto(f"{ZIPKIN}/zipkin/traces/{trace_id}")
-            assert shown is not None and shown.status == 200
-            # Lens renders client-side from /api/v2/trace/<id>: wait for the spans, not for a time
-            await page.get_by_text(FLAGS_SERVICE).first.wait_for(state="visible", timeout=20_000)
-            for name in names:  # the timeline's rows read "<service>: <span name>"
-                row = page.get_by_text(f"{FLAGS_SERVICE}: {name}", exact=True)
-                assert await row.count() >= 1, f"span {name!r} of {FLAGS_SERVICE} not rendered"
-            assert trace_id in await page.content()
-            ARTEFACTS.mkdir(parents=True, exist_ok=True)
-            await page.screenshot(path=str(ARTEFACTS / "trace-view.png"))
-            await page.screenshot(path=str(SCREENSHOT))
-        finally:
-            await browser.close()
+    async with chromium_page(height=720) as page:
+        shown = await page.goto(f"{ZIPKIN}/zipkin/traces/{trace_id}")
+        assert shown is not None and shown.status == 200
+        # Lens renders client-side from /api/v2/trace/<id>: wait for the spans, not for a time
+        await page.get_by_text(FLAGS_SERVICE).first.wait_for(state="visible", timeout=20_000)
+        for name in names:  # the timeline's rows read "<service>: <span name>"
+            row = page.get_by_text(f"{FLAGS_SERVICE}: {name}", exact=True)
+            assert await row.count() >= 1, f"span {name!r} of {FLAGS_SERVICE} not rendered"
+        assert trace_id in await page.content()
+        ARTEFACTS.mkdir(parents=True, exist_ok=True)
+        await page.screenshot(path=str(ARTEFACTS / "trace-view.png"))
+        await page.screenshot(path=str(SCREENSHOT))
 
 
 async def test_the_node_demo_continues_our_trace_into_zipkin() -> None:
@@ -96,7 +88,6 @@ async def test_any_app_s_otlp_traces_open_in_zipkin_lens() -> None:
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
     from opentelemetry.trace import SpanKind
-    from playwright.async_api import async_playwright
 
     service = f"otlp-app-{secrets.token_hex(3)}"
     provider = TracerProvider(resource=Resource.create({"service.name": service}))
@@ -111,14 +102,9 @@ async def test_any_app_s_otlp_traces_open_in_zipkin_lens() -> None:
     async with httpx.AsyncClient(timeout=10) as http:
         spans = await _spans_of(http, trace_id, wait_s=30, service=service)
     assert sorted((s["name"], s.get("kind")) for s in spans) == [("charge card", "CLIENT"), ("get /checkout", "SERVER")]
-    async with async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
-        try:
-            page = await browser.new_page(viewport={"width": 1280, "height": 720})
-            shown = await page.goto(f"{ZIPKIN}/zipkin/traces/{trace_id}")
-            assert shown is not None and shown.status == 200
-            await page.get_by_text(f"{service}: charge card", exact=True).first.wait_for(state="visible", timeout=20_000)
-            ARTEFACTS.mkdir(parents=True, exist_ok=True)
-            await page.screenshot(path=str(ARTEFACTS / "trace-view-otlp.png"))
-        finally:
-            await browser.close()
+    async with chromium_page(height=720) as page:
+        shown = await page.goto(f"{ZIPKIN}/zipkin/traces/{trace_id}")
+        assert shown is not None and shown.status == 200
+        await page.get_by_text(f"{service}: charge card", exact=True).first.wait_for(state="visible", timeout=20_000)
+        ARTEFACTS.mkdir(parents=True, exist_ok=True)
+        await page.screenshot(path=str(ARTEFACTS / "trace-view-otlp.png"))
