@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+import importlib.util
+import os
 import signal
 import sys
-from collections.abc import Callable
-from typing import TypeVar
+from collections.abc import Callable, Mapping
+from typing import NoReturn, TypeVar
 
 import uvicorn
 from fastapi import APIRouter, FastAPI
 
 from shared.guard import install_guard
 from shared.settings import HttpSettings
-from shared.startup import build_or_exit
+from shared.startup import BAD_CONFIG, build_or_exit
 
-__all__ = ["serve", "healthz_router", "run_service", "expose"]
+__all__ = ["serve", "healthz_router", "run_service", "expose", "loop_options", "LOOP_SETTING"]
 
 S = TypeVar("S", bound=HttpSettings)
 
@@ -37,6 +39,30 @@ def healthz_router(service: str) -> APIRouter:
     return router
 
 
+LOOP_SETTING = "SAFEGUARD_HTTP_LOOP"
+_LOOPS = {"asyncio": ("asyncio", "h11"), "uvloop": ("uvloop", "httptools")}
+
+
+def loop_options(*, env: Mapping[str, str] = os.environ) -> tuple[str, str]:
+    """uvicorn's (`loop`, `http`) from SAFEGUARD_HTTP_LOOP: `asyncio` (the default: asyncio + h11) or `uvloop`
+    (uvloop + httptools, when both are installed). Never uvicorn's "auto", which would switch silently on what
+    happens to be installed. A bad value, or `uvloop` without them, exits 2 naming the setting."""
+    choice = env.get(LOOP_SETTING, "asyncio").strip().lower() or "asyncio"
+    if choice not in _LOOPS:
+        _bad(f"bad setting {LOOP_SETTING}={choice!r}: use one of {', '.join(_LOOPS)}")
+    loop, http = _LOOPS[choice]
+    missing = [m for m in (loop, http) if choice == "uvloop" and importlib.util.find_spec(m) is None]
+    if missing:
+        _bad(f"{LOOP_SETTING}=uvloop needs {' and '.join(missing)} installed (pip install uvloop httptools), "
+             f"or set {LOOP_SETTING}=asyncio")
+    return loop, http
+
+
+def _bad(message: str) -> NoReturn:
+    print(message, file=sys.stderr)
+    sys.exit(BAD_CONFIG)
+
+
 def serve(app: FastAPI, *, host: str, port: int) -> None:
     """Run behind `shared.guard` (Host allow-list, no cross-site writes, size caps) until SIGTERM/SIGINT;
     uvicorn drains in-flight requests and runs the lifespan exit.
@@ -44,10 +70,12 @@ def serve(app: FastAPI, *, host: str, port: int) -> None:
     uvicorn re-raises the signal it caught once it has shut down; these handlers turn that into
     exit status 0, so a process manager sees a clean exit rather than death by signal.
     """
+    loop, http = loop_options()  # before anything else: a bad setting stops here
     install_guard(app, own_host=host)  # no-op when create_app installed it with its own settings
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: sys.exit(0))
-    uvicorn.run(app, host=host, port=port, log_config=None, access_log=False, timeout_graceful_shutdown=10)
+    uvicorn.run(app, host=host, port=port, log_config=None, access_log=False, timeout_graceful_shutdown=10,
+                loop=loop, http=http)
 
 
 def run_service(create_app: Callable[[S], FastAPI], settings_type: type[S], *, service: str | None = None) -> None:
