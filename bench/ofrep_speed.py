@@ -10,6 +10,10 @@ the issue (measured on this machine the same way, not re-run here).
 Loads: single evaluation of a flag with an `ends_with` rule, and bulk evaluation of every flag, each with
 one repeated context and with 1,000 distinct contexts (wrk only).
 
+Both servers take uvicorn's loop and HTTP parser from SAFEGUARD_HTTP_LOOP (`shared.http.loop_options`). The
+run is asyncio + h11 (the services' default); with OFREP_UVLOOP_PATH=DIR (DIR from `pip install --target DIR
+uvloop httptools`, or "venv" when they are installed in the venv) it is repeated on uvloop + httptools.
+
     python -m bench ofrep_speed          # OFREP_SECONDS=5 OFREP_CONNECTIONS=16; extra env goes to the service
 """
 
@@ -34,14 +38,14 @@ SECONDS = float(os.environ.get("OFREP_SECONDS", "5"))
 CONNECTIONS = int(os.environ.get("OFREP_CONNECTIONS", "16"))
 FLAGD_FIGURE = "flagd 0.16.1 (Go), single, same flag, wrk -t2 -c16: 15,900-17,800 req/s, p50 0.7 ms (issue 12)"
 FLAGD_RPS = 16_850  # the middle of the issue's 15,900-17,800
-# uvicorn's loop="auto" / http="auto" take uvloop / httptools when they can be imported. OFREP_UVLOOP_PATH: a
-# directory holding both (pip install --target DIR uvloop httptools): the run is repeated with it on PYTHONPATH
+# OFREP_UVLOOP_PATH: a directory holding uvloop and httptools (put on PYTHONPATH), or "venv"
 UVLOOP_PATH = os.environ.get("OFREP_UVLOOP_PATH", "")
 SINGLE, BULK = "/ofrep/v1/evaluate/flags/targeted", "/ofrep/v1/evaluate/flags"
 CONTEXT = {"targetingKey": "user-1", "email": "user-1@example.com"}
 
 BARE = """
 import sys, uvicorn
+from shared.http import loop_options
 BODIES = {}
 for arg in sys.argv[2:]:
     path, _, file = arg.partition("=")
@@ -56,8 +60,9 @@ async def app(scope, receive, send):
                 "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
     await send({"type": "http.response.body", "body": body})
 # the settings of shared.http.serve, which runs the flags service (one process: no worker setting)
+loop, http = loop_options()
 uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_config=None, access_log=False,
-            timeout_graceful_shutdown=10)
+            timeout_graceful_shutdown=10, loop=loop, http=http)
 """
 
 WRK_LUA = """
@@ -135,11 +140,12 @@ async def _prepare(base: str) -> dict[str, bytes]:
 
 
 async def main() -> None:
-    plain = await _run("", {})
+    plain = await _run("", {"SAFEGUARD_HTTP_LOOP": "asyncio"})
     if UVLOOP_PATH:
-        path = os.pathsep.join(p for p in (UVLOOP_PATH, os.environ.get("PYTHONPATH", "")) if p)
-        fast = await _run(" (uvloop+httptools)", {"PYTHONPATH": path})
-        print("uvloop+httptools against asyncio+h11 (uvicorn's defaults without them), safeguard:")
+        extra = [] if UVLOOP_PATH == "venv" else [UVLOOP_PATH]
+        path = os.pathsep.join(p for p in (*extra, os.environ.get("PYTHONPATH", "")) if p)
+        fast = await _run(" (uvloop+httptools)", {"SAFEGUARD_HTTP_LOOP": "uvloop", "PYTHONPATH": path})
+        print("uvloop+httptools against asyncio+h11 (the services' default), safeguard:")
         for name, o in fast.items():
             print(f"  {name:<22} x{o.rps / plain[name].rps:.2f} req/s, p99 {o.p99_ms:.2f} vs {plain[name].p99_ms:.2f} ms")
             record(f"OFREP {name} (uvloop+httptools)", o.rps, "req/s", baseline="same, asyncio+h11",
