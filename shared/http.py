@@ -7,14 +7,14 @@ import os
 import signal
 import sys
 from collections.abc import Callable, Mapping
-from typing import NoReturn, TypeVar
+from typing import TypeVar
 
 import uvicorn
 from fastapi import APIRouter, FastAPI
 
 from shared.guard import install_guard
 from shared.settings import HttpSettings
-from shared.startup import BAD_CONFIG, build_or_exit
+from shared.startup import build_or_exit, exit_bad_config
 
 __all__ = ["serve", "healthz_router", "run_service", "expose", "loop_options", "LOOP_SETTING"]
 
@@ -49,18 +49,13 @@ def loop_options(*, env: Mapping[str, str] = os.environ) -> tuple[str, str]:
     happens to be installed. A bad value, or `uvloop` without them, exits 2 naming the setting."""
     choice = env.get(LOOP_SETTING, "asyncio").strip().lower() or "asyncio"
     if choice not in _LOOPS:
-        _bad(f"bad setting {LOOP_SETTING}={choice!r}: use one of {', '.join(_LOOPS)}")
+        exit_bad_config([f"bad setting {LOOP_SETTING}={choice!r}: use one of {', '.join(_LOOPS)}"])
     loop, http = _LOOPS[choice]
     missing = [m for m in (loop, http) if choice == "uvloop" and importlib.util.find_spec(m) is None]
     if missing:
-        _bad(f"{LOOP_SETTING}=uvloop needs {' and '.join(missing)} installed (pip install uvloop httptools), "
-             f"or set {LOOP_SETTING}=asyncio")
+        exit_bad_config([f"{LOOP_SETTING}=uvloop needs {' and '.join(missing)} installed (pip install uvloop "
+                         f"httptools), or set {LOOP_SETTING}=asyncio"])
     return loop, http
-
-
-def _bad(message: str) -> NoReturn:
-    print(message, file=sys.stderr)
-    sys.exit(BAD_CONFIG)
 
 
 def serve(app: FastAPI, *, host: str, port: int) -> None:
@@ -78,8 +73,10 @@ def serve(app: FastAPI, *, host: str, port: int) -> None:
                 loop=loop, http=http)
 
 
-def run_service(create_app: Callable[[S], FastAPI], settings_type: type[S], *, service: str | None = None) -> None:
-    """`python -m services.<name>`: read `settings_type()` from the environment, `create_app(settings)` (which
+def run_service(create_app: Callable[[S], FastAPI], settings_type: Callable[[], S], *,
+                service: str | None = None) -> None:
+    """`python -m services.<name>`: read `settings_type()` (a settings class, or any factory of settings, e.g.
+    one instance's) from the environment, `create_app(settings)` (which
     loads the policy), then serve on the settings' host and port. A bad setting or policy exits 2 naming
     the field (`shared.startup`). `service` defaults to the package of `create_app` (services.<name>.app)."""
     parts = create_app.__module__.split(".")

@@ -15,7 +15,7 @@ from pydantic import ValidationError
 
 from shared.policy import PolicyError
 
-__all__ = ["BAD_CONFIG", "build_or_exit", "field_lines", "where"]
+__all__ = ["BAD_CONFIG", "build_or_exit", "exit_bad_config", "field_lines", "where"]
 
 BAD_CONFIG = 2  # the exit status of a process stopped by its configuration (sysexits' EX_USAGE is 64; 2 as argparse)
 T = TypeVar("T")
@@ -34,9 +34,10 @@ def field_lines(exc: ValidationError) -> list[str]:
     return [f"{where(err['loc'])}: {err['msg']}" for err in exc.errors(include_input=False, include_url=False)]
 
 
-def _exit(service: str, lines: list[str]) -> NoReturn:
+def exit_bad_config(lines: list[str], *, service: str | None = None) -> NoReturn:
+    """Each line on stderr (prefixed `<service>: ` when named), then exit status 2."""
     for line in lines:
-        print(f"{service}: {line}", file=sys.stderr)
+        print(f"{service}: {line}" if service else line, file=sys.stderr)
     sys.exit(BAD_CONFIG)
 
 
@@ -45,6 +46,6 @@ def build_or_exit(build: Callable[[], T], *, service: str) -> T:
     try:
         return build()
     except ValidationError as exc:
-        _exit(service, [f"bad setting {line}" for line in field_lines(exc)])
+        exit_bad_config([f"bad setting {line}" for line in field_lines(exc)], service=service)
     except PolicyError as exc:  # already names each field (shared.policy.load_yaml)
-        _exit(service, [f"bad policy: {exc}"])
+        exit_bad_config([f"bad policy: {exc}"], service=service)

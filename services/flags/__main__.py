@@ -9,12 +9,9 @@ import argparse
 import os
 from pathlib import Path
 
-from fastapi import FastAPI
-
 from services.flags.app import create_app
 from services.flags.settings import FlagsSettings
-from shared.http import serve
-from shared.startup import build_or_exit
+from shared.http import run_service
 
 
 def instance_settings(instance: int) -> FlagsSettings:
@@ -33,12 +30,7 @@ def main() -> None:
     parser.add_argument("--instance", type=int, default=1, help="which instance of the flags service (1, 2, ...)")
     instance = parser.parse_args().instance
 
-    def build() -> tuple[FlagsSettings, FastAPI]:
-        settings = instance_settings(instance)
-        return settings, create_app(settings)
-
-    settings, app = build_or_exit(build, service="flags")
-    serve(app, host=settings.host, port=settings.port)
+    run_service(create_app, lambda: instance_settings(instance), service="flags")
 
 
 if __name__ == "__main__":

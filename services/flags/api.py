@@ -34,7 +34,7 @@ from services.flags.sse import Stream, events
 from shared.auth import Authenticator
 from shared.flags.jsonlogic import LogicError
 
-__all__ = ["router", "install", "json_body", "read_json", "ready", "not_ready", "BadBody"]
+__all__ = ["router", "install", "json_body", "read_json", "ready", "not_ready", "service", "Svc", "BadBody"]
 
 Key = Annotated[str, "flag key"]
 M = TypeVar("M", bound=BaseModel)

@@ -205,7 +205,7 @@ def _install_health(app: FastAPI) -> None:
     @app.get("/healthz", tags=["ops"])
     async def healthz(request: Request) -> dict[str, Any]:
         """Liveness (always 200 while the process serves) with the state of each dependency."""
-        svc: FlagService = request.app.state.flags
+        svc = api.service(request)
         degraded = any(v == "down" for v in svc.status.values()) or bool(svc.outbox_failed or svc.pending)
         return {"status": "warn" if degraded else "pass", "service": "flags", "checks": dict(svc.status),
                 "outbox_failed": svc.outbox_failed, "pending_turn_offs": len(svc.pending),
@@ -216,7 +216,7 @@ def _install_health(app: FastAPI) -> None:
     @app.get("/readyz", tags=["ops"])
     async def readyz(request: Request) -> JSONResponse:
         """Ready when flags are loaded (from Postgres or the Redis copy): evaluation can answer."""
-        svc: FlagService = request.app.state.flags
+        svc = api.service(request)
         ok = api.ready(svc)
         return JSONResponse({"status": "pass" if ok else "fail", "loaded_from": svc.loaded_from},
                             status_code=200 if ok else 503)

@@ -24,7 +24,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from services.flags.api import not_ready, ready
+from services.flags.api import Svc, not_ready, ready
 from services.flags.exposure import ExposureRecorder
 from services.flags.service import FlagService
 from services.flags.snapshot import Snapshot, etag_for
@@ -101,12 +101,6 @@ def _depth(value: Any, limit: int) -> int:
     return deepest
 
 
-def _service(request: Request) -> FlagService:
-    svc: FlagService = request.app.state.flags
-    return svc
-
-
-Svc = Annotated[FlagService, Depends(_service)]
 _BODY_DOC = {"requestBody": {"required": True, "content": {"application/json": {"schema": _CONTEXT_SCHEMA}}}}
 
 

@@ -3,12 +3,16 @@ arrive at a Zipkin-format receiver as Zipkin JSON v2 (ids, parent, kind, service
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import json
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
 import pytest
+import uvicorn
 from google.protobuf import json_format
 from google.rpc.status_pb2 import Status
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
@@ -88,10 +92,6 @@ class Receiver:
 
 @pytest.fixture
 async def receiver(monkeypatch: pytest.MonkeyPatch, unused_tcp_port: int) -> AsyncIterator[Receiver]:
-    import asyncio
-
-    import uvicorn
-
     app = Receiver()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=unused_tcp_port, log_level="warning"))
     task = asyncio.create_task(server.serve())
@@ -103,6 +103,7 @@ async def receiver(monkeypatch: pytest.MonkeyPatch, unused_tcp_port: int) -> Asy
     await task
 
 
+@asynccontextmanager
 async def _client(settings: IntakeSettings) -> AsyncIterator[httpx.AsyncClient]:
     app = create_app(settings, publisher=InMemoryPublisher(), limiter=RateLimiter(storage=None))
     async with app.router.lifespan_context(app):
@@ -118,8 +119,8 @@ async def test_protobuf_and_json_exports_reach_zipkin(receiver: Receiver) -> Non
             for span in scoped["spans"]:
                 for key in ("traceId", "spanId", "parentSpanId"):
                     if key in span:
-                        span[key] = __import__("base64").b64decode(span[key]).hex()
-    async for client in _client(IntakeSettings()):
+                        span[key] = base64.b64decode(span[key]).hex()
+    async with _client(IntakeSettings()) as client:
         r = await client.post("/v1/traces", content=request.SerializeToString(), headers=PROTO)
         assert r.status_code == 200, r.content
         assert not ExportTraceServiceResponse.FromString(r.content).HasField("partial_success")
@@ -130,7 +131,7 @@ async def test_protobuf_and_json_exports_reach_zipkin(receiver: Receiver) -> Non
 
 
 async def test_zipkin_away_is_503_retry_and_bad_input_is_400(receiver: Receiver) -> None:
-    async for client in _client(IntakeSettings()):
+    async with _client(IntakeSettings()) as client:
         receiver.status = 503
         r = await client.post("/v1/traces", content=encode_spans(_spans()).SerializeToString(), headers=PROTO)
         assert r.status_code == 503 and r.headers["retry-after"] == "5"
@@ -143,7 +144,7 @@ async def test_zipkin_away_is_503_retry_and_bad_input_is_400(receiver: Receiver)
 
 async def test_without_a_trace_view_traces_are_404(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("OTEL_EXPORTER_ZIPKIN_ENDPOINT", raising=False)
-    async for client in _client(IntakeSettings()):
+    async with _client(IntakeSettings()) as client:
         r = await client.post("/v1/traces", content=b"", headers=PROTO)
         assert r.status_code == 404
         assert "OTEL_EXPORTER_ZIPKIN_ENDPOINT" in Status.FromString(r.content).message
