@@ -79,22 +79,33 @@ def _fail(as_json: bool, error: Exception) -> typer.Exit:
     return typer.Exit(1)
 
 
-async def _terminable(coro: Coroutine[Any, Any, T]) -> T:
-    """SIGTERM cancels the command as Ctrl-C does, so its `finally` blocks run (scratch databases dropped)."""
+async def _terminable(coro: Coroutine[Any, Any, T], received: list[int]) -> T:
+    """Ctrl-C (SIGINT) and SIGTERM cancel the command, so its `finally` blocks run (scratch databases dropped).
+    Both are handled here, not left to Python's KeyboardInterrupt: a process started with SIGINT ignored (a
+    background job, some CI runners) would otherwise never see an interrupt. A repeated signal does not cut
+    the clean-up short."""
     loop, task = asyncio.get_running_loop(), asyncio.current_task()
-    if task is not None:
-        loop.add_signal_handler(signal.SIGTERM, task.cancel)
+
+    def stop(sig: int) -> None:
+        if not received and task is not None:
+            task.cancel()
+        received.append(sig)
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop, sig)
     try:
         return await coro
     finally:
-        loop.remove_signal_handler(signal.SIGTERM)
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
 
 
 def _call(as_json: bool, coro: Coroutine[Any, Any, T]) -> T:
+    received: list[int] = []
     try:
-        return asyncio.run(_terminable(coro))
-    except (KeyboardInterrupt, asyncio.CancelledError) as exc:
-        sig = signal.SIGINT if isinstance(exc, KeyboardInterrupt) else signal.SIGTERM
+        return asyncio.run(_terminable(coro, received))
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        sig = signal.Signals(received[0]) if received else signal.SIGINT  # a KeyboardInterrupt before the loop ran
         _fail(as_json, RuntimeError(f"interrupted by {sig.name}; scratch databases were dropped"))
         raise typer.Exit(128 + sig) from None
     except Exception as exc:  # noqa: BLE001 - ours, OSError, asyncpg's (a failed statement is rolled back)

@@ -154,7 +154,13 @@ async def test_one_incident_is_one_trace(kafka_settings: KafkaSettings, unique: 
                     f"{p}notifier.deliveries publish"} <= names
             return spans if done and any(n == f"{p}recovery.actions process" for n in names) else {}
 
-        spans = await eventually(complete, what="the kill, the command, the notice in the incident's trace")
+        def closed() -> dict[int, ReadableSpan]:  # a parent ends after its children: wait for the open ones
+            spans = complete()
+            every_parent = all(s.parent is None or s.parent.span_id in spans for s in spans.values())
+            return spans if spans and every_parent else {}
+
+        spans = await eventually(closed, what="the kill, the command, the notice in the incident's trace, "
+                                              "every span's parent ended (else a broken link)")
         async with httpx.AsyncClient(transport=httpx.ASGITransport(notifier), base_url="http://n",
                                      headers={"Authorization": f"Bearer {TOKEN}"}) as c:
             body = (await c.get(f"/api/incidents/{incident.incident_id}")).json()

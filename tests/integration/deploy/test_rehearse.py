@@ -11,6 +11,7 @@ import signal
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
@@ -169,10 +170,12 @@ def _app_file(tmp_path: Path, directory: Path) -> Path:
     return path
 
 
-def _cli(dsn: str, *args: str) -> subprocess.Popen[str]:
+def _cli(dsn: str, *args: str, sigint: Any = signal.SIG_DFL) -> subprocess.Popen[str]:
+    """The CLI with SIGINT as a terminal leaves it (default), or ignored (`SIG_IGN`: a background job, a CI runner)."""
     return subprocess.Popen([str(ROOT / ".venv/bin/python"), "-m", "deploy.cli", "db", "rehearse", *args],
                             cwd=ROOT, env={**os.environ, "DEPLOY_DATABASE_URL": dsn}, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, sigint))
 
 
 @pytest.mark.parametrize(("up", "down", "code"), [
@@ -201,11 +204,14 @@ async def test_cli_bad_input_exits_1(private_postgres, tmp_path: Path) -> None:
     assert "no app description" in json.loads(out)["error"]
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
-async def test_cli_interrupted_drops_the_scratch_database(private_postgres, tmp_path: Path, sig: int) -> None:
+@pytest.mark.parametrize(("sig", "inherited"), [(signal.SIGINT, signal.SIG_DFL), (signal.SIGINT, signal.SIG_IGN),
+                                                (signal.SIGTERM, signal.SIG_DFL)],
+                         ids=["ctrl-c", "sigint-to-a-background-job", "sigterm"])
+async def test_cli_interrupted_drops_the_scratch_database(private_postgres, tmp_path: Path, sig: int,
+                                                          inherited: Any) -> None:
     dsn = private_postgres.dsn
     app = _app_file(tmp_path, await _live_v1(dsn, tmp_path, "SELECT pg_sleep(60);", "SELECT 1;"))
-    proc = _cli(dsn, "--app", str(app))
+    proc = _cli(dsn, "--app", str(app), sigint=inherited)
     deadline = time.monotonic() + 60
     while not await _scratch(dsn):
         assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
