@@ -126,6 +126,11 @@ class Guard:
             return
         await self.app(scope, receive, send)
 
+    @classmethod
+    def checks_only(cls, *, settings: GuardSettings | None = None, own_hosts: Iterable[str] = ()) -> Guard:
+        """A guard that is asked (`host_allowed`, the settings) and never called: for edges in other frameworks."""
+        return cls(_no_app, settings=settings, own_hosts=own_hosts)
+
     def host_allowed(self, host: str) -> bool:
         name = host_name(host)
         s = self.settings
@@ -232,7 +237,7 @@ def aiohttp_guard(*, settings: GuardSettings | None = None, own_host: str | None
     aiohttp caps bodies itself (`client_max_size`, 1 MiB)."""
     from aiohttp import web
 
-    guard = Guard(_no_app, settings=settings, own_hosts=[own_host] if own_host else [])
+    guard = Guard.checks_only(settings=settings, own_hosts=[own_host] if own_host else [])
 
     @web.middleware
     async def middleware(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -249,4 +254,4 @@ def aiohttp_guard(*, settings: GuardSettings | None = None, own_host: str | None
 
 
 async def _no_app(scope: Scope, receive: Receive, send: Send) -> None:
-    raise RuntimeError("aiohttp_guard's Guard only checks headers")
+    raise RuntimeError("a checks-only Guard is never called")

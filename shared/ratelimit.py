@@ -16,7 +16,7 @@ When Redis does not answer, counting moves to process memory (per instance, so a
 little looser) and goes back to Redis after `retry_redis_s`.
 
 With the sliding-window counter on Redis (the default), a hit is ONE round trip: a Lua script
-that does what `limits`' acquire script does on the same keys and also returns the window it
+(`shared.ratelimit_redis`) that does what `limits`' acquire script does on the same keys and also returns the window it
 saw, from which the RateLimit headers are computed as `limits`' `get_window_stats` would
 (`limits` itself needs a second script call for the stats). Other strategies/storages use
 `limits`' own `hit` + `get_window_stats`.
@@ -47,10 +47,11 @@ from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.ratelimit_local import LocalWindows
+from shared.ratelimit_redis import OneTripSlidingWindow, Window
 
 __all__ = [
     "RateLimitSettings", "RateLimiter", "RateLimitMiddleware", "RateLimitExceeded", "Decision",
-    "client_address", "client_key", "Identify",
+    "client_address", "client_key", "Identify", "header_bytes", "refuse",
 ]
 
 logger = logging.getLogger(__name__)
@@ -140,85 +141,9 @@ def client_key(conn: HTTPConnection, trusted_proxies: Iterable[str] = ("127.0.0.
     return "ip:" + client_address(conn, trusted_proxies)
 
 
-# `limits`' acquire_sliding_window.lua (same keys, same counting), returning the window it saw after the
-# hit as well, as one string (cheaper to parse than an array in redis-py):
-# "allowed previous_count previous_ttl_ms current_count current_ttl_ms".
-_ACQUIRE_AND_STATS = """
-local limit = tonumber(ARGV[1])
-local expiry = tonumber(ARGV[2]) * 1000
-local amount = tonumber(ARGV[3])
-local current_ttl = tonumber(redis.call('pttl', KEYS[2]))
-if current_ttl > 0 and current_ttl < expiry then
-    redis.call('rename', KEYS[2], KEYS[1])
-    redis.call('set', KEYS[2], 0, 'PX', current_ttl + expiry)
-end
-local previous_count = tonumber(redis.call('get', KEYS[1])) or 0
-local previous_ttl = tonumber(redis.call('pttl', KEYS[1])) or 0
-local current_count = tonumber(redis.call('get', KEYS[2])) or 0
-current_ttl = tonumber(redis.call('pttl', KEYS[2])) or 0
-if previous_ttl <= 0 then previous_ttl = 0 end
-if current_ttl <= 0 then current_ttl = 0 end
-local allowed = 0
-if amount <= limit and math.floor(previous_count * previous_ttl / expiry) + current_count + amount <= limit then
-    allowed = 1
-    if redis.call('exists', KEYS[2]) == 1 then
-        current_count = tonumber(redis.call('incrby', KEYS[2], amount))
-    else
-        redis.call('set', KEYS[2], amount, 'PX', expiry * 2)
-        current_count = amount
-        current_ttl = expiry * 2
-    end
-end
-return string.format('%d %d %d %d %d', allowed, previous_count, previous_ttl, current_count, current_ttl)
-"""
-
-
-class _OneTripSlidingWindow:
-    """Sliding-window counter hit + window stats in one Redis round trip, on a `limits` RedisStorage
-    (redis-py): its keys, its prefix, its connection pool, so it stays interchangeable with
-    `limits`' own SlidingWindowCounterRateLimiter on the same Redis (another instance, `clear`)."""
-
-    def __init__(self, storage: RedisStorage) -> None:
-        self.storage = storage
-        self.bridge: Any = cast(Any, storage.bridge)  # a RedispyBridge (checked in for_storage)
-        self.script = self.bridge.get_connection().register_script(_ACQUIRE_AND_STATS)
-
-    @classmethod
-    def for_storage(cls, storage: Storage | None) -> _OneTripSlidingWindow | None:
-        from limits.aio.storage.redis.redispy import RedispyBridge
-        if (isinstance(storage, RedisStorage) and type(storage.bridge) is RedispyBridge
-                and hasattr(storage, "_current_window_key") and hasattr(storage, "_previous_window_key")):
-            return cls(storage)
-        return None
-
-    async def add(self, item: RateLimitItem, key: str, amount: int) -> float:
-        """Count `amount` hits allowed elsewhere (never refused); the weighted count in the window after."""
-        raw = await self._call(item, key, amount, limit=2 ** 52)
-        _, prev, prev_ttl, cur, _ = map(int, raw.split())
-        return prev * max(0, prev_ttl) / (item.get_expiry() * 1000) + cur
-
-    async def hit(self, item: RateLimitItem, key: str, cost: int, policy: str) -> Decision:
-        raw = await self._call(item, key, cost, limit=item.amount)
-        allowed, prev, prev_ttl, cur, cur_ttl = map(int, raw.split())
-        return _decision(item, allowed == 1, prev, max(0.0, prev_ttl / 1000), cur, max(0.0, cur_ttl / 1000), policy)
-
-    async def _call(self, item: RateLimitItem, key: str, amount: int, *, limit: int) -> str:
-        base = item.key_for(key)
-        keys = [self.bridge.prefixed_key(self.storage._previous_window_key(base)),
-                self.bridge.prefixed_key(self.storage._current_window_key(base))]
-        try:
-            raw = await self.script(keys, [limit, item.get_expiry(), amount])
-        except self.bridge.base_exceptions as exc:
-            if self.storage.wrap_exceptions:
-                from limits.errors import StorageError
-                raise StorageError(exc) from exc
-            raise
-        return raw.decode() if isinstance(raw, bytes) else str(raw)
-
-
-def _decision(item: RateLimitItem, allowed: bool, prev: int, prev_expires_in: float, cur: int,
-              cur_expires_in: float, policy: str) -> Decision:
+def _decision(item: RateLimitItem, window: Window, policy: str) -> Decision:
     """The headers' figures from a sliding window, computed as `limits`' get_window_stats does."""
+    allowed, prev, prev_expires_in, cur, cur_expires_in = window
     expiry = item.get_expiry()
     remaining = max(0, item.amount - math.floor(prev * prev_expires_in / expiry + cur))
     reset_in = 0.0
@@ -239,7 +164,7 @@ class RateLimiter:
                  identify: Identify | None = None, local: bool = False, sync_interval_s: float = 0.1) -> None:
         kind = MovingWindowRateLimiter if strategy == "moving-window" else SlidingWindowCounterRateLimiter
         self._primary: _Strategy | None = kind(storage) if storage is not None else None
-        self._one_trip = _OneTripSlidingWindow.for_storage(storage) if kind is SlidingWindowCounterRateLimiter else None
+        self._one_trip = OneTripSlidingWindow.for_storage(storage) if kind is SlidingWindowCounterRateLimiter else None
         self._memory: _Strategy = kind(MemoryStorage())
         self._retry_s = retry_redis_s
         self._down_until = 0.0
@@ -308,7 +233,7 @@ class RateLimiter:
         strategy = self._memory if self._primary is None or self.degraded else self._primary
         try:
             if self._one_trip is not None and strategy is self._primary:
-                return await self._one_trip.hit(item, key, cost, policy)
+                return _decision(item, await self._one_trip.hit(item, key, cost), policy)
             return await self._hit(strategy, item, key, cost, policy)
         except Exception:  # noqa: BLE001 - any storage failure: count in memory for a while
             if strategy is self._memory:
@@ -378,13 +303,9 @@ class RateLimitMiddleware:
         conn = HTTPConnection(scope)
         key = self.key_func(conn) if self.key_func else self.limiter.key(conn)
         decision = await self.limiter.hit(key)
-        extra = [(k.lower().encode(), v.encode()) for k, v in decision.headers().items()]
+        extra = header_bytes(decision)
         if not decision.allowed:
-            body = b'{"detail":"rate limit exceeded","errorCode":"RATE_LIMITED"}'
-            await send({"type": "http.response.start", "status": 429,
-                        "headers": [(b"content-type", b"application/json"),
-                                    (b"content-length", str(len(body)).encode()), *extra]})
-            await send({"type": "http.response.body", "body": body})
+            await refuse(send, extra)
             return
 
         async def send_with_headers(message: Message) -> None:
@@ -393,3 +314,20 @@ class RateLimitMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+@functools.lru_cache(maxsize=1024)
+def header_bytes(decision: Decision) -> tuple[tuple[bytes, bytes], ...]:
+    """A decision's headers as ASGI header pairs, encoded once per distinct decision."""
+    return tuple((k.lower().encode(), v.encode()) for k, v in decision.headers().items())
+
+
+_REFUSED = b'{"detail":"rate limit exceeded","errorCode":"RATE_LIMITED"}'
+
+
+async def refuse(send: Send, extra: Iterable[tuple[bytes, bytes]]) -> None:
+    """The 429 answer of a plain-ASGI edge, with the decision's headers (Retry-After among them)."""
+    await send({"type": "http.response.start", "status": 429,
+                "headers": [(b"content-type", b"application/json"),
+                            (b"content-length", str(len(_REFUSED)).encode()), *extra]})
+    await send({"type": "http.response.body", "body": _REFUSED})

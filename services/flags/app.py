@@ -16,8 +16,10 @@ from typing import Any, TypedDict, Unpack
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from starlette.types import Receive, Scope, Send
 
 from services.flags import api, ofrep, peers, rules, sync_grpc
+from services.flags.edge import OfrepEdge
 from services.flags.cache import FlagCache, open_redis
 from services.flags.exposure import ExposureRecorder, ExposureStore
 from services.flags.journal import KillJournal
@@ -28,7 +30,7 @@ from services.flags.service import FlagService
 from services.flags.settings import FlagsSettings
 from services.flags.snapshot import StreamSlots
 from shared.auth import Authenticator
-from shared.guard import install_guard
+from shared.guard import Guard, install_guard
 from shared.http import expose
 from shared.kafka import KafkaPublisher
 from shared.ports import Publisher
@@ -62,23 +64,41 @@ def create_app(settings: FlagsSettings, *, limiter: RateLimiter | None = None, *
     """The adapters replace Kafka / Postgres (tests); without a repository, Postgres from settings."""
     auth = Authenticator(settings.auth)
     limiter = limiter or _limiter(settings, auth)
-    app = FastAPI(title="Safeguard flags", version="1.0.0",
-                  lifespan=_lifespan(settings, auth=auth, limiter=limiter, adapters=adapters),
-                  description="Feature flags (flagd definitions), OFREP evaluation, kill switch, audit.",
-                  telemetry={"exclude": ofrep.untraced(ratio=settings.ofrep_trace_ratio)})
+    exclude = ofrep.untraced(ratio=settings.ofrep_trace_ratio)
+    app = FlagsApp(title="Safeguard flags", version="1.0.0",
+                   lifespan=_lifespan(settings, auth=auth, limiter=limiter, adapters=adapters),
+                   description="Feature flags (flagd definitions), OFREP evaluation, kill switch, audit.",
+                   telemetry={"exclude": exclude})
     api.install(app, auth=auth, write_limit=limiter.dependency(settings.write_limit, name="writes"),
                 slots=StreamSlots(max_total=settings.sse_max_subscribers, max_per_client=settings.sse_max_per_client),
                 client_key=limiter.key)
-    app.include_router(ofrep.build_ofrep_router(auth, max_bytes=settings.max_context_bytes,
-                                                max_depth=settings.max_context_depth))
+    answers = ofrep.Answers(max_bytes=settings.max_context_bytes, max_depth=settings.max_context_depth,
+                            cache=ofrep.AnswerCache(max_entries=settings.ofrep_cache_entries))
+    app.include_router(ofrep.build_ofrep_router(auth, answers))
     _install_health(app)
     RateLimiter.install_handler(app)
-    app.add_middleware(ofrep.OfrepFastPath, auth=auth, max_bytes=settings.max_context_bytes,
-                       max_depth=settings.max_context_depth,
-                       cache=ofrep.AnswerCache(max_entries=settings.ofrep_cache_entries))
     app.add_middleware(RateLimitMiddleware, limiter=limiter, exempt=("/healthz", "/readyz"))
-    install_guard(app, settings=settings.guard, own_host=settings.host)  # outermost
+    install_guard(app, settings=settings.guard, own_host=settings.host)  # outermost of the full app
+    app.edge = OfrepEdge(state=app.state, auth=auth, limiter=limiter, answers=answers,
+                         guard=Guard.checks_only(settings=settings.guard, own_hosts=[settings.host]),
+                         traced=lambda scope: not exclude(scope))
     return app
+
+
+class FlagsApp(FastAPI):
+    """FastAPI with the OFREP edge ahead of it (`services/flags/edge.py`): an OFREP evaluation in the plain case
+    is answered there; everything else, and what the edge leaves, goes through the full app."""
+
+    edge: OfrepEdge | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.edge is not None and scope["type"] == "http":
+            left = await self.edge(scope, receive, send)
+            if left is None:
+                return
+            receive = left
+        await super().__call__(scope, receive, send)
+
 
 
 def _limiter(settings: FlagsSettings, auth: Authenticator) -> RateLimiter:

@@ -14,15 +14,14 @@ import json
 import random
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Annotated, Any
 
 import orjson
 
 from fastapi import APIRouter, Depends, Header, Request
-from fastapi.responses import JSONResponse, Response
-from starlette.requests import HTTPConnection
-from starlette.types import ASGIApp, Receive, Scope, Send
+from fastapi.responses import Response
+from starlette.types import Scope, Send
 
 from services.flags.api import Svc, not_ready, ready
 from services.flags.exposure import ExposureRecorder
@@ -31,7 +30,8 @@ from services.flags.snapshot import Snapshot, etag_for
 from shared.flags.evaluator import Resolution
 from shared.auth import Authenticator
 
-__all__ = ["build_ofrep_router", "ofrep_body", "parse_context", "OfrepFastPath", "AnswerCache", "dumps", "untraced"]
+__all__ = ["build_ofrep_router", "ofrep_body", "parse_context", "Answers", "AnswerCache", "dumps", "untraced",
+           "ofrep_route", "final", "respond", "Answer", "TRACED"]
 
 Header_ = tuple[bytes, bytes]
 
@@ -49,18 +49,6 @@ def ofrep_body(key: str, r: Resolution) -> tuple[int, dict[str, Any]]:
     if r.metadata:
         body["metadata"] = dict(r.metadata)
     return 200, body
-
-
-def _not_found(key: str) -> JSONResponse:
-    return JSONResponse({"key": key, "errorCode": "FLAG_NOT_FOUND", "errorDetails": f"flag {key!r} was not found"},
-                        status_code=404)
-
-
-def _invalid(detail: str, key: str | None = None) -> JSONResponse:
-    body = {"errorCode": "INVALID_CONTEXT", "errorDetails": detail}
-    if key is not None:
-        body["key"] = key
-    return JSONResponse(body, status_code=400)
 
 
 MAX_BYTES, MAX_DEPTH = 64 * 1024, 16
@@ -104,52 +92,31 @@ def _depth(value: Any, limit: int) -> int:
 _BODY_DOC = {"requestBody": {"required": True, "content": {"application/json": {"schema": _CONTEXT_SCHEMA}}}}
 
 
-def build_ofrep_router(auth: Authenticator, *, max_bytes: int = MAX_BYTES, max_depth: int = MAX_DEPTH) -> APIRouter:
-    """The OFREP routes (the OpenAPI document, 401 and 503 answers; `OfrepFastPath` answers the rest)."""
+def build_ofrep_router(auth: Authenticator, answers: "Answers") -> APIRouter:
+    """The OFREP routes: the OpenAPI document, and the answers the edge (`services/flags/edge.py`) leaves to the
+    full app (a sampled request, 401, 503, a body the guard checks), from the same `answers`."""
     router = APIRouter(prefix="/ofrep/v1", tags=["OFREP"])
     Reader = Annotated[str, Depends(auth.require_reader)]
 
     @router.post("/evaluate/flags/{key}", openapi_extra=_BODY_DOC, summary="Evaluate one flag")
     async def evaluate_one(key: str, request: Request, service: Svc, _: Reader) -> Response:
-        return await _evaluate_one(request, service, key, max_bytes=max_bytes, max_depth=max_depth)
+        return await _evaluate(request, service, answers, key)
 
     @router.post("/evaluate/flags", openapi_extra=_BODY_DOC, summary="Evaluate every flag (ETag / If-None-Match)")
     async def evaluate_all(request: Request, service: Svc, _: Reader,
                            if_none_match: Annotated[str | None, Header()] = None) -> Response:
-        return await _evaluate_all(request, service, if_none_match, max_bytes=max_bytes, max_depth=max_depth)
+        return await _evaluate(request, service, answers, None, if_none_match)
 
     return router
 
 
-async def _evaluate_one(request: Request, service: FlagService, key: str, *, max_bytes: int, max_depth: int
-                        ) -> Response:
+async def _evaluate(request: Request, service: FlagService, answers: "Answers", key: str | None,
+                    if_none_match: str | None = None) -> Response:
     if not ready(service):
         return not_ready()
-    ctx = parse_context(await request.body(), max_bytes=max_bytes, max_depth=max_depth)
-    if isinstance(ctx, str):
-        return _invalid(ctx, key)
-    r = service.evaluate(key, ctx)
-    if r is None:
-        return _not_found(key)
-    _saw(getattr(request.app.state, "exposures", None), service, [(key, r)], ctx)
-    status, body = ofrep_body(key, r)
-    return JSONResponse(body, status_code=status)
-
-
-async def _evaluate_all(request: Request, service: FlagService, if_none_match: str | None, *, max_bytes: int,
-                        max_depth: int) -> Response:
-    if not ready(service):
-        return not_ready()
-    ctx = parse_context(await request.body(), max_bytes=max_bytes, max_depth=max_depth)
-    if isinstance(ctx, str):
-        return _invalid(ctx)
-    etag = etag_for(service.snapshot.revision, ctx, len(service.snapshot.entries))
-    if if_none_match is not None and etag in [t.strip() for t in if_none_match.split(",")]:
-        return Response(status_code=304, headers={"ETag": etag})
-    found = service.evaluate_all(ctx)
-    _saw(getattr(request.app.state, "exposures", None), service, found, ctx)
-    flags = [ofrep_body(k, r)[1] for k, r in found]
-    return JSONResponse({"flags": flags}, headers={"ETag": etag})
+    answer = answers.answer(request.app.state, key, await request.body())
+    status, raw, headers = final(answer, bulk=key is None, if_none_match=if_none_match)
+    return Response(raw, status_code=status, headers={k.decode(): v.decode() for k, v in headers})
 
 
 def _saw(recorder: ExposureRecorder | None, service: FlagService, found: list[tuple[str, Resolution]],
@@ -161,15 +128,22 @@ def _saw(recorder: ExposureRecorder | None, service: FlagService, found: list[tu
                      found=((entries[k].compiled, r) for k, r in found if k in entries))
 
 
+TRACED = "safeguard.ofrep.traced"  # scope key: the request's sampling decision, once taken
+
+
 def untraced(*, ratio: float) -> Callable[[Scope], bool]:
     """FastAPI's telemetry `exclude` for the flags app: an OFREP evaluation gets its request span when the
     caller's traceparent is sampled, never when it is not, else for a `ratio` share (parent-based ratio).
-    Every other request keeps its span."""
+    Every other request keeps its span. A decision already taken for the request (`TRACED` in its scope, set
+    by the edge ahead of FastAPI) stands: one draw per request."""
     draw = random.Random().random  # its own generator: the global one belongs to callers (and tests' seeds)
 
     def exclude(scope: Scope) -> bool:
         if not scope.get("path", "").startswith("/ofrep/"):
             return False
+        decided = scope.get(TRACED)
+        if decided is not None:
+            return not decided
         for name, value in scope.get("headers", ()):
             if name == b"traceparent":
                 if len(value) == 55 and _HEX.fullmatch(value[-2:]):
@@ -221,58 +195,27 @@ class AnswerCache:
             self._answers[(key, body)] = answer
 
 
-class OfrepFastPath:
-    """Plain-ASGI hot path for OFREP single and bulk evaluations: same answers as the FastAPI routes above (which
-    stay for the OpenAPI document and answer 401 / 503 with their usual bodies), without FastAPI's routing,
-    dependency resolution and response classes per call. Sits inside the rate limiter."""
+class Answers:
+    """OFREP single and bulk answers, encoded (orjson) and kept in an `AnswerCache` for repeated contexts: the one
+    place answers are made, for the edge ahead of FastAPI and for the FastAPI routes alike."""
 
-    def __init__(self, app: ASGIApp, *, auth: Authenticator, max_bytes: int = MAX_BYTES,
-                 max_depth: int = MAX_DEPTH, cache: AnswerCache | None = None) -> None:
-        self.app = app
-        self.auth = auth
+    def __init__(self, *, max_bytes: int = MAX_BYTES, max_depth: int = MAX_DEPTH,
+                 cache: AnswerCache | None = None) -> None:
         self.max_bytes = max_bytes
         self.max_depth = max_depth
         self.cache = cache if cache is not None else AnswerCache()
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        path = scope.get("path", "")
-        key: str | None = None
-        if scope["type"] != "http" or scope["method"] != "POST" or not path.startswith(_BULK):
-            await self.app(scope, receive, send)
-            return
-        if path != _BULK:
-            key = path[len(_SINGLE):] if path.startswith(_SINGLE) else ""
-            if not key or "/" in key:
-                await self.app(scope, receive, send)
-                return
-        conn = HTTPConnection(scope)
-        service: FlagService = scope["app"].state.flags
-        if self.auth.reader_actor(conn) is None or not ready(service):
-            await self.app(scope, receive, send)  # the FastAPI route answers 401 / 503 with its usual body
-            return
-        body = await self._body(receive)
+    def answer(self, state: Any, key: str | None, body: bytes) -> Answer:
+        """The encoded answer to one evaluation (`key`) or a bulk one (None), from the cache when it holds it."""
+        service: FlagService = state.flags
         answer = self.cache.get(service.snapshot, key, body)
         if answer is None:  # a cached answer was recorded when it was made, in the same second
             ctx = parse_context(body, max_bytes=self.max_bytes, max_depth=self.max_depth)
-            recorder = getattr(scope["app"].state, "exposures", None)
+            recorder = getattr(state, "exposures", None)
             answer = (self._single(service, key, ctx, recorder) if key is not None
                       else self._bulk(service, ctx, recorder))
             self.cache.put(key, body, answer)
-        status, raw, headers = answer
-        if key is None and status == 200 and _matches(conn.headers.get("if-none-match"), headers[-1][1]):
-            status, raw, headers = 304, b"", headers[-1:]
-        await send({"type": "http.response.start", "status": status, "headers": [
-            *headers, *([(b"content-length", str(len(raw)).encode())] if status != 304 else [])]})
-        await send({"type": "http.response.body", "body": raw})
-
-    async def _body(self, receive: Receive) -> bytes:
-        chunks, size = [], 0
-        while True:
-            message = await receive()
-            chunks.append(message.get("body", b""))
-            size += len(chunks[-1])
-            if not message.get("more_body") or size > self.max_bytes:
-                return b"".join(chunks)
+        return answer
 
     @staticmethod
     def _single(service: FlagService, key: str, ctx: dict[str, Any] | str,
@@ -289,7 +232,7 @@ class OfrepFastPath:
 
     @staticmethod
     def _bulk(service: FlagService, ctx: dict[str, Any] | str, recorder: ExposureRecorder | None = None) -> Answer:
-        """The 200 answer's ETag header comes last (`__call__` answers 304 from it)."""
+        """The 200 answer's ETag header comes last (`final` answers 304 from it)."""
         if isinstance(ctx, str):
             return 400, dumps({"errorCode": "INVALID_CONTEXT", "errorDetails": ctx}), [_JSON]
         etag = etag_for(service.snapshot.revision, ctx, len(service.snapshot.entries))
@@ -297,6 +240,34 @@ class OfrepFastPath:
         _saw(recorder, service, found, ctx)
         flags = [ofrep_body(k, r)[1] for k, r in found]
         return 200, dumps({"flags": flags}), [_JSON, (b"etag", etag.encode())]
+
+
+def ofrep_route(scope: Scope) -> tuple[bool, str | None]:
+    """(whether the request is an OFREP evaluation, its flag key or None for bulk)."""
+    path = scope.get("path", "")
+    if scope["type"] != "http" or scope["method"] != "POST" or not path.startswith(_BULK):
+        return False, None
+    if path == _BULK:
+        return True, None
+    key = path[len(_SINGLE):] if path.startswith(_SINGLE) else ""
+    return (True, key) if key and "/" not in key else (False, None)
+
+
+def final(answer: Answer, *, bulk: bool, if_none_match: str | None) -> Answer:
+    """The answer to send: a bulk 200 whose ETag the caller holds is 304 (with that ETag only)."""
+    status, _, headers = answer
+    if bulk and status == 200 and _matches(if_none_match, headers[-1][1]):
+        return 304, b"", headers[-1:]
+    return answer
+
+
+async def respond(send: Send, answer: Answer, *, bulk: bool, if_none_match: str | None,
+                  extra: Sequence[Header_] = ()) -> None:
+    """Send an encoded answer (plain ASGI), `final`'s choice of 200 or 304, with `extra` headers."""
+    status, raw, headers = final(answer, bulk=bulk, if_none_match=if_none_match)
+    length = [(b"content-length", str(len(raw)).encode())] if status != 304 else []
+    await send({"type": "http.response.start", "status": status, "headers": [*headers, *length, *extra]})
+    await send({"type": "http.response.body", "body": raw})
 
 
 def _matches(if_none_match: str | None, etag: bytes) -> bool:
