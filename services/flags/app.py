@@ -77,6 +77,7 @@ def create_app(settings: FlagsSettings, *, limiter: RateLimiter | None = None, *
     app.include_router(ofrep.build_ofrep_router(auth, answers))
     _install_health(app)
     RateLimiter.install_handler(app)
+    app.add_middleware(ofrep.OfrepFastPath, auth=auth, answers=answers)  # what the edge leaves: sampled requests
     app.add_middleware(RateLimitMiddleware, limiter=limiter, exempt=("/healthz", "/readyz"))
     install_guard(app, settings=settings.guard, own_host=settings.host)  # outermost of the full app
     app.edge = OfrepEdge(state=app.state, auth=auth, limiter=limiter, answers=answers,

@@ -21,7 +21,8 @@ import orjson
 
 from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import Response
-from starlette.types import Scope, Send
+from starlette.requests import HTTPConnection
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from services.flags.api import Svc, not_ready, ready
 from services.flags.exposure import ExposureRecorder
@@ -30,7 +31,7 @@ from services.flags.snapshot import Snapshot, etag_for
 from shared.flags.evaluator import Resolution
 from shared.auth import Authenticator
 
-__all__ = ["build_ofrep_router", "ofrep_body", "parse_context", "Answers", "AnswerCache", "dumps", "untraced",
+__all__ = ["build_ofrep_router", "ofrep_body", "parse_context", "Answers", "OfrepFastPath", "AnswerCache", "dumps", "untraced",
            "ofrep_route", "final", "respond", "Answer", "TRACED"]
 
 Header_ = tuple[bytes, bytes]
@@ -93,8 +94,8 @@ _BODY_DOC = {"requestBody": {"required": True, "content": {"application/json": {
 
 
 def build_ofrep_router(auth: Authenticator, answers: "Answers") -> APIRouter:
-    """The OFREP routes: the OpenAPI document, and the answers the edge (`services/flags/edge.py`) leaves to the
-    full app (a sampled request, 401, 503, a body the guard checks), from the same `answers`."""
+    """The OFREP routes: the OpenAPI document and the 401 / 503 answers (the edge, `services/flags/edge.py`, and
+    `OfrepFastPath` answer the rest), from the same `answers`."""
     router = APIRouter(prefix="/ofrep/v1", tags=["OFREP"])
     Reader = Annotated[str, Depends(auth.require_reader)]
 
@@ -240,6 +241,33 @@ class Answers:
         _saw(recorder, service, found, ctx)
         flags = [ofrep_body(k, r)[1] for k, r in found]
         return 200, dumps({"flags": flags}), [_JSON, (b"etag", etag.encode())]
+
+
+class OfrepFastPath:
+    """Plain-ASGI answers inside the full app (inside the guard and the rate limiter) for the OFREP requests the
+    edge leaves to it, chiefly the sampled ones: their span is the request's own, with no FastAPI routing and
+    dependency spans under it. No reader or flags not loaded: the FastAPI route answers 401 / 503."""
+
+    def __init__(self, app: ASGIApp, *, auth: Authenticator, answers: Answers) -> None:
+        self.app, self.auth, self.answers = app, auth, answers
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        ours, key = ofrep_route(scope)
+        conn = HTTPConnection(scope) if ours else None
+        if conn is None or self.auth.reader_actor(conn) is None or not ready(scope["app"].state.flags):
+            await self.app(scope, receive, send)
+            return
+        answer = self.answers.answer(scope["app"].state, key, await _body(receive))
+        await respond(send, answer, bulk=key is None, if_none_match=conn.headers.get("if-none-match"))
+
+
+async def _body(receive: Receive) -> bytes:
+    chunks = []
+    while True:
+        message = await receive()
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body"):
+            return b"".join(chunks)
 
 
 def ofrep_route(scope: Scope) -> tuple[bool, str | None]:
