@@ -43,7 +43,9 @@ HEALTH_PORT="${HEALTH_PORT:-8002}"
 SLA_PORT="${SLA_PORT:-8003}"
 RECOVERY_PORT="${RECOVERY_PORT:-8004}"
 NOTIFIER_PORT="${NOTIFIER_PORT:-8005}"
-FLAGS_SYNC_PORT="${FLAGS_SYNC_PORT:-8015}"  # flagd sync gRPC, served by the flags process
+FLAGS_SYNC_PORT="${FLAGS_SYNC_PORT:-8015}"  # flagd sync gRPC: HAProxy, to either flags instance
+FLAGS_SYNC_PORT_1="${FLAGS_SYNC_PORT_1:-8016}"  # flags instance 1's own sync port
+FLAGS_SYNC_PORT_2="${FLAGS_SYNC_PORT_2:-8017}"  # flags-2's
 NODE_DEMO_PORT="${NODE_DEMO_PORT:-8200}"    # HAProxy front of the Node demo (examples/demo-node)
 NODE_BLUE_PORT="${NODE_BLUE_PORT:-8201}"
 NODE_GREEN_PORT="${NODE_GREEN_PORT:-8202}"
@@ -112,7 +114,7 @@ program_names() { programs | awk '{print $1}'; }
 port_of() { local v="$1"; printf '%s' "${!v}"; }
 
 all_ports() {
-  echo "$KAFKA_PORT $KAFKA_CONTROLLER_PORT $POSTGRES_PORT $REDIS_PORT $FRONT_PORT $DEMO_PORT $FLAGS_SYNC_PORT $NODE_DEMO_PORT $OTLP_HTTP_PORT $ZIPKIN_PORT"
+  echo "$KAFKA_PORT $KAFKA_CONTROLLER_PORT $POSTGRES_PORT $REDIS_PORT $FRONT_PORT $DEMO_PORT $FLAGS_SYNC_PORT $FLAGS_SYNC_PORT_1 $FLAGS_SYNC_PORT_2 $NODE_DEMO_PORT $OTLP_HTTP_PORT $ZIPKIN_PORT"
   local name pvar rest
   while read -r name pvar rest; do port_of "$pvar"; echo; done < <(programs)
 }
@@ -152,6 +154,6 @@ render() {  # render <template> <output> ; returns 0 if output changed, 1 if ide
 
 # Names of all port variables (written to .stack/ports by up.sh).
 port_vars() {
-  echo KAFKA_PORT KAFKA_CONTROLLER_PORT POSTGRES_PORT REDIS_PORT FRONT_PORT DEMO_PORT DEMO_BLUE_PORT DEMO_GREEN_PORT FLAGS_SYNC_PORT NODE_DEMO_PORT OTLP_HTTP_PORT ZIPKIN_PORT
+  echo KAFKA_PORT KAFKA_CONTROLLER_PORT POSTGRES_PORT REDIS_PORT FRONT_PORT DEMO_PORT DEMO_BLUE_PORT DEMO_GREEN_PORT FLAGS_SYNC_PORT FLAGS_SYNC_PORT_1 FLAGS_SYNC_PORT_2 NODE_DEMO_PORT OTLP_HTTP_PORT ZIPKIN_PORT
   programs | awk '{print $2}'
 }

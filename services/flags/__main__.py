@@ -1,6 +1,7 @@
-"""`python -m services.flags [--instance N]`: instance 1 is configured by FLAGS_* alone; a further
-instance (N > 1, the native stack's `flags-2`) listens on $PORT, serves flagd sync on FLAGS_SYNC_PORT_<N>
-(else any free port) and keeps its own kill journal (`<journal>-<N>`).
+"""`python -m services.flags [--instance N]`: instance 1 is configured by FLAGS_* (its flagd sync on
+FLAGS_SYNC_PORT_1 when set); a further instance (N > 1, the native stack's `flags-2`) listens on $PORT,
+serves flagd sync on FLAGS_SYNC_PORT_<N> (else any free port) and keeps its own kill journal
+(`<journal>-<N>`).
 
 The shared recipe (`shared.http.run_service`) with the instance's settings: a bad setting exits 2
 naming the field."""
@@ -16,8 +17,9 @@ from shared.http import run_service
 
 def instance_settings(instance: int) -> FlagsSettings:
     settings = FlagsSettings()
-    if instance <= 1:
-        return settings
+    if instance <= 1:  # FLAGS_SYNC_PORT_1: its own port when a proxy serves FLAGS_SYNC_PORT (the native stack)
+        own = os.environ.get("FLAGS_SYNC_PORT_1")
+        return settings if own is None else settings.model_copy(update={"sync_port": int(own)})
     journal = Path(settings.journal_path)
     return settings.model_copy(update={
         "port": int(os.environ.get("PORT", settings.port + instance - 1)),

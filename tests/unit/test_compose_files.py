@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +75,13 @@ def test_node_image_runs_the_native_command_with_the_flags_sync_and_otlp_of_comp
     services = _compose()["services"]
     for colour, port in (("blue", "8201"), ("green", "8202")):
         env = services[f"demo-node-{colour}"]["environment"]
-        assert (env["DEMO_COLOR"], env["PORT"], env["FLAGS_SYNC_HOST"]) == (colour, port, "flags")
+        assert (env["DEMO_COLOR"], env["PORT"], env["FLAGS_SYNC_HOST"]) == (colour, port, "haproxy")  # both instances
         assert env["OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"] == "http://haproxy:4318/v1/metrics"
         assert "secrets-app:/run/secrets:ro" in services[f"demo-node-{colour}"]["volumes"]
+
+
+def test_the_compose_front_door_is_rendered_from_the_native_template() -> None:
+    """stack/haproxy.compose.cfg is stack/haproxy.cfg.in with compose's addresses: the two cannot drift."""
+    run = subprocess.run(["bash", str(ROOT / "stack" / "gen-compose-haproxy.sh"), "--check"], capture_output=True,
+                         text=True, timeout=30)
+    assert run.returncode == 0, run.stdout + run.stderr
