@@ -29,7 +29,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["GuardSettings", "Guard", "install_guard", "is_guarded", "json_depth", "host_name", "aiohttp_guard"]
+__all__ = ["GuardSettings", "Guard", "install_guard", "is_guarded", "json_depth", "host_name", "aiohttp_guard",
+           "replay"]
 
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 _ESCAPE = re.compile(rb"\\.", re.DOTALL)
@@ -176,7 +177,7 @@ class Guard:
         limit = self.settings.max_json_depth
         if _looks_json(headers.get("content-type", ""), raw) and json_depth(raw, limit) > limit:
             raise _Refused(400, "JSON_TOO_DEEP", f"the JSON body nests deeper than {limit} levels")
-        return _replay(raw, receive, disconnect=last if last is not None and last["type"] != "http.request" else None)
+        return replay(raw, receive, disconnect=last if last is not None and last["type"] != "http.request" else None)
 
 
 async def _drain(receive: Receive, *, limit: int = 64 * 1024 * 1024, timeout_s: float = 2.0) -> None:
@@ -201,7 +202,8 @@ def _has_body(headers: Headers) -> bool:
     return headers.get("content-length", "0") != "0" or "transfer-encoding" in headers
 
 
-def _replay(body: bytes, receive: Receive, *, disconnect: Message | None) -> Receive:
+def replay(body: bytes, receive: Receive, *, disconnect: Message | None = None) -> Receive:
+    """A `receive` that gives `body` once more, then `disconnect` when one was read, else the connection's own."""
     sent = False
 
     async def replayed() -> Message:

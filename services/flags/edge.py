@@ -25,12 +25,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from starlette.requests import HTTPConnection
-from starlette.types import Message, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from services.flags.api import ready
 from services.flags.ofrep import TRACED, Answers, dumps, ofrep_route, respond
 from shared.auth import Authenticator
-from shared.guard import Guard, json_depth
+from shared.guard import Guard, json_depth, replay
 from shared.ratelimit import RateLimiter, header_bytes, refuse
 
 __all__ = ["OfrepEdge"]
@@ -76,7 +76,7 @@ class OfrepEdge:
             return None
         limit = self.guard.settings.max_json_depth
         if json_depth(body, limit) > limit:
-            return _replay(body, receive)
+            return replay(body, receive)
         await self._answer(send, key, body, headers, verdict)
         return None
 
@@ -141,17 +141,3 @@ async def _read(receive: Receive) -> bytes | None:
         chunks.append(message.get("body", b""))
         if not message.get("more_body"):
             return b"".join(chunks)
-
-
-def _replay(body: bytes, receive: Receive) -> Receive:
-    """The body once more, then the connection's own messages (its disconnect)."""
-    sent = False
-
-    async def replayed() -> Message:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        return await receive()
-
-    return replayed
