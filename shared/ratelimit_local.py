@@ -48,7 +48,7 @@ class LocalWindows:
 
     def __init__(self, *, sync: Sync | None = None, interval_s: float = 0.1,
                  clock: Callable[[], float] = time.monotonic) -> None:
-        self._buckets: dict[tuple[str, str], _Bucket] = {}
+        self._buckets: dict[tuple[RateLimitItem, str], _Bucket] = {}
         self._sync = sync
         self._interval = interval_s
         self._clock = clock
@@ -57,11 +57,11 @@ class LocalWindows:
     def hit(self, item: RateLimitItem, key: str, cost: int = 1) -> Verdict:
         now, window = self._clock(), item.get_expiry()
         step = window / item.amount
-        b = self._buckets.get((item.key_for(), key))
+        b = self._buckets.get((item, key))  # a limit is hashable by its figures: no key string built per hit
         if b is None:
             if len(self._buckets) >= _MAX_BUCKETS:
                 self._prune()
-            b = self._buckets[(item.key_for(), key)] = _Bucket(item, key, tat=now)
+            b = self._buckets[(item, key)] = _Bucket(item, key, tat=now)
         tat = max(b.tat, now) + step * cost
         if cost > item.amount or tat - now > window:
             remaining = max(0, math.floor(item.amount - (b.tat - now) / step + 1e-9))
