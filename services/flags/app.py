@@ -19,7 +19,7 @@ from fastapi.responses import JSONResponse
 from starlette.types import Receive, Scope, Send
 
 from services.flags import api, ofrep, peers, rules, sync_grpc
-from services.flags.edge import OfrepEdge
+from services.flags.edge import FlagsEdge
 from services.flags.cache import FlagCache, open_redis
 from services.flags.exposure import ExposureRecorder, ExposureStore
 from services.flags.journal import KillJournal
@@ -69,9 +69,9 @@ def create_app(settings: FlagsSettings, *, limiter: RateLimiter | None = None, *
                    lifespan=_lifespan(settings, auth=auth, limiter=limiter, adapters=adapters),
                    description="Feature flags (flagd definitions), OFREP evaluation, kill switch, audit.",
                    telemetry={"exclude": exclude})
-    api.install(app, auth=auth, write_limit=limiter.dependency(settings.write_limit, name="writes"),
-                slots=StreamSlots(max_total=settings.sse_max_subscribers, max_per_client=settings.sse_max_per_client),
-                client_key=limiter.key)
+    slots = StreamSlots(max_total=settings.sse_max_subscribers, max_per_client=settings.sse_max_per_client)
+    api.install(app, auth=auth, write_limit=limiter.dependency(settings.write_limit, name="writes"), slots=slots,
+                client_key=limiter.key)  # the edge keys slots by the limiter's key too
     answers = ofrep.Answers(max_bytes=settings.max_context_bytes, max_depth=settings.max_context_depth,
                             cache=ofrep.AnswerCache(max_entries=settings.ofrep_cache_entries))
     app.include_router(ofrep.build_ofrep_router(auth, answers))
@@ -80,17 +80,17 @@ def create_app(settings: FlagsSettings, *, limiter: RateLimiter | None = None, *
     app.add_middleware(ofrep.OfrepFastPath, auth=auth, answers=answers)  # what the edge leaves: sampled requests
     app.add_middleware(RateLimitMiddleware, limiter=limiter, exempt=("/healthz", "/readyz"))
     install_guard(app, settings=settings.guard, own_host=settings.host)  # outermost of the full app
-    app.edge = OfrepEdge(state=app.state, auth=auth, limiter=limiter, answers=answers,
+    app.edge = FlagsEdge(state=app.state, auth=auth, limiter=limiter, answers=answers, slots=slots,
                          guard=Guard.checks_only(settings=settings.guard, own_hosts=[settings.host]),
                          traced=lambda scope: not exclude(scope))
     return app
 
 
 class FlagsApp(FastAPI):
-    """FastAPI with the OFREP edge ahead of it (`services/flags/edge.py`): an OFREP evaluation in the plain case
-    is answered there; everything else, and what the edge leaves, goes through the full app."""
+    """FastAPI with the edge ahead of it (`services/flags/edge.py`): an OFREP evaluation or an SDK stream in the
+    plain case is served there; everything else, and what the edge leaves, goes through the full app."""
 
-    edge: OfrepEdge | None = None
+    edge: FlagsEdge | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self.edge is not None and scope["type"] == "http":

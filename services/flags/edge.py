@@ -1,4 +1,5 @@
-"""The OFREP edge: plain ASGI ahead of FastAPI for OFREP evaluations (issue 12).
+"""The flags service's edge: plain ASGI ahead of FastAPI for its two hot paths (issue 12), OFREP evaluations
+and the SDKs' SSE stream.
 
 An evaluation is cheap; what cost time was everything around it: FastAPI's per-request layers (native
 telemetry, error middleware), the guard re-reading headers and replaying the body, the rate limiter
@@ -14,6 +15,11 @@ reader, flags not loaded) goes on to the full app, unchanged and with the body r
 it as before: the span is recorded, the guard answers 400/403/413, the route 401/503. No step with an
 effect (the limiter's count) runs before that choice, so nothing is counted twice.
 
+The SSE stream (`GET /api/flags/_stream`) in the plain case (the guard's Host check passes, a reader, flags
+loaded, a stream slot free) takes its slot, the limiter's decision, and is sent by `sse.serve`: one coroutine
+per stream writing straight to the server, instead of FastAPI's route, a streaming response's task group and
+the middleware's send wrappers on every event. Streams carry no request span (`ofrep.untraced`).
+
 A caller's verdict (reader or not, rate-limit key) depends only on the credentials it presents and its
 addresses, so it is kept per (peer, Authorization, X-API-Key, X-Forwarded-For), bounded."""
 
@@ -27,13 +33,15 @@ from typing import Any
 from starlette.requests import HTTPConnection
 from starlette.types import Receive, Scope, Send
 
+from services.flags import sse
 from services.flags.api import ready
-from services.flags.ofrep import TRACED, Answers, dumps, ofrep_route, respond
+from services.flags.ofrep import STREAM, TRACED, Answers, dumps, ofrep_route, respond
+from services.flags.snapshot import StreamSlots
 from shared.auth import Authenticator
 from shared.guard import Guard, json_depth, replay
 from shared.ratelimit import RateLimiter, header_bytes, refuse
 
-__all__ = ["OfrepEdge"]
+__all__ = ["FlagsEdge"]
 
 logger = logging.getLogger(__name__)
 
@@ -50,17 +58,19 @@ class _Verdict:
     rate_key: str
 
 
-class OfrepEdge:
+class FlagsEdge:
     """`await edge(scope, receive, send)` returns None when it answered, else the `receive` the full app
     must read (the body replayed when the edge read it)."""
 
     def __init__(self, *, state: Any, auth: Authenticator, limiter: RateLimiter, guard: Guard,
-                 answers: Answers, traced: Callable[[Scope], bool]) -> None:
+                 answers: Answers, traced: Callable[[Scope], bool], slots: StreamSlots) -> None:
         self.state, self.auth, self.limiter, self.guard, self.answers = state, auth, limiter, guard, answers
-        self.traced = traced
+        self.traced, self.slots = traced, slots
         self._verdicts: dict[tuple[object, ...], _Verdict] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> Receive | None:
+        if scope["path"] == STREAM and scope["method"] == "GET":
+            return await self._stream(scope, receive, send)
         ours, key = ofrep_route(scope)
         if not ours:
             return receive
@@ -80,11 +90,35 @@ class OfrepEdge:
         await self._answer(send, key, body, headers, verdict)
         return None
 
+    async def _stream(self, scope: Scope, receive: Receive, send: Send) -> Receive | None:
+        headers = _pick(scope["headers"])
+        if not self._host_allowed(headers):
+            return receive
+        verdict = self._verdict(scope, headers)
+        svc = self.state.flags
+        if not verdict.reader or not ready(svc) or self.slots.take(verdict.rate_key) is not None:
+            return receive  # the route answers 401 / 503, or 429 / 503 for the slots
+        try:
+            extra: tuple[tuple[bytes, bytes], ...] = ()
+            if self.limiter.enabled:
+                decision = await self.limiter.hit(verdict.rate_key)
+                extra = header_bytes(decision)
+                if not decision.allowed:
+                    await refuse(send, extra)
+                    return None
+            await sse.serve(svc, receive, send, extra=extra)
+        finally:
+            self.slots.give_back(verdict.rate_key)
+        return None
+
+    def _host_allowed(self, headers: dict[bytes, bytes]) -> bool:
+        host = headers.get(b"host")  # a foreign or repeated Host: the guard answers
+        return host is None or (b"," not in host and self.guard.host_allowed(host.decode("latin-1")))
+
     def _plain(self, headers: dict[bytes, bytes]) -> bool:
         """The guard would let it through and its body is small and declared (else the full app decides)."""
-        host = headers.get(b"host")
-        if host is not None and (b"," in host or not self.guard.host_allowed(host.decode("latin-1"))):
-            return False  # a foreign or repeated Host: the guard answers
+        if not self._host_allowed(headers):
+            return False
         if b"origin" in headers or headers.get(b"sec-fetch-site", b"").lower() in (b"cross-site", b"same-site"):
             return False
         length = headers.get(b"content-length", b"")

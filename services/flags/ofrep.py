@@ -32,7 +32,7 @@ from shared.flags.evaluator import Resolution
 from shared.auth import Authenticator
 
 __all__ = ["build_ofrep_router", "ofrep_body", "parse_context", "Answers", "OfrepFastPath", "AnswerCache", "dumps", "untraced",
-           "ofrep_route", "final", "respond", "Answer", "TRACED"]
+           "ofrep_route", "final", "respond", "Answer", "TRACED", "STREAM"]
 
 Header_ = tuple[bytes, bytes]
 
@@ -129,18 +129,22 @@ def _saw(recorder: ExposureRecorder | None, service: FlagService, found: list[tu
                      found=((entries[k].compiled, r) for k, r in found if k in entries))
 
 
+STREAM = "/api/flags/_stream"  # the SDKs' SSE stream: never traced
 TRACED = "safeguard.ofrep.traced"  # scope key: the request's sampling decision, once taken
 
 
 def untraced(*, ratio: float) -> Callable[[Scope], bool]:
     """FastAPI's telemetry `exclude` for the flags app: an OFREP evaluation gets its request span when the
     caller's traceparent is sampled, never when it is not, else for a `ratio` share (parent-based ratio).
-    Every other request keeps its span. A decision already taken for the request (`TRACED` in its scope, set
+    The SDKs' SSE stream never has one. Every other request keeps its span. A decision already taken for the request (`TRACED` in its scope, set
     by the edge ahead of FastAPI) stands: one draw per request."""
     draw = random.Random().random  # its own generator: the global one belongs to callers (and tests' seeds)
 
     def exclude(scope: Scope) -> bool:
-        if not scope.get("path", "").startswith("/ofrep/"):
+        path = scope.get("path", "")
+        if path == STREAM:
+            return True  # an SDK's stream lives for hours: its span would be held open all that time
+        if not path.startswith("/ofrep/"):
             return False
         decided = scope.get(TRACED)
         if decided is not None:

@@ -13,11 +13,12 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
-from services.flags.edge import OfrepEdge
+from services.flags.edge import FlagsEdge
 from services.flags.memory import MemoryCache, MemoryRepository
 from services.flags.models import FlagCreate
 from services.flags.ofrep import TRACED, AnswerCache, Answers, untraced
 from services.flags.service import FlagService
+from services.flags.snapshot import StreamSlots
 from shared.auth import Authenticator, AuthSettings
 from shared.guard import Guard, GuardSettings
 from shared.ratelimit import RateLimiter
@@ -37,7 +38,7 @@ class Counted(RateLimiter):
 
 
 async def _edge(*, traced: bool = False, limit: str = "100/second", keys: dict[str, str] | None = None,
-                loaded: bool = True) -> tuple[OfrepEdge, Counted, FlagService]:
+                loaded: bool = True) -> tuple[FlagsEdge, Counted, FlagService]:
     svc = FlagService(repo=MemoryRepository(), cache=MemoryCache(), store_timeout_s=0.5)
     if loaded:
         await svc.load()
@@ -46,9 +47,10 @@ async def _edge(*, traced: bool = False, limit: str = "100/second", keys: dict[s
                                       client_keys={k: SecretStr(v) for k, v in (keys or {}).items()}))
     limiter = Counted(limit)
     limiter.identify = auth.verified_identity
-    edge = OfrepEdge(state=SimpleNamespace(flags=svc), auth=auth, limiter=limiter,
+    edge = FlagsEdge(state=SimpleNamespace(flags=svc), auth=auth, limiter=limiter,
                      guard=Guard.checks_only(settings=GuardSettings(max_json_depth=8)),
-                     answers=Answers(cache=AnswerCache()), traced=lambda scope: traced)
+                     answers=Answers(cache=AnswerCache()), traced=lambda scope: traced,
+                     slots=StreamSlots(max_total=4, max_per_client=2))
     return edge, limiter, svc
 
 
@@ -88,7 +90,7 @@ class Wire:
         return json.loads(self.sent[1]["body"])
 
 
-async def _run(edge: OfrepEdge, scope: dict[str, Any], wire: Wire) -> Any:
+async def _run(edge: FlagsEdge, scope: dict[str, Any], wire: Wire) -> Any:
     return await edge(scope, wire.receive, wire.send)
 
 
@@ -197,3 +199,76 @@ async def test_verdicts_are_kept_per_caller_and_bounded(monkeypatch: pytest.Monk
     await asyncio.gather(*(_run(edge, _scope(SINGLE, BODY, (b"x-forwarded-for", f"203.0.113.{i}".encode()),
                                              (b"authorization", b"Bearer k1")), Wire()) for i in range(5)))
     assert len(edge._verdicts) <= 3
+
+
+class StreamWire(Wire):
+    """A GET whose client stays until `leave()`."""
+
+    def __init__(self) -> None:
+        super().__init__(b"")
+        self.gone = asyncio.Event()
+
+    async def receive(self) -> dict[str, Any]:
+        if self.messages[:1] and self.messages[0]["type"] == "http.request":
+            return self.messages.pop(0)
+        await self.gone.wait()
+        return {"type": "http.disconnect"}
+
+    def leave(self) -> None:
+        self.gone.set()
+
+    async def wait_for(self, count: int) -> None:
+        async with asyncio.timeout(2):
+            while len(self.sent) < count:
+                await asyncio.sleep(0.01)
+
+
+def _get(path: str = "/api/flags/_stream", *extra: tuple[bytes, bytes]) -> dict[str, Any]:
+    return {"type": "http", "method": "GET", "path": path, "headers": [(b"host", b"127.0.0.1:8001"), *extra],
+            "client": ("127.0.0.1", 5000)}
+
+
+async def test_a_stream_is_served_at_the_edge_and_its_slot_given_back() -> None:
+    edge, limiter, svc = await _edge()
+    wire = StreamWire()
+    task = asyncio.create_task(edge(_get(), wire.receive, wire.send))
+    await wire.wait_for(2)
+    assert wire.status == 200 and wire.headers[b"content-type"] == b"text/event-stream; charset=utf-8"
+    assert wire.headers[b"ratelimit"] == b'"default";r=99;t=1' and limiter.hits == 1
+    assert wire.sent[1]["body"].startswith(b"event: snapshot\n") and edge.slots.total == 1
+    await svc.set_enabled("gamification", enabled=False, kill=True, actor="admin:t", reason="test")
+    await wire.wait_for(3)
+    assert wire.sent[2]["body"].startswith(b"event: flag\n") and b'"gamification"' in wire.sent[2]["body"]
+    wire.leave()
+    assert await asyncio.wait_for(task, 2) is None
+    assert edge.slots.total == 0 and svc.broadcaster.subscribers == 0
+
+
+async def test_a_stream_ended_by_the_service_ends_the_body() -> None:
+    edge, _, svc = await _edge()
+    wire = StreamWire()
+    task = asyncio.create_task(edge(_get(), wire.receive, wire.send))
+    await wire.wait_for(2)
+    svc.broadcaster.close()  # shutdown, or a reader too slow
+    assert await asyncio.wait_for(task, 2) is None
+    assert wire.sent[-1] == {"type": "http.response.body", "body": b"", "more_body": False}
+    assert edge.slots.total == 0
+
+
+@pytest.mark.parametrize("case", ["no reader", "not loaded", "slots taken", "foreign host"])
+async def test_a_stream_the_edge_leaves_takes_no_slot_and_no_hit(case: str) -> None:
+    edge, limiter, _ = await _edge(keys={"web": "k1"} if case == "no reader" else None, loaded=case != "not loaded")
+    if case == "slots taken":
+        client = edge._verdict(_get(), {}).rate_key
+        assert edge.slots.take(client) is None and edge.slots.take(client) is None  # 2 per client
+    wire = StreamWire()
+    scope = _get("/api/flags/_stream", (b"host", b"evil.example.com")) if case == "foreign host" else _get()
+    if case == "foreign host":
+        scope["headers"] = scope["headers"][1:]
+    receive = await edge(scope, wire.receive, wire.send)
+    assert receive == wire.receive and wire.sent == [] and limiter.hits == 0
+    assert edge.slots.total == (2 if case == "slots taken" else 0)
+
+
+def test_streams_are_never_traced() -> None:
+    assert untraced(ratio=1.0)({"type": "http", "path": "/api/flags/_stream", "headers": []})
