@@ -99,17 +99,23 @@ class FlagsEdge:
         if not verdict.reader or not ready(svc) or self.slots.take(verdict.rate_key) is not None:
             return receive  # the route answers 401 / 503, or 429 / 503 for the slots
         try:
-            extra: tuple[tuple[bytes, bytes], ...] = ()
-            if self.limiter.enabled:
-                decision = await self.limiter.hit(verdict.rate_key)
-                extra = header_bytes(decision)
-                if not decision.allowed:
-                    await refuse(send, extra)
-                    return None
-            await sse.serve(svc, receive, send, extra=extra)
+            extra = await self._allowed(send, verdict)
+            if extra is not None:
+                await sse.serve(svc, receive, send, extra=extra)
         finally:
             self.slots.give_back(verdict.rate_key)
         return None
+
+    async def _allowed(self, send: Send, verdict: _Verdict) -> tuple[tuple[bytes, bytes], ...] | None:
+        """The limiter's headers for an allowed request; None when it was refused (429 sent)."""
+        if not self.limiter.enabled:
+            return ()
+        decision = await self.limiter.hit(verdict.rate_key)
+        extra = header_bytes(decision)
+        if not decision.allowed:
+            await refuse(send, extra)
+            return None
+        return extra
 
     def _host_allowed(self, headers: dict[bytes, bytes]) -> bool:
         host = headers.get(b"host")  # a foreign or repeated Host: the guard answers
@@ -139,13 +145,9 @@ class FlagsEdge:
 
     async def _answer(self, send: Send, key: str | None, body: bytes, headers: dict[bytes, bytes],
                       verdict: _Verdict) -> None:
-        extra: tuple[tuple[bytes, bytes], ...] = ()
-        if self.limiter.enabled:
-            decision = await self.limiter.hit(verdict.rate_key)
-            extra = header_bytes(decision)
-            if not decision.allowed:
-                await refuse(send, extra)
-                return
+        extra = await self._allowed(send, verdict)
+        if extra is None:
+            return
         try:
             answer = self.answers.answer(self.state, key, body)
         except Exception:  # noqa: BLE001 - as the full app's error middleware would: logged, 500
