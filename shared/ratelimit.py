@@ -16,8 +16,8 @@ When Redis does not answer, counting moves to process memory (per instance, so a
 little looser) and goes back to Redis after `retry_redis_s`.
 
 With the sliding-window counter on Redis (the default), a hit is ONE round trip: a Lua script
-(`shared.ratelimit_redis`) that does what `limits`' acquire script does on the same keys and also returns the window it
-saw, from which the RateLimit headers are computed as `limits`' `get_window_stats` would
+(`shared.ratelimit_redis`) that does what `limits`' acquire script does on the same keys and also returns
+the window it saw, from which the RateLimit headers are computed as `limits`' `get_window_stats` would
 (`limits` itself needs a second script call for the stats). Other strategies/storages use
 `limits`' own `hit` + `get_window_stats`.
 
@@ -35,10 +35,10 @@ import math
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, cast
+from typing import Any, Literal
 
 from limits import RateLimitItem, parse
-from limits.aio.storage import MemoryStorage, RedisStorage, Storage
+from limits.aio.storage import MemoryStorage, Storage
 from limits.storage import storage_from_string
 from limits.aio.strategies import MovingWindowRateLimiter, RateLimiter as _Strategy, SlidingWindowCounterRateLimiter
 from pydantic import Field, SecretStr

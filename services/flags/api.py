@@ -30,7 +30,7 @@ from services.flags.models import (
 )
 from services.flags.service import FlagService, Unavailable
 from services.flags.snapshot import StreamSlots
-from services.flags.sse import Stream, events
+from services.flags.sse import Stream
 from shared.auth import Authenticator
 from shared.flags.jsonlogic import LogicError
 
@@ -205,7 +205,7 @@ async def snapshot(svc: Svc, _: Reader) -> dict[str, Any] | JSONResponse:
 
 
 @router.get("/api/flags/_stream", tags=["sdk"], response_class=StreamingResponse, response_model=None)
-async def stream(request: Request, svc: Svc, _: Reader) -> StreamingResponse | JSONResponse:
+async def stream(request: Request, svc: Svc, _: Reader) -> Stream | JSONResponse:
     """Server-sent events: `snapshot` (all flags) first, then one `flag` event per change.
     503 until loaded; 429 past the streams allowed per client, 503 past the total (Retry-After)."""
     if not ready(svc):
@@ -217,7 +217,7 @@ async def stream(request: Request, svc: Svc, _: Reader) -> StreamingResponse | J
         status, why = refused
         return JSONResponse({"errorCode": "TOO_MANY_STREAMS", "detail": why}, status_code=status,
                             headers={"Retry-After": "10"})
-    return Stream(events(request, svc), release=lambda: edge.slots.give_back(client))
+    return Stream(svc, release=lambda: edge.slots.give_back(client))
 
 
 @router.post("/api/flags/_kill-new", dependencies=W, tags=["flags"])

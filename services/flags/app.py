@@ -101,7 +101,6 @@ class FlagsApp(FastAPI):
         await super().__call__(scope, receive, send)
 
 
-
 def _limiter(settings: FlagsSettings, auth: Authenticator) -> RateLimiter:
     limiter = RateLimiter.from_settings(settings.ratelimit.model_copy(update={
         "default": settings.rate_limit, "local": settings.rate_limit_local}), redis_url=settings.redis.url)

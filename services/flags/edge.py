@@ -35,7 +35,7 @@ from starlette.types import Receive, Scope, Send
 
 from services.flags import sse
 from services.flags.api import ready
-from services.flags.ofrep import STREAM, TRACED, Answers, dumps, ofrep_route, respond
+from services.flags.ofrep import STREAM, TRACED, Answers, dumps, ofrep_route, read_body, respond
 from services.flags.snapshot import StreamSlots
 from shared.auth import Authenticator
 from shared.guard import Guard, json_depth, replay
@@ -81,7 +81,7 @@ class FlagsEdge:
         verdict = self._verdict(scope, headers)
         if not verdict.reader or not ready(self.state.flags):
             return receive
-        body = await _read(receive)
+        body = await read_body(receive)
         if body is None:  # the client left
             return None
         limit = self.guard.settings.max_json_depth
@@ -165,15 +165,3 @@ def _pick(raw: list[tuple[bytes, bytes]]) -> dict[bytes, bytes]:
         if name in _WANTED:
             out[name] = out[name] + b", " + value if name in out else value
     return out
-
-
-async def _read(receive: Receive) -> bytes | None:
-    """The whole body (its size was checked against Content-Length), or None when the client disconnected."""
-    chunks: list[bytes] = []
-    while True:
-        message = await receive()
-        if message["type"] != "http.request":
-            return None
-        chunks.append(message.get("body", b""))
-        if not message.get("more_body"):
-            return b"".join(chunks)

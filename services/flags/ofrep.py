@@ -31,8 +31,8 @@ from services.flags.snapshot import Snapshot, etag_for
 from shared.flags.evaluator import Resolution
 from shared.auth import Authenticator
 
-__all__ = ["build_ofrep_router", "ofrep_body", "parse_context", "Answers", "OfrepFastPath", "AnswerCache", "dumps", "untraced",
-           "ofrep_route", "final", "respond", "Answer", "TRACED", "STREAM"]
+__all__ = ["build_ofrep_router", "ofrep_body", "parse_context", "Answers", "OfrepFastPath", "AnswerCache", "dumps",
+           "untraced", "ofrep_route", "read_body", "final", "respond", "Answer", "TRACED", "STREAM"]
 
 Header_ = tuple[bytes, bytes]
 
@@ -136,8 +136,8 @@ TRACED = "safeguard.ofrep.traced"  # scope key: the request's sampling decision,
 def untraced(*, ratio: float) -> Callable[[Scope], bool]:
     """FastAPI's telemetry `exclude` for the flags app: an OFREP evaluation gets its request span when the
     caller's traceparent is sampled, never when it is not, else for a `ratio` share (parent-based ratio).
-    The SDKs' SSE stream never has one. Every other request keeps its span. A decision already taken for the request (`TRACED` in its scope, set
-    by the edge ahead of FastAPI) stands: one draw per request."""
+    The SDKs' SSE stream never has one. Every other request keeps its span. A decision already taken for the
+    request (`TRACED` in its scope, set by the edge ahead of FastAPI) stands: one draw per request."""
     draw = random.Random().random  # its own generator: the global one belongs to callers (and tests' seeds)
 
     def exclude(scope: Scope) -> bool:
@@ -261,14 +261,20 @@ class OfrepFastPath:
         if conn is None or self.auth.reader_actor(conn) is None or not ready(scope["app"].state.flags):
             await self.app(scope, receive, send)
             return
-        answer = self.answers.answer(scope["app"].state, key, await _body(receive))
+        body = await read_body(receive)
+        if body is None:  # the client left
+            return
+        answer = self.answers.answer(scope["app"].state, key, body)
         await respond(send, answer, bulk=key is None, if_none_match=conn.headers.get("if-none-match"))
 
 
-async def _body(receive: Receive) -> bytes:
-    chunks = []
+async def read_body(receive: Receive) -> bytes | None:
+    """The whole request body, or None when the client disconnected first."""
+    chunks: list[bytes] = []
     while True:
         message = await receive()
+        if message["type"] != "http.request":
+            return None
         chunks.append(message.get("body", b""))
         if not message.get("more_body"):
             return b"".join(chunks)

@@ -13,7 +13,7 @@ from typing import Any
 from services.flags.models import FlagRecord
 from shared.flags.evaluator import CompiledFlag, FlagSpec, compile_flag
 
-__all__ = ["Snapshot", "Entry", "Broadcaster", "KEEPALIVE", "StreamSlots", "etag_for", "sse_event"]
+__all__ = ["Snapshot", "Entry", "Broadcaster", "KEEPALIVE", "StreamSlots", "etag_for", "sse_event", "end"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +100,16 @@ def sse_event(event: str, data: Any, revision: int) -> bytes:
 KEEPALIVE: dict[str, Any] = {"type": "keep-alive"}  # the same object every time: test it with `is`
 
 
+def end(q: asyncio.Queue[dict[str, Any] | None]) -> None:
+    """Wake a subscriber's writer with the end marker (None), dropping what it has not sent yet."""
+    try:
+        q.put_nowait(None)
+    except asyncio.QueueFull:
+        while not q.empty():
+            q.get_nowait()
+        q.put_nowait(None)
+
+
 class Broadcaster:
     """Fan-out of change messages to SSE subscribers; a slow subscriber is dropped, never waited for.
 
@@ -153,9 +163,7 @@ class Broadcaster:
                 q.put_nowait(message)
             except asyncio.QueueFull:  # too slow: drop it; the client reconnects and bootstraps again
                 self.unsubscribe(q)
-                while not q.empty():
-                    q.get_nowait()
-                q.put_nowait(None)
+                end(q)
 
     def encoded(self, message: dict[str, Any]) -> bytes:
         """The SSE `flag` event of a published `message` (id: its revision), the same bytes for every subscriber."""

@@ -65,3 +65,31 @@ async def test_the_limit_is_counted_once_per_request(server: str) -> None:
     refused = [r for r in answers if r.status_code == 429]
     assert 9 <= len(refused) <= 11, [r.status_code for r in answers]  # counted twice: 30 more
     assert all(int(r.headers["retry-after"]) >= 1 for r in refused)
+
+
+async def test_the_routes_stream_is_the_edges_stream(unique: str, kafka_settings: KafkaSettings, postgres_dsn: str,
+                                                    redis_url: str) -> None:
+    """What the edge leaves reaches the FastAPI route, which sends the same `sse.serve` as its response."""
+    settings = flags_settings(unique, kafka_settings, postgres_dsn, redis_url)
+    app = create_app(settings)
+    app.edge = None  # every request through the full app
+    srv = await asyncio.to_thread(ThreadServer(app).start)
+    try:
+        async with httpx.AsyncClient(base_url=srv.url, timeout=5) as c:
+            async with c.stream("GET", "/api/flags/_stream") as r:
+                assert r.status_code == 200 and r.headers["content-type"] == "text/event-stream; charset=utf-8"
+                assert "ratelimit" in r.headers
+                lines = r.aiter_lines()
+                assert (await anext(lines)) == "event: snapshot"
+                assert (await c.post("/api/flags/gamification/enable", headers=ADMIN)).status_code == 200
+                while (line := await anext(lines)) != "event: flag":
+                    pass
+            slots = app.state.flags_edge.slots
+            for _ in range(50):
+                if slots.total == 0:
+                    break
+                await asyncio.sleep(0.05)
+            assert slots.total == 0
+    finally:
+        await asyncio.to_thread(srv.stop)
+        await drop(settings, redis_url)

@@ -118,8 +118,8 @@ async def test_a_refusal_is_429_with_retry_after_at_the_edge() -> None:
     assert wire.json["errorCode"] == "RATE_LIMITED"
 
 
-@pytest.mark.parametrize("case", ["sampled", "foreign host", "two hosts", "origin", "cross-site fetch", "chunked", "too large",
-                                  "no reader", "not loaded", "not OFREP"])
+@pytest.mark.parametrize("case", ["sampled", "foreign host", "two hosts", "origin", "cross-site fetch", "chunked",
+                                  "too large", "no reader", "not loaded", "not OFREP"])
 async def test_what_the_edge_leaves_goes_to_the_full_app_uncounted(case: str) -> None:
     edge, limiter, _ = await _edge(traced=case == "sampled", keys={"web": "k1"} if case == "no reader" else None,
                                    loaded=case != "not loaded")
