@@ -13,7 +13,7 @@ from typing import Any
 from services.flags.models import FlagRecord
 from shared.flags.evaluator import CompiledFlag, FlagSpec, compile_flag
 
-__all__ = ["Snapshot", "Entry", "Broadcaster", "KEEPALIVE", "StreamSlots", "etag_for", "sse_event", "end"]
+__all__ = ["Snapshot", "Entry", "Broadcaster", "Direct", "KEEPALIVE", "KEEPALIVE_BYTES", "StreamSlots", "chunk", "etag_for", "sse_event", "end"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +98,7 @@ def sse_event(event: str, data: Any, revision: int) -> bytes:
 
 
 KEEPALIVE: dict[str, Any] = {"type": "keep-alive"}  # the same object every time: test it with `is`
+KEEPALIVE_BYTES = b": keep-alive\n\n"
 
 
 def end(q: asyncio.Queue[dict[str, Any] | None]) -> None:
@@ -110,6 +111,37 @@ def end(q: asyncio.Queue[dict[str, Any] | None]) -> None:
         q.put_nowait(None)
 
 
+def chunk(data: bytes) -> bytes:
+    """`data` as one chunk of an HTTP/1.1 chunked body."""
+    return b"%x\r\n%b\r\n" % (len(data), data)
+
+
+_KEEPALIVE_CHUNK = chunk(KEEPALIVE_BYTES)
+
+
+class Direct:
+    """A stream whose events the Broadcaster writes straight to its connection, each framed once as an HTTP/1.1
+    chunk for every such stream: no queue, no coroutine woken per event (docs/kill-fanout.md). `ended` is done when
+    the Broadcaster ended it: too slow a reader (the connection is aborted), or the service closing (the body is
+    ended, then the connection closed); the client reconnects and bootstraps again, as with a queue."""
+
+    __slots__ = ("transport", "ended")
+
+    def __init__(self, transport: asyncio.WriteTransport) -> None:
+        self.transport = transport
+        self.ended: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def finish(self, *, abort: bool = False) -> None:
+        if not self.ended.done():
+            self.ended.set_result(None)
+        t = self.transport
+        if abort:
+            t.abort()
+        elif not t.is_closing():
+            t.write(b"0\r\n\r\n")
+            t.close()
+
+
 class Broadcaster:
     """Fan-out of change messages to SSE subscribers; a slow subscriber is dropped, never waited for.
 
@@ -117,11 +149,17 @@ class Broadcaster:
     serialized once per published message (the bytes of the last `kept` messages are kept), not once per
     subscriber. A subscriber made with `keepalive=True` also gets `KEEPALIVE` every `keepalive_s`, from one
     timer for all of them, so a stream body needs no timer of its own per event (a timeout re-armed on
-    every event cost about 20 us per subscriber per event: docs/kill-fanout.md)."""
+    every event cost about 20 us per subscriber per event: docs/kill-fanout.md).
 
-    def __init__(self, maxsize: int = 1000, *, kept: int = 64, keepalive_s: float = 15.0) -> None:
+    A `Direct` stream (`attach`) gets the event's bytes written to its connection at once, by `publish` itself;
+    one whose connection holds more than `direct_limit` bytes unsent is too slow, and is dropped."""
+
+    def __init__(self, maxsize: int = 1000, *, kept: int = 64, keepalive_s: float = 15.0,
+                 direct_limit: int = 64 * 1024) -> None:
         self._subs: set[asyncio.Queue[dict[str, Any] | None]] = set()
         self._ticked: set[asyncio.Queue[dict[str, Any] | None]] = set()
+        self._direct: set[Direct] = set()
+        self._direct_limit = direct_limit
         self._maxsize = maxsize
         self._kept = kept
         self._encoded: OrderedDict[int, tuple[dict[str, Any], bytes]] = OrderedDict()
@@ -135,36 +173,76 @@ class Broadcaster:
         self._subs.add(q)
         if keepalive:
             self._ticked.add(q)
-            loop = asyncio.get_running_loop()
-            if self._timer is None or self._timer_loop is not loop:  # none yet, or armed on a loop now gone
-                self._timer, self._timer_loop = loop.call_later(self._keepalive_s, self._tick), loop
+            self._arm()
         return q
+
+    def _arm(self) -> None:
+        loop = asyncio.get_running_loop()
+        if self._timer is None or self._timer_loop is not loop:  # none yet, or armed on a loop now gone
+            self._timer, self._timer_loop = loop.call_later(self._keepalive_s, self._tick), loop
 
     def unsubscribe(self, q: asyncio.Queue[dict[str, Any] | None]) -> None:
         self._subs.discard(q)
         self._ticked.discard(q)
+
+    def hand_over(self, q: asyncio.Queue[dict[str, Any] | None], direct: Direct) -> None:
+        """Turn queue `q`'s subscriber into `direct`: what `q` holds is written first, then every event as it comes
+        (or `direct` is ended, if `q` was)."""
+        self.unsubscribe(q)
+        while not q.empty():
+            msg = q.get_nowait()
+            if msg is None:
+                direct.finish()
+                return
+            if msg is not KEEPALIVE:
+                direct.transport.write(chunk(self.encoded(msg)))
+        self._direct.add(direct)
+        self._arm()
+
+    def detach(self, direct: Direct) -> None:
+        self._direct.discard(direct)
 
     def _tick(self) -> None:
         self._timer = None
         for q in list(self._ticked):
             if q.empty():  # one with changes waiting is not idle: no keep-alive needed
                 q.put_nowait(KEEPALIVE)
-        if self._ticked:
+        self._write(_KEEPALIVE_CHUNK)
+        if self._ticked or self._direct:
             self._timer = asyncio.get_running_loop().call_later(self._keepalive_s, self._tick)
+
+    def _write(self, framed: bytes) -> None:
+        slow = []
+        for d in self._direct:
+            t = d.transport
+            if t.is_closing() or t.get_write_buffer_size() > self._direct_limit:
+                slow.append(d)
+            else:
+                t.write(framed)
+        for d in slow:
+            self._direct.discard(d)
+            d.finish(abort=True)
 
     @property
     def subscribers(self) -> int:
-        return len(self._subs)
+        return len(self._subs) + len(self._direct)
+
+    @property
+    def direct(self) -> int:
+        """How many of the subscribers are `Direct` streams."""
+        return len(self._direct)
 
     def publish(self, message: dict[str, Any]) -> None:
-        """Hand `message` to every subscriber now (put_nowait: no await, no per-subscriber task)."""
+        """Hand `message` to every subscriber now (put_nowait: no await, no per-subscriber task); write it to
+        every `Direct` stream."""
         for q in list(self._subs):
             try:
                 q.put_nowait(message)
             except asyncio.QueueFull:  # too slow: drop it; the client reconnects and bootstraps again
                 self.unsubscribe(q)
                 end(q)
-
+        if self._direct:
+            self._write(chunk(self.encoded(message)))
     def encoded(self, message: dict[str, Any]) -> bytes:
         """The SSE `flag` event of a published `message` (id: its revision), the same bytes for every subscriber."""
         found = self._encoded.get(id(message))
@@ -184,6 +262,9 @@ class Broadcaster:
                 pass
         self._subs.clear()
         self._ticked.clear()
+        for d in list(self._direct):
+            d.finish()
+        self._direct.clear()
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None

@@ -13,13 +13,12 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from services.flags.service import FlagService
-from services.flags.snapshot import KEEPALIVE, end, sse_event
+from services.flags.snapshot import KEEPALIVE, KEEPALIVE_BYTES, Direct, end, sse_event
 
 __all__ = ["Stream", "serve"]
 
 _HEADERS = [(b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-cache"),
            (b"x-accel-buffering", b"no")]
-_KEEPALIVE_BYTES = b": keep-alive\n\n"
 
 
 class Stream(Response):
@@ -39,26 +38,56 @@ class Stream(Response):
 
 async def serve(svc: FlagService, receive: Receive, send: Send, *, extra: Sequence[tuple[bytes, bytes]] = ()) -> None:
     """The stream in plain ASGI, each message sent straight to the server (no response task group, no generator;
-    from the edge, no middleware's send wrappers either). The client's disconnect ends it."""
+    from the edge, no middleware's send wrappers either). The client's disconnect ends it.
+
+    Under uvicorn, with `send` its own and the body chunked, the stream becomes `Direct` after the snapshot: the
+    Broadcaster writes each event to the connection itself, and this coroutine only waits for the end."""
     broadcaster = svc.broadcaster
     queue = broadcaster.subscribe(keepalive=True)
     left = asyncio.ensure_future(_disconnect(receive))
     left.add_done_callback(lambda _: end(queue))
+    direct: Direct | None = None
     try:
         snap = svc.snapshot.client_payload()
         await send({"type": "http.response.start", "status": 200, "headers": [*_HEADERS, *extra]})
         await send({"type": "http.response.body", "body": sse_event("snapshot", snap, snap["revision"]),
                     "more_body": True})
+        transport = _chunked_transport(send)
+        if transport is not None and not left.done():
+            direct = Direct(transport)
+            broadcaster.hand_over(queue, direct)
+            await asyncio.wait((left, direct.ended), return_when=asyncio.FIRST_COMPLETED)
+            if not left.done():  # the service ended it and closes the connection: return once the server saw it go
+                if not (await asyncio.wait((left,), timeout=5))[0]:
+                    transport.abort()
+                    await left
+            return
         while (msg := await queue.get()) is not None:
-            body = _KEEPALIVE_BYTES if msg is KEEPALIVE else broadcaster.encoded(msg)
+            body = KEEPALIVE_BYTES if msg is KEEPALIVE else broadcaster.encoded(msg)
             await send({"type": "http.response.body", "body": body, "more_body": True})
         if not left.done():  # the service ended it (shutdown, or too slow a reader): the client reconnects
             await send({"type": "http.response.body", "body": b"", "more_body": False})
     except OSError:  # the connection went away under a send
         pass
     finally:
+        if direct is not None:
+            broadcaster.detach(direct)
         broadcaster.unsubscribe(queue)
         left.cancel()
+
+
+def _chunked_transport(send: Send) -> asyncio.WriteTransport | None:
+    """The connection under uvicorn's response cycle, when `send` is the cycle's own (not wrapped) and the body it
+    began is chunked (no Content-Length: httptools always, h11 when the client speaks HTTP/1.1). Else None: another
+    server, an HTTP/1.0 body ended by closing, a wrapped `send`; the stream then goes through `send`."""
+    cycle = getattr(send, "__self__", None)
+    if cycle is None or not type(cycle).__module__.startswith("uvicorn.protocols.http.") or cycle.disconnected:
+        return None
+    conn = getattr(cycle, "conn", None)  # h11's Connection
+    chunked = (getattr(cycle, "chunked_encoding", None) is True
+               or (conn is not None and getattr(conn, "their_http_version", None) == b"1.1"))
+    transport = getattr(cycle, "transport", None)  # asyncio's or uvloop's (not an asyncio.WriteTransport subclass)
+    return transport if chunked and callable(getattr(transport, "get_write_buffer_size", None)) else None
 
 
 async def _disconnect(receive: Receive) -> None:
