@@ -32,9 +32,25 @@ def main(argv: list[str]) -> int:
             error, failed = f"{type(exc).__name__}: {exc}"[:300], failed + 1
         sections[name] = report.finish(name, error=error)
         print(f"=== bench {name}: {time.perf_counter() - t0:.1f}s ===", flush=True)
+    _delete_bench_topics()
     if sections:
         print(f"\nreport: {report.write(sections)} and report.png", flush=True)
     return 1 if failed else 0
+
+
+def _delete_bench_topics() -> None:
+    """The benches' own topics (`bench<id>.`, the Faust apps' `bench-<id>-`) go when they end, as the tests' do."""
+    import os
+    import re
+
+    from shared.testing.kafka import delete_topics
+
+    ours = re.compile(r"bench-?[0-9a-f]{6,}[-.]").match
+    try:
+        asyncio.run(asyncio.wait_for(delete_topics(os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"),
+                                                   lambda t: ours(t) is not None), 120))
+    except Exception as exc:  # noqa: BLE001 - clean-up only: the figures stand
+        print(f"the benches' Kafka topics were not deleted: {exc!r}", flush=True)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -36,10 +36,41 @@ def span_exporter() -> InMemorySpanExporter:
     return _SPANS
 
 
+_UNIQUE: set[str] = set()  # every test's unique id: topics that contain one are deleted when the run ends
+
+
 @pytest.fixture
 def unique() -> str:
     """A short unique id for topic prefixes, group ids and keys."""
-    return uuid.uuid4().hex[:10]
+    mark = uuid.uuid4().hex[:10]
+    _UNIQUE.add(mark)
+    return mark
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _topics_deleted_at_the_end(kafka_bootstrap: str) -> Iterator[None]:
+    """The run's topics go when it ends (a long-lived dev broker kept every run's: 16,000 partitions ran its 512 MB
+    heap out). Only tests that asked for Kafka made any; the broker being gone by then is only warned of."""
+    yield
+    if not _USED_KAFKA:
+        return
+    import asyncio
+    import warnings
+
+    from shared.testing.kafka import delete_topics
+
+    try:
+        asyncio.run(asyncio.wait_for(delete_topics(kafka_bootstrap, lambda t: any(m in t for m in _UNIQUE)), 120))
+    except Exception as exc:  # noqa: BLE001 (clean-up only: the tests' results stand)
+        warnings.warn(f"the run's Kafka topics were not deleted: {exc!r}", stacklevel=1)
+
+
+_USED_KAFKA: list[bool] = []
+
+
+def kafka_used() -> None:
+    """This run talks to Kafka: delete its topics at the end."""
+    _USED_KAFKA.append(True)
 
 
 @pytest.fixture(scope="session")
@@ -60,6 +91,7 @@ def postgres_dsn() -> str:
 @pytest.fixture
 def kafka_settings(kafka_bootstrap: str, unique: str) -> KafkaSettings:
     """Kafka settings with a per-test topic prefix, so tests never see each other's messages."""
+    kafka_used()
     return KafkaSettings(bootstrap_servers=kafka_bootstrap, topic_prefix=f"t{unique}.",
                          consumer_retry_backoff_s=0.01)
 

@@ -13,7 +13,7 @@ from shared.events import Event
 from shared.kafka.codec import decode
 from shared.settings import KafkaSettings
 
-__all__ = ["expect_records", "expect_events", "wait_for_kafka", "client_kwargs"]
+__all__ = ["expect_records", "expect_events", "wait_for_kafka", "client_kwargs", "delete_topics"]
 
 
 def client_kwargs(bootstrap_servers: str | KafkaSettings) -> dict[str, Any]:
@@ -33,6 +33,23 @@ async def wait_for_kafka(bootstrap_servers: str | KafkaSettings, timeout_s: floa
         await asyncio.wait_for(admin.start(), timeout_s)
     except Exception as exc:  # noqa: BLE001
         raise RuntimeError(f"Kafka at {client_kwargs(bootstrap_servers)['bootstrap_servers']} does not answer ({exc!r}); run `make up`") from exc
+    finally:
+        await admin.close()
+
+
+async def delete_topics(bootstrap_servers: str | KafkaSettings, match: Callable[[str], bool], *,
+                        batch: int = 200) -> int:
+    """Delete every topic whose name `match`es (a test run's, a bench's): a broker that serves many runs would
+    otherwise gather their topics until its heap no longer holds their metadata. Returns how many."""
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(**client_kwargs(bootstrap_servers), request_timeout_ms=30000)
+    await admin.start()
+    try:
+        doomed = [t for t in await admin.list_topics() if match(t)]
+        for i in range(0, len(doomed), batch):
+            await admin.delete_topics(doomed[i:i + batch], timeout_ms=30000)
+        return len(doomed)
     finally:
         await admin.close()
 
