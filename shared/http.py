@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
+import gc
 import importlib.util
 import os
 import signal
 import sys
-from collections.abc import Callable, Mapping
-from typing import TypeVar
+from collections.abc import Callable, Mapping, MutableMapping
+from typing import Any, TypeVar
 
 import uvicorn
 from fastapi import APIRouter, FastAPI
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from shared.guard import install_guard
 from shared.settings import HttpSettings
 from shared.startup import build_or_exit, exit_bad_config
 
-__all__ = ["serve", "healthz_router", "run_service", "expose", "loop_options", "LOOP_SETTING"]
+__all__ = ["serve", "healthz_router", "run_service", "expose", "loop_options", "LOOP_SETTING", "frozen_after_startup"]
 
 S = TypeVar("S", bound=HttpSettings)
 
@@ -69,8 +71,28 @@ def serve(app: FastAPI, *, host: str, port: int) -> None:
     install_guard(app, own_host=host)  # no-op when create_app installed it with its own settings
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: sys.exit(0))
-    uvicorn.run(app, host=host, port=port, log_config=None, access_log=False, timeout_graceful_shutdown=10,
-                loop=loop, http=http)
+    uvicorn.run(frozen_after_startup(app), host=host, port=port, log_config=None, access_log=False,
+                timeout_graceful_shutdown=10, loop=loop, http=http)
+
+
+def frozen_after_startup(app: ASGIApp) -> ASGIApp:
+    """`app`, with every object alive once its lifespan started (modules, the app, its caches and pools) moved to
+    the collector's permanent generation (`gc.freeze`). A full collection otherwise walks them all: in flags
+    (124,000 objects) that is a 56 ms pause, and a kill that meets it waits for it (docs/kill-fanout.md)."""
+
+    async def frozen(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "lifespan":
+            return await app(scope, receive, send)
+
+        async def started(message: MutableMapping[str, Any]) -> None:
+            if message["type"] == "lifespan.startup.complete":
+                gc.collect()
+                gc.freeze()
+            await send(message)
+
+        return await app(scope, receive, started)
+
+    return frozen
 
 
 def run_service(create_app: Callable[[S], FastAPI], settings_type: Callable[[], S], *,
