@@ -38,6 +38,7 @@ from pathlib import Path
 import httpx
 
 from bench.flags import _wait
+from bench.report import record
 
 __all__ = ["main"]
 
@@ -294,6 +295,8 @@ async def main() -> None:
         print(f"  one instance  {rps1:>8,.0f} req/s  p99 {p99_1:6.2f} ms  non-2xx {bad1}")
         print(f"  two instances {rps2:>8,.0f} req/s  p99 {p99_2:6.2f} ms  non-2xx {bad2}")
         print(f"  ratio two/one x{rps2 / rps1:.2f} (the load generator and HAProxy share the same {os.cpu_count()} cores)")
+        record("OFREP single through HAProxy, two instances", rps2, "req/s", baseline="one instance, same HAProxy",
+               baseline_value=rps1, note=f"p99 {p99_2:.2f} vs {p99_1:.2f} ms; {loader}; load generator on the same cores")
 
         base_kill, base_missed = await _kill_round(ports, 10, 10)
         rss0 = _rss_mb(procs[0].pid)
@@ -309,6 +312,9 @@ async def main() -> None:
         print(f"SSE: {STREAMS:,} idle streams on one instance (opened in {opened:.1f} s)")
         print(f"  RSS {rss0:.0f} MB -> {rss1:.0f} MB: +{rss1 - rss0:.0f} MB, {per:.1f} KB per stream; "
               f"budget {BUDGET_MB:.0f} MB per 10,000: {verdict}")
+        record(f"SSE: {STREAMS:,} idle streams on one instance, RSS growth", rss1 - rss0, "MB",
+               baseline=f"budget per {STREAMS:,} streams", baseline_value=BUDGET_MB * STREAMS / 10_000,
+               lower_is_better=True, limit=BUDGET_MB * STREAMS / 10_000, note=f"{per:.1f} KB per stream")
         try:
             full_kill, full_missed = await _kills(ports[0], streams, STREAMS + STREAMS_B, KILLS)
         finally:
@@ -320,6 +326,10 @@ async def main() -> None:
         print(f"  {STREAMS:,} + {STREAMS_B:,} streams  p50 {_pct(full_kill, 50):7.1f} ms  "
               f"p99 {_pct(full_kill, 99):7.1f} ms  missed {full_missed}  "
               f"(x{_pct(full_kill, 99) / _pct(base_kill, 99):.0f} of the baseline's p99)")
+        record(f"kill through A -> slowest of {STREAMS:,} + {STREAMS_B:,} streams (B over Redis), p99",
+               _pct(full_kill, 99), "ms", baseline="10 + 10 streams, p99", baseline_value=_pct(base_kill, 99),
+               lower_is_better=True, note=f"p50 {_pct(full_kill, 50):.1f} vs {_pct(base_kill, 50):.1f} ms; "
+               f"missed {full_missed}; one Python reader process for all streams")
 
 
 if __name__ == "__main__":
