@@ -6,7 +6,7 @@ import asyncio
 import json
 from typing import Any
 
-from services.flags.snapshot import KEEPALIVE, Broadcaster, sse_event
+from services.flags.snapshot import KEEPALIVE, Broadcaster, Direct, chunk, end, sse_event
 
 
 def _message(revision: int) -> dict[str, Any]:
@@ -83,3 +83,48 @@ async def test_close_ends_every_stream_and_stops_the_timer() -> None:
     assert q.get_nowait() is None and b.subscribers == 0
     await asyncio.sleep(0.08)
     assert q.empty()
+
+
+_KEPT: list[asyncio.StreamWriter] = []  # a StreamWriter closes its transport when collected
+
+
+async def _connection() -> tuple[asyncio.StreamReader, asyncio.WriteTransport, asyncio.Server]:
+    """A real loopback connection: the server side's transport (what a Direct stream writes to), the client's
+    reader."""
+    accepted: asyncio.Future[asyncio.StreamWriter] = asyncio.get_running_loop().create_future()
+    server = await asyncio.start_server(lambda _r, w: accepted.set_result(w), "127.0.0.1", 0)
+    reader, client = await asyncio.open_connection("127.0.0.1", server.sockets[0].getsockname()[1])
+    writer = await asyncio.wait_for(accepted, 3)
+    _KEPT.extend((client, writer))
+    transport = writer.transport
+    assert isinstance(transport, asyncio.WriteTransport)
+    return reader, transport, server
+
+
+async def test_a_handed_over_stream_gets_what_its_queue_held_then_each_event_as_one_chunk() -> None:
+    b = Broadcaster()
+    q = b.subscribe(keepalive=True)
+    b.publish(_message(1))  # between the snapshot and the switch
+    reader, transport, server = await _connection()
+    try:
+        b.hand_over(q, Direct(transport))
+        assert b.subscribers == 1 and b.direct == 1
+        b.publish(_message(2))
+        want = chunk(sse_event("flag", _message(1), 1)) + chunk(sse_event("flag", _message(2), 2))
+        assert await asyncio.wait_for(reader.readexactly(len(want)), 3) == want
+    finally:
+        b.close()
+        server.close()
+    assert await asyncio.wait_for(reader.read(), 3) == b"0\r\n\r\n"  # close: the body's end, then EOF
+
+
+async def test_a_queue_already_ended_ends_the_stream_it_hands_over() -> None:
+    b = Broadcaster()
+    q = b.subscribe()
+    end(q)
+    reader, transport, server = await _connection()
+    direct = Direct(transport)
+    b.hand_over(q, direct)
+    assert direct.ended.done() and b.subscribers == 0
+    assert await asyncio.wait_for(reader.read(), 3) == b"0\r\n\r\n"
+    server.close()
