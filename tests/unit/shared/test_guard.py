@@ -116,4 +116,4 @@ def test_serve_installs_the_guard_in_every_service(monkeypatch: pytest.MonkeyPat
     monkeypatch.setattr(signal, "signal", lambda *_: None)
     app = FastAPI()
     http.serve(app, host="127.0.0.1", port=1)
-    assert served == [app] and is_guarded(app)
+    assert [getattr(s, "app", s) for s in served] == [app] and is_guarded(app)  # inside frozen_after_startup
