@@ -34,6 +34,7 @@ from shared.events import RequestsObserved
 from shared.histogram import LatencySketch
 from shared.kafka.codec import encode
 from shared.settings import KafkaSettings
+from shared.testing.kafka import delete_topics
 
 N_EVENTS = int(os.environ.get("SLA_SPEED_EVENTS", "80000"))
 SERVICES = 48
@@ -189,14 +190,7 @@ async def _assigned(consumer: AIOKafkaConsumer) -> list[Any]:
 
 
 async def _remove_topics(settings: KafkaSettings, prefixes: list[str]) -> None:
-    admin = AIOKafkaAdminClient(**settings.client_kwargs())
-    await admin.start()
-    try:
-        names = [t for t in await admin.list_topics() if t.startswith(tuple(prefixes))]
-        if names:
-            await admin.delete_topics(names)
-    finally:
-        await admin.close()
+    await delete_topics(settings, lambda t: t.startswith(tuple(prefixes)))
 
 
 async def main() -> None:

@@ -37,6 +37,12 @@ def span_exporter() -> InMemorySpanExporter:
 
 
 _UNIQUE: set[str] = set()  # every test's unique id: topics that contain one are deleted when the run ends
+_USED_KAFKA: list[bool] = []
+
+
+def kafka_used() -> None:
+    """This run talks to Kafka: delete its topics at the end."""
+    _USED_KAFKA.append(True)
 
 
 @pytest.fixture
@@ -63,14 +69,6 @@ def _topics_deleted_at_the_end(kafka_bootstrap: str) -> Iterator[None]:
         asyncio.run(asyncio.wait_for(delete_topics(kafka_bootstrap, lambda t: any(m in t for m in _UNIQUE)), 120))
     except Exception as exc:  # noqa: BLE001 (clean-up only: the tests' results stand)
         warnings.warn(f"the run's Kafka topics were not deleted: {exc!r}", stacklevel=1)
-
-
-_USED_KAFKA: list[bool] = []
-
-
-def kafka_used() -> None:
-    """This run talks to Kafka: delete its topics at the end."""
-    _USED_KAFKA.append(True)
 
 
 @pytest.fixture(scope="session")

@@ -243,6 +243,7 @@ class Broadcaster:
                 end(q)
         if self._direct:
             self._write(chunk(self.encoded(message)))
+
     def encoded(self, message: dict[str, Any]) -> bytes:
         """The SSE `flag` event of a published `message` (id: its revision), the same bytes for every subscriber."""
         found = self._encoded.get(id(message))
