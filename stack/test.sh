@@ -52,13 +52,21 @@ if [ "$use_stack" = 1 ]; then
 fi
 export KAFKA_BOOTSTRAP_SERVERS POSTGRES_DSN REDIS_URL
 
+# pytest's output is kept too: on a failure the stack's log tails are printed, and after them pytest's
+# short summary again, so the last lines of a CI log name the failing tests.
+mkdir -p "$STACK"
+out="$STACK/pytest.out"
 set +e
-"$PY" -m pytest -q tests "$@"
-rc=$?
+"$PY" -m pytest -q tests "$@" 2>&1 | tee "$out"
+rc=${PIPESTATUS[0]}
 set -e
 if [ "$rc" = 5 ]; then
   warn "pytest collected no tests: that is a failure"
   rc=1
 fi
-if [ "$rc" != 0 ]; then show_logs; fi
+if [ "$rc" != 0 ]; then
+  show_logs
+  echo "----- pytest's summary again (all of it: $out)" >&2
+  sed -n '/short test summary info/,$p' "$out" | tail -n 60 >&2
+fi
 exit "$rc"
