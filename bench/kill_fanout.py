@@ -35,6 +35,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from contextlib import asynccontextmanager
+from urllib.parse import urlsplit
 
 import httpx
 import psutil
@@ -191,7 +192,7 @@ class _RawCalls:
     library's own Python before the bytes left (measured: 2.1 ms p50 from the call to the server's first line)."""
 
     def __init__(self, base: str, headers: dict[str, str]) -> None:
-        self.host, self.port = _host_port(base)
+        self.host, self.port = urlsplit(base).hostname or "127.0.0.1", _port(base)
         self.headers = headers
         self._conn: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
         self._bytes: dict[str, bytes] = {}
@@ -217,11 +218,6 @@ class _RawCalls:
     def close(self) -> None:
         if self._conn is not None:
             self._conn[1].close()
-
-
-def _host_port(base: str) -> tuple[str, int]:
-    host, _, port = base.split("://", 1)[1].rstrip("/").partition(":")
-    return host, int(port or 80)
 
 
 @asynccontextmanager
