@@ -11,14 +11,14 @@ from collections.abc import Callable, Mapping, MutableMapping
 from typing import Any, TypeVar
 
 import uvicorn
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, Depends, FastAPI, Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from shared.guard import install_guard
 from shared.settings import HttpSettings
 from shared.startup import build_or_exit, exit_bad_config
 
-__all__ = ["serve", "healthz_router", "run_service", "expose", "loop_options", "LOOP_SETTING", "frozen_after_startup"]
+__all__ = ["serve", "healthz_router", "run_service", "expose", "state", "loop_options", "LOOP_SETTING", "frozen_after_startup"]
 
 S = TypeVar("S", bound=HttpSettings)
 
@@ -118,3 +118,21 @@ def expose(app: FastAPI, **objects: object) -> None:
     Routes read them as `request.app.state.<name>` with the type annotated where they are read."""
     for name, value in objects.items():
         setattr(app.state, name, value)
+
+
+def state(path: str) -> Any:
+    """A route's dependency on what `expose` kept: `Annotated[FlagService, state("flags")]` is
+    `request.app.state.flags` (a dotted path goes further: `state("recovery.pauses")`).
+
+    It is `async def` on purpose: FastAPI calls a plain `def` dependency in its threadpool, so every request
+    paid a hop to a worker thread and back (and waited for the GIL there) just to read an attribute."""
+    first, *rest = path.split(".")
+
+    async def read(request: Request) -> Any:
+        found = getattr(request.app.state, first)
+        for name in rest:
+            found = getattr(found, name)
+        return found
+
+    read.__name__ = read.__qualname__ = f"state_{path.replace('.', '_')}"
+    return Depends(read)

@@ -32,6 +32,7 @@ from services.flags.service import FlagService, Unavailable
 from services.flags.snapshot import StreamSlots
 from services.flags.sse import Stream
 from shared.auth import Authenticator
+from shared.http import state
 from shared.flags.jsonlogic import LogicError
 
 __all__ = ["router", "install", "json_body", "read_json", "ready", "not_ready", "service", "Svc", "BadBody"]
@@ -167,7 +168,7 @@ async def _writes(conn: HTTPConnection) -> None:
         await limit(conn)
 
 
-Svc = Annotated[FlagService, Depends(service)]
+Svc = Annotated[FlagService, state("flags")]
 Admin = Annotated[str, Depends(_admin)]
 Reader = Annotated[str, Depends(_reader)]
 Operator = Annotated[str, Depends(_operator)]

@@ -18,8 +18,9 @@ from services.notifier.models import Incident
 from services.notifier.public import Public
 from services.notifier.service import NotFound, NotifierService
 from shared.auth import Authenticator
+from shared.http import state
 
-__all__ = ["Edge", "bound", "edge_of", "require_admin", "require_subscribe_limit", "notifier", "public",
+__all__ = ["Edge", "bound", "edge_of", "require_admin", "require_subscribe_limit", "notifier",
            "incident_or_404", "reader_required", "Admin", "Svc", "Pub"]
 
 _SCOPE_KEY = "safeguard.notifier.edge"
@@ -66,11 +67,6 @@ def notifier(request: Request) -> NotifierService:
     return svc
 
 
-def public(request: Request) -> Public:
-    found: Public = request.app.state.public
-    return found
-
-
 async def incident_or_404(svc: NotifierService, incident_id: str) -> Incident:
     try:
         return await svc.get(incident_id)
@@ -79,8 +75,8 @@ async def incident_or_404(svc: NotifierService, incident_id: str) -> Incident:
 
 
 Admin = Annotated[str, Depends(require_admin)]
-Svc = Annotated[NotifierService, Depends(notifier)]
-Pub = Annotated[Public, Depends(public)]
+Svc = Annotated[NotifierService, state("notifier")]
+Pub = Annotated[Public, state("public")]
 
 
 def reader_required(why: str) -> Callable[[HTTPConnection], Awaitable[str]]:

@@ -3,23 +3,19 @@
 from typing import Annotated, Any
 
 from aiokafka.errors import KafkaError
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Query
 
 from services.recovery.effects import ActionView, KeptOff
 from services.recovery.kept_off import FlagsAudit, kept_off
 from services.recovery.models import ActionRecord, RunRequest
 from services.recovery.service import ClaimBusy, RecoveryService
 from shared.auth import Authenticator
+from shared.http import state
 
 __all__ = ["build_router"]
 
 
-def _svc(request: Request) -> RecoveryService:
-    svc: RecoveryService = request.app.state.recovery
-    return svc
-
-
-Svc = Annotated[RecoveryService, Depends(_svc)]
+Svc = Annotated[RecoveryService, state("recovery")]
 
 
 def build_router(auth: Authenticator) -> APIRouter:

@@ -4,12 +4,13 @@ import logging
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Depends, Request
+from fastapi import APIRouter, Body, Depends
 
 from services.recovery.service import RecoveryService
 
 from services.recovery.pause import EVERYTHING, PauseEntry, PauseRequest, PauseStore, PauseView, view
 from shared.auth import Authenticator
+from shared.http import state
 
 __all__ = ["build_router"]
 
@@ -17,18 +18,8 @@ __all__ = ["build_router"]
 log = logging.getLogger(__name__)
 
 
-def _store(request: Request) -> PauseStore:
-    store: PauseStore = request.app.state.recovery.pauses
-    return store
-
-
-def _svc(request: Request) -> RecoveryService:
-    svc: RecoveryService = request.app.state.recovery
-    return svc
-
-
-Store = Annotated[PauseStore, Depends(_store)]
-Svc = Annotated[RecoveryService, Depends(_svc)]
+Store = Annotated[PauseStore, state("recovery.pauses")]
+Svc = Annotated[RecoveryService, state("recovery")]
 
 
 def build_router(auth: Authenticator) -> APIRouter:
