@@ -80,14 +80,33 @@ class Changes:
 
     async def _apply(self, key: str, decide: Decide, *, actor: str, reason: str) -> FlagRecord | None:
         async with self._store_call():
-            async with self.store.unit_of_work() as uow:
-                after, entry = await uow.flags.save(key, decide(await uow.flags.get(key)), actor=actor, reason=reason)
-                await uow.commit()
+            saved = await self._save_as_held(key, decide, actor=actor, reason=reason)
+            if saved is None:
+                async with self.store.unit_of_work() as uow:
+                    saved = await uow.flags.save(key, decide(await uow.flags.get(key)), actor=actor, reason=reason)
+                    await uow.commit()
+        after, entry = saved
         revision = after.revision if after else max(self.state.snapshot.revision + 1, await self._safe_revision())
         self.relay.remember_trace([entry])
         await self.state.publish_local(key, after, revision)
         self.relay.wake()
         return after
+
+    async def _save_as_held(self, key: str, decide: Decide, *, actor: str, reason: str) -> Saved | None:
+        """The change decided on the flag as memory holds it, saved in one statement if the store still holds that
+        version (`save_if_current`): the kill's path, 1 round trip instead of 5. None, nothing written, when memory
+        has no such flag, a turn-off of it waits in the journal, the change is a delete, or the decision refuses:
+        the unit of work then decides on the stored row (and answers a refusal as always)."""
+        held = self.state.get(key)
+        if held is None or any(p.key == key for p in self.state.pending):
+            return None
+        try:
+            change = decide(held)
+        except Exception:  # noqa: BLE001 - decided again on the stored row, which raises it where it belongs
+            return None
+        if change.after is None:
+            return None
+        return await self.store.save_if_current(key, change, before=held, actor=actor, reason=reason)
 
     @asynccontextmanager
     async def _store_call(self) -> AsyncIterator[None]:

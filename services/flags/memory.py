@@ -56,6 +56,16 @@ class MemoryRepository:
     def unit_of_work(self) -> MemoryUnitOfWork:
         return MemoryUnitOfWork(self)
 
+    async def save_if_current(self, key: str, change: Change, *, before: FlagRecord, actor: str, reason: str
+                              ) -> Saved | None:
+        async with self.unit_of_work() as uow:
+            stored = await uow.flags.get(key)
+            if stored is None or stored.version != before.version:
+                return None
+            saved = await uow.flags.save(key, change, actor=actor, reason=reason)
+            await uow.commit()
+            return saved
+
     async def audit(self, key: str | None, *, limit: int, before_id: int | None) -> list[AuditEntry]:
         self.check()
         found = [e for e in reversed(self.log) if (key is None or e.flag_key == key)

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
@@ -79,6 +79,23 @@ class PgRepository:
 
     def unit_of_work(self) -> PgUnitOfWork:
         return PgUnitOfWork(self.pool)
+
+    async def save_if_current(self, key: str, change: Change, *, before: FlagRecord, actor: str, reason: str
+                              ) -> Saved | None:
+        """`change` of `before`, in one statement (`_SAVE_IF_CURRENT`), if the row is still at `before.version`."""
+        after = change.after
+        assert after is not None, "a delete takes the unit of work"
+        version = before.version + 1
+        with _refused_values():
+            row = await self.pool.fetchrow(
+                _SAVE_IF_CURRENT, key, after.definition, after.off_variant, after.new, after.killed,
+                after.rollout_percent, after.description, version, change.action, actor, reason,
+                before.audit_view(), after.model_copy(update={"version": version}).audit_view())
+        if row is None:
+            return None
+        return _record(row), AuditEntry(id=row["entry_id"], flag_key=key, action=change.action, actor=actor,
+                                        reason=reason, version=version, before=row["entry_before"],
+                                        after=row["entry_after"], at=row["entry_at"])
 
     async def audit(self, key: str | None, *, limit: int, before_id: int | None) -> list[AuditEntry]:
         rows = await self.pool.fetch(
@@ -189,6 +206,29 @@ async def _rollback(tx: Transaction, *, quiet: bool) -> None:
         logger.debug("rollback after an error failed", exc_info=True)
 
 
+# A change of one flag as one statement, no transaction around it: the row is updated only while its version is the
+# one the change was decided on (a version is never reused, so that row is the one memory holds), and the audit
+# entry (the outbox row) is written with it or not at all. Against BEGIN, SELECT .. FOR UPDATE, upsert, audit
+# and COMMIT (5 round trips): p50 2.3-2.6 ms -> 1.5-1.7 ms, p99 4.3-6.4 -> 3.0-3.2 ms (docs/kill-fanout.md).
+_SAVE_IF_CURRENT = (
+    "WITH saved AS (UPDATE flags SET definition = $2, off_variant = $3, is_new = $4, killed = $5,"
+    " rollout_percent = $6, description = $7, version = $8, updated_at = now(), revision = nextval('revision_seq')"
+    f" WHERE key = $1 AND version = $8 - 1 AND deleted_at IS NULL RETURNING {_FLAG_COLS}),"
+    " entry AS (INSERT INTO audit_log (flag_key, action, actor, reason, version, before, after)"
+    " SELECT key, $9, $10, $11, version, $12, $13 FROM saved RETURNING id, before, after, at)"
+    " SELECT saved.*, entry.id AS entry_id, entry.before AS entry_before, entry.after AS entry_after,"
+    " entry.at AS entry_at FROM saved, entry")
+
+
+@contextmanager
+def _refused_values() -> Iterator[None]:
+    """A value the store refuses (e.g. \\u0000 in a string) is bad input, not an outage."""
+    try:
+        yield
+    except asyncpg.exceptions.DataError as exc:
+        raise DefinitionError("body", f"the store refused a value: {exc.__class__.__name__}") from None
+
+
 class PgFlagRows:
     """The flags table inside a unit of work: rows are read FOR UPDATE (locked until it ends)."""
 
@@ -217,15 +257,13 @@ class PgFlagRows:
         stored = await self._lock(key)
         before = stored if stored and stored.deleted_at is None else None
         version = (stored.version + 1) if stored else 1
-        try:
+        with _refused_values():
             after = await self._write(key, change.after, version)
             entry = await self.conn.fetchrow(
                 "INSERT INTO audit_log (flag_key, action, actor, reason, version, before, after)"
                 " VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING *",
                 key, change.action, actor, reason, version,
                 before.audit_view() if before else None, after.audit_view() if after else None)
-        except asyncpg.exceptions.DataError as exc:  # e.g. \u0000 in a string: bad input, not an outage
-            raise DefinitionError("body", f"the store refused a value: {exc.__class__.__name__}") from None
         self._stored.pop(key, None)  # read again if asked: the row is still ours
         return after, _audit(entry)
 
