@@ -1,5 +1,6 @@
 """Changes to flags: each is one unit of work on the store that also writes its audit entry (the outbox row),
-then lands in memory, SSE, the Redis copy and the other instances (`FlagState.publish_local`).
+then lands in memory, SSE, the Redis copy and the other instances (`FlagState.publish_local`). When memory holds
+the flag as stored, the unit of work is one statement (`_save_as_held`, `FlagStore.save_if_current`).
 
 Fail-safe rules: turning a flag OFF never depends on Postgres or Kafka. When the store does not answer
 within `store_timeout_s`, a kill or disable is applied in memory, pushed to SDKs, copied to Redis and
