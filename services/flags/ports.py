@@ -76,6 +76,7 @@ class FlagStore(Protocol):
                               ) -> Saved | None:
         """`change` (not a delete) decided on `before`, saved with its audit entry at once, only if the stored
         flag is still at `before.version` (else None, nothing written): a change without a unit of work."""
+
     async def audit(self, key: str | None, *, limit: int, before_id: int | None) -> list[AuditEntry]: ...
 
 
