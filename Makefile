@@ -43,6 +43,7 @@ test:
 	@stack/test.sh $(ARGS)
 
 bench: up
+	@stack/bench-tools.sh
 	set -a && . .stack/env && set +a && $(VENV)/bin/python -m bench $(B)
 
 chaos: up

@@ -18,7 +18,8 @@ from shared.guard import install_guard
 from shared.settings import HttpSettings
 from shared.startup import build_or_exit, exit_bad_config
 
-__all__ = ["serve", "healthz_router", "run_service", "expose", "state", "loop_options", "LOOP_SETTING", "frozen_after_startup"]
+__all__ = ["serve", "healthz_router", "run_service", "expose", "state", "loop_options", "LOOP_SETTING",
+           "frozen_after_startup"]
 
 S = TypeVar("S", bound=HttpSettings)
 

@@ -54,7 +54,8 @@ def _sync(dependant: Dependant) -> Iterator[str]:
 
 def in_threadpool(app: FastAPI) -> set[str]:
     """`METHOD path: callable` for every endpoint or dependency FastAPI would call in its threadpool."""
-    return {f"{','.join(sorted(r.methods))} {r.path}: {name}" for r in _routes(app.routes) for name in _sync(r.dependant)}
+    return {f"{','.join(sorted(r.methods or ()))} {r.path}: {name}"
+            for r in _routes(app.routes) for name in _sync(r.dependant)}
 
 
 def test_the_walk_sees_a_plain_def_dependency_and_passes_state() -> None:
