@@ -116,6 +116,7 @@ class Batches:
     Per batch: every record is parsed and run through the core (state in `tables`' write-back
     overlays), then the changed table keys go to the changelogs once, then the dead letters, the
     budget reports and (through `outbox`, which marks them sent) the trigger events are sent; the
+    batch then waits for the broker's acks of its changelog writes (`Tables.written`), and the
     records are acked after that (Faust's `take_events`), so offsets never run ahead of the state
     on the changelog, and a trigger not yet sent is still in the outbox after a crash. The batch
     waits for the broker's acks of its dead letters and triggers, not of its budget reports (up to
@@ -147,6 +148,7 @@ class Batches:
         await self.dead_letter(dead)
         await self.publish_reports(emitted)
         await self.publish_triggers(emitted)
+        await self.tables.written()  # sent with the outputs above; all acked before the batch's records are
         self.counters["sla_events_total"][records[0].message.topic] += len(records)
 
     def handle(self, record: Any, dead: list[tuple[Any, str]]) -> list[Event]:

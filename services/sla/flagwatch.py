@@ -68,6 +68,7 @@ def register_flag_watch(app: faust.App, *, core: SlaCore, tables: Tables, publis
             data = json.loads(record.value)
             _rearm(core, tables, partition=record.message.partition, flag=data["flag"],
                    at=datetime.fromisoformat(data["at"]), partitions=partitions, counters=counters)
+            await tables.written()  # acked before this record is
             yield None
 
     return {"watch_flags": watch_flags, "rearm": rearm}

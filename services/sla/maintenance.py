@@ -73,6 +73,7 @@ def register_maintenance_watch(app: faust.App, *, core: SlaCore, tables: Tables,
         async for record in stream.events():
             _plan(core, tables, service=record.message.key.decode(), span=json.loads(record.value),
                   partition=record.message.partition)
+            await tables.written()  # acked before this record is
             yield None
 
     return {"watch_maintenance": watch_maintenance, "plan_maintenance": plan_maintenance}

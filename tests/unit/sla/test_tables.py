@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
 
-from services.sla.tables import WriteBack
+from services.sla.tables import Tables, WriteBack
 
 
 class RecordingTable(dict[str, Any]):
@@ -20,8 +21,16 @@ class RecordingTable(dict[str, Any]):
     def data(self) -> dict[str, Any]:
         return self
 
-    def send_changelog(self, partition: int | None, key: str, value: Any, value_serializer: str | None = None) -> None:
+    def send_changelog(self, partition: int | None, key: str, value: Any, value_serializer: str | None = None) -> Any:
         self.sent.append((partition, key, value))
+        return Sent()
+
+
+class Sent:
+    """A send the broker acked (what `WriteBack` keeps until `Tables.written`)."""
+
+    def done(self) -> bool:
+        return True
 
 
 def test_each_changed_key_is_sent_once_per_batch_with_its_last_value_and_partition() -> None:
@@ -51,3 +60,28 @@ def test_deletes_send_a_tombstone_only_for_keys_the_table_has() -> None:
         wb["old"]
     wb.flush()
     assert table.sent == [(1, "old", None)] and table == {}
+
+
+async def test_written_waits_for_every_send_and_raises_a_failed_one() -> None:
+    loop = asyncio.get_running_loop()
+    sends: list[asyncio.Future[Any]] = []
+
+    class Pending(RecordingTable):
+        def send_changelog(self, partition: int | None, key: str, value: Any, value_serializer: str | None = None
+                           ) -> Any:
+            super().send_changelog(partition, key, value)
+            sends.append(loop.create_future())
+            return sends[-1]
+
+    tables = Tables(bucket_to_counts=None, service_to_status=None, service_to_maintenance=None,
+                    buckets=WriteBack(Pending()), status=WriteBack(Pending()), maintenance=WriteBack(Pending()))
+    tables.buckets["a"], tables.status["b"] = 1, 2
+    assert tables.flush() == 2
+    waiting = asyncio.ensure_future(tables.written())
+    await asyncio.sleep(0.05)
+    assert not waiting.done()
+    sends[0].set_result(None)
+    sends[1].set_exception(ConnectionError("the broker refused it"))
+    with pytest.raises(ConnectionError):
+        await waiting
+    await tables.written()  # nothing left to wait for
