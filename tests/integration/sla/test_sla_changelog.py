@@ -1,0 +1,62 @@
+"""A worker killed before its changelog writes reach Kafka loses no record (at-least-once across kill -9).
+
+Faust commits the offsets of the records an agent acked, after flushing its producer; but that flush returns once
+0.1 s passes without a send, and what it left queued dies with the worker. Here the first worker (a process of its
+own, `_dying_worker.py`) stops handing its queued messages to Kafka, handles 5 more records, and is killed -9
+two commit intervals later. Those records must not have been committed: the second worker, restored from the
+changelog, counts them again."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+from services.sla.app import SlaApp
+from shared.kafka import KafkaPublisher
+from shared.settings import KafkaSettings
+from tests.integration.sla.test_sla_kafka import create_topics, recent, running, wait_for
+from tests.unit.sla.helpers import requests
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def seconds(sla: SlaApp) -> set[int]:
+    """The hot window's seconds (the last few seconds of reports) of the service `shop`."""
+    status = sla.tables.service_to_status.get("shop") or {}
+    return {int(s[0]) for s in status.get("seconds", [])}
+
+
+async def test_records_whose_changelog_writes_died_with_the_worker_are_counted_again(
+        kafka_settings: KafkaSettings, kafka_bootstrap: str, unique: str, tmp_path: Path) -> None:
+    await create_topics(kafka_settings)
+    app_id, t0, lose = f"sla-{unique}", recent(20), tmp_path / "lose"
+    late = {int((t0 + timedelta(seconds=s)).timestamp()) for s in range(5, 10)}
+    worker = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tests.integration.sla._dying_worker", kafka_bootstrap, kafka_settings.topic_prefix,
+        app_id, str(lose), cwd=ROOT, stdout=asyncio.subprocess.PIPE)
+    lines: list[str] = []
+
+    async def read() -> None:
+        assert worker.stdout is not None
+        while line := await worker.stdout.readline():
+            lines.append(line.decode())
+
+    reading = asyncio.ensure_future(read())
+    try:
+        async with KafkaPublisher.start(kafka_settings, source="/safeguard/tests") as pub:
+            for s in range(5):
+                await pub.publish(requests(s, t0=t0))
+            await wait_for(lambda: any(line.startswith("counted 5 ") for line in lines), timeout=60)
+            lose.touch()
+            for s in range(5, 10):
+                await pub.publish(requests(s, t0=t0))
+            await wait_for(lambda: bool(lines) and all(str(sec) in lines[-1] for sec in late))  # handled, in memory
+            await asyncio.sleep(6.0)  # two of Faust's commit intervals (2.8 s)
+    finally:
+        worker.kill()
+        await worker.wait()
+        reading.cancel()
+    async with running(kafka_settings, app_id) as second:
+        await wait_for(lambda: seconds(second) >= late, timeout=30)
