@@ -215,9 +215,21 @@ class Runner:
                 seen.append(r.json()["last_5m"]["count"] if r.status_code == 200 else None)
             except (httpx.HTTPError, ValueError, KeyError):
                 seen.append(None)
-            return seen[-1] == want or (len(seen) >= 8 and seen[-1] is not None and len(set(seen[-8:])) == 1)
+            return count_settled(seen, want)
         await _until(settled, timeout=60, every=0.5)
         return seen[-1] if seen else None
+
+
+SETTLED_POLLS = 40  # 20 s at one poll every 0.5 s
+
+
+def count_settled(seen: list[int | None], want: int) -> bool:
+    """The SLA count (polled every 0.5 s) is `want`, or has not moved for 20 s. Not 4 s: a killed SLA worker's
+    partitions come back after Faust's 10 s session timeout, and the count stands still until then (2026-12-01:
+    a run read 380 of 960 as settled after kill -9 sla; the processor had all 960 a little later)."""
+    last = seen[-SETTLED_POLLS:]
+    return bool(seen) and (seen[-1] == want or (len(last) == SETTLED_POLLS and last[0] is not None
+                                                 and len(set(last)) == 1))
 
 
 def _true(value: bool) -> Awaitable[bool]:
