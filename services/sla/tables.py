@@ -122,13 +122,19 @@ class Tables:
         return self.buckets.flush() + self.status.flush() + self.maintenance.flush()
 
     async def written(self) -> None:
-        """Wait until every changelog write flushed so far is acked by the broker (its failure raises): call it
-        before the records that caused them are acked, so offsets never run ahead of the changelog."""
+        """Wait until every changelog write flushed so far is acked by the broker (a failed one raises): call it
+        before the records that caused them are acked, so offsets never run ahead of the changelog.
+
+        The agents share the tables: each waits for all the writes it sees, and none takes them away from
+        another (a flush forgets the finished ones). `asyncio.wait`, not `gather`: a caller cancelled while
+        waiting must not cancel Faust's sends, which other callers wait for too."""
         sending = [f for wb in (self.buckets, self.status, self.maintenance) for f in wb.sending]
-        for wb in (self.buckets, self.status, self.maintenance):
-            wb.sending = []
-        if sending:
-            await asyncio.gather(*sending)
+        if not sending:
+            return
+        await asyncio.wait(sending)
+        for fut in sending:
+            if (exc := fut.exception()) is not None:
+                raise exc
 
 
 def define_tables(app: faust.App, *, partitions: int = 3) -> Tables:

@@ -84,4 +84,30 @@ async def test_written_waits_for_every_send_and_raises_a_failed_one() -> None:
     sends[1].set_exception(ConnectionError("the broker refused it"))
     with pytest.raises(ConnectionError):
         await waiting
-    await tables.written()  # nothing left to wait for
+    tables.flush()  # forgets the finished sends, the failed one too
+    await tables.written()
+
+
+async def test_one_agent_waiting_does_not_take_the_writes_another_waits_for() -> None:
+    """The batch agents (one per input topic) share the tables: the first to wait must not leave the second
+    nothing to wait for, or the second's records would be acked before their changelog writes are."""
+    loop = asyncio.get_running_loop()
+    send = loop.create_future()
+
+    class Pending(RecordingTable):
+        def send_changelog(self, partition: int | None, key: str, value: Any, value_serializer: str | None = None
+                           ) -> Any:
+            return send
+
+    tables = Tables(bucket_to_counts=None, service_to_status=None, service_to_maintenance=None,
+                    buckets=WriteBack(Pending()), status=WriteBack(Pending()), maintenance=WriteBack(Pending()))
+    tables.status["shop"] = 1
+    tables.flush()
+    first, second = asyncio.ensure_future(tables.written()), asyncio.ensure_future(tables.written())
+    await asyncio.sleep(0.05)
+    assert not first.done() and not second.done()
+    first.cancel()  # a stopping agent: the send itself goes on
+    await asyncio.sleep(0.01)
+    assert not send.cancelled() and not second.done()
+    send.set_result(None)
+    await asyncio.wait_for(second, 1)
