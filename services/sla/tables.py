@@ -7,7 +7,7 @@ value) to the changelog, instead of one changelog message per write.
 A record is acked only once the changelog writes of its batch are acked by the broker (`Tables.written`):
 Faust flushes its producer before committing offsets, but that flush gives up after 0.1 s without a
 message sent (`ProducerBuffer.flush_atmost`), so a busy loop could commit offsets ahead of the state on the
-changelog, and a worker killed then lost those records' counts (make chaos, kill -9 sla: 400 of 800).
+changelog, and a worker killed then lost those records' counts (tests/integration/sla/test_sla_changelog.py).
 """
 
 from __future__ import annotations
