@@ -111,3 +111,23 @@ async def test_one_agent_waiting_does_not_take_the_writes_another_waits_for() ->
     assert not send.cancelled() and not second.done()
     send.set_result(None)
     await asyncio.wait_for(second, 1)
+
+
+def test_reads_go_to_a_faust_memory_store_without_the_tables_per_read_hooks() -> None:
+    """The core reads the tables a few times per record: through the Faust table each read calls its sensor hook
+    (and a missing key raises and catches a KeyError), so `WriteBack` reads the store itself."""
+    import faust
+
+    app = faust.App("sla-unit-reads", store="memory://", autodiscover=False)
+    table = app.Table("reads", default=None)
+    table.data["shop"] = {"n": 1}  # as a flush or the changelog recovery stores it
+    gets: list[str] = []
+    table.on_key_get = gets.append  # type: ignore[method-assign]
+    assert table["shop"] == {"n": 1} and gets == ["shop"]  # the hook is there
+    gets.clear()
+    wb = WriteBack(table)
+    assert wb.get("shop") == {"n": 1} and wb["shop"] == {"n": 1} and "shop" in wb and list(wb) == ["shop"]
+    assert wb.get("cart") is None and "cart" not in wb
+    with pytest.raises(KeyError):
+        wb["cart"]
+    assert gets == []
