@@ -8,12 +8,14 @@ A record is acked only once the changelog writes of its batch are acked by the b
 Faust flushes its producer before committing offsets, but that flush gives up after 0.1 s without a
 message sent (`ProducerBuffer.flush_atmost`), so a busy loop could commit offsets ahead of the state on the
 changelog, and a worker killed then lost those records' counts (tests/integration/sla/test_sla_changelog.py).
+A write the broker refuses is sent again (the key's current value) until it is acked; the records wait.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator, Mapping, MutableMapping
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,7 +23,20 @@ import faust
 
 __all__ = ["Tables", "WriteBack", "define_tables"]
 
+log = logging.getLogger(__name__)
 _DELETED = object()
+
+
+@dataclass(frozen=True, slots=True)
+class _Send:
+    """One changelog write in flight: which key (to send its value again if the write fails)."""
+
+    key: str
+    partition: int | None
+    future: Any  # Faust's FutureMessage
+
+    def failed(self) -> bool:
+        return bool(self.future.done() and (self.future.cancelled() or self.future.exception() is not None))
 
 
 class WriteBack(MutableMapping[str, Any]):
@@ -40,7 +55,7 @@ class WriteBack(MutableMapping[str, Any]):
         self.partition: int | None = None
         self._dirty: dict[str, Any] = {}
         self._partitions: dict[str, int | None] = {}
-        self.sending: list[Any] = []  # the changelog sends (Faust's FutureMessage) not yet seen acked
+        self.sending: list[_Send] = []  # the changelog writes not yet seen acked, and the failed ones
 
     def stored(self) -> Mapping[str, Any]:
         """The table's store, read directly (a memory store's dict): a read through the Faust table calls its
@@ -101,16 +116,29 @@ class WriteBack(MutableMapping[str, Any]):
             partition = self._partitions[key]
             if value is _DELETED:
                 if key in store:
-                    new.append(table.send_changelog(partition, key, None, value_serializer="raw"))
+                    new.append(_Send(key, partition, table.send_changelog(partition, key, None, value_serializer="raw")))
                     del store[key]
                 continue
-            new.append(table.send_changelog(partition, key, value))
+            new.append(_Send(key, partition, table.send_changelog(partition, key, value)))
             store[key] = value
-        # a timer's flushes are not awaited by anyone: forget what is acked already
-        self.sending = [f for f in self.sending if not f.done()] + new
+        # a timer's flushes are not awaited by anyone: forget what is acked already (a failed write stays until
+        # `resend`: the state it carried must still reach the changelog)
+        self.sending = [s for s in self.sending if not s.future.done() or s.failed()] + new
         self._dirty.clear()
         self._partitions.clear()
         return len(new)
+
+    def resend(self, sent: _Send) -> bool:
+        """Send `sent`'s key again, with the value the table holds now (what the failed write carried, or newer;
+        a tombstone if the key is gone). False when another caller already did."""
+        if sent not in self.sending:
+            return False
+        self.sending.remove(sent)
+        value = self.stored().get(sent.key, _DELETED)
+        future = (self.table.send_changelog(sent.partition, sent.key, None, value_serializer="raw") if value is _DELETED
+                  else self.table.send_changelog(sent.partition, sent.key, value))
+        self.sending.append(_Send(sent.key, sent.partition, future))
+        return True
 
 
 @dataclass(frozen=True)
@@ -128,20 +156,33 @@ class Tables:
     def flush(self) -> int:
         return self.buckets.flush() + self.status.flush() + self.maintenance.flush()
 
-    async def written(self) -> None:
-        """Wait until every changelog write flushed so far is acked by the broker (a failed one raises): call it
-        before the records that caused them are acked, so offsets never run ahead of the changelog.
+    async def written(self, *, retry_s: float = 0.5, max_retry_s: float = 10.0) -> None:
+        """Wait until every changelog write flushed so far is acked by the broker: call it before the records that
+        caused them are acked, so offsets never run ahead of the changelog. A write that failed (the producer
+        gave up: the broker away for longer than its own retries) is sent again, with the key's current value,
+        after `retry_s` doubling up to `max_retry_s`, for as long as it takes: the records wait (they were acked
+        before, and a worker stopped then lost their state).
 
         The agents share the tables: each waits for all the writes it sees, and none takes them away from
-        another (a flush forgets the finished ones). `asyncio.wait`, not `gather`: a caller cancelled while
-        waiting must not cancel Faust's sends, which other callers wait for too."""
-        sending = [f for wb in (self.buckets, self.status, self.maintenance) for f in wb.sending]
-        if not sending:
-            return
-        await asyncio.wait(sending)
-        for fut in sending:
-            if (exc := fut.exception()) is not None:
-                raise exc
+        another (a flush forgets only the acked ones; a failed one is sent again once). `asyncio.wait`, not
+        `gather`: a caller cancelled while waiting must not cancel Faust's sends, which other callers wait for."""
+        overlays = (self.buckets, self.status, self.maintenance)
+        delay = retry_s
+        while True:
+            sending = [s.future for wb in overlays for s in wb.sending]
+            if not sending:
+                return
+            await asyncio.wait(sending)
+            failed = [(wb, s) for wb in overlays for s in wb.sending if s.failed()]
+            if not failed:
+                return
+            reason = next((repr(s.future.exception()) for _, s in failed if not s.future.cancelled()), "cancelled")
+            log.warning("%d changelog write(s) failed (%s): sending the keys' current values again in %.1f s",
+                        len(failed), reason, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, max_retry_s)
+            for wb, sent in failed:
+                wb.resend(sent)
 
 
 def define_tables(app: faust.App, *, partitions: int = 3) -> Tables:

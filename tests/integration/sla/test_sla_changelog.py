@@ -60,3 +60,59 @@ async def test_records_whose_changelog_writes_died_with_the_worker_are_counted_a
         reading.cancel()
     async with running(kafka_settings, app_id) as second:
         await wait_for(lambda: seconds(second) >= late, timeout=30)
+
+
+async def _changelog_limit(settings: KafkaSettings, topic: str, max_bytes: int | None) -> None:
+    """Set (or, None, remove) the topic's `max.message.bytes`: the broker refuses larger writes for good."""
+    from aiokafka.admin import AIOKafkaAdminClient
+    from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+
+    admin = AIOKafkaAdminClient(**settings.client_kwargs())
+    await admin.start()
+    try:
+        value = str(max_bytes) if max_bytes is not None else "1048588"  # the broker's default
+        await admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, topic, configs={"max.message.bytes": value})])
+    finally:
+        await admin.close()
+
+
+async def test_records_whose_changelog_write_the_broker_refused_are_not_acked(
+        kafka_settings: KafkaSettings, kafka_bootstrap: str, unique: str, tmp_path: Path) -> None:
+    """The broker refuses the status writes of 5 records (a real refusal: the changelog topic's message size limit
+    lowered under them). Before, the batch raised, Faust acked its records in `take_events`' `finally`, and their
+    offsets were committed without their state: the next worker never counted them. Now the worker sends the
+    writes again until they are acked and does not ack the records meanwhile; killed -9, its successor (the limit
+    back to normal) reads those records again and counts them."""
+    await create_topics(kafka_settings)
+    app_id, t0 = f"sla-{unique}", recent(20)
+    changelog = f"{app_id}-service_to_status-changelog"
+    late = {int((t0 + timedelta(seconds=s)).timestamp()) for s in range(5, 10)}
+    worker = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tests.integration.sla._dying_worker", kafka_bootstrap, kafka_settings.topic_prefix,
+        app_id, str(tmp_path / "never"), cwd=ROOT, stdout=asyncio.subprocess.PIPE)
+    lines: list[str] = []
+
+    async def read() -> None:
+        assert worker.stdout is not None
+        while line := await worker.stdout.readline():
+            lines.append(line.decode())
+
+    reading = asyncio.ensure_future(read())
+    try:
+        async with KafkaPublisher.start(kafka_settings, source="/safeguard/tests") as pub:
+            for s in range(5):
+                await pub.publish(requests(s, t0=t0))
+            await wait_for(lambda: any(line.startswith("counted 5 ") for line in lines), timeout=60)
+            await _changelog_limit(kafka_settings, changelog, 64)
+            await asyncio.sleep(1.0)
+            for s in range(5, 10):
+                await pub.publish(requests(s, t0=t0))
+            await wait_for(lambda: bool(lines) and all(str(sec) in lines[-1] for sec in late))  # handled, in memory
+            await asyncio.sleep(6.0)  # two of Faust's commit intervals (2.8 s)
+    finally:
+        worker.kill()
+        await worker.wait()
+        reading.cancel()
+        await _changelog_limit(kafka_settings, changelog, None)
+    async with running(kafka_settings, app_id) as second:
+        await wait_for(lambda: seconds(second) >= late, timeout=30)

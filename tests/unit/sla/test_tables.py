@@ -62,7 +62,10 @@ def test_deletes_send_a_tombstone_only_for_keys_the_table_has() -> None:
     assert table.sent == [(1, "old", None)] and table == {}
 
 
-async def test_written_waits_for_every_send_and_raises_a_failed_one() -> None:
+async def test_written_waits_for_every_send_and_sends_a_failed_one_again_until_it_is_acked() -> None:
+    """A failed changelog write used to raise: the agent crashed, Faust's `take_events` acked the batch's records
+    in its `finally`, and their state never reached the changelog. Now the key's current value is sent again, and
+    `written` returns only once that is acked (a flush in between, by a timer, does not forget the failed write)."""
     loop = asyncio.get_running_loop()
     sends: list[asyncio.Future[Any]] = []
 
@@ -73,19 +76,52 @@ async def test_written_waits_for_every_send_and_raises_a_failed_one() -> None:
             sends.append(loop.create_future())
             return sends[-1]
 
+    status = Pending()
     tables = Tables(bucket_to_counts=None, service_to_status=None, service_to_maintenance=None,
-                    buckets=WriteBack(Pending()), status=WriteBack(Pending()), maintenance=WriteBack(Pending()))
-    tables.buckets["a"], tables.status["b"] = 1, 2
+                    buckets=WriteBack(Pending()), status=WriteBack(status), maintenance=WriteBack(Pending()))
+    tables.buckets["a"] = 1
+    tables.set_partition(4)
+    tables.status["shop"] = {"n": 1}
     assert tables.flush() == 2
-    waiting = asyncio.ensure_future(tables.written())
+    waiting = asyncio.ensure_future(tables.written(retry_s=0.01))
     await asyncio.sleep(0.05)
     assert not waiting.done()
     sends[0].set_result(None)
     sends[1].set_exception(ConnectionError("the broker refused it"))
-    with pytest.raises(ConnectionError):
-        await waiting
-    tables.flush()  # forgets the finished sends, the failed one too
-    await tables.written()
+    tables.status["shop"] = {"n": 2}
+    tables.flush()  # a timer's flush: sends n=2, and must not forget the failed write of n=1
+    await asyncio.sleep(0.05)
+    assert not waiting.done(), "returned while a changelog write had failed"
+    assert status.sent[-1] == (4, "shop", {"n": 2})  # sent again: the value the table holds now
+    for sent in sends[2:]:
+        sent.set_result(None)
+    await asyncio.wait_for(waiting, 1)
+    assert [k for _, k, _ in status.sent] == ["shop", "shop", "shop"]
+
+
+async def test_a_failed_delete_is_sent_again_as_a_tombstone() -> None:
+    loop = asyncio.get_running_loop()
+    sends: list[asyncio.Future[Any]] = []
+
+    class Pending(RecordingTable):
+        def send_changelog(self, partition: int | None, key: str, value: Any, value_serializer: str | None = None
+                           ) -> Any:
+            super().send_changelog(partition, key, value)
+            sends.append(loop.create_future())
+            return sends[-1]
+
+    table = Pending()
+    table["old"] = [1]
+    tables = Tables(bucket_to_counts=None, service_to_status=None, service_to_maintenance=None,
+                    buckets=WriteBack(table), status=WriteBack(Pending()), maintenance=WriteBack(Pending()))
+    del tables.buckets["old"]
+    tables.flush()
+    sends[0].set_exception(ConnectionError("gone"))
+    waiting = asyncio.ensure_future(tables.written(retry_s=0.01))
+    await asyncio.sleep(0.05)
+    assert table.sent == [(None, "old", None), (None, "old", None)] and not waiting.done()
+    sends[1].set_result(None)
+    await asyncio.wait_for(waiting, 1)
 
 
 async def test_one_agent_waiting_does_not_take_the_writes_another_waits_for() -> None:
