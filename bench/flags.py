@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import socket
 import statistics
 import subprocess
@@ -23,6 +24,7 @@ import tempfile
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -257,10 +259,14 @@ async def flags_service(name: str, **extra_env: str) -> AsyncIterator[tuple[str,
     base URL and port, and stops it and drops its data at the end."""
     port = _free_port()
     schema, prefix = f"flags_{name}{port}", f"{name}{port}:flags:"
+    journal = Path(tempfile.mkdtemp(prefix=f"bench-{name}-")) / "pending-off.jsonl"
     env = {"FLAGS_PORT": str(port), "FLAGS_DB_SCHEMA": schema, "FLAGS_CACHE_PREFIX": prefix,
            "KAFKA_TOPIC_PREFIX": "bench.", "SAFEGUARD_ENV": "local", "SAFEGUARD_ADMIN_TOKEN": TOKEN,
            "FLAGS_SEED": "true", "FLAGS_RATE_LIMIT": "1000000/second", "FLAGS_WRITE_LIMIT": "1000000/second",
-           "LOG_LEVEL": "WARNING", **extra_env}
+           "LOG_LEVEL": "WARNING", "FLAGS_SYNC_PORT": "0", **extra_env}
+    # not the stack's own instance settings (make bench loads .stack/env): its flags' sync port (the service
+    # would fail to listen there and serve no flagd sync) and its kill journal (read and resolved at start)
+    env |= {"FLAGS_SYNC_PORT_1": env["FLAGS_SYNC_PORT"], "FLAGS_JOURNAL_PATH": str(journal)}
     service = _spawn(["-m", "services.flags"], env)
     base = f"http://127.0.0.1:{port}"
     try:
@@ -273,6 +279,7 @@ async def flags_service(name: str, **extra_env: str) -> AsyncIterator[tuple[str,
         except subprocess.TimeoutExpired:
             service.kill()
         await _cleanup(schema, prefix)
+        shutil.rmtree(journal.parent, ignore_errors=True)
 
 
 async def main() -> None:

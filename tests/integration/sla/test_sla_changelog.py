@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -28,14 +29,17 @@ def seconds(sla: SlaApp) -> set[int]:
     return {int(s[0]) for s in status.get("seconds", [])}
 
 
-async def test_records_whose_changelog_writes_died_with_the_worker_are_counted_again(
-        kafka_settings: KafkaSettings, kafka_bootstrap: str, unique: str, tmp_path: Path) -> None:
-    await create_topics(kafka_settings)
-    app_id, t0, lose = f"sla-{unique}", recent(20), tmp_path / "lose"
+async def killed_then_restored(kafka_settings: KafkaSettings, kafka_bootstrap: str, app_id: str, flag: Path, *,
+                               before_more: Callable[[], Awaitable[None]],
+                               cleanup: Callable[[], Awaitable[None]] | None = None) -> None:
+    """A worker in a process of its own (`_dying_worker.py`, `flag` its flag file) counts 5 records; `before_more`
+    runs; the worker handles 5 more (in memory) and is killed -9 two commit intervals later; `cleanup` runs; the
+    next worker, restored from the changelog, must count those 5."""
+    t0 = recent(20)
     late = {int((t0 + timedelta(seconds=s)).timestamp()) for s in range(5, 10)}
     worker = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "tests.integration.sla._dying_worker", kafka_bootstrap, kafka_settings.topic_prefix,
-        app_id, str(lose), cwd=ROOT, stdout=asyncio.subprocess.PIPE)
+        app_id, str(flag), cwd=ROOT, stdout=asyncio.subprocess.PIPE)
     lines: list[str] = []
 
     async def read() -> None:
@@ -49,7 +53,7 @@ async def test_records_whose_changelog_writes_died_with_the_worker_are_counted_a
             for s in range(5):
                 await pub.publish(requests(s, t0=t0))
             await wait_for(lambda: any(line.startswith("counted 5 ") for line in lines), timeout=60)
-            lose.touch()
+            await before_more()
             for s in range(5, 10):
                 await pub.publish(requests(s, t0=t0))
             await wait_for(lambda: bool(lines) and all(str(sec) in lines[-1] for sec in late))  # handled, in memory
@@ -58,8 +62,22 @@ async def test_records_whose_changelog_writes_died_with_the_worker_are_counted_a
         worker.kill()
         await worker.wait()
         reading.cancel()
+        if cleanup is not None:
+            await cleanup()
     async with running(kafka_settings, app_id) as second:
         await wait_for(lambda: seconds(second) >= late, timeout=30)
+
+
+async def test_records_whose_changelog_writes_died_with_the_worker_are_counted_again(
+        kafka_settings: KafkaSettings, kafka_bootstrap: str, unique: str, tmp_path: Path) -> None:
+    await create_topics(kafka_settings)
+    lose = tmp_path / "lose"
+
+    async def stop_handing_them_to_kafka() -> None:
+        lose.touch()
+
+    await killed_then_restored(kafka_settings, kafka_bootstrap, f"sla-{unique}", lose,
+                               before_more=stop_handing_them_to_kafka)
 
 
 async def _changelog_limit(settings: KafkaSettings, topic: str, max_bytes: int | None) -> None:
@@ -84,35 +102,15 @@ async def test_records_whose_changelog_write_the_broker_refused_are_not_acked(
     writes again until they are acked and does not ack the records meanwhile; killed -9, its successor (the limit
     back to normal) reads those records again and counts them."""
     await create_topics(kafka_settings)
-    app_id, t0 = f"sla-{unique}", recent(20)
+    app_id = f"sla-{unique}"
     changelog = f"{app_id}-service_to_status-changelog"
-    late = {int((t0 + timedelta(seconds=s)).timestamp()) for s in range(5, 10)}
-    worker = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "tests.integration.sla._dying_worker", kafka_bootstrap, kafka_settings.topic_prefix,
-        app_id, str(tmp_path / "never"), cwd=ROOT, stdout=asyncio.subprocess.PIPE)
-    lines: list[str] = []
 
-    async def read() -> None:
-        assert worker.stdout is not None
-        while line := await worker.stdout.readline():
-            lines.append(line.decode())
+    async def refuse_status_writes() -> None:
+        await _changelog_limit(kafka_settings, changelog, 64)
+        await asyncio.sleep(1.0)
 
-    reading = asyncio.ensure_future(read())
-    try:
-        async with KafkaPublisher.start(kafka_settings, source="/safeguard/tests") as pub:
-            for s in range(5):
-                await pub.publish(requests(s, t0=t0))
-            await wait_for(lambda: any(line.startswith("counted 5 ") for line in lines), timeout=60)
-            await _changelog_limit(kafka_settings, changelog, 64)
-            await asyncio.sleep(1.0)
-            for s in range(5, 10):
-                await pub.publish(requests(s, t0=t0))
-            await wait_for(lambda: bool(lines) and all(str(sec) in lines[-1] for sec in late))  # handled, in memory
-            await asyncio.sleep(6.0)  # two of Faust's commit intervals (2.8 s)
-    finally:
-        worker.kill()
-        await worker.wait()
-        reading.cancel()
+    async def accept_them_again() -> None:
         await _changelog_limit(kafka_settings, changelog, None)
-    async with running(kafka_settings, app_id) as second:
-        await wait_for(lambda: seconds(second) >= late, timeout=30)
+
+    await killed_then_restored(kafka_settings, kafka_bootstrap, app_id, tmp_path / "never",
+                               before_more=refuse_status_writes, cleanup=accept_them_again)

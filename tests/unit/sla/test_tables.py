@@ -26,6 +26,20 @@ class RecordingTable(dict[str, Any]):
         return Sent()
 
 
+def pending(sends: list[asyncio.Future[Any]]) -> type[RecordingTable]:
+    """A recording table whose changelog writes stay in flight until the test settles their futures (`sends`)."""
+    loop = asyncio.get_running_loop()
+
+    class Pending(RecordingTable):
+        def send_changelog(self, partition: int | None, key: str, value: Any, value_serializer: str | None = None
+                           ) -> Any:
+            super().send_changelog(partition, key, value)
+            sends.append(loop.create_future())
+            return sends[-1]
+
+    return Pending
+
+
 class Sent:
     """A send the broker acked (what `WriteBack` keeps until `Tables.written`)."""
 
@@ -66,15 +80,8 @@ async def test_written_waits_for_every_send_and_sends_a_failed_one_again_until_i
     """A failed changelog write used to raise: the agent crashed, Faust's `take_events` acked the batch's records
     in its `finally`, and their state never reached the changelog. Now the key's current value is sent again, and
     `written` returns only once that is acked (a flush in between, by a timer, does not forget the failed write)."""
-    loop = asyncio.get_running_loop()
     sends: list[asyncio.Future[Any]] = []
-
-    class Pending(RecordingTable):
-        def send_changelog(self, partition: int | None, key: str, value: Any, value_serializer: str | None = None
-                           ) -> Any:
-            super().send_changelog(partition, key, value)
-            sends.append(loop.create_future())
-            return sends[-1]
+    Pending = pending(sends)
 
     status = Pending()
     tables = Tables(bucket_to_counts=None, service_to_status=None, service_to_maintenance=None,
@@ -100,15 +107,8 @@ async def test_written_waits_for_every_send_and_sends_a_failed_one_again_until_i
 
 
 async def test_a_failed_delete_is_sent_again_as_a_tombstone() -> None:
-    loop = asyncio.get_running_loop()
     sends: list[asyncio.Future[Any]] = []
-
-    class Pending(RecordingTable):
-        def send_changelog(self, partition: int | None, key: str, value: Any, value_serializer: str | None = None
-                           ) -> Any:
-            super().send_changelog(partition, key, value)
-            sends.append(loop.create_future())
-            return sends[-1]
+    Pending = pending(sends)
 
     table = Pending()
     table["old"] = [1]
