@@ -65,7 +65,7 @@ async def killed_then_restored(kafka_settings: KafkaSettings, kafka_bootstrap: s
         if cleanup is not None:
             await cleanup()
     async with running(kafka_settings, app_id) as second:
-        await wait_for(lambda: seconds(second) >= late, timeout=30)
+        await wait_for(lambda: seconds(second) >= late, timeout=60)  # a rebalance after kill -9 waits out the session
 
 
 async def test_records_whose_changelog_writes_died_with_the_worker_are_counted_again(
