@@ -14,8 +14,8 @@ A write the broker refuses is sent again (the key's current value) until it is a
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator, Mapping, MutableMapping
 import logging
+from collections.abc import Iterator, Mapping, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
