@@ -173,7 +173,8 @@ class Changes:
             await self.journal.record(entry)
         except OSError as exc:
             raise Unavailable(f"the flag store is down and the kill journal cannot be written: {exc}") from exc
-        self.state.pending.append(entry)
+        if all(p.id != entry.id for p in self.state.pending):  # a reload while the journal was written has it
+            self.state.pending.append(entry)
         logger.warning("flag %s turned off while the flag store is down: journaled, reconciled when it is back",
                        key, extra={"actor": actor, "kill": kill})
         await self.state.publish_local(key, after, after.revision)

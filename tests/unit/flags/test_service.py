@@ -223,6 +223,27 @@ async def test_a_kill_while_the_store_is_down_is_journaled_then_reconciled(tmp_p
     assert svc.loaded_from == "postgres" and _served(svc, "f") is False
 
 
+async def test_a_reload_while_a_kill_is_journaled_does_not_count_it_twice(tmp_path: Path) -> None:
+    """CI, 2026-12-01: /healthz said 2 pending turn-offs after one kill. The kill's journal write awaits (the file,
+    then its Redis copy); a reload then (Postgres had just gone) read the journal, kill included, and the kill
+    added its entry again."""
+    svc = _service(tmp_path)
+    await svc.load()
+    await _on_flag(svc, "f")
+    _repo(svc).down = True
+    journal = svc.changes.journal
+    assert journal is not None
+    record = journal.record
+
+    async def record_then_a_reload(entry: Any) -> None:
+        await record(entry)
+        await svc.load()  # what the refresher may run while the kill awaits its Redis copy
+
+    journal.record = record_then_a_reload  # type: ignore[method-assign]
+    await svc.set_enabled("f", enabled=False, actor="admin:ann", reason="fire", kill=True)
+    assert [p.key for p in svc.pending] == ["f"]
+
+
 async def test_kill_new_while_the_store_is_down_kills_what_memory_knows(tmp_path: Path) -> None:
     svc = _service(tmp_path)
     await svc.load()
