@@ -110,16 +110,16 @@ class WriteBack(MutableMapping[str, Any]):
 
     def flush(self) -> int:
         """Send each changed key once to its changelog partition and store it; returns how many."""
-        table, store = self.table, self.table.data
+        store = self.table.data
         new = []
         for key, value in self._dirty.items():
             partition = self._partitions[key]
             if value is _DELETED:
                 if key in store:
-                    new.append(_Send(key, partition, table.send_changelog(partition, key, None, value_serializer="raw")))
+                    new.append(self._send(key, partition, value))
                     del store[key]
                 continue
-            new.append(_Send(key, partition, table.send_changelog(partition, key, value)))
+            new.append(self._send(key, partition, value))
             store[key] = value
         # a timer's flushes are not awaited by anyone: forget what is acked already (a failed write stays until
         # `resend`: the state it carried must still reach the changelog)
@@ -134,11 +134,14 @@ class WriteBack(MutableMapping[str, Any]):
         if sent not in self.sending:
             return False
         self.sending.remove(sent)
-        value = self.stored().get(sent.key, _DELETED)
-        future = (self.table.send_changelog(sent.partition, sent.key, None, value_serializer="raw") if value is _DELETED
-                  else self.table.send_changelog(sent.partition, sent.key, value))
-        self.sending.append(_Send(sent.key, sent.partition, future))
+        self.sending.append(self._send(sent.key, sent.partition, self.stored().get(sent.key, _DELETED)))
         return True
+
+    def _send(self, key: str, partition: int | None, value: Any) -> _Send:
+        """Write `key`'s `value` to its changelog partition (`_DELETED`: a tombstone)."""
+        if value is _DELETED:
+            return _Send(key, partition, self.table.send_changelog(partition, key, None, value_serializer="raw"))
+        return _Send(key, partition, self.table.send_changelog(partition, key, value))
 
 
 @dataclass(frozen=True)
