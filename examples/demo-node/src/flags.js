@@ -2,6 +2,9 @@
 // The app's flags through OpenFeature. Default: the flagd provider in IN-PROCESS mode, which syncs
 // every flag over flagd's sync gRPC and evaluates locally (changes are streamed in). Alternative:
 // OFREP, one HTTP evaluation per call (DEMO_FLAGS_PROVIDER=ofrep).
+// retryBackoffMaxMs is also how long the provider waits after its stream ends with an error (the flags
+// instance it streamed from died) before it streams again: 500 ms, so a kill made meanwhile reaches the
+// app well inside the runbook's seconds (test/flags-reconnect.test.js; it was 2 s, the chaos test's bound).
 const { OpenFeature } = require('@openfeature/server-sdk');
 const { FlagdProvider } = require('@openfeature/flagd-provider');
 const { OFREPProvider } = require('@openfeature/ofrep-provider');
@@ -10,7 +13,7 @@ function makeProvider(s) {
   if (s.flagsProvider === 'flagd') {
     return new FlagdProvider({
       resolverType: 'in-process', host: s.flagsSyncHost, port: s.flagsSyncPort,
-      retryBackoffMs: 250, retryBackoffMaxMs: 2000,
+      retryBackoffMs: 250, retryBackoffMaxMs: 500,
     });
   }
   if (s.flagsProvider === 'ofrep') return new OFREPProvider({ baseUrl: s.flagsUrl, timeoutMs: 1000 });
