@@ -173,8 +173,7 @@ class Changes:
             await self.journal.record(entry)
         except OSError as exc:
             raise Unavailable(f"the flag store is down and the kill journal cannot be written: {exc}") from exc
-        if all(p.id != entry.id for p in self.state.pending):  # a reload while the journal was written has it
-            self.state.pending.append(entry)
+        self.state.journaled(entry)  # once, though a reload may have read it while it was written
         logger.warning("flag %s turned off while the flag store is down: journaled, reconciled when it is back",
                        key, extra={"actor": actor, "kill": kill})
         await self.state.publish_local(key, after, after.revision)
@@ -185,9 +184,10 @@ class Changes:
         (the caller reloads when any was)."""
         if self.journal is None:
             return 0
+        since = self.state.journal_seq
         pending = await self.journal.pending()
         if not pending:
-            self.state.pending = []
+            self.state.journal_read([], since=since)
             return 0
         resolved: set[str] = set()
         for p in pending:
@@ -195,7 +195,7 @@ class Changes:
                 break
             resolved.add(p.id)
         await self.journal.resolve(resolved)
-        self.state.pending = [p for p in pending if p.id not in resolved]
+        self.state.journal_read([p for p in pending if p.id not in resolved], since=since)
         if resolved:
             self.state.mark("postgres", True)
             logger.info("reconciled %d turn-off(s) made while the flag store was down", len(resolved))

@@ -53,7 +53,8 @@ class FlagService(FlagState):
         """Full load: Postgres first (and refill Redis), else the Redis copy, else keep what we have."""
         seen = self.changes_applied
         if self.journal is not None:
-            self.pending = await self.journal.pending()
+            since = self.journal_seq
+            self.journal_read(await self.journal.pending(), since=since)
         try:
             records, revision = await self.repo.load_all(), await self.repo.revision()
         except Exception as exc:  # noqa: BLE001 - fall back to the cache

@@ -32,6 +32,8 @@ class FlagState:
                                        "kafka": "up" if kafka_known else "unknown"}
         self.loaded_from = "nothing"
         self.pending: list[PendingOff] = []  # turn-offs journaled while the store was down, not yet reconciled
+        self.journal_seq = 0  # counts this instance's journal writes: a journal read notes it when it begins
+        self._journaled: dict[str, int] = {}  # id -> journal_seq of an entry this instance journaled
         self.peers_subscribed = False  # following the other instances' changes (services/flags/peers.py)
         self.peer_changes = 0
         self.changes_applied = 0  # local and peer changes applied to the snapshot: a load racing one is dropped
@@ -56,6 +58,23 @@ class FlagState:
             raise Unavailable("the flag store (Postgres) is not available") from exc
         self.mark("postgres", True)
         return result
+
+    # ---------------------------------------------------------------- pending turn-offs
+    def journaled(self, entry: PendingOff) -> None:
+        """This instance wrote `entry` to the journal just now: it is pending (once, whatever read saw it)."""
+        self.journal_seq += 1
+        self._journaled[entry.id] = self.journal_seq
+        if all(p.id != entry.id for p in self.pending):
+            self.pending.append(entry)
+
+    def journal_read(self, read: list[PendingOff], *, since: int) -> None:
+        """What the journal held, read from when `journal_seq` was `since` (the caller took it first). An entry
+        this instance journaled after that stays pending though the read may have missed it; one journaled
+        before that and missing from the read was reconciled."""
+        ids = {p.id for p in read}
+        late = [p for p in self.pending if p.id not in ids and self._journaled.get(p.id, 0) > since]
+        self.pending = sorted([*read, *late], key=lambda p: p.at)
+        self._journaled = {i: n for i, n in self._journaled.items() if n > since or i in ids}
 
     # ---------------------------------------------------------------- reads (memory only)
     def evaluate(self, key: str, context: Mapping[str, Any]) -> Resolution | None:

@@ -244,6 +244,61 @@ async def test_a_reload_while_a_kill_is_journaled_does_not_count_it_twice(tmp_pa
     assert [p.key for p in svc.pending] == ["f"]
 
 
+async def test_a_kill_journaled_while_a_reload_reads_the_journal_stays_pending(tmp_path: Path) -> None:
+    """The reverse order of the race above: a reload read the journal before the kill wrote it, and set what it
+    read after the kill had added its entry, which dropped the kill from memory (/healthz undercounted, and the
+    next reload's overlay was the only thing serving it off)."""
+    svc = _service(tmp_path)
+    await svc.load()
+    await _on_flag(svc, "f")
+    _repo(svc).down = True
+    journal = svc.changes.journal
+    assert journal is not None
+    pending = journal.pending
+    kill: asyncio.Task[Any] | None = None
+
+    async def read_then_a_kill() -> Any:
+        nonlocal kill
+        read = await pending()
+        kill = asyncio.create_task(svc.set_enabled("f", enabled=False, actor="admin:ann", reason="fire", kill=True))
+        await kill
+        return read
+
+    journal.pending = read_then_a_kill  # type: ignore[method-assign]
+    await svc.load()
+    assert kill is not None and kill.done()
+    assert [p.key for p in svc.pending] == ["f"]
+    journal.pending = pending  # type: ignore[method-assign]
+    await svc.load()
+    assert [p.key for p in svc.pending] == ["f"]
+
+
+async def test_a_kill_journaled_while_reconcile_replays_stays_pending(tmp_path: Path) -> None:
+    """Reconcile reads the journal, replays it into the store (awaits), then sets what is left: a kill journaled
+    meanwhile (the store was away again) must stay pending, and the one it replayed must not."""
+    svc = _service(tmp_path)
+    await svc.load()
+    await _on_flag(svc, "a")
+    await _on_flag(svc, "b")
+    repo = _repo(svc)
+    repo.down = True
+    await svc.set_enabled("a", enabled=False, actor="admin:ann", reason="fire", kill=True)
+    repo.down = False
+    journal = svc.changes.journal
+    assert journal is not None
+    resolve = journal.resolve
+
+    async def a_kill_then_resolve(ids: Any) -> None:
+        repo.down = True
+        await svc.set_enabled("b", enabled=False, actor="admin:bob", reason="fire", kill=True)
+        repo.down = False
+        await resolve(ids)
+
+    journal.resolve = a_kill_then_resolve  # type: ignore[method-assign]
+    assert await svc.changes.reconcile() == 1
+    assert [p.key for p in svc.pending] == ["b"]
+
+
 async def test_kill_new_while_the_store_is_down_kills_what_memory_knows(tmp_path: Path) -> None:
     svc = _service(tmp_path)
     await svc.load()
