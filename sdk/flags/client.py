@@ -43,14 +43,17 @@ _TYPES: dict[type, tuple[type, ...]] = {bool: (bool,), str: (str,), int: (int,),
 
 class FlagClient:
     def __init__(self, base_url: str, *, api_key: str | None = None, cache_path: str | Path | None = None,
-                 timeout_s: float = 5.0, max_backoff_s: float = 5.0,
+                 timeout_s: float = 5.0, max_backoff_s: float = 5.0, idle_timeout_s: float = 45.0,
                  transport: httpx.AsyncBaseTransport | None = None, report_exposures: bool = True,
                  exposure_interval_s: float = 10.0) -> None:
         """`report_exposures`: post which (hashed) targeting keys saw which flag every `exposure_interval_s`
-        (sdk/flags/exposure.py), so the console can say how many users a rollout reaches."""
+        (sdk/flags/exposure.py), so the console can say how many users a rollout reaches.
+        `idle_timeout_s`: a stream silent this long is dead (the service sends a keep-alive every 15 s; an
+        instance that hangs keeps its socket open) and is opened again."""
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self.idle_timeout_s = idle_timeout_s
         self._http = httpx.AsyncClient(base_url=base_url.rstrip("/"), headers=headers, transport=transport,
-                                       timeout=httpx.Timeout(timeout_s, read=None))
+                                       timeout=httpx.Timeout(timeout_s, read=idle_timeout_s))
         self._flags: dict[str, CompiledFlag] = {}
         self._versions: dict[str, int] = {}
         self._raw: dict[str, Any] = {}
