@@ -106,6 +106,8 @@ class PrivateHaproxy:
         for key in sorted(set(re.findall(r"@([A-Z_][A-Z0-9_]*)@", text))):
             if key not in self.values and key.endswith(("_ADDR", "_BIND")):  # other apps' servers and fronts
                 self.values[key] = f"127.0.0.1:{free_port()}"
+            if key not in self.values and key.endswith("_PORT"):  # their check ports
+                self.values[key] = str(free_port())
             if key not in self.values:
                 raise RuntimeError(f"{TEMPLATE} uses @{key}@, which the lab does not set")
             text = text.replace(f"@{key}@", self.values[key])
