@@ -12,6 +12,7 @@ import contextlib
 import json
 import os
 import signal
+import subprocess
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -28,6 +29,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 
 STREAMS = 4        # on one instance or the other: each instance is paused in turn
 SEEN_WITHIN_S = 8  # HAProxy's check times out after 1 s, twice, then the client's own reconnect
+RUNBOOK_CALL_S = 6  # the kill answered while an instance hangs (a healthy one answers in milliseconds)
 
 
 @pytest.fixture
@@ -133,3 +135,23 @@ async def test_sdk_streams_on_a_hung_instance_stream_again_from_the_other(stack:
         sdks = [await clients.enter_async_context(FlagClient(stack.front, report_exposures=False))
                 for _ in range(STREAMS)]
         await _all_see_the_kill(stack, flag, lambda i: sdks[i].get_boolean(flag, True) if flag in sdks[i].keys() else None)
+
+
+async def test_the_runbook_curl_is_accepted_while_a_flags_instance_hangs(stack: Stack, flag: str) -> None:
+    """Step 1 of the emergency runbook, verbatim, sent the moment an instance hangs (before HAProxy could mark
+    it down): each call is answered with the flag off, within the runbook's seconds, whichever instance
+    HAProxy picked."""
+    for program in ("safeguard:flags", "safeguard:flags-2"):
+        await _set(stack, flag, enabled=True)
+        async with paused(stack, program):
+            for attempt in range(3):
+                started = time.monotonic()
+                out = await asyncio.to_thread(
+                    subprocess.run, ["curl", "-s", "-X", "POST", f"{stack.front}/api/system/status",
+                                     "-d", json.dumps({"feature": flag, "enabled": False})],
+                    capture_output=True, text=True, timeout=30)
+                took = time.monotonic() - started
+                assert '"enabled":false' in out.stdout, (
+                    f"{program} paused, call {attempt + 1}: curl answered {out.stdout[:200]!r} "
+                    f"(exit {out.returncode}) after {took:.1f} s")
+                assert took < RUNBOOK_CALL_S, f"{program} paused, call {attempt + 1}: answered after {took:.1f} s"
