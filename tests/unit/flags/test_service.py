@@ -223,16 +223,22 @@ async def test_a_kill_while_the_store_is_down_is_journaled_then_reconciled(tmp_p
     assert svc.loaded_from == "postgres" and _served(svc, "f") is False
 
 
+async def _journaling(tmp_path: Path, key: str) -> tuple[FlagService, KillJournal]:
+    """A loaded service with flag `key` on, its store gone: a kill now is journaled."""
+    svc = _service(tmp_path)
+    await svc.load()
+    await _on_flag(svc, key)
+    _repo(svc).down = True
+    journal = svc.changes.journal
+    assert journal is not None
+    return svc, journal
+
+
 async def test_a_reload_while_a_kill_is_journaled_does_not_count_it_twice(tmp_path: Path) -> None:
     """CI, 2026-12-01: /healthz said 2 pending turn-offs after one kill. The kill's journal write awaits (the file,
     then its Redis copy); a reload then (Postgres had just gone) read the journal, kill included, and the kill
     added its entry again."""
-    svc = _service(tmp_path)
-    await svc.load()
-    await _on_flag(svc, "f")
-    _repo(svc).down = True
-    journal = svc.changes.journal
-    assert journal is not None
+    svc, journal = await _journaling(tmp_path, "f")
     record = journal.record
 
     async def record_then_a_reload(entry: Any) -> None:
@@ -248,12 +254,7 @@ async def test_a_kill_journaled_while_a_reload_reads_the_journal_stays_pending(t
     """The reverse order of the race above: a reload read the journal before the kill wrote it, and set what it
     read after the kill had added its entry, which dropped the kill from memory (/healthz undercounted, and the
     next reload's overlay was the only thing serving it off)."""
-    svc = _service(tmp_path)
-    await svc.load()
-    await _on_flag(svc, "f")
-    _repo(svc).down = True
-    journal = svc.changes.journal
-    assert journal is not None
+    svc, journal = await _journaling(tmp_path, "f")
     pending = journal.pending
     kill: asyncio.Task[Any] | None = None
 
