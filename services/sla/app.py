@@ -23,7 +23,7 @@ from services.sla.outbox import Outbox, partition_of
 from services.sla.policy import SlaPolicy, load_policy
 from services.sla.service import SlaCore
 from services.sla.settings import SlaSettings
-from services.sla.tables import Tables, define_tables
+from services.sla.tables import Tables, compact_changelogs, define_tables
 from services.sla.ticks import register_ticks
 from shared import topics
 from shared.guard import aiohttp_guard
@@ -55,8 +55,15 @@ class _Web(AiohttpWeb):
 
 
 class _App(faust.App):
+    kafka_kwargs: dict[str, Any] | None = None  # the admin client's connection, for `compact_changelogs`
+
     def _new_web(self) -> Any:
         return _Web(self)
+
+    async def on_first_start(self) -> None:
+        await super().on_first_start()
+        if self.kafka_kwargs is not None:
+            await compact_changelogs(self.kafka_kwargs, self.conf.id)
 
 
 def create_app(settings: SlaSettings, *, policy: SlaPolicy | None = None, publisher: Any = None,
@@ -122,6 +129,7 @@ def _faust_app(settings: SlaSettings) -> _App:
     # Faust pauses consumption when more than `max_messages` sends are queued ("producer buffer
     # full"); a batch flush queues one per changed key, so allow a whole batch.
     app.producer.buffer.max_messages = max(app.producer.buffer.max_messages, settings.batch_size)
+    app.kafka_kwargs = settings.kafka.client_kwargs()
     return app
 
 

@@ -42,6 +42,7 @@ class Operation(IntEnum):  # Kafka's AclOperation codes (READ and WRITE imply DE
     CREATE = 5
     DESCRIBE = 8
     DESCRIBE_CONFIGS = 10
+    ALTER_CONFIGS = 11
 
 
 @dataclass(frozen=True)
@@ -92,7 +93,8 @@ def acls(*, prefix: str = "", sla_app_id: str = "safeguard-sla") -> list[Acl]:
     out.append(Acl("app", Resource.GROUP, SDK_GROUP_PREFIX, Operation.READ, Pattern.PREFIXED))
     out.append(Acl("sla", Resource.GROUP, sla_app_id, Operation.READ, Pattern.PREFIXED))
     out += [Acl("sla", Resource.TOPIC, sla_app_id, op, Pattern.PREFIXED)
-            for op in (Operation.CREATE, Operation.READ, Operation.WRITE, Operation.DESCRIBE_CONFIGS)]
+            for op in (Operation.CREATE, Operation.READ, Operation.WRITE, Operation.DESCRIBE_CONFIGS,
+                       Operation.ALTER_CONFIGS)]  # its changelogs' compaction (services/sla/tables.py)
     return out
 
 
