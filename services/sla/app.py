@@ -119,6 +119,8 @@ def _faust_app(settings: SlaSettings) -> _App:
         # (make chaos: kill -9 sla left the triggers blind for a minute while /healthz said pass)
         broker_session_timeout=10.0,
         broker_heartbeat_interval=3.0,
+        # with an id (the stack's worker: SLA_GROUP_INSTANCE_ID), its restarted self takes them back at once
+        consumer_group_instance_id=settings.group_instance_id,
         store="memory://",
         table_cleanup_interval=60.0,
         # A batch flush sends its changelog writes and outputs together: let the producer group them

@@ -24,5 +24,6 @@ class SlaSettings(HttpSettings):
     tick_idle: float = Field(default=3.0, gt=0, description="Seconds without a service's records before the clock evaluates its triggers.")
     rearm_on_flags: bool = Field(default=True, description="Read flags.changes: a new feature turned on during a firing error-rate episode re-arms it (the sla principal needs READ on flags.changes).")
     maintenance_from_notifier: bool = Field(default=True, description="Read maintenance.windows: the windows scheduled through the notifier's API leave their services out of the budgets, like the static ones of the policy (the sla principal needs READ on maintenance.windows).")
+    group_instance_id: str | None = Field(default=None, description="Kafka static membership (KIP-345): a worker restarted with the same id (kill -9, then its supervisor) gets its partitions back when it rejoins, not after the session timeout. One id per worker process, never shared by two running workers: the stack sets it per program, not in the shared environment.")
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
