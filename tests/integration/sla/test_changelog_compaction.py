@@ -7,6 +7,8 @@ closes every minute and cleaned at 10 % dirty (`services/sla/tables.py: CHANGELO
 
 from __future__ import annotations
 
+import asyncio
+
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
@@ -18,17 +20,21 @@ TABLES = ("bucket_to_counts", "service_to_status", "service_to_maintenance")
 
 
 async def _configs(settings: KafkaSettings, topics: list[str]) -> dict[str, dict[str, str]]:
+    """Each topic's configs, once the broker describes them all (a topic just made may answer none yet:
+    CI, 2026-12-01)."""
     admin = AIOKafkaAdminClient(**settings.client_kwargs(), request_timeout_ms=10000)
     await admin.start()
     try:
-        answers = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, t) for t in topics])
+        for _ in range(60):
+            answers = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, t) for t in topics])
+            out = {name: {e[0]: e[1] for e in entries} for answer in answers
+                   for _code, _msg, _type, name, entries in answer.resources}
+            if all("segment.ms" in out.get(t, {}) for t in topics):
+                return out
+            await asyncio.sleep(0.25)
     finally:
         await admin.close()
-    out: dict[str, dict[str, str]] = {}
-    for answer in answers:
-        for _code, _msg, _type, name, entries in answer.resources:
-            out[name] = {e[0]: e[1] for e in entries}
-    return out
+    raise AssertionError(f"the broker did not describe {topics} within 15 s: {out}")
 
 
 def _assert_compacted_often(configs: dict[str, dict[str, str]], topics: list[str]) -> None:
