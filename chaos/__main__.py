@@ -13,6 +13,7 @@ from pathlib import Path
 
 from chaos.faults import FAULTS, select
 from chaos.report import render, write_docs
+from shared.logging import quiet_repeats
 from chaos.result import FaultResult
 from chaos.runner import Runner
 from chaos.stack import Stack, StackError
@@ -43,6 +44,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="where to write the report ('-' for nowhere)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    for handler in logging.getLogger().handlers:  # Kafka's restart fault: aiokafka retries, 1,100 lines each run
+        quiet_repeats(handler)
     try:
         results, total = asyncio.run(run(args.faults or None, seconds=args.seconds))
     except (StackError, ValueError) as exc:

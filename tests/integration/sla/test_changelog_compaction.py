@@ -12,11 +12,9 @@ import asyncio
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
-from services.sla.tables import CHANGELOG_CONFIG
+from services.sla.tables import CHANGELOG_CONFIG, TABLE_NAMES
 from shared.settings import KafkaSettings
 from tests.integration.sla.test_sla_kafka import create_topics, running
-
-TABLES = ("bucket_to_counts", "service_to_status", "service_to_maintenance")
 
 
 async def _configs(settings: KafkaSettings, topics: list[str]) -> dict[str, dict[str, str]]:
@@ -50,7 +48,7 @@ async def test_a_new_workers_changelogs_are_compacted_every_minute(kafka_setting
     app_id = f"sla-compact-{unique}"
     async with running(kafka_settings, app_id):
         pass
-    topics = [f"{app_id}-{t}-changelog" for t in TABLES]
+    topics = [f"{app_id}-{t}-changelog" for t in TABLE_NAMES]
     _assert_compacted_often(await _configs(kafka_settings, topics), topics)
 
 
@@ -58,7 +56,7 @@ async def test_changelogs_made_before_are_set_at_start(kafka_settings: KafkaSett
     """A stack that ran an older version has its changelogs already, with the broker's defaults."""
     await create_topics(kafka_settings)
     app_id = f"sla-older-{unique}"
-    topics = [f"{app_id}-{t}-changelog" for t in TABLES]
+    topics = [f"{app_id}-{t}-changelog" for t in TABLE_NAMES]
     admin = AIOKafkaAdminClient(**kafka_settings.client_kwargs(), request_timeout_ms=10000)
     await admin.start()
     try:
