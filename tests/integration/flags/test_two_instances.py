@@ -63,7 +63,7 @@ async def sse(url: str) -> AsyncIterator[asyncio.Queue[dict[str, Any]]]:
                     if kind == "snapshot":
                         started.set()
                     else:
-                        events.put_nowait(json.loads(line[6:]))
+                        events.put_nowait({**json.loads(line[6:]), "_at": time.monotonic()})
 
     task = asyncio.create_task(read())
     try:
@@ -75,11 +75,16 @@ async def sse(url: str) -> AsyncIterator[asyncio.Queue[dict[str, Any]]]:
 
 
 async def next_state(events: asyncio.Queue[dict[str, Any]], key: str, *, timeout: float = 5.0) -> str:
+    return str((await next_change(events, key, timeout=timeout))["flag"]["definition"]["state"])
+
+
+async def next_change(events: asyncio.Queue[dict[str, Any]], key: str, *, timeout: float = 5.0) -> dict[str, Any]:
+    """The next `flag` event of `key`, with `_at`: when the stream delivered it (time.monotonic())."""
     deadline = time.monotonic() + timeout
     while True:
         msg = await asyncio.wait_for(events.get(), max(0.01, deadline - time.monotonic()))
         if msg["key"] == key and msg["flag"] is not None:
-            return str(msg["flag"]["definition"]["state"])
+            return msg
 
 
 async def evaluate(url: str, key: str = "gamification") -> Any:
@@ -206,3 +211,36 @@ async def test_two_instances_publish_each_outbox_entry_once(
                 await expect_records(kafka_settings, topic, count=8, timeout=3)
     finally:
         await drop(settings, redis_url)
+
+
+async def test_a_kill_with_redis_hung_reaches_the_subscribers_of_both_instances(
+        unique: str, kafka_settings: KafkaSettings, postgres_dsn: str, private_redis: PrivateRedis) -> None:
+    # Redis SIGSTOPped: it accepts connections and answers nothing. Each Redis call waits out its timeout
+    # (0.5 s); the kill must still answer, reach A's own subscribers at once and B's through its refresh
+    # loop (the shared revision from Postgres, once Redis's read has timed out).
+    settings = flags_settings(unique, kafka_settings, postgres_dsn, private_redis.url)
+    try:
+        with two(settings) as (a, b):
+            async with httpx.AsyncClient(base_url=a.url, headers=ADMIN, timeout=10) as admin, \
+                    sse(a.url) as on_a, sse(b.url) as on_b:
+                assert (await admin.post("/api/flags/gamification/enable", json={"reason": "t"})).status_code == 200
+                assert await next_state(on_a, "gamification") == "ENABLED"
+                assert await next_state(on_b, "gamification") == "ENABLED"
+                with private_redis.paused():
+                    await asyncio.sleep(0.3)
+                    t0 = time.monotonic()
+                    r = await admin.post("/api/flags/gamification/kill", json={"reason": "redis hung"})
+                    answered = time.monotonic() - t0
+                    assert r.status_code == 200, r.text
+                    off_a = await next_change(on_a, "gamification", timeout=3)
+                    off_b = await next_change(on_b, "gamification", timeout=10)
+                    assert off_a["flag"]["definition"]["state"] == off_b["flag"]["definition"]["state"] == "DISABLED"
+                    seen_a, seen_b = off_a["_at"] - t0, off_b["_at"] - t0
+                    assert await evaluate(b.url) is False
+                    print(f"Redis hung: kill answered {answered:.2f}s, A's SSE {seen_a:.2f}s, B's SSE {seen_b:.2f}s")
+                    assert answered < 2.0 and seen_a < 0.3 and seen_b < 5.0  # A's own: before the Redis copy is tried
+                # Redis back: B's subscription goes on (or resubscribes), and a later kill reaches it over pub/sub
+                assert (await admin.post("/api/flags/gamification/enable", json={"reason": "t"})).status_code == 200
+                assert await next_state(on_b, "gamification", timeout=10) == "ENABLED"
+    finally:
+        await drop(settings, private_redis.url)
