@@ -38,9 +38,11 @@ def redact(value: Any, key: str = "") -> Any:
 
 
 class RepeatFilter(logging.Filter):
-    """Per kind of message (logger, level, unformatted message), the first `burst` records of each `window_s`
-    pass; the others are held back and counted. The first record of that kind after the window carries the
-    count as `suppressed` (and `suppressed_since`, Unix seconds), as journald's rate limit reports it.
+    """A warning or error logged again word for word (same logger, level, text and exception type): the first
+    `burst` of each `window_s` pass, the others are held back and counted, and the first such line after the
+    window carries the count as `suppressed` (and `suppressed_since`, Unix seconds), as journald's rate limit
+    reports it. Lines below WARNING (notices of the log channel, who changed what) and lines whose text
+    differs (another flag, another partition) always pass.
 
     While Kafka is away, aiokafka logs each failed connect and metadata refresh, 10-30 lines a second per
     client: left alone, that buried every other line of an outage (11,111 lines in one service's log)."""
@@ -49,12 +51,18 @@ class RepeatFilter(logging.Filter):
                  clock: Callable[[], float] = time.monotonic) -> None:
         super().__init__()
         self.burst, self.window_s, self.max_kinds, self._clock = burst, window_s, max_kinds, clock
-        self._kinds: dict[tuple[str, int, object], list[float]] = {}  # kind -> [window start, passed, held, first held]
+        self._kinds: dict[tuple[str, int, str, str], list[float]] = {}  # -> [window start, passed, held, first held]
         self._lock = threading.Lock()  # records come from threads too (exporters, to_thread)
 
     def filter(self, record: logging.LogRecord) -> bool:
-        msg = record.msg if isinstance(record.msg, str) else type(record.msg)
-        kind, now = (record.name, record.levelno, msg), self._clock()
+        if record.levelno < logging.WARNING:
+            return True
+        try:
+            text = record.getMessage()
+        except Exception:  # noqa: BLE001 - a bad format string: the handler reports it
+            return True
+        exc = record.exc_info[0].__name__ if record.exc_info and record.exc_info[0] else ""
+        kind, now = (record.name, record.levelno, text, exc), self._clock()
         with self._lock:
             seen = self._kinds.get(kind)
             if seen is not None and now - seen[0] < self.window_s:
@@ -67,7 +75,7 @@ class RepeatFilter(logging.Filter):
                 return False
             if seen is None and len(self._kinds) >= self.max_kinds:
                 self._kinds = {k: v for k, v in self._kinds.items() if now - v[0] < self.window_s}
-                if len(self._kinds) >= self.max_kinds:  # a flood of distinct kinds: start counting afresh
+                if len(self._kinds) >= self.max_kinds:  # a flood of distinct lines: start counting afresh
                     self._kinds.clear()
             self._kinds[kind] = [now, 1, 0, 0.0]
         if seen is not None and seen[2]:
