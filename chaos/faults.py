@@ -9,7 +9,7 @@ from typing import Literal
 
 from chaos.stack import Stack, StackError
 
-__all__ = ["Fault", "FAULTS", "select", "inflict"]
+__all__ = ["Fault", "FAULTS", "FLAGS_MARKED_DOWN_S", "select", "inflict"]
 
 Action = Literal["kill9", "restart", "stop", "pause"]
 
@@ -33,7 +33,13 @@ FAULTS: tuple[Fault, ...] = (
     Fault("postgres-stop", "stop Postgres", "stop", "postgres", expect=(("demo", "db_connection_lost"),)),
     Fault("redis-stop", "stop Redis", "stop", "redis"),
     Fault("kafka-sigstop", "SIGSTOP Kafka", "pause", "kafka"),
+    Fault("flags-sigstop", "SIGSTOP flags", "pause", "flags"),
 )
+# A hung flags instance (SIGSTOP) still accepts connections: HAProxy takes it out, and ends the streams it
+# carried, after 2 failed `/readyz` checks (stack/haproxy.cfg.in: the next check within `inter` 1 s, each
+# waiting up to 1 s, the second `fastinter` 250 ms later). Until then a kill sent to it, and the streams on
+# it, wait: for that fault the kill's deadlines count from then at the latest.
+FLAGS_MARKED_DOWN_S = 1.0 + 1.0 + 0.25 + 1.0
 
 
 def select(names: list[str] | None) -> list[Fault]:

@@ -61,7 +61,8 @@ class FaultResult:
     observers: list[str]
     seen_s: dict[str, float]      # observer -> seconds from the first kill request to serving the kill
     reverted: dict[str, int]
-    stale: dict[str, float]       # observer -> its last "on" answer, seconds after the kill could be made
+    stale: dict[str, float]       # observer -> its last "on" answer, seconds after the kill could be made (and,
+                                  # for a hung flags instance, after HAProxy took it out: `hung_until`)
     kill_grace_s: float           # when the fault is the flags process: seconds until it answered again
     healthy_s: float | None       # from undoing the fault to /api/health pass and every /healthz 200
     unhealthy: list[str]
@@ -72,6 +73,7 @@ class FaultResult:
     @classmethod
     def of(cls, *, fault: Fault, phase: Phase, seconds: float, started: float, restored: float, back: float | None,
            healthy_at: float | None, kill_grace_s: float, unhealthy: list[str], triggers: list[TriggerCheck], produced: int,
+           hung_until: float | None = None,
            produced_requests: int, sdk_dropped: int, in_topic: int, duplicates: int, topic_requests: int,
            sla_requests: int | None, sla_settle_s: float) -> FaultResult:
         kill_at = phase.kill_at or started
@@ -86,7 +88,8 @@ class FaultResult:
             kill_accept_s=accept,
             observers=sorted(phase.observers), seen_s={k: v - kill_at for k, v in sorted(phase.seen.items())},
             reverted=dict(phase.reverted), kill_grace_s=kill_grace_s,
-            stale=_stale(phase, kill_at=kill_at, base=kill_at + ((accept or 0.0) if kill_grace_s else 0.0)),
+            stale=_stale(phase, kill_at=kill_at, base=max(kill_at + ((accept or 0.0) if kill_grace_s else 0.0),
+                                                          hung_until or 0.0)),
             healthy_s=None if healthy_at is None else max(0.0, healthy_at - restored),
             unhealthy=unhealthy, triggers=triggers, failures=phase.failures,
             demo={k.removeprefix("demo_"): v for k, v in sorted(ev.items()) if k.startswith("demo_")},

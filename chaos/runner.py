@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 
-from chaos.faults import Fault, inflict
+from chaos.faults import FAULTS, FLAGS_MARKED_DOWN_S, Fault, inflict
 from chaos.load import FLAG, Load
 from chaos.observe import HealthWatch, TopicWatch
 from chaos.phase import Phase
@@ -80,8 +80,8 @@ class Runner:
         return {"Authorization": f"Bearer {self.stack.admin_token}"}
 
     async def _restore(self) -> None:
-        """Leave the stack as we found it: everything started, the broker resumed, the flag as it was."""
-        await self.stack.restore()
+        """Leave the stack as we found it: everything started and resumed, the flag as it was."""
+        await self.stack.restore(paused={f.program for f in FAULTS if f.action == "pause"})
         before = self.flag_before
         verb = "enable" if before.get("state") == "ENABLED" else ("kill" if before.get("killed") else "disable")
         await _until(lambda: self._post_ok(f"/api/flags/{FLAG}/{verb}"), timeout=30, every=1.0)
@@ -159,11 +159,15 @@ class Runner:
         triggers = await self._wait_triggers(fault, phase, timeout=60)
         counts = await self._drain(phase)
         kill_at = phase.kill_at or started
-        flags_back = self.health.back_at("flags", since=started) if fault.program == "flags" else None
-        grace = max(0.0, flags_back - kill_at) if flags_back else 0.0
+        hung_until = None
+        if fault.program == "flags" and fault.action == "pause":  # the other instance takes it once HAProxy sees
+            grace, hung_until = FLAGS_MARKED_DOWN_S, started + FLAGS_MARKED_DOWN_S
+        else:
+            flags_back = self.health.back_at("flags", since=started) if fault.program == "flags" else None
+            grace = max(0.0, flags_back - kill_at) if flags_back else 0.0
         return FaultResult.of(fault=fault, phase=phase, seconds=seconds, started=started,
                               restored=started if fault.action == "kill9" else restored,
-                              back=back, healthy_at=healthy_at, kill_grace_s=grace, unhealthy=self.health.unhealthy_between(started, time.time()),
+                              back=back, healthy_at=healthy_at, kill_grace_s=grace, hung_until=hung_until, unhealthy=self.health.unhealthy_between(started, time.time()),
                               triggers=triggers, **counts)
 
     async def _seen_all(self, phase: Phase) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -147,9 +148,10 @@ class Stack:
         if pid:
             os.kill(pid, signal.SIGCONT)
 
-    async def restore(self) -> None:
-        """Undo whatever a fault may have left: resume the broker, start every stopped program."""
-        await self.resume("kafka")
+    async def restore(self, paused: Iterable[str] = ("kafka",)) -> None:
+        """Undo whatever a fault may have left: resume what faults pause, start every stopped program."""
+        for name in paused:
+            await self.resume(name)
         await self.ctl("start", "infra:*", check=False)
         await self.ctl("start", "safeguard:*", check=False)
 

@@ -155,3 +155,26 @@ async def test_the_runbook_curl_is_accepted_while_a_flags_instance_hangs(stack: 
                     f"{program} paused, call {attempt + 1}: curl answered {out.stdout[:200]!r} "
                     f"(exit {out.returncode}) after {took:.1f} s")
                 assert took < RUNBOOK_CALL_S, f"{program} paused, call {attempt + 1}: answered after {took:.1f} s"
+
+
+OFREP_WITHIN_S = 2.0  # the chaos run's OFREP clients give up after 2 s (docs/chaos.md)
+
+
+async def test_ofrep_evaluations_are_answered_while_a_flags_instance_hangs(stack: Stack, flag: str) -> None:
+    """OFREP evaluations through the front door, sent the moment an instance hangs (before HAProxy could mark it
+    down), each on a new connection so that HAProxy sends some to the hung instance: every one is answered
+    within 2 s, from the other instance."""
+    async def evaluate(http: httpx.AsyncClient) -> float:
+        started = time.monotonic()
+        r = await http.post(f"{stack.front}/ofrep/v1/evaluate/flags/{flag}", json={"context": {"targetingKey": "u"}},
+                            headers={"Connection": "close"})
+        assert r.status_code == 200 and r.json()["value"] is True, r.text
+        return time.monotonic() - started
+
+    for program in ("safeguard:flags", "safeguard:flags-2"):
+        await _set(stack, flag, enabled=True)
+        async with httpx.AsyncClient(timeout=10) as http, paused(stack, program):
+            took = [t for _ in range(3) for t in await asyncio.gather(*(evaluate(http) for _ in range(8)))]
+        print(f"{program} paused: {len(took)} OFREP calls, slowest {max(took):.2f} s")
+        slow = sorted(t for t in took if t > OFREP_WITHIN_S)
+        assert not slow, f"{program} paused: {len(slow)} of {len(took)} OFREP calls took {slow[0]:.1f}-{slow[-1]:.1f} s"
