@@ -13,10 +13,10 @@ from pathlib import Path
 
 from chaos.faults import FAULTS, select
 from chaos.report import render, write_docs
-from shared.logging import quiet_repeats
 from chaos.result import FaultResult
 from chaos.runner import Runner
 from chaos.stack import Stack, StackError
+from shared.logging import quiet_repeats
 
 
 async def run(names: list[str] | None, *, seconds: float) -> tuple[list[FaultResult], float]:

@@ -73,9 +73,8 @@ class FaultResult:
     @classmethod
     def of(cls, *, fault: Fault, phase: Phase, seconds: float, started: float, restored: float, back: float | None,
            healthy_at: float | None, kill_grace_s: float, unhealthy: list[str], triggers: list[TriggerCheck], produced: int,
-           hung_until: float | None = None,
            produced_requests: int, sdk_dropped: int, in_topic: int, duplicates: int, topic_requests: int,
-           sla_requests: int | None, sla_settle_s: float) -> FaultResult:
+           sla_requests: int | None, sla_settle_s: float, hung_until: float | None = None) -> FaultResult:
         kill_at = phase.kill_at or started
         accept = None if phase.kill_ok_at is None else phase.kill_ok_at - kill_at
         ev = phase.evals

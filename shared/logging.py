@@ -1,6 +1,6 @@
-"""Structured JSON logs carrying the current trace and span ids; secrets never reach them; a message repeated
-many times a second (a client library retrying while Kafka is away) is logged a few times per window, with a
-count of the rest (`RepeatFilter`)."""
+"""Structured JSON logs carrying the current trace and span ids; secrets never reach them; a warning or error
+repeated word for word many times a second (a client library retrying while Kafka is away) is logged a few
+times per window, with a count of the rest (`RepeatFilter`)."""
 
 from __future__ import annotations
 
