@@ -34,6 +34,7 @@ FAULTS: tuple[Fault, ...] = (
     Fault("redis-stop", "stop Redis", "stop", "redis"),
     Fault("kafka-sigstop", "SIGSTOP Kafka", "pause", "kafka"),
     Fault("flags-sigstop", "SIGSTOP flags", "pause", "flags"),
+    Fault("sla-sigstop", "SIGSTOP sla", "pause", "sla"),
 )
 # A hung flags instance (SIGSTOP) still accepts connections: HAProxy takes it out, and ends the streams it
 # carried, after 2 failed `/readyz` checks (stack/haproxy.cfg.in: the next check within `inter` 1 s, each

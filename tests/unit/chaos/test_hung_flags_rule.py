@@ -32,7 +32,7 @@ def test_the_fault_is_known_and_what_faults_pause_is_resumed_at_the_end() -> Non
     fault = next(f for f in FAULTS if f.slug == "flags-sigstop")
     assert (fault.action, fault.program, fault.timed) == ("pause", "flags", True)
     assert FLAGS_MARKED_DOWN_S == 3.25
-    assert {f.program for f in FAULTS if f.action == "pause"} == {"kafka", "flags"}  # Runner._restore resumes these
+    assert {f.program for f in FAULTS if f.action == "pause"} == {"kafka", "flags", "sla"}  # Runner._restore resumes these
 
 
 def test_an_observer_on_the_hung_instance_counts_from_when_haproxy_took_it_out() -> None:
