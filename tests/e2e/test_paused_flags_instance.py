@@ -10,8 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
-import signal
 import subprocess
 import time
 import uuid
@@ -24,19 +22,13 @@ from openfeature.schemas.protobuf.flagd.sync.v1 import sync_pb2, sync_pb2_grpc
 
 from chaos import Stack
 from sdk.flags import FlagClient
+from tests.e2e.paused import paused, stack  # noqa: F401 - `stack` is a fixture
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 
 STREAMS = 4        # on one instance or the other: each instance is paused in turn
 SEEN_WITHIN_S = 8  # HAProxy's check times out after 1 s, twice, then the client's own reconnect
 RUNBOOK_CALL_S = 6  # the kill answered while an instance hangs (a healthy one answers in milliseconds)
-
-
-@pytest.fixture
-async def stack() -> AsyncIterator[Stack]:
-    stack = Stack.load()
-    assert await stack.alive(), "the native stack is not running: `make up` (make test starts it)"
-    yield stack
 
 
 @pytest.fixture
@@ -50,21 +42,8 @@ async def flag(stack: Stack) -> AsyncIterator[str]:
         await http.delete(f"/api/flags/{key}")
 
 
-@contextlib.asynccontextmanager
-async def paused(stack: Stack, program: str) -> AsyncIterator[None]:
-    pid = await stack.pid(program)
-    os.kill(pid, signal.SIGSTOP)
-    try:
-        yield
-    finally:
-        os.kill(pid, signal.SIGCONT)
-        async with httpx.AsyncClient(timeout=2) as http:  # ready again before the next test
-            url = stack.healthz()[program.split(":")[-1]].replace("/healthz", "/readyz")
-            for _ in range(60):
-                with contextlib.suppress(httpx.HTTPError):
-                    if (await http.get(url)).status_code == 200:
-                        break
-                await asyncio.sleep(0.5)
+def _paused(stack: Stack, program: str) -> contextlib.AbstractAsyncContextManager[None]:
+    return paused(stack, program, ready_url=stack.healthz()[program.split(":")[-1]].replace("/healthz", "/readyz"))
 
 
 async def _until(check: Callable[[], bool], timeout: float) -> bool:
@@ -98,7 +77,7 @@ async def _all_see_the_kill(stack: Stack, key: str, serves: Callable[[int], bool
         await _set(stack, key, enabled=True)
         assert await _until(lambda: all(serves(i) is True for i in range(STREAMS)), 10), \
             f"the streams do not all serve {key} on: {[serves(i) for i in range(STREAMS)]}"
-        async with paused(stack, program):
+        async with _paused(stack, program):
             await asyncio.sleep(3)  # the kill is made while the instance hangs, after HAProxy could notice
             await _set(stack, key, enabled=False)
             await _until(lambda: all(serves(i) is False for i in range(STREAMS)), SEEN_WITHIN_S)
@@ -143,7 +122,7 @@ async def test_the_runbook_curl_is_accepted_while_a_flags_instance_hangs(stack: 
     HAProxy picked."""
     for program in ("safeguard:flags", "safeguard:flags-2"):
         await _set(stack, flag, enabled=True)
-        async with paused(stack, program):
+        async with _paused(stack, program):
             for attempt in range(3):
                 started = time.monotonic()
                 out = await asyncio.to_thread(
@@ -173,7 +152,7 @@ async def test_ofrep_evaluations_are_answered_while_a_flags_instance_hangs(stack
 
     for program in ("safeguard:flags", "safeguard:flags-2"):
         await _set(stack, flag, enabled=True)
-        async with httpx.AsyncClient(timeout=10) as http, paused(stack, program):
+        async with httpx.AsyncClient(timeout=10) as http, _paused(stack, program):
             took = [t for _ in range(3) for t in await asyncio.gather(*(evaluate(http) for _ in range(8)))]
         print(f"{program} paused: {len(took)} OFREP calls, slowest {max(took):.2f} s")
         slow = sorted(t for t in took if t > OFREP_WITHIN_S)
