@@ -21,7 +21,7 @@ from typing import Any
 
 import faust
 
-__all__ = ["Tables", "WriteBack", "define_tables"]
+__all__ = ["Tables", "WriteBack", "changelog_topics", "compact_changelogs", "define_tables"]
 
 log = logging.getLogger(__name__)
 _DELETED = object()
@@ -195,6 +195,11 @@ CHANGELOG_CONFIG = {"segment.ms": "60000", "min.cleanable.dirty.ratio": "0.1"}
 TABLE_NAMES = ("bucket_to_counts", "service_to_status", "service_to_maintenance")
 
 
+def changelog_topics(app_id: str) -> list[str]:
+    """The changelog topic of each table, as Faust names them (`<app id>-<table>-changelog`)."""
+    return [f"{app_id}-{t}-changelog" for t in TABLE_NAMES]
+
+
 def define_tables(app: faust.App, *, partitions: int = 3) -> Tables:
     """Keys are strings, values JSON; every input topic is keyed by service with the same partition
     count, so a service's state lands in the changelog partition of its input partition."""
@@ -215,7 +220,7 @@ async def compact_changelogs(client_kwargs: dict[str, Any], app_id: str) -> list
     from aiokafka.admin import AIOKafkaAdminClient
     from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
-    names = [f"{app_id}-{t}-changelog" for t in TABLE_NAMES]
+    names = changelog_topics(app_id)
     admin = AIOKafkaAdminClient(**client_kwargs, request_timeout_ms=10000)
     try:
         await admin.start()

@@ -12,7 +12,7 @@ import asyncio
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
-from services.sla.tables import CHANGELOG_CONFIG, TABLE_NAMES
+from services.sla.tables import CHANGELOG_CONFIG, changelog_topics
 from shared.settings import KafkaSettings
 from tests.integration.sla.test_sla_kafka import create_topics, running
 
@@ -48,7 +48,7 @@ async def test_a_new_workers_changelogs_are_compacted_every_minute(kafka_setting
     app_id = f"sla-compact-{unique}"
     async with running(kafka_settings, app_id):
         pass
-    topics = [f"{app_id}-{t}-changelog" for t in TABLE_NAMES]
+    topics = changelog_topics(app_id)
     _assert_compacted_often(await _configs(kafka_settings, topics), topics)
 
 
@@ -56,7 +56,7 @@ async def test_changelogs_made_before_are_set_at_start(kafka_settings: KafkaSett
     """A stack that ran an older version has its changelogs already, with the broker's defaults."""
     await create_topics(kafka_settings)
     app_id = f"sla-older-{unique}"
-    topics = [f"{app_id}-{t}-changelog" for t in TABLE_NAMES]
+    topics = changelog_topics(app_id)
     admin = AIOKafkaAdminClient(**kafka_settings.client_kwargs(), request_timeout_ms=10000)
     await admin.start()
     try:
