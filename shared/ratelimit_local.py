@@ -20,6 +20,8 @@ from dataclasses import dataclass
 
 from limits import RateLimitItem
 
+from shared.tasks import cancel_and_wait
+
 __all__ = ["LocalWindows", "Sync"]
 
 logger = logging.getLogger(__name__)
@@ -112,7 +114,6 @@ class LocalWindows:
         """Send what is pending and stop the background sync."""
         task, self._flushing = self._flushing, None
         if task is not None and not task.done() and task.get_loop() is asyncio.get_running_loop():
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+            await cancel_and_wait([task])  # it talks to Redis, whose client can swallow one cancel
         if self._sync is not None and any(b.pending for b in self._buckets.values()):
             await self.flush()

@@ -9,11 +9,11 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable
 from contextlib import asynccontextmanager
 from typing import Any
 
-__all__ = ["background", "every", "exit_process", "EXIT_SOFTWARE"]
+__all__ = ["background", "cancel_and_wait", "every", "exit_process", "EXIT_SOFTWARE"]
 
 logger = logging.getLogger(__name__)
 EXIT_SOFTWARE = 70  # sysexits.h: internal software error
@@ -28,8 +28,32 @@ async def background(coro: Coroutine[Any, Any, Any], *, name: str) -> AsyncItera
     try:
         yield task
     finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+        await cancel_and_wait([task])
+
+
+async def cancel_and_wait(tasks: Iterable[asyncio.Task[Any]], *, grace_s: float = 10.0,
+                          again_s: float = 1.0) -> set[asyncio.Task[Any]]:
+    """Cancel `tasks` and wait until they have finished; returns those still running after `grace_s`.
+
+    One cancel is not always enough: a library can swallow a cancel that lands in one of its own timeouts (redis-py,
+    `asyncio.wait_for` on 3.11), and a loop whose round caught it runs on for ever, with a plain `gather` waiting
+    on it. So a task still running is cancelled again every `again_s`, the way anyio and trio keep a cancel in force
+    until the task ends (a task's own cleanup gets `again_s` before the next cancel reaches it); one that outlives
+    `grace_s` is logged by name and left, so a shutdown always ends."""
+    tasks = list(tasks)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + grace_s
+    pending = {t for t in tasks if not t.done()}
+    while pending and (left := deadline - loop.time()) > 0:
+        for t in pending:
+            t.cancel()
+        _, pending = await asyncio.wait(pending, timeout=min(again_s, left))
+    for t in tasks:
+        if t.done() and not t.cancelled():
+            t.exception()  # retrieved: what a task died of is its own done-callback's to report
+    for t in pending:
+        logger.error("task %s still running %.1fs after it was cancelled; left behind", t.get_name(), grace_s)
+    return pending
 
 
 def _report_death(task: asyncio.Task[Any]) -> None:

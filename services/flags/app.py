@@ -35,7 +35,7 @@ from shared.http import expose
 from shared.kafka import KafkaPublisher
 from shared.ports import Publisher
 from shared.ratelimit import RateLimiter, RateLimitMiddleware
-from shared.tasks import every
+from shared.tasks import cancel_and_wait, every
 from shared.telemetry import setup_telemetry
 
 __all__ = ["create_app"]
@@ -143,9 +143,7 @@ def _lifespan(settings: FlagsSettings, *, auth: Authenticator, limiter: RateLimi
                 await limiter.aclose()
                 core.flags.broadcaster.close()
                 stopping.set()
-                for t in tasks:
-                    t.cancel()
-                await asyncio.gather(*tasks, return_exceptions=True)
+                await cancel_and_wait(tasks)
                 await core.exposures.flush()  # the last second's exposures (a Redis error is counted)
     return lifespan
 
@@ -159,19 +157,19 @@ async def _start(core: FlagsCore, settings: FlagsSettings, stack: AsyncExitStack
     await svc.load()
     if migrated:
         await _seed(svc, settings)
-    loops: list[Coroutine[Any, Any, Any]] = [
-        every(settings.refresh_interval_s, svc.refresh, what="refresh"),
-        every(settings.scheduler_interval_s, svc.run_due, what="scheduler"),
-        every(settings.reconcile_interval_s, svc.reconcile, what="reconcile"),
-        svc.run_relay(interval_s=settings.relay_interval_s),
-        core.exposures.run(),
-        peers.follow_peers(svc, url=settings.redis.url.get_secret_value(),
-                           channel=settings.cache_prefix + FlagCache.CHANNEL, stop=stopping)]
+    loops: dict[str, Coroutine[Any, Any, Any]] = {
+        "refresh": every(settings.refresh_interval_s, svc.refresh, what="refresh"),
+        "scheduler": every(settings.scheduler_interval_s, svc.run_due, what="scheduler"),
+        "reconcile": every(settings.reconcile_interval_s, svc.reconcile, what="reconcile"),
+        "relay": svc.run_relay(interval_s=settings.relay_interval_s),
+        "exposures": core.exposures.run(),
+        "peers": peers.follow_peers(svc, url=settings.redis.url.get_secret_value(),
+                                    channel=settings.cache_prefix + FlagCache.CHANNEL, stop=stopping)}
     if not migrated:
-        loops.append(_migrate_later(pool, svc, settings))
+        loops["migrate"] = _migrate_later(pool, svc, settings)
     if connect_kafka:
-        loops.append(_connect_kafka(svc, settings, stack))
-    return [asyncio.create_task(loop) for loop in loops]
+        loops["kafka"] = _connect_kafka(svc, settings, stack)
+    return [asyncio.create_task(loop, name=f"flags-{name}") for name, loop in loops.items()]
 
 
 async def _try(aw: Awaitable[Any], what: str) -> bool:

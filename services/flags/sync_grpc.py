@@ -28,6 +28,7 @@ from starlette.requests import HTTPConnection
 
 from services.flags.service import FlagService
 from shared.auth import Authenticator
+from shared.tasks import cancel_and_wait
 
 __all__ = ["SyncHub", "FlagSyncServicer", "serve"]
 
@@ -163,7 +164,5 @@ async def serve(svc: FlagService, *, auth: Authenticator, host: str, port: int) 
     try:
         yield bound
     finally:
-        task.cancel()
         await server.stop(None)
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await cancel_and_wait([task])

@@ -19,6 +19,7 @@ from services.health.view import SystemView
 from shared.events import contract_topic
 from shared.kafka.codec import decode
 from shared.settings import KafkaSettings
+from shared.tasks import cancel_and_wait
 from shared.topics import FLAGS_STATE, HEALTH_CHECKS, INCIDENTS_EVENTS, SLA_BUDGETS, SLA_TRIGGERS
 
 __all__ = ["SystemFeed"]
@@ -87,6 +88,4 @@ class SystemFeed:
         try:
             yield self
         finally:
-            for t in tasks:
-                t.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await cancel_and_wait(tasks)

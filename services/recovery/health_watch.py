@@ -18,6 +18,7 @@ from services.recovery.ports import Report
 from shared.events import CircuitBreakerStateChanged, Event, ProcessStatsReported
 from shared.kafka.codec import decode
 from shared.settings import KafkaSettings
+from shared.tasks import cancel_and_wait
 from shared.topics import HEALTH_CHECKS
 
 __all__ = ["HealthWatch", "Report"]
@@ -61,8 +62,7 @@ class HealthWatch:
         try:
             yield self
         finally:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+            await cancel_and_wait([task])
 
     async def _read(self, settings: KafkaSettings) -> None:
         backoff = 0.5

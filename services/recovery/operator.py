@@ -16,6 +16,7 @@ from services.recovery.models import ActionRecord
 from services.recovery.policy import ActionRule
 from services.recovery.ports import HealthReports
 from services.recovery.verify import Verifier
+from shared.tasks import cancel_and_wait
 
 __all__ = ["Operator", "Effect"]
 
@@ -113,7 +114,5 @@ class Operator:
             await asyncio.gather(*list(self._verifying), return_exceptions=True)
 
     async def aclose(self) -> None:
-        for task in list(self._verifying):
-            task.cancel()
-        await asyncio.gather(*list(self._verifying), return_exceptions=True)
+        await cancel_and_wait(list(self._verifying))
 

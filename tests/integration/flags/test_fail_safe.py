@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 
 import asyncpg
 import httpx
+import pytest
 from aiokafka.structs import ConsumerRecord
 from fastapi import FastAPI
 
@@ -215,3 +216,38 @@ async def test_a_flag_without_an_off_variant_is_refused_while_postgres_is_down_a
         down = await c.post("/api/flags/theme/kill", headers=ADMIN)
         assert (up.status_code, down.status_code) == (422, 422), (up.text, down.text)
         assert svc(app).pending == [] and (await c.get("/healthz")).json()["pending_turn_offs"] == 0
+
+
+async def test_shutdown_ends_when_a_loop_swallows_a_cancel(
+        unique: str, kafka_settings: KafkaSettings, private_postgres: PrivatePostgres,
+        private_redis: PrivateRedis, monkeypatch: pytest.MonkeyPatch) -> None:
+    """CI once waited 300 s for this file's first app to stop (Postgres down, a kill journaled). A library can swallow
+    a cancel that lands in one of its timeouts (redis-py, `wait_for` on 3.11): the loop whose round caught it ran on,
+    and the lifespan, having cancelled each loop once, waited on it for ever. A restart must never hang."""
+    real = FlagService.reconcile
+    swallowed: list[int] = []
+
+    async def round_that_swallows_one_cancel(self: FlagService) -> int:
+        done = await real(self)
+        try:
+            await asyncio.sleep(1)  # stands for the library call the cancel lands in
+        except asyncio.CancelledError:
+            if swallowed:
+                raise
+            swallowed.append(1)
+        return done
+
+    monkeypatch.setattr(FlagService, "reconcile", round_that_swallows_one_cancel)
+    settings = _private_settings(unique, kafka_settings, private_postgres, private_redis)
+    stopped = asyncio.Event()
+    async with asyncio.timeout(15):  # the test's own bound, well under pytest-timeout's
+        async with running(settings) as (app, c):
+            private_postgres.stop()
+            assert (await c.post("/api/system/status", content=json.dumps(STEP1))).status_code == 200
+            await _until(lambda: svc(app).status.get("postgres") == "down")
+            await asyncio.sleep(0.5)  # the reconcile loop is inside a round
+            t0 = time.monotonic()
+        stopped.set()
+    took = time.monotonic() - t0
+    assert swallowed == [1] and stopped.is_set()
+    assert took < 5, f"the app took {took:.1f}s to stop"

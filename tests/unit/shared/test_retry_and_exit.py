@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from shared.kafka.retry import RetriesExhausted, backoff_delays, retry
-from shared.tasks import EXIT_SOFTWARE, background
+from shared.tasks import EXIT_SOFTWARE, background, cancel_and_wait, every
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -55,6 +55,48 @@ async def test_a_background_task_that_dies_is_logged(caplog: pytest.LogCaptureFi
         async with background(boom(), name="relay"):
             await asyncio.sleep(0.01)
     assert any("background task relay died" in r.getMessage() for r in caplog.records)
+
+
+async def _swallows_one_cancel(swallowed: list[int]) -> int:
+    """A round of a library that turns one cancel into an error of its own and carries on (redis-py's timeouts,
+    `asyncio.wait_for` on 3.11 when the cancel lands as its inner call ends)."""
+    try:
+        await asyncio.sleep(1)
+    except asyncio.CancelledError:
+        if swallowed:
+            raise
+        swallowed.append(1)
+    return 0
+
+
+async def test_a_loop_that_swallows_a_cancel_is_cancelled_again() -> None:
+    swallowed: list[int] = []
+    task = asyncio.create_task(every(0.001, lambda: _swallows_one_cancel(swallowed), what="reconcile"))
+    await asyncio.sleep(0.05)  # inside a round
+    task.cancel()  # what the lifespans did: one cancel, then gather
+    done, _ = await asyncio.wait([task], timeout=0.5)
+    assert not done and swallowed == [1], "one cancel is lost: the loop runs on"
+    assert await cancel_and_wait([task], again_s=0.05) == set()
+    assert task.cancelled()
+
+
+async def test_a_task_that_will_not_stop_is_named_and_left(caplog: pytest.LogCaptureFixture) -> None:
+    released = False
+
+    async def stubborn() -> None:
+        while not released:
+            try:
+                await asyncio.sleep(1)
+            except asyncio.CancelledError:
+                pass
+
+    task = asyncio.create_task(stubborn(), name="stubborn")
+    await asyncio.sleep(0.01)  # inside its loop
+    with caplog.at_level(logging.ERROR, logger="shared.tasks"):
+        assert await cancel_and_wait([task], grace_s=0.2, again_s=0.05) == {task}
+    assert any("task stubborn still running" in r.getMessage() for r in caplog.records)
+    released = True  # not left running past the test
+    await cancel_and_wait([task])
 
 
 @pytest.mark.parametrize("sigterm", ["handled", "ignored"])
