@@ -37,6 +37,8 @@ def describe_trigger(trigger: str, value: float, threshold: float) -> str:
     """The condition that fired: "error rate 15.7 % > 5 %", "database connection lost"."""
     if trigger == "db_connection_lost":
         return "database connection lost"
+    if trigger == "unresponsive":
+        return f"not answering its health checks ({value:g} failed in a row)"
     what, v, t = _pair(trigger, value, threshold)
     return f"{what} {v} > {t}"
 
@@ -45,5 +47,7 @@ def describe_clear(trigger: str, value: float, threshold: float) -> str:
     """The condition that cleared it: "error rate 0.4 % <= 2.5 %", "database connection back"."""
     if trigger == "db_connection_lost":
         return "database connection back"
+    if trigger == "unresponsive":
+        return "answering its health checks again"
     what, v, t = _pair(trigger, value, threshold)
     return f"{what} {v} <= {t}"

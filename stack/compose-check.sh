@@ -428,6 +428,48 @@ console_check() {
 }
 console_check
 
+# 8b. the watchdog: the SLA processor hung (`docker pause`: a frozen process, which no restart policy sees) ->
+#     the health service fires `unresponsive` itself -> the notifier opens an incident at level 2 and pages on
+#     call; unpaused -> the trigger clears and the incident is resolved (services/health/watchdog.py)
+watchdog_check() {
+  local sla iid="" before level="" pages=0 st="" t t_paged
+  sla="$(dc ps -q sla)"
+  code="$(http 200 "$FRONT/api/incidents?days=1")"
+  before="$(jq -c '[.[] | select(.service == "sla" and .trigger == "unresponsive") | .incident_id]' "$body")"
+  docker pause "$sla" >/dev/null
+  t=$(now)
+  for _ in $(seq "${WATCHDOG_WAIT:-90}"); do
+    code="$(http 200 "$FRONT/api/incidents?days=1")"
+    iid="$(jq -r --argjson b "${before:-[]}" '[.[] | select(.service == "sla" and .trigger == "unresponsive")
+           | .incident_id | select(. as $i | $b | index($i) | not)][0] // ""' "$body" 2>/dev/null || true)"
+    [ -n "$iid" ] && break
+    sleep 1
+  done
+  t_paged="$(elapsed "$t")"
+  if [ -n "$iid" ]; then
+    for _ in $(seq 15); do
+      code="$(http 200 "$FRONT/api/incidents/$iid/deliveries")"
+      pages="$(jq '[.[] | select(.channel == "oncall_page")] | length' "$body" 2>/dev/null || echo 0)"
+      [ "$pages" -gt 0 ] && break
+      sleep 1
+    done
+    code="$(http 200 "$FRONT/api/incidents/$iid")"; level="$(jq -r .level "$body" 2>/dev/null || true)"
+  fi
+  docker unpause "$sla" >/dev/null
+  t=$(now)
+  if [ -n "$iid" ]; then
+    for _ in $(seq "${WATCHDOG_WAIT:-90}"); do
+      code="$(http 200 "$FRONT/api/incidents/$iid")"; st="$(jq -r .status "$body" 2>/dev/null || true)"
+      [ "$st" = resolved ] && break
+      sleep 1
+    done
+  fi
+  if [ -n "$iid" ] && [ "$level" = 2 ] && [ "$pages" -gt 0 ] && [ "$st" = resolved ]; then
+    pass "watchdog: sla paused -> incident $iid at level 2, on call paged ($pages) ${t_paged}s after the pause; unpaused -> resolved in $(elapsed "$t")s"
+  else fail "watchdog: sla paused -> incident '${iid:-none}' level '$level', $pages page(s) after ${t_paged}s; after unpause '${st:-}'"; fi
+}
+watchdog_check
+
 # 9. the generated credentials are nowhere in the containers' logs
 values="$( { dc run --rm --no-deps -T --entrypoint sh kafka -c 'for f in /run/secrets/kafka-*; do cat "$f"; echo; done'
              dc run --rm --no-deps -T --entrypoint cat postgres /run/secrets/postgres-password; echo

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 from services.console.templating import millis, percent
+from shared.humanize import describe_trigger
 
 __all__ = ["trigger_text", "budget_text", "megabytes", "since"]
 
@@ -42,6 +43,8 @@ def trigger_text(trigger: str, value: float | None, threshold: float | None) -> 
     """`error_rate_high, 0.157, 0.05` -> "error rate 15.7 % > 5 %"."""
     if trigger == "db_connection_lost":
         return "database connection lost"
+    if trigger == "unresponsive":
+        return "not answering its health checks" if value is None else describe_trigger(trigger, value, 0)
     label, fmt = _TRIGGERS.get(trigger, (trigger.replace("_", " "), _plain))
     if value is None:
         return label

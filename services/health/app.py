@@ -55,6 +55,7 @@ async def prepare_core(settings: HealthSettings, *, stack: AsyncExitStack, confi
     stack.push_async_callback(prober.aclose)
     runner = ProbeRunner(config, prober=prober, publisher=publisher, interval_s=settings.interval_seconds)
     view = SystemView(instance_stale_s=settings.instance_stale_seconds)
+    runner.watchdog.open_episode = view.open_episode  # an outage begun before a restart is cleared, not fired again
     feed = await stack.enter_async_context(SystemFeed(view, settings.kafka).running()) if settings.status_feed else None
     await stack.enter_async_context(runner.running())
     return HealthCore(runner=runner, view=view, feed=feed, publisher=publisher)

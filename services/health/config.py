@@ -32,6 +32,8 @@ class _Target(Strict):
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.:-]+$")
     service: str = Field(default="", description="Service the target belongs to; default: the name.")
     critical: bool = Field(default=True, description="Down -> overall fail (else warn).")
+    watchdog: bool = Field(default=False, description="Down -> an `unresponsive` trigger on sla.triggers (one of "
+                                                      "Safeguard's own processors hung: services/health/watchdog.py).")
     role: Role | None = None
     warn_latency_ms: PositiveFloat | None = None
     timeout_seconds: PositiveDuration | None = None

@@ -16,7 +16,8 @@ from typing import Any
 from services.health.config import HealthConfig
 from services.health.probes import Prober
 from services.health.service import Hysteresis, ProbeResult, TargetState
-from shared.events import HealthCheckCompleted, utcnow
+from services.health.watchdog import Watchdog
+from shared.events import Event, HealthCheckCompleted, utcnow
 from shared.kafka import Publisher
 
 __all__ = ["ProbeRunner"]
@@ -36,6 +37,8 @@ class ProbeRunner:
         self.publisher = publisher
         self.interval_s = interval_s or config.interval_seconds
         self.hysteresis = Hysteresis(down_after=config.down_after, up_after=config.up_after)
+        self.watchdog = Watchdog(watched={t.name for t in config.targets if t.watchdog}, down_after=config.down_after,
+                                 interval_s=self.interval_s)
         self.states = {
             t.name: TargetState(name=t.name, service=t.service, kind=t.kind, role=t.role or "service",
                                 critical=t.critical)
@@ -51,34 +54,40 @@ class ProbeRunner:
         self._in_cycle = asyncio.Lock()
         self._stopping = False
 
-    async def _one(self, target: Any) -> HealthCheckCompleted | None:
+    async def _one(self, target: Any) -> list[Event]:
+        """The target's verdict (none while unknown), and the watchdog's trigger when it makes one."""
         async with self._semaphore:
             result: ProbeResult = await self.prober.probe(target, target.timeout_seconds or self.config.timeout_seconds)
-        state = self.hysteresis.observe(self.states[target.name], result, utcnow())
+        now = utcnow()
+        state = self.hysteresis.observe(self.states[target.name], result, now)
         if state.state == "unknown":
-            return None
-        return HealthCheckCompleted(
+            return []
+        return [HealthCheckCompleted(
             service=target.service, target=target.name, kind=target.kind, status=result.status,
             state=state.state, latency_ms=result.latency_ms, observed_value=result.observed_value,
             observed_unit=result.observed_unit, message=result.message[:500], consecutive=state.consecutive,
-        )
+        ), *self.watchdog.observe(target.name, state, now=now)]
 
     async def run_cycle(self, targets: Sequence[Any] | None = None) -> list[HealthCheckCompleted]:
-        """Probe every target (or those given) once, concurrently and bounded; publish the verdicts."""
+        """Probe every target (or those given) once, concurrently and bounded; publish the verdicts (and the
+        watchdog's triggers)."""
         start = time.perf_counter()
         probed = await asyncio.gather(*(self._one(t) for t in (self.config.targets if targets is None else targets)))
-        events = [e for e in probed if e is not None]
+        events = [e for found in probed for e in found]
         self.last_cycle_ms = (time.perf_counter() - start) * 1000.0
         outcomes = await asyncio.gather(*(self.publisher.publish(e) for e in events), return_exceptions=True)
-        failed = [o for o in outcomes if isinstance(o, BaseException)]
+        failed = [e for e, o in zip(events, outcomes, strict=True) if isinstance(o, BaseException)]
         if failed:
             self.publish_failures += len(failed)
+            for e in failed:
+                self.watchdog.unsent(e)
+            error = next(o for o in outcomes if isinstance(o, BaseException))
             log.warning("could not publish %d of %d check results: %s", len(failed), len(events),
-                        type(failed[0]).__name__)
+                        type(error).__name__)
         self.cycles += 1
         async with self._cycle_done:
             self._cycle_done.notify_all()
-        return list(events)
+        return [e for e in events if isinstance(e, HealthCheckCompleted)]
 
     async def wait_cycles(self, n: int, timeout_s: float = 30.0) -> None:
         target = self.cycles + n

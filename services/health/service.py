@@ -41,6 +41,7 @@ class TargetState:
     last: ProbeResult | None = None
     last_time: datetime | None = None
     since: datetime | None = None
+    failing_since: datetime | None = None  # the first failure of the current run of failures
 
     @property
     def consecutive(self) -> int:
@@ -70,6 +71,8 @@ class Hysteresis:
         else:
             target.failures += 1
             target.successes = 0
+            if target.failures == 1:
+                target.failing_since = now
         before = target.state
         if target.failures >= self.down_after and before != "down":
             target.state = "down"

@@ -33,6 +33,11 @@ class SystemView:
     applied: int = 0
 
     # ------------------------------------------------------------------ apply
+    def open_episode(self, service: str, trigger: str = "unresponsive") -> str | None:
+        """The episode of `trigger` firing for `service`, as read from sla.triggers (None when none is)."""
+        found = self.triggers.get((service, trigger))
+        return None if found is None else str(found["episode_id"])
+
     def apply(self, event: Event) -> None:
         self.applied += 1
         self.last_event_at = utcnow()

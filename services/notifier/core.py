@@ -21,6 +21,7 @@ from services.notifier.oncall import OnCallSchedule
 from services.notifier.policy import ChannelName, NotifierPolicy
 from services.notifier.ports import IncidentStore, Sender
 from services.notifier.relay import SCOPE, Relay
+from shared.events import IncidentEscalated
 from shared.ports import Clock, Publisher
 
 __all__ = ["IncidentCore", "NotFound", "Conflict", "StaleIncident", "incident_id_for"]
@@ -137,6 +138,18 @@ class IncidentCore(Relay):
         if level.repeat_every is not None and inc.level > 1:
             due.append(now + timedelta(seconds=level.repeat_every))
         inc.escalate_at = min(due) if inc.escalating and due else None
+
+    def _escalate(self, ch: Change, *, reason: str) -> None:
+        """One level up: armed again, announced, and the new level's contacts paged."""
+        inc = ch.incident
+        inc.level += 1
+        level = self.policy.level(inc.level)
+        self._entry(ch, "escalated", f"level {inc.level}: {level.name} ({reason})")
+        self._arm(inc, since=inc.timeline[-1].at)
+        ch.events.append(IncidentEscalated(service=inc.service, incident_id=inc.incident_id, level=inc.level,
+                                           target=level.name))
+        self._page(ch, f"[L{inc.level} {level.name}] {inc.severity.upper()} {inc.title}: {reason}")
+        self._deliver(ch, "status_page", "status", f"Escalated to {level.name}: {inc.title}")
 
     def _entry(self, ch: Change, kind: str, text: str, *, actor: str = "notifier") -> None:
         entry = TimelineEntry(at=self.now(), kind=kind, text=text[:1000], actor=actor)

@@ -10,7 +10,7 @@ from services.notifier.core import IncidentCore, StaleIncident
 from services.notifier.models import Change, Incident
 from services.notifier.relay import SCOPE
 from services.notifier.report import fmt_duration
-from shared.events import IncidentAcknowledged, IncidentEscalated, RecoveryActionFailed
+from shared.events import IncidentAcknowledged, RecoveryActionFailed
 from shared.tracing_links import continued
 
 __all__ = ["Escalation"]
@@ -79,17 +79,6 @@ class Escalation(IncidentCore):
     def _level_since(inc: Incident) -> datetime:
         """When the incident reached its level (its last escalation, else its opening)."""
         return next((e.at for e in reversed(inc.timeline) if e.kind == "escalated"), inc.opened_at)
-
-    def _escalate(self, ch: Change, *, reason: str) -> None:
-        inc = ch.incident
-        inc.level += 1
-        level = self.policy.level(inc.level)
-        self._entry(ch, "escalated", f"level {inc.level}: {level.name} ({reason})")
-        self._arm(inc, since=inc.timeline[-1].at)
-        ch.events.append(IncidentEscalated(service=inc.service, incident_id=inc.incident_id, level=inc.level,
-                                           target=level.name))
-        self._page(ch, f"[L{inc.level} {level.name}] {inc.severity.upper()} {inc.title}: {reason}")
-        self._deliver(ch, "status_page", "status", f"Escalated to {level.name}: {inc.title}")
 
     def _repeat_page(self, ch: Change, *, since: datetime) -> None:
         """Page the level's contacts again (still unacknowledged) and arm the next deadline."""

@@ -68,16 +68,18 @@ class Opening(IncidentCore):
         return True
 
     def _opened(self, event: TriggerFired, *, incident_id: str, title: str) -> Change:
-        """The new incident at level 1, armed, announced, with when the SLA processor first saw it bad."""
+        """The new incident at level 1, armed, announced, with when the SLA processor first saw it bad; at
+        level 2 at once for a trigger nothing at level 1 acts on (`page_at_once`)."""
         inc = Incident(incident_id=incident_id, service=event.service, trigger=event.trigger,
                        episode_id=event.episode_id, title=title, severity=self.policy.severity_of(event.trigger),
                        opened_at=self.now(), traceparent=current_traceparent())
         ch = Change(inc, version=None)
         self._entry(ch, "opened", f"{title}{'; ' + event.detail if event.detail else ''}; "
-                                  f"level 1: {self.policy.level(1).name}", actor="sla")
+                                  f"level 1: {self.policy.level(1).name}", actor=_detector(event))
         if event.first_bad_at is not None and event.first_bad_at < inc.opened_at:
-            detected = TimelineEntry(at=event.first_bad_at, kind="detected", actor="sla",
-                                     text=f"first bad at the SLA processor; detected after "
+            first = "first failed health check" if _detector(event) == "health" else "first bad at the SLA processor"
+            detected = TimelineEntry(at=event.first_bad_at, kind="detected", actor=_detector(event),
+                                     text=f"{first}; detected after "
                                           f"{fmt_duration((inc.opened_at - event.first_bad_at).total_seconds())}")
             inc.timeline.append(detected)
             ch.entries.append(detected)
@@ -85,6 +87,8 @@ class Opening(IncidentCore):
         ch.events.append(IncidentOpened(service=inc.service, incident_id=incident_id, title=title,
                                         severity=inc.severity, trigger=event.trigger, episode_id=event.episode_id))
         self._announce(ch, f"Investigating: {title}", public=True)
+        if event.trigger in self.policy.page_at_once:
+            self._escalate(ch, reason=f"no automatic recovery answers {event.trigger}")
         return ch
 
     async def record_rollback(self, event: DeploymentRolledBack) -> Incident | None:
@@ -133,3 +137,7 @@ class Opening(IncidentCore):
         recent = [i for i in mine if since is not None and i.opened_at >= since]
         return recent[-1] if recent else None
 
+
+def _detector(event: TriggerFired) -> str:
+    """Who made the trigger: the health service's watchdog for `unresponsive`, else the SLA processor."""
+    return "health" if event.trigger == "unresponsive" else "sla"

@@ -61,7 +61,7 @@ def _default_levels() -> list[Level]:
 
 def _default_severity() -> dict[str, Severity]:
     return {"db_connection_lost": "critical", "error_rate_high": "major", "latency_high": "major",
-            "memory_high": "minor"}
+            "memory_high": "minor", "unresponsive": "minor"}
 
 
 def _default_user_severities() -> list[Severity]:
@@ -159,13 +159,16 @@ class MaintenancePolicy(Strict):
 
 class NotifierPolicy(Strict):
     """`max_trigger_age`: a TriggerFired older than this is history and opens nothing (a new consumer group
-    reads sla.triggers from the start). `user_notice_severities`: severities that also notify users."""
+    reads sla.triggers from the start). `user_notice_severities`: severities that also notify users.
+    `page_at_once`: triggers whose incident pages level 2 when it opens (nothing at level 1 acts on them)."""
 
     max_trigger_age: Duration = 300.0
     levels: list[Level] = Field(default_factory=_default_levels)
     channels: Channels = Channels()
     severity: dict[str, Severity] = Field(default_factory=_default_severity)
     user_notice_severities: list[Severity] = Field(default_factory=_default_user_severities)
+    page_at_once: list[str] = Field(default_factory=lambda: ["unresponsive"], description=(
+        "Triggers no automatic recovery answers: their incident opens at level 1 and escalates to level 2 at once."))
     targets: Targets = Targets()
     webhook: Webhook = Webhook()
     maintenance: MaintenancePolicy = MaintenancePolicy()

@@ -36,6 +36,7 @@ class Triggers(Strict):
     memory_high: ActionRule = ActionRule(action="restart_process")
     db_connection_lost: ActionRule = ActionRule(action="restart_connection_pool")
     budget_burn: ActionRule = ActionRule(action="none")
+    unresponsive: ActionRule = ActionRule(action="none")  # one of Safeguard's own processors hung (health's watchdog)
 
 
 class RecoveryPolicy(Strict):

@@ -73,7 +73,8 @@ def acls(*, prefix: str = "", sla_app_id: str = "safeguard-sla") -> list[Acl]:
     """Every ACL of the stack; `prefix` is KAFKA_TOPIC_PREFIX (topics and service groups carry it)."""
     table = {
         "flags": _grants(produce=(t.FLAGS_CHANGES, t.FLAGS_STATE)),
-        "health": _grants(produce=(t.HEALTH_CHECKS,), dead_letters=False,  # no group: reads the feed
+        "health": _grants(produce=(t.HEALTH_CHECKS, t.SLA_TRIGGERS),  # its watchdog's `unresponsive` trigger
+                          dead_letters=False,  # no group: reads the feed
                           consume=(t.FLAGS_STATE, t.INCIDENTS_EVENTS, t.SLA_TRIGGERS, t.SLA_BUDGETS, t.HEALTH_CHECKS)),
         "sla": _grants(produce=(t.SLA_TRIGGERS, t.SLA_BUDGETS),
                        consume=(t.TELEMETRY_REQUESTS, t.TELEMETRY_PAGELOADS, t.HEALTH_CHECKS, t.FLAGS_CHANGES,

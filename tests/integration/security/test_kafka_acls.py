@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -20,7 +20,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.errors import GroupAuthorizationFailedError, KafkaConnectionError, TopicAuthorizationFailedError
 
 from shared import topics
-from shared.events import DisableNewFeatures, Event, RequestsObserved, TriggerFired
+from shared.events import DisableNewFeatures, Event, RequestsObserved, TriggerCleared, TriggerFired
 from shared.kafka.acls import PRINCIPALS, SDK_GROUP_PREFIX
 from shared.kafka.codec import encode
 from shared.settings import KafkaSettings
@@ -100,8 +100,9 @@ async def test_an_app_reads_commands_in_its_own_groups_only(unique: str) -> None
         await other.stop()
 
 
-@pytest.mark.parametrize("principal", [p for p in PRINCIPALS if p != "sla"])
-async def test_only_the_sla_processor_sends_triggers(principal: str, unique: str) -> None:
+@pytest.mark.parametrize("principal", [p for p in PRINCIPALS if p not in ("sla", "health")])
+async def test_only_the_sla_processor_and_the_watchdog_send_triggers(principal: str, unique: str) -> None:
+    """The health service's watchdog fires `unresponsive` when the SLA processor itself hangs."""
     p = await producer(login(principal))
     try:
         with pytest.raises(TopicAuthorizationFailedError):
@@ -129,3 +130,17 @@ async def test_no_login_no_broker(password: str) -> None:
     with pytest.raises(KafkaConnectionError):
         await asyncio.wait_for(p.start(), 10)
     await p.stop()
+
+
+async def test_the_health_watchdog_may_send_a_trigger(unique: str) -> None:
+    """Sent as history (2 h old: the notifier and recovery ignore it) and cleared at once, so the stack's status
+    view, which reads sla.triggers, is left as it was."""
+    p = await producer(login("health"))
+    when, episode = datetime.now(UTC) - timedelta(hours=2), f"acl-test-{unique}/unresponsive/1"
+    try:
+        await send(p, TriggerFired(time=when, service=f"acl-test-{unique}", trigger="unresponsive", episode_id=episode,
+                                   value=3, threshold=3, window_seconds=90, detail="acl test"))
+        await send(p, TriggerCleared(time=when, service=f"acl-test-{unique}", trigger="unresponsive",
+                                     episode_id=episode, value=0, threshold=3))
+    finally:
+        await p.stop()

@@ -147,3 +147,22 @@ async def test_restore_reloads_open_incidents_and_their_timers(env: Env) -> None
     assert await svc2.restore() == 1
     env.clock.advance(300)
     assert [i.incident_id for i in await svc2.escalate_overdue()] == [inc.incident_id]
+
+
+async def test_a_hung_safeguard_processor_pages_on_call_at_once(env: Env) -> None:
+    """`unresponsive` (the health service's watchdog): nothing at level 1 acts on it, so it pages level 2 as it
+    opens; minor (no user is told), the health checks named as the detector."""
+    first_bad = datetime.now(UTC) - timedelta(seconds=75)
+    event = TriggerFired(service="sla", trigger="unresponsive", episode_id="sla/unresponsive/1", value=3, threshold=3,
+                         window_seconds=90, first_bad_at=first_bad, instance="sla", detail="sla: timed out after 5 s")
+    inc = await env.svc.open_incident(event)
+    assert inc is not None and inc.level == 2 and inc.severity == "minor"
+    assert inc.title == "sla: not answering its health checks (3 failed in a row)"
+    [escalated] = env.pub.of_type(IncidentEscalated)
+    assert escalated.level == 2
+    pages = [(r, m) for c, r, m in env.sender.sent if c == "oncall_page"]
+    assert pages and all("[L2 on-call developer]" in m and "no automatic recovery answers unresponsive" in m
+                         for _, m in pages)
+    assert "user" not in {c for c, _, _ in env.sender.sent}
+    detected = next(e for e in inc.timeline if e.kind == "detected")
+    assert detected.actor == "health" and detected.text.startswith("first failed health check")
