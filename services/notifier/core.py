@@ -24,7 +24,7 @@ from services.notifier.relay import SCOPE, Relay
 from shared.events import IncidentEscalated
 from shared.ports import Clock, Publisher
 
-__all__ = ["IncidentCore", "NotFound", "Conflict", "StaleIncident", "incident_id_for"]
+__all__ = ["IncidentCore", "NotFound", "Conflict", "StaleIncident", "detector_of", "incident_id_for"]
 
 log = logging.getLogger(SCOPE)
 
@@ -39,6 +39,12 @@ class Conflict(ValueError):
 
 class StaleIncident(RuntimeError):
     """Another instance changed the incident since it was read (the consumer's retry reads it again)."""
+
+
+def detector_of(trigger: str) -> str:
+    """Who makes `trigger` (the actor of its timeline entries): the health service's watchdog for
+    `unresponsive`, else the SLA processor."""
+    return "health" if trigger == "unresponsive" else "sla"
 
 
 def incident_id_for(service: str, episode_id: str) -> str:

@@ -9,7 +9,7 @@ import logging
 from opentelemetry import trace
 
 from services.notifier import grouping
-from services.notifier.core import IncidentCore, incident_id_for
+from services.notifier.core import IncidentCore, detector_of, incident_id_for
 from services.notifier.models import Change, Incident, TimelineEntry
 from services.notifier.relay import SCOPE
 from services.notifier.report import fmt_duration
@@ -75,10 +75,11 @@ class Opening(IncidentCore):
                        opened_at=self.now(), traceparent=current_traceparent())
         ch = Change(inc, version=None)
         self._entry(ch, "opened", f"{title}{'; ' + event.detail if event.detail else ''}; "
-                                  f"level 1: {self.policy.level(1).name}", actor=_detector(event))
+                                  f"level 1: {self.policy.level(1).name}", actor=detector_of(event.trigger))
         if event.first_bad_at is not None and event.first_bad_at < inc.opened_at:
-            first = "first failed health check" if _detector(event) == "health" else "first bad at the SLA processor"
-            detected = TimelineEntry(at=event.first_bad_at, kind="detected", actor=_detector(event),
+            first = ("first failed health check" if detector_of(event.trigger) == "health"
+                     else "first bad at the SLA processor")
+            detected = TimelineEntry(at=event.first_bad_at, kind="detected", actor=detector_of(event.trigger),
                                      text=f"{first}; detected after "
                                           f"{fmt_duration((inc.opened_at - event.first_bad_at).total_seconds())}")
             inc.timeline.append(detected)
@@ -136,8 +137,3 @@ class Opening(IncidentCore):
         since = event.started_at
         recent = [i for i in mine if since is not None and i.opened_at >= since]
         return recent[-1] if recent else None
-
-
-def _detector(event: TriggerFired) -> str:
-    """Who made the trigger: the health service's watchdog for `unresponsive`, else the SLA processor."""
-    return "health" if event.trigger == "unresponsive" else "sla"

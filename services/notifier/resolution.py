@@ -5,7 +5,7 @@ post-incident report with the same change."""
 from __future__ import annotations
 
 from services.notifier import grouping
-from services.notifier.core import IncidentCore, incident_id_for
+from services.notifier.core import IncidentCore, detector_of, incident_id_for
 from services.notifier.models import Change, Incident
 from services.notifier.relay import SCOPE
 from services.notifier.report import VERIFIED, fmt_duration, kept_off_note, render_report
@@ -76,10 +76,10 @@ class Resolution(IncidentCore):
             ch = Change(inc, version=inc.version)
             self._entry(ch, "action", grouping.cleared_text(trigger=event.trigger, episode_id=event.episode_id,
                                                             note=f"{note}; still firing: {', '.join(waiting)}"),
-                        actor="sla")
+                        actor=detector_of(event.trigger))
             await self._commit(ch)
             return None
-        return await self._resolve(inc, by="sla", note=note)
+        return await self._resolve(inc, by=detector_of(event.trigger), note=note)
 
     async def resolve(self, incident_id: str, *, actor: str, note: str = "") -> Incident:
         inc = await self._open_or_raise(incident_id)

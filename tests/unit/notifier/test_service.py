@@ -166,3 +166,6 @@ async def test_a_hung_safeguard_processor_pages_on_call_at_once(env: Env) -> Non
     assert "user" not in {c for c, _, _ in env.sender.sent}
     detected = next(e for e in inc.timeline if e.kind == "detected")
     assert detected.actor == "health" and detected.text.startswith("first failed health check")
+    resolved = await env.svc.resolve_on_clear(TriggerCleared(service="sla", trigger="unresponsive",
+                                                             episode_id="sla/unresponsive/1", value=0, threshold=3))
+    assert resolved is not None and resolved.status == "resolved" and resolved.resolved_by == "health"
