@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
@@ -12,10 +12,11 @@ from typing import Any, TypedDict, Unpack
 import httpx
 from fastapi import FastAPI
 
-from services.notifier import api, incident_api, public_api
+from services.notifier import api, heartbeat, incident_api, public_api
 from services.notifier.ack import AckLinks
 from services.notifier.channels import ChannelSender
 from services.notifier.handlers import build_handlers
+from services.notifier.health_watch import HealthWatch
 from services.notifier.impact import ImpactSource, SlaImpact
 from services.notifier.maintenance_store import MaintenanceStore
 from services.notifier.oncall import OnCallSchedule, load_oncall
@@ -25,11 +26,12 @@ from services.notifier.public import Public, open_public
 from services.notifier.repository import MIGRATIONS, PgIncidentStore
 from services.notifier.service import NotifierService
 from services.notifier.settings import NotifierSettings
-from services.notifier.status_sources import StatusData, StatusPageSettings, open_status_data
+from services.notifier.status_sources import Snapshot, StatusData, StatusPageSettings, open_status_data
 from shared.auth import Authenticator
 from shared.http import expose, healthz_router
 from shared.kafka import Publisher
 from shared.kafka.consumer import start_service_consumer
+from shared.kafka.liveness import consumer_health
 from shared.lifespan import open_migrated_pool, open_publisher
 from shared.ratelimit import RateLimiter
 from shared.tasks import background, every
@@ -100,7 +102,11 @@ async def prepare_core(settings: NotifierSettings, *, stack: AsyncExitStack, pol
     await svc.restore()
     status = adapters.get("status")
     if status is None:
-        status = await stack.enter_async_context(open_status_data(pool=pool, store=store, maintenance=public.store))
+        def watch(sources: StatusPageSettings) -> Callable[[Snapshot], Awaitable[None]]:
+            return HealthWatch(svc, after_s=sources.health_unresponsive_after_s).observe
+
+        status = await stack.enter_async_context(open_status_data(pool=pool, store=store, maintenance=public.store,
+                                                                  watch=watch))
     return NotifierCore(notifier=svc, public=public, status=status)
 
 
@@ -116,6 +122,11 @@ def _lifespan(settings: NotifierSettings, *, policy: NotifierPolicy, oncall: OnC
                 await start_service_consumer(stack, topics=[SLA_TRIGGERS, RECOVERY_ACTIONS, DEPLOY_EVENTS],
                                              group_id=settings.group_id, handlers=build_handlers(core.notifier),
                                              kafka=settings.kafka, redis_url=settings.redis.url.get_secret_value())
+            if beat_url := (settings.heartbeat_url.get_secret_value() if settings.heartbeat_url else ""):
+                http = await stack.enter_async_context(httpx.AsyncClient())
+                await stack.enter_async_context(background(heartbeat.run(
+                    http, beat_url, interval_s=settings.heartbeat_interval_s,
+                    healthy=lambda: consumer_health().status != "fail"), name="heartbeat"))
             async with background(every(settings.tick_interval_s, core.notifier.tick, what="escalation and relay"),
                                   name="tick"):
                 yield

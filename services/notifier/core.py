@@ -41,10 +41,12 @@ class StaleIncident(RuntimeError):
     """Another instance changed the incident since it was read (the consumer's retry reads it again)."""
 
 
-def detector_of(trigger: str) -> str:
-    """Who makes `trigger` (the actor of its timeline entries): the health service's watchdog for
-    `unresponsive`, else the SLA processor."""
-    return "health" if trigger == "unresponsive" else "sla"
+def detector_of(trigger: str, service: str) -> str:
+    """Who makes `trigger` (the actor of its timeline entries): for `unresponsive` the health service's watchdog,
+    or the notifier when the health service is the one not answering (health_watch.py); else the SLA processor."""
+    if trigger == "unresponsive":
+        return "notifier" if service == "health" else "health"
+    return "sla"
 
 
 def incident_id_for(service: str, episode_id: str) -> str:

@@ -74,12 +74,12 @@ class Opening(IncidentCore):
                        episode_id=event.episode_id, title=title, severity=self.policy.severity_of(event.trigger),
                        opened_at=self.now(), traceparent=current_traceparent())
         ch = Change(inc, version=None)
+        by = detector_of(event.trigger, event.service)
         self._entry(ch, "opened", f"{title}{'; ' + event.detail if event.detail else ''}; "
-                                  f"level 1: {self.policy.level(1).name}", actor=detector_of(event.trigger))
+                                  f"level 1: {self.policy.level(1).name}", actor=by)
         if event.first_bad_at is not None and event.first_bad_at < inc.opened_at:
-            first = ("first failed health check" if detector_of(event.trigger) == "health"
-                     else "first bad at the SLA processor")
-            detected = TimelineEntry(at=event.first_bad_at, kind="detected", actor=detector_of(event.trigger),
+            first = "first bad at the SLA processor" if by == "sla" else "first failed health check"
+            detected = TimelineEntry(at=event.first_bad_at, kind="detected", actor=by,
                                      text=f"{first}; detected after "
                                           f"{fmt_duration((inc.opened_at - event.first_bad_at).total_seconds())}")
             inc.timeline.append(detected)

@@ -76,10 +76,10 @@ class Resolution(IncidentCore):
             ch = Change(inc, version=inc.version)
             self._entry(ch, "action", grouping.cleared_text(trigger=event.trigger, episode_id=event.episode_id,
                                                             note=f"{note}; still firing: {', '.join(waiting)}"),
-                        actor=detector_of(event.trigger))
+                        actor=detector_of(event.trigger, event.service))
             await self._commit(ch)
             return None
-        return await self._resolve(inc, by=detector_of(event.trigger), note=note)
+        return await self._resolve(inc, by=detector_of(event.trigger, event.service), note=note)
 
     async def resolve(self, incident_id: str, *, actor: str, note: str = "") -> Incident:
         inc = await self._open_or_raise(incident_id)

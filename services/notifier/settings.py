@@ -65,3 +65,8 @@ class NotifierSettings(ServiceSettings):
     ack_secret: SecretStr | None = Field(default=None, description="Signs acknowledge links (default: the "
                                                                     "notifier's key in Postgres).")
     ack_valid_s: float = Field(default=3600.0, gt=0, description="How long an acknowledge link works.")
+    heartbeat_url: SecretStr | None = Field(default=None, description=(
+        "A dead man's switch outside Safeguard (healthchecks.io, Dead Man's Snitch, a PagerDuty or Opsgenie "
+        "heartbeat, an Uptime Kuma push monitor): GET every heartbeat_interval_s while the notifier is healthy, "
+        "so that service pages when the notifier hangs (services/notifier/heartbeat.py). Never logged."))
+    heartbeat_interval_s: float = Field(default=60.0, gt=0)

@@ -4,8 +4,9 @@ a page never waits on them), and the incident history in Postgres (intervals for
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -26,6 +27,8 @@ from shared.tasks import background
 __all__ = ["StatusPageSettings", "Snapshot", "StatusSources", "IncidentHistory", "PgHistory", "StoreHistory",
            "StatusData", "open_status_data"]
 
+log = logging.getLogger(__name__)
+
 
 def _local(port_env: str, port: int) -> str:
     """The native stack's address of a sibling service (its port follows the stack's environment)."""
@@ -39,6 +42,9 @@ class StatusPageSettings(BaseSettings):
     sla_url: str = Field(default_factory=lambda: _local("SLA_PORT", 8003), pattern=r"^https?://",
                          description="The SLA service (GET /api/sla: every service's budgets).")
     refresh_s: float = Field(default=10.0, gt=0, description="How often both are read.")
+    health_unresponsive_after_s: float = Field(default=60.0, gt=0, description=(
+        "The health service not answering this long opens its `unresponsive` incident (services/notifier/"
+        "health_watch.py)."))
     timeout_s: float = Field(default=3.0, gt=0)
 
 
@@ -56,6 +62,7 @@ class StatusSources:
     def __init__(self, *, settings: StatusPageSettings, http: httpx.AsyncClient) -> None:
         self.settings, self.http = settings, http
         self.snapshot = Snapshot()
+        self.watchers: list[Callable[[Snapshot], Awaitable[None]]] = []  # told of every round (HealthWatch)
 
     async def _get(self, url: str) -> dict[str, Any]:
         r = await self.http.get(url, timeout=self.settings.timeout_s)
@@ -80,7 +87,12 @@ class StatusSources:
 
     async def run(self) -> None:
         while True:
-            await self.refresh()
+            snapshot = await self.refresh()
+            for watcher in self.watchers:
+                try:
+                    await watcher(snapshot)
+                except Exception:  # noqa: BLE001 - a watcher's failure must not stop the page's sources
+                    log.warning("status sources: a watcher failed", exc_info=True)
             await asyncio.sleep(self.settings.refresh_s)
 
 
@@ -147,13 +159,18 @@ class StatusData:
 
 @asynccontextmanager
 async def open_status_data(*, pool: asyncpg.Pool | None, store: IncidentStore,
-                           maintenance: MaintenanceStore | None = None) -> AsyncIterator[StatusData]:
-    """With Postgres: the history from `incidents` and the health / SLA services polled in the background.
-    With an injected store (tests): the store's incidents only, recorded since now."""
+                           maintenance: MaintenanceStore | None = None,
+                           watch: Callable[[StatusPageSettings], Callable[[Snapshot], Awaitable[None]]] | None = None,
+                           ) -> AsyncIterator[StatusData]:
+    """With Postgres: the history from `incidents` and the health / SLA services polled in the background
+    (`watch(settings)` is told of every round). With an injected store (tests): the store's incidents only,
+    recorded since now."""
     if pool is None:
         yield StatusData(history=StoreHistory(store, since=datetime.now(UTC)), maintenance=maintenance)
         return
     async with httpx.AsyncClient() as http:
         sources = StatusSources(settings=StatusPageSettings(), http=http)
+        if watch is not None:
+            sources.watchers.append(watch(sources.settings))
         async with background(sources.run(), name="status sources"):
             yield StatusData(history=PgHistory(pool), sources=sources, maintenance=maintenance)

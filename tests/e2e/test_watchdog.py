@@ -1,4 +1,5 @@
-"""A hung SLA processor pages on call (the health service's watchdog), and the page ends when it answers again.
+"""A hung SLA processor pages on call (the health service's watchdog), a hung health service too (the notifier
+watches it), and each page ends when the process answers again.
 
 The SLA processor makes every runbook trigger; paused (SIGSTOP: a hung process, which no restart policy sees), it
 makes none, so before the watchdog nothing paged anyone however long it hung. Against the native stack (`make up`,
@@ -71,3 +72,35 @@ async def test_a_hung_sla_processor_pages_on_call_and_is_resolved_when_it_answer
 
 async def _pages(http: httpx.AsyncClient, iid: str) -> list[dict[str, Any]]:
     return [d for d in (await http.get(f"/api/incidents/{iid}/deliveries")).json() if d["channel"] == "oncall_page"]
+
+
+HEALTH_PAGED_WITHIN_S = 60 + 10 + 3 + 15  # 60 s of failed reads (every 10 s, 3 s timeout), then the next read
+
+
+async def test_a_hung_health_service_is_paged_by_the_notifier(stack: Stack) -> None:
+    """The watcher's watcher: the health service, paused, is seen by the notifier, which reads it every 10 s."""
+    async with httpx.AsyncClient(base_url=stack.front, timeout=10) as http:
+        async def health_incidents() -> dict[str, dict[str, Any]]:
+            incidents = (await http.get("/api/incidents", params={"days": 1})).json()
+            return {i["incident_id"]: i for i in incidents if i["service"] == "health"
+                    and i["trigger"] == "unresponsive"}
+
+        async def new_incident() -> dict[str, Any] | None:
+            return next((i for iid, i in (await health_incidents()).items() if iid not in before), None)
+
+        before = await health_incidents()
+        async with paused(stack, "safeguard:health", ready_url=stack.healthz()["health"]):
+            t0 = time.monotonic()
+            inc = await _until(new_incident, timeout=HEALTH_PAGED_WITHIN_S)
+            print(f"health paused: incident {inc['incident_id']} after {time.monotonic() - t0:.0f} s: {inc['title']}")
+            assert inc["status"] == "open" and inc["level"] == 2, inc
+            assert await _until(lambda: _pages(http, inc["incident_id"]), timeout=15)
+        t1 = time.monotonic()
+
+        async def resolved() -> dict[str, Any] | None:
+            doc = (await http.get(f"/api/incidents/{inc['incident_id']}")).json()
+            return doc if doc["status"] == "resolved" else None
+
+        doc = await _until(resolved, timeout=30)
+        print(f"health resumed: resolved after {time.monotonic() - t1:.0f} s by {doc['resolved_by']}")
+        assert doc["resolved_by"] == "notifier"
