@@ -38,7 +38,7 @@ class ProbeRunner:
         self.interval_s = interval_s or config.interval_seconds
         self.hysteresis = Hysteresis(down_after=config.down_after, up_after=config.up_after)
         self.watchdog = Watchdog(watched={t.name for t in config.targets if t.watchdog}, down_after=config.down_after,
-                                 interval_s=self.interval_s)
+                                 interval_s=self.interval_s, clock=clock)
         self.states = {
             t.name: TargetState(name=t.name, service=t.service, kind=t.kind, role=t.role or "service",
                                 critical=t.critical)

@@ -11,12 +11,15 @@ on-call level at once (`page_at_once` in `config/notifier.yaml`: no automatic re
 Episodes are named as the SLA processor names its own (`<service>/unresponsive/<first failure, ms>`), with
 event ids derived from them, so a repeat is deduplicated downstream. After a restart of the health service the
 open episode is found in the status feed (`open_episode`, the triggers it has read from `sla.triggers`), so an
-outage that began before the restart is cleared, and not fired a second time.
+outage that began before the restart is cleared, and not fired a second time. For that the feed must have
+read the topic first: nothing is fired in the first `grace_s` (30 s) after the start, while a target that is
+down at the start reaches "down" in about 3 s (probes 1 s apart until its first verdict).
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from datetime import datetime
 from uuid import NAMESPACE_URL, uuid5
@@ -32,8 +35,10 @@ TRIGGER = "unresponsive"
 
 class Watchdog:
     def __init__(self, *, watched: set[str], down_after: int, interval_s: float,
-                 open_episode: Callable[[str], str | None] = lambda service: None) -> None:
+                 open_episode: Callable[[str], str | None] = lambda service: None, grace_s: float = 30.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.watched, self.down_after, self.interval_s = watched, down_after, interval_s
+        self.clock, self.quiet_until = clock, clock() + grace_s
         self.open_episode = open_episode  # what the status feed knows is open, by service
         self.fired: dict[str, str] = {}  # service -> episode fired by this process, not cleared yet
         self.cleared: set[str] = set()
@@ -45,7 +50,7 @@ class Watchdog:
         service = state.service
         episode = self.fired.get(service) or self.open_episode(service)
         if state.state == "down" and episode is None:
-            return [self._fire(target, state, now=now)]
+            return [] if self.clock() < self.quiet_until else [self._fire(target, state, now=now)]
         if state.state == "up" and episode is not None and episode not in self.cleared:
             self.fired.pop(service, None)
             self.cleared.add(episode)

@@ -3,6 +3,7 @@ once it answers again, survives a restart of the health service, and loses nothi
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from services.health.config import parse_config
@@ -23,11 +24,16 @@ class Prober:
         return self.answers.get(target.name, PASS)
 
 
-def runner(pub: InMemoryPublisher, prober: Prober) -> ProbeRunner:
+def runner(pub: InMemoryPublisher, prober: Prober, *, clock: Callable[[], float] = lambda: 1000.0,
+           started: bool = True) -> ProbeRunner:
+    """`started`: past the watchdog's start-up grace (30 s), as a health service that has run a while."""
     config = parse_config({"interval_seconds": 30, "down_after": 3, "up_after": 2, "targets": [
         {"name": "sla", "kind": "tcp", "port": 9, "watchdog": True},
         {"name": "shop", "kind": "tcp", "port": 9}]}, env={})
-    return ProbeRunner(config, prober=prober, publisher=pub)  # type: ignore[arg-type]
+    r = ProbeRunner(config, prober=prober, publisher=pub, clock=clock)  # type: ignore[arg-type]
+    if started:
+        r.watchdog.quiet_until = 0.0
+    return r
 
 
 def triggers(pub: InMemoryPublisher) -> list[Any]:
@@ -101,3 +107,29 @@ async def test_a_trigger_kafka_did_not_take_is_sent_with_the_next_verdict() -> N
     await cycles(r, 1)
     cleared = triggers(pub)[-1]
     assert isinstance(cleared, TriggerCleared) and cleared.episode_id == fired.episode_id
+
+
+async def test_nothing_is_fired_until_the_feed_has_had_time_to_read_the_open_episodes() -> None:
+    """Started while the processor is down: its feed may not yet have read the episode fired before the restart."""
+    now = [1000.0]
+    pub, prober = InMemoryPublisher(), Prober()
+    r = runner(pub, prober, clock=lambda: now[0], started=False)
+    known: dict[str, str] = {}
+    r.watchdog.open_episode = known.get
+    prober.answers = {"sla": FAIL}
+    await cycles(r, 4)
+    assert r.states["sla"].state == "down" and triggers(pub) == [], "within the 30 s grace"
+    known["sla"] = "sla/unresponsive/1700000000000"  # the feed has read it meanwhile
+    now[0] += 31
+    await cycles(r, 2)
+    assert triggers(pub) == [], "the episode before the restart is the one that is open"
+
+    pub2, prober2 = InMemoryPublisher(), Prober()
+    r2 = runner(pub2, prober2, clock=lambda: now[0], started=False)
+    prober2.answers = {"sla": FAIL}
+    await cycles(r2, 4)
+    assert triggers(pub2) == []
+    now[0] += 31
+    await cycles(r2, 1)
+    [fired] = triggers(pub2)
+    assert isinstance(fired, TriggerFired), "nothing known open: fired once the grace is over"
