@@ -13,8 +13,9 @@ from typing import Any
 
 from services.health.service import TargetState, check_status
 from shared.events import (
-    BudgetReported, CircuitBreakerStateChanged, Event, FlagSnapshot, IncidentAcknowledged, IncidentEscalated,
-    IncidentMitigated, IncidentOpened, IncidentResolved, ProcessStatsReported, TriggerCleared, TriggerFired, utcnow,
+    UNRESPONSIVE, BudgetReported, CircuitBreakerStateChanged, Event, FlagSnapshot, IncidentAcknowledged,
+    IncidentEscalated, IncidentMitigated, IncidentOpened, IncidentResolved, ProcessStatsReported, TriggerCleared,
+    TriggerFired, utcnow,
 )
 
 __all__ = ["SystemView"]
@@ -33,7 +34,7 @@ class SystemView:
     applied: int = 0
 
     # ------------------------------------------------------------------ apply
-    def open_episode(self, service: str, trigger: str = "unresponsive") -> str | None:
+    def open_episode(self, service: str, trigger: str = UNRESPONSIVE) -> str | None:
         """The episode of `trigger` firing for `service`, as read from sla.triggers (None when none is)."""
         found = self.triggers.get((service, trigger))
         return None if found is None else str(found["episode_id"])

@@ -25,12 +25,12 @@ from datetime import datetime
 from uuid import NAMESPACE_URL, uuid5
 
 from services.health.service import TargetState
-from shared.events import Event, TriggerCleared, TriggerFired
+from shared.events import UNRESPONSIVE, Event, TriggerCleared, TriggerFired
 
 __all__ = ["Watchdog", "TRIGGER"]
 
 log = logging.getLogger(__name__)
-TRIGGER = "unresponsive"
+TRIGGER = UNRESPONSIVE
 
 
 class Watchdog:

@@ -21,7 +21,7 @@ from services.notifier.oncall import OnCallSchedule
 from services.notifier.policy import ChannelName, NotifierPolicy
 from services.notifier.ports import IncidentStore, Sender
 from services.notifier.relay import SCOPE, Relay
-from shared.events import IncidentEscalated
+from shared.events import UNRESPONSIVE, IncidentEscalated
 from shared.ports import Clock, Publisher
 
 __all__ = ["IncidentCore", "NotFound", "Conflict", "StaleIncident", "detector_of", "incident_id_for"]
@@ -44,7 +44,7 @@ class StaleIncident(RuntimeError):
 def detector_of(trigger: str, service: str) -> str:
     """Who makes `trigger` (the actor of its timeline entries): for `unresponsive` the health service's watchdog,
     or the notifier when the health service is the one not answering (health_watch.py); else the SLA processor."""
-    if trigger == "unresponsive":
+    if trigger == UNRESPONSIVE:
         return "notifier" if service == "health" else "health"
     return "sla"
 

@@ -20,12 +20,12 @@ from datetime import datetime
 from services.notifier.models import Incident
 from services.notifier.service import NotifierService
 from services.notifier.status_sources import Snapshot
-from shared.events import TriggerCleared, TriggerFired, utcnow
+from shared.events import UNRESPONSIVE, TriggerCleared, TriggerFired, utcnow
 
 __all__ = ["HealthWatch", "SERVICE", "TRIGGER"]
 
 log = logging.getLogger(__name__)
-SERVICE, TRIGGER = "health", "unresponsive"
+SERVICE, TRIGGER = "health", UNRESPONSIVE
 
 
 class HealthWatch:

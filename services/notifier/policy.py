@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BeforeValidator, Field, field_validator, model_validator
 
+from shared.events import UNRESPONSIVE
 from shared.policy import PolicyError, PositiveDuration, Strict, load_yaml
 
 __all__ = ["PolicyError", "Channel", "Level", "NotifierPolicy", "load_policy", "ChannelName", "BusinessHours",
@@ -61,7 +62,11 @@ def _default_levels() -> list[Level]:
 
 def _default_severity() -> dict[str, Severity]:
     return {"db_connection_lost": "critical", "error_rate_high": "major", "latency_high": "major",
-            "memory_high": "minor", "unresponsive": "minor"}
+            "memory_high": "minor", UNRESPONSIVE: "minor"}
+
+
+def _default_page_at_once() -> list[str]:
+    return [UNRESPONSIVE]
 
 
 def _default_user_severities() -> list[Severity]:
@@ -167,7 +172,7 @@ class NotifierPolicy(Strict):
     channels: Channels = Channels()
     severity: dict[str, Severity] = Field(default_factory=_default_severity)
     user_notice_severities: list[Severity] = Field(default_factory=_default_user_severities)
-    page_at_once: list[str] = Field(default_factory=lambda: ["unresponsive"], description=(
+    page_at_once: list[str] = Field(default_factory=_default_page_at_once, description=(
         "Triggers no automatic recovery answers: their incident opens at level 1 and escalates to level 2 at once."))
     targets: Targets = Targets()
     webhook: Webhook = Webhook()

@@ -26,14 +26,14 @@ from shared.events.recovery import (
     Command, DisableNewFeatures, OpenCircuitBreaker, RecoveryActionFailed, RecoveryActionStarted,
     RecoveryActionSucceeded, RecoveryActionVerified, RestartConnectionPool, RestartProcess,
 )
-from shared.events.sla import BudgetReported, BurnRate, TriggerCleared, TriggerFired, TriggerKind
+from shared.events.sla import UNRESPONSIVE, BudgetReported, BurnRate, TriggerCleared, TriggerFired, TriggerKind
 from shared.events.telemetry import PageLoadObserved, RequestsObserved
 
 __all__ = [
     "Event", "utcnow", "contract_topic", "EVENT_TYPES", "TOPIC_EVENTS", "event_class", "parse", "topic_adapter",
     "RequestsObserved", "PageLoadObserved", "HealthCheckCompleted", "ProcessStatsReported", "PoolStats", "DependencyStats",
     "ProbeKind", "ProbeStatus", "BreakerState", "CircuitBreakerStateChanged", "FlagChanged", "FlagSnapshot", "FlagAction", "TriggerFired", "TriggerCleared",
-    "TriggerKind", "BudgetReported", "BurnRate", "Command", "RestartConnectionPool", "RestartProcess",
+    "TriggerKind", "UNRESPONSIVE", "BudgetReported", "BurnRate", "Command", "RestartConnectionPool", "RestartProcess",
     "OpenCircuitBreaker", "DisableNewFeatures", "RecoveryActionStarted", "RecoveryActionSucceeded",
     "RecoveryActionFailed", "RecoveryActionVerified", "IncidentOpened", "IncidentEscalated", "IncidentAcknowledged",
     "IncidentMitigated", "IncidentResolved", "NotificationDelivered", "NotificationFailed", "Severity",

@@ -10,13 +10,14 @@ from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat
 from shared import topics
 from shared.events.base import Event
 
-__all__ = ["TriggerKind", "TriggerFired", "TriggerCleared", "BudgetReported", "BurnRate"]
+__all__ = ["TriggerKind", "UNRESPONSIVE", "TriggerFired", "TriggerCleared", "BudgetReported", "BurnRate"]
 
 TriggerKind = Literal["error_rate_high", "latency_high", "memory_high", "db_connection_lost", "budget_burn",
                       "unresponsive"]
 """`unresponsive` is not the SLA processor's: the health service's watchdog fires it when one of Safeguard's own
 processors (the SLA processor, recovery) stops answering its checks, since the processor that makes the other
 triggers may be the one that hung (services/health/watchdog.py)."""
+UNRESPONSIVE: TriggerKind = "unresponsive"
 
 
 class TriggerFired(Event):
