@@ -429,11 +429,13 @@ console_check() {
 console_check
 
 # 8b. the watchdog: the SLA processor hung (`docker pause`: a frozen process, which no restart policy sees) ->
-#     the health service fires `unresponsive` itself -> the notifier opens an incident at level 2 and pages on
-#     call; unpaused -> the trigger clears and the incident is resolved (services/health/watchdog.py)
+#     the health service fires `unresponsive` itself -> the notifier opens an incident, recovery restarts the
+#     container through the Docker Engine API (unpause, then restart) -> the trigger clears and the incident is
+#     resolved at level 1, no one paged, nobody unpausing it (services/health/watchdog.py, config/recovery.yaml)
 watchdog_check() {
-  local sla iid="" before level="" pages=0 st="" t t_paged
+  local sla iid="" ep="" before started state pages=0 st="" level="" act="" t t_open t_done restarted=""
   sla="$(dc ps -q sla)"
+  started="$(docker inspect -f '{{.State.StartedAt}}' "$sla")"
   code="$(http 200 "$FRONT/api/incidents?days=1")"
   before="$(jq -c '[.[] | select(.service == "sla" and .trigger == "unresponsive") | .incident_id]' "$body")"
   docker pause "$sla" >/dev/null
@@ -445,28 +447,28 @@ watchdog_check() {
     [ -n "$iid" ] && break
     sleep 1
   done
-  t_paged="$(elapsed "$t")"
+  t_open="$(elapsed "$t")"
   if [ -n "$iid" ]; then
-    for _ in $(seq 15); do
-      code="$(http 200 "$FRONT/api/incidents/$iid/deliveries")"
-      pages="$(jq '[.[] | select(.channel == "oncall_page")] | length' "$body" 2>/dev/null || echo 0)"
-      [ "$pages" -gt 0 ] && break
-      sleep 1
-    done
-    code="$(http 200 "$FRONT/api/incidents/$iid")"; level="$(jq -r .level "$body" 2>/dev/null || true)"
-  fi
-  docker unpause "$sla" >/dev/null
-  t=$(now)
-  if [ -n "$iid" ]; then
-    for _ in $(seq "${WATCHDOG_WAIT:-90}"); do
+    for _ in $(seq "${WATCHDOG_WAIT:-120}"); do
       code="$(http 200 "$FRONT/api/incidents/$iid")"; st="$(jq -r .status "$body" 2>/dev/null || true)"
       [ "$st" = resolved ] && break
       sleep 1
     done
+    level="$(jq -r .level "$body" 2>/dev/null || true)"; ep="$(jq -r .episode_id "$body" 2>/dev/null || true)"
+    code="$(http 200 "$FRONT/api/incidents/$iid/deliveries")"
+    pages="$(jq '[.[] | select(.channel == "oncall_page")] | length' "$body" 2>/dev/null || echo 0)"
+    code="$(http 200 "$FRONT/api/recovery/actions?service=sla&limit=5")"
+    act="$(jq -r --arg e "$ep" '[.[] | select(.episode_id == $e and .action == "restart_process") | .status][0] // ""' \
+           "$body" 2>/dev/null || true)"
   fi
-  if [ -n "$iid" ] && [ "$level" = 2 ] && [ "$pages" -gt 0 ] && [ "$st" = resolved ]; then
-    pass "watchdog: sla paused -> incident $iid at level 2, on call paged ($pages) ${t_paged}s after the pause; unpaused -> resolved in $(elapsed "$t")s"
-  else fail "watchdog: sla paused -> incident '${iid:-none}' level '$level', $pages page(s) after ${t_paged}s; after unpause '${st:-}'"; fi
+  t_done="$(elapsed "$t")"
+  state="$(docker inspect -f '{{.State.StartedAt}} {{.State.Paused}}' "$sla")"   # a new start, not paused
+  if [ "${state% *}" != "$started" ] && [ "${state#* }" = false ]; then restarted=yes
+  else docker unpause "$sla" >/dev/null 2>&1 || true; fi   # leave the stack running for the checks after
+  if [ -n "$iid" ] && [ "$st" = resolved ] && [ "$level" = 1 ] && [ "$pages" = 0 ] && [ "$act" = succeeded ] \
+     && [ "$restarted" = yes ]; then
+    pass "watchdog: sla paused -> incident $iid ${t_open}s after the pause; recovery restarted the container; resolved at level 1, no page, ${t_done}s after the pause"
+  else fail "watchdog: sla paused -> incident '${iid:-none}' after ${t_open}s, status '${st:-}', level '$level', $pages page(s), recovery's restart '${act:-none}', container restarted '${restarted:-no}'"; fi
 }
 watchdog_check
 

@@ -5,8 +5,10 @@ or recovery hangs (a process stopped, not dead: no restart policy sees it), no t
 So the health service, which probes them every 30 s anyway, fires the trigger itself, as Gatus alerts on its own
 failed checks and Alertmanager's Watchdog alert exists to be missed: a target marked `watchdog: true` in
 `config/health.yaml` that goes down (`down_after` failed checks in a row) fires `unresponsive` on `sla.triggers`,
-and clears it once it is up again (`up_after` passed checks). The notifier opens an incident and pages the
-on-call level at once (`page_at_once` in `config/notifier.yaml`: no automatic recovery answers this trigger).
+and clears it once it is up again (`up_after` passed checks). The notifier opens an incident; recovery restarts
+a hung SLA processor (`unresponsive: {action: restart_process, services: [sla]}` in `config/recovery.yaml`), and
+for recovery itself, which cannot restart itself, the notifier pages the on-call level at once (`page_at_once`
+in `config/notifier.yaml`).
 
 Episodes are named as the SLA processor names its own (`<service>/unresponsive/<first failure, ms>`), with
 event ids derived from them, so a repeat is deduplicated downstream. After a restart of the health service the

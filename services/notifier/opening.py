@@ -88,7 +88,7 @@ class Opening(IncidentCore):
         ch.events.append(IncidentOpened(service=inc.service, incident_id=incident_id, title=title,
                                         severity=inc.severity, trigger=event.trigger, episode_id=event.episode_id))
         self._announce(ch, f"Investigating: {title}", public=True)
-        if event.trigger in self.policy.page_at_once:
+        if self.policy.pages_at_once(event.service, event.trigger):
             self._escalate(ch, reason=f"no automatic recovery answers {event.trigger}")
         return ch
 

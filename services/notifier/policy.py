@@ -66,7 +66,8 @@ def _default_severity() -> dict[str, Severity]:
 
 
 def _default_page_at_once() -> list[str]:
-    return [UNRESPONSIVE]
+    # recovery restarts a hung SLA processor (config/recovery.yaml); nothing restarts recovery or health
+    return [f"recovery/{UNRESPONSIVE}", f"health/{UNRESPONSIVE}"]
 
 
 def _default_user_severities() -> list[Severity]:
@@ -165,7 +166,8 @@ class MaintenancePolicy(Strict):
 class NotifierPolicy(Strict):
     """`max_trigger_age`: a TriggerFired older than this is history and opens nothing (a new consumer group
     reads sla.triggers from the start). `user_notice_severities`: severities that also notify users.
-    `page_at_once`: triggers whose incident pages level 2 when it opens (nothing at level 1 acts on them)."""
+    `page_at_once`: triggers whose incident pages level 2 when it opens (nothing at level 1 acts on them), each
+    `trigger` (any service) or `service/trigger`."""
 
     max_trigger_age: Duration = 300.0
     levels: list[Level] = Field(default_factory=_default_levels)
@@ -173,7 +175,8 @@ class NotifierPolicy(Strict):
     severity: dict[str, Severity] = Field(default_factory=_default_severity)
     user_notice_severities: list[Severity] = Field(default_factory=_default_user_severities)
     page_at_once: list[str] = Field(default_factory=_default_page_at_once, description=(
-        "Triggers no automatic recovery answers: their incident opens at level 1 and escalates to level 2 at once."))
+        "Triggers no automatic recovery answers, as `trigger` or `service/trigger`: their incident opens at level 1 "
+        "and escalates to level 2 at once."))
     targets: Targets = Targets()
     webhook: Webhook = Webhook()
     maintenance: MaintenancePolicy = MaintenancePolicy()
@@ -190,6 +193,9 @@ class NotifierPolicy(Strict):
 
     def severity_of(self, trigger: str) -> Severity:
         return self.severity.get(trigger, "major")
+
+    def pages_at_once(self, service: str, trigger: str) -> bool:
+        return trigger in self.page_at_once or f"{service}/{trigger}" in self.page_at_once
 
 
 def load_policy(path: Path | str) -> NotifierPolicy:

@@ -22,12 +22,17 @@ ACTIONS: tuple[str, ...] = ("disable_new_features", "open_circuit_breaker", "res
 
 
 class ActionRule(Strict):
-    """What to do for one trigger. `breaker`/`duration` for open_circuit_breaker, `pool` for the pool."""
+    """What to do for one trigger. `breaker`/`duration` for open_circuit_breaker, `pool` for the pool.
+    `services`: only for these services (the others get no action, escalation only); empty: every service."""
 
     action: ActionName
     breaker: str = Field(default="postgres", min_length=1)
     duration: Duration = Field(default=60.0, gt=0)
     pool: str = Field(default="postgres", min_length=1)
+    services: list[str] = Field(default_factory=list, max_length=100)
+
+    def applies_to(self, service: str) -> bool:
+        return not self.services or service in self.services
 
 
 class Triggers(Strict):
@@ -36,7 +41,9 @@ class Triggers(Strict):
     memory_high: ActionRule = ActionRule(action="restart_process")
     db_connection_lost: ActionRule = ActionRule(action="restart_connection_pool")
     budget_burn: ActionRule = ActionRule(action="none")
-    unresponsive: ActionRule = ActionRule(action="none")  # one of Safeguard's own processors hung (health's watchdog)
+    # one of Safeguard's own processors hung (health's watchdog): the SLA processor is restarted; recovery
+    # cannot restart itself, so for it the page is all
+    unresponsive: ActionRule = ActionRule(action="restart_process", services=["sla"])
 
 
 class RecoveryPolicy(Strict):
@@ -49,9 +56,12 @@ class RecoveryPolicy(Strict):
     max_attempts: int = Field(default=2, ge=1, le=10)
     triggers: Triggers = Triggers()
 
-    def rule(self, trigger: str) -> ActionRule:
+    def rule(self, trigger: str, service: str | None = None) -> ActionRule:
+        """The rule for `trigger`; with `service`, no action where the rule is kept to other services."""
         rule = getattr(self.triggers, trigger, None)
-        return rule if isinstance(rule, ActionRule) else ActionRule(action="none")
+        if not isinstance(rule, ActionRule) or (service is not None and not rule.applies_to(service)):
+            return ActionRule(action="none")
+        return rule
 
 
 def load_policy(path: Path | str) -> RecoveryPolicy:

@@ -93,7 +93,7 @@ class RecoveryService:
         ep = Episode(service=event.service, trigger=event.trigger, episode_id=event.episode_id,
                      instance=event.instance, reason=reason)
         await self.audit.save_episode(ep, at=self.now())
-        rule = self.policy.rule(event.trigger)
+        rule = self.policy.rule(event.trigger, event.service)
         if rule.action == "none":
             log.info("no recovery action for %s (escalation only)", event.trigger)
             return None
@@ -128,14 +128,14 @@ class RecoveryService:
         reason = request.reason or f"operator run by {actor}"
         active = await self.audit.active(request.service)
         if request.action is not None:
-            ep = next((e for e in active if self.policy.rule(e.trigger).action == request.action), None)
+            ep = next((e for e in active if self.policy.rule(e.trigger, e.service).action == request.action), None)
             if ep is None:
                 ep = Episode(service=request.service, trigger="", episode_id=f"manual-{uuid.uuid4().hex[:12]}",
                              instance=request.instance, reason=reason)
             return [r for r in [await self._claim_and_act(ep, request.action, actor=actor, reason=reason)] if r]
         out = []
         for ep in active:
-            action = self.policy.rule(ep.trigger).action
+            action = self.policy.rule(ep.trigger, ep.service).action
             if action != "none" and (rec := await self._claim_and_act(ep, action, actor=actor, reason=reason)):
                 out.append(rec)
         return out
@@ -147,7 +147,7 @@ class RecoveryService:
         paused = await self.pauses.paused()
         out = []
         for ep in await self.audit.skipped_while_paused(service):
-            action = self.policy.rule(ep.trigger).action
+            action = self.policy.rule(ep.trigger, ep.service).action
             if action == "none" or pause_reason(paused, service=ep.service):
                 continue
             reason = f"{ep.reason} (skipped while paused; acted on after resume by {actor})"
@@ -190,7 +190,7 @@ class RecoveryService:
             if (automatic and h.automatic == "done") or (once and h.attempts > 0):
                 return None
             why = paused or refuse or self._refusal(h, now=now, automatic=automatic) or self.operator.refusal(
-                service=ep.service, action=action, instance=ep.instance, rule=self.policy.rule(ep.trigger))
+                service=ep.service, action=action, instance=ep.instance, rule=self.policy.rule(ep.trigger, ep.service))
             rec = ActionRecord(action_id=uuid.uuid4().hex, service=ep.service, action=action,
                                trigger=ep.trigger or None, episode_id=ep.episode_id, instance=ep.instance,
                                attempt=h.attempts + (0 if why else 1), actor=actor, reason=reason or ep.reason,
@@ -250,7 +250,7 @@ class RecoveryService:
 
     async def _execute(self, rec: ActionRecord) -> tuple[str, list[str]]:
         """What was done (the audit's detail), and the flags turned off."""
-        rule = self.policy.rule(rec.trigger or "")
+        rule = self.policy.rule(rec.trigger or "", rec.service)
         common = {"service": rec.service, "reason": rec.reason, "episode_id": rec.episode_id}
         cmd: Command | None = None
         detail, killed, restarted = "", [], None

@@ -33,7 +33,8 @@ async def paused(stack: Stack, program: str, *, ready_url: str) -> AsyncIterator
     try:
         yield
     finally:
-        os.kill(pid, signal.SIGCONT)
+        with contextlib.suppress(ProcessLookupError):  # restarted meanwhile (recovery's restart of a hung SLA)
+            os.kill(pid, signal.SIGCONT)
         async with httpx.AsyncClient(timeout=2) as http:
             for _ in range(60):
                 with contextlib.suppress(httpx.HTTPError):

@@ -1,11 +1,12 @@
-"""A hung SLA processor pages on call (the health service's watchdog), a hung health service too (the notifier
-watches it), and each page ends when the process answers again.
+"""A hung SLA processor is restarted by recovery (the health service's watchdog fires `unresponsive` for it), a
+hung health service pages on call (the notifier watches it), and each incident ends when the process answers.
 
 The SLA processor makes every runbook trigger; paused (SIGSTOP: a hung process, which no restart policy sees), it
-makes none, so before the watchdog nothing paged anyone however long it hung. Against the native stack (`make up`,
-health checks every 30 s, down after 3 failed): the processor is paused until the notifier has an incident for it,
-then resumed until the incident is resolved. What a person sees is checked where they would see it: the incident
-and its on-call page through :3000, the trigger in the runbook's Step 2 (`/api/system/status`)."""
+makes none, so before the watchdog nothing acted however long it hung. Against the native stack (`make up`,
+health checks every 30 s, down after 3 failed): the processor is paused and left paused; recovery restarts it
+through supervisord (a new PID) and the incident resolves with no one resuming it. What a person sees is checked
+where they would see it: the incident, recovery's action and the trigger in the runbook's Step 2
+(`/api/system/status`), all through :3000."""
 
 from __future__ import annotations
 
@@ -24,6 +25,8 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(420)]
 
 # 30 s to the next check, 2 more 30 s apart, each waiting out the 5 s probe timeout, then the notifier's consumer
 PAGED_WITHIN_S = 30 + 2 * 30 + 3 * 5 + 15
+# supervisord's stop (SIGTERM, 20 s stopwaitsecs, then SIGKILL) and start, then 2 passed checks 30 s apart
+RESTARTED_WITHIN_S = 20 + 30 + 15
 RESOLVED_WITHIN_S = 30 + 30 + 15  # 2 passed checks, then the notifier
 
 
@@ -37,7 +40,7 @@ async def _until(what: Callable[[], Awaitable[Any]], *, timeout: float) -> Any:
     raise AssertionError(f"not within {timeout:.0f} s")
 
 
-async def test_a_hung_sla_processor_pages_on_call_and_is_resolved_when_it_answers(stack: Stack) -> None:
+async def test_a_hung_sla_processor_is_restarted_by_recovery_and_its_incident_resolved(stack: Stack) -> None:
     async with httpx.AsyncClient(base_url=stack.front, timeout=10) as http:
         async def watchdog_incidents() -> dict[str, dict[str, Any]]:
             incidents = (await http.get("/api/incidents", params={"days": 1})).json()
@@ -46,27 +49,38 @@ async def test_a_hung_sla_processor_pages_on_call_and_is_resolved_when_it_answer
         async def watchdog_incident() -> dict[str, Any] | None:
             return next((i for iid, i in (await watchdog_incidents()).items() if iid not in before), None)
 
+        async def restart_done() -> dict[str, Any] | None:
+            actions = (await http.get("/api/recovery/actions", params={"service": "sla", "limit": 5})).json()
+            return next((a for a in actions if a["episode_id"] == inc["episode_id"]
+                         and a["action"] == "restart_process" and a["status"] != "started"), None)
+
         before = await watchdog_incidents()  # earlier runs' (resolved)
+        pid = await stack.pid("safeguard:sla")
         async with paused(stack, "safeguard:sla", ready_url=stack.healthz()["sla"]):
             t0 = time.monotonic()
             inc = await _until(watchdog_incident, timeout=PAGED_WITHIN_S)
             print(f"sla paused: incident {inc['incident_id']} after {time.monotonic() - t0:.0f} s: {inc['title']}")
-            assert inc["status"] == "open" and inc["level"] == 2 and inc["severity"] == "minor", inc
-            iid = inc["incident_id"]
-            pages = await _until(lambda: _pages(http, iid), timeout=15)
-            print("paged:", pages[0]["recipient"], pages[0]["message"][:160])
-            assert all("[L2 on-call developer]" in p["message"] for p in pages)
+            assert inc["status"] == "open" and inc["severity"] == "minor", inc
             step2 = (await http.get("/api/system/status")).json()
             active = step2["sla"]["active_triggers"]
             assert any(t["service"] == "sla" and t["trigger"] == "unresponsive" for t in active), active
-        t1 = time.monotonic()
+            iid = inc["incident_id"]
 
-        async def resolved() -> dict[str, Any] | None:
-            doc = (await http.get(f"/api/incidents/{iid}")).json()
-            return doc if doc["status"] == "resolved" else None
+            async def resolved() -> dict[str, Any] | None:
+                doc = (await http.get(f"/api/incidents/{iid}")).json()
+                return doc if doc["status"] == "resolved" else None
 
-        doc = await _until(resolved, timeout=RESOLVED_WITHIN_S)
-        print(f"sla resumed: resolved after {time.monotonic() - t1:.0f} s")
+            t1 = time.monotonic()
+            doc = await _until(resolved, timeout=RESTARTED_WITHIN_S + RESOLVED_WITHIN_S)
+            print(f"sla restarted by recovery: incident resolved {time.monotonic() - t1:.0f} s after it opened, "
+                  f"{time.monotonic() - t0:.0f} s after the pause")
+            new_pid = await stack.pid("safeguard:sla")
+            assert new_pid not in (0, pid), (pid, new_pid)  # never resumed: a new process answers
+        action = await _until(restart_done, timeout=10)
+        print("recovery:", action["status"], action["detail"][:200], action.get("effect"))
+        assert action["status"] == "succeeded" and action["actor"] == "recovery", action
+        assert not await _pages(http, iid), "recovery restarted it: level 1 was enough, no one was paged"
+        assert doc["level"] == 1 and doc["resolved_by"] == "health", doc
         assert any(e["kind"] == "detected" and e["actor"] == "health" for e in doc["timeline"]), doc["timeline"]
 
 

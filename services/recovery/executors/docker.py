@@ -39,25 +39,39 @@ class DockerExecutor:
     def describe(self, target: Target) -> str:
         return f"restart container of compose service {target.program} through the Docker Engine API"
 
-    async def _pid(self, cid: str) -> str:
+    async def _state(self, cid: str) -> dict[str, Any]:
         r = await self.engine._api("GET", f"/containers/{cid}/json")
         if r.status_code != 200:
             raise ExecutorError(f"inspecting {cid[:12]}: HTTP {r.status_code}: {self.engine._message(r)}")
         state: dict[str, Any] = r.json().get("State") or {}
+        return state
+
+    @staticmethod
+    def _process(state: dict[str, Any]) -> str:
         return f"pid {state.get('Pid', 0)} started {state.get('StartedAt', '?')}"
+
+    async def _unpause(self, target: Target, cid: str) -> None:
+        """A frozen container (`docker pause`) cannot be restarted: the daemon answers 409 until it is unpaused."""
+        r = await self.engine._api("POST", f"/containers/{cid}/unpause")
+        if r.status_code != 204:
+            raise ExecutorError(f"unpausing {target.program} ({cid[:12]}) before its restart: HTTP {r.status_code}: "
+                                f"{self.engine._message(r)}")
 
     async def restart(self, target: Target) -> Restarted:
         t0 = time.monotonic()
         try:
             await self._scope()
             cid = str((await self.engine.container(target.program))["Id"])
-            before = await self._pid(cid)
+            state = await self._state(cid)
+            before = self._process(state)
+            if state.get("Paused"):
+                await self._unpause(target, cid)
             r = await self.engine._api("POST", f"/containers/{cid}/restart",
                                        params={"t": str(self.engine.stop_timeout_s)})
             if r.status_code != 204:
                 raise ExecutorError(f"restarting {target.program} ({cid[:12]}): HTTP {r.status_code}: "
                                     f"{self.engine._message(r)}")
-            after = await self._pid(cid)
+            after = self._process(await self._state(cid))
         except InstanceError as exc:
             raise ExecutorError(str(exc)) from None
         if after == before:

@@ -37,6 +37,7 @@ class Container:
     version: str = "v1"
     port: int = 0
     restarts: int = 0
+    paused: bool = False  # `docker pause`: the daemon refuses to restart it until it is unpaused
     env: list[str] = field(default_factory=lambda: ["DEMO_RELEASE_DIR=/data/deploy", "PORT=8101"])
 
     @property
@@ -84,13 +85,27 @@ class FakeDocker:
             return JSONResponse({"message": f"No such container: {request.path_params['cid']}"}, status_code=404)
         if self.restart_error:
             return JSONResponse({"message": self.restart_error}, status_code=500)
+        if c.paused:
+            return JSONResponse({"message": f"Cannot restart container {c.id}: container is paused. Unpause the "
+                                            "container before stopping or killing"}, status_code=409)
         c.restart()
+        return Response(status_code=204)
+
+    async def _unpause(self, request: Request) -> Response:
+        self.requests.append(("POST", request.url.path))
+        c = self._find(request.path_params["cid"])
+        if c is None:
+            return JSONResponse({"message": f"No such container: {request.path_params['cid']}"}, status_code=404)
+        if not c.paused:
+            return JSONResponse({"message": f"Container {c.id} is not paused"}, status_code=409)
+        c.paused = False
         return Response(status_code=204)
 
     def app(self) -> Starlette:
         return Starlette(routes=[Route("/containers/json", self._list),
                                  Route("/containers/{cid}/json", self._inspect),
-                                 Route("/containers/{cid}/restart", self._restart, methods=["POST"])])
+                                 Route("/containers/{cid}/restart", self._restart, methods=["POST"]),
+                                 Route("/containers/{cid}/unpause", self._unpause, methods=["POST"])])
 
     def health_app(self, c: Container) -> Starlette:
         async def healthz(request: Request) -> Response:

@@ -149,15 +149,17 @@ async def test_restore_reloads_open_incidents_and_their_timers(env: Env) -> None
     assert [i.incident_id for i in await svc2.escalate_overdue()] == [inc.incident_id]
 
 
-async def test_a_hung_safeguard_processor_pages_on_call_at_once(env: Env) -> None:
-    """`unresponsive` (the health service's watchdog): nothing at level 1 acts on it, so it pages level 2 as it
-    opens; minor (no user is told), the health checks named as the detector."""
+async def test_a_hung_recovery_service_pages_on_call_at_once(env: Env) -> None:
+    """`unresponsive` (the health service's watchdog) for recovery: nothing at level 1 acts on it (recovery cannot
+    restart itself), so it pages level 2 as it opens; minor (no user is told), the health checks named as the
+    detector."""
     first_bad = datetime.now(UTC) - timedelta(seconds=75)
-    event = TriggerFired(service="sla", trigger="unresponsive", episode_id="sla/unresponsive/1", value=3, threshold=3,
-                         window_seconds=90, first_bad_at=first_bad, instance="sla", detail="sla: timed out after 5 s")
+    event = TriggerFired(service="recovery", trigger="unresponsive", episode_id="recovery/unresponsive/1", value=3,
+                         threshold=3, window_seconds=90, first_bad_at=first_bad, instance="recovery",
+                         detail="recovery: timed out after 5 s")
     inc = await env.svc.open_incident(event)
     assert inc is not None and inc.level == 2 and inc.severity == "minor"
-    assert inc.title == "sla: not answering its health checks (3 failed in a row)"
+    assert inc.title == "recovery: not answering its health checks (3 failed in a row)"
     [escalated] = env.pub.of_type(IncidentEscalated)
     assert escalated.level == 2
     pages = [(r, m) for c, r, m in env.sender.sent if c == "oncall_page"]
@@ -166,6 +168,20 @@ async def test_a_hung_safeguard_processor_pages_on_call_at_once(env: Env) -> Non
     assert "user" not in {c for c, _, _ in env.sender.sent}
     detected = next(e for e in inc.timeline if e.kind == "detected")
     assert detected.actor == "health" and detected.text.startswith("first failed health check")
-    resolved = await env.svc.resolve_on_clear(TriggerCleared(service="sla", trigger="unresponsive",
-                                                             episode_id="sla/unresponsive/1", value=0, threshold=3))
+    resolved = await env.svc.resolve_on_clear(TriggerCleared(service="recovery", trigger="unresponsive",
+                                                             episode_id="recovery/unresponsive/1", value=0,
+                                                             threshold=3))
     assert resolved is not None and resolved.status == "resolved" and resolved.resolved_by == "health"
+
+
+async def test_a_hung_sla_processor_is_left_to_recovery_at_level_1(env: Env) -> None:
+    """Recovery restarts a hung SLA processor (config/recovery.yaml), so its incident opens at level 1 like any
+    other: no page unless that fails (RecoveryActionFailed) or the level-1 target passes."""
+    event = TriggerFired(service="sla", trigger="unresponsive", episode_id="sla/unresponsive/2", value=3, threshold=3,
+                         window_seconds=90, instance="sla", detail="sla: timed out after 5 s")
+    inc = await env.svc.open_incident(event)
+    assert inc is not None and inc.level == 1
+    assert not env.pub.of_type(IncidentEscalated)
+    assert "oncall_page" not in {c for c, _, _ in env.sender.sent}
+    env.clock.advance(300)
+    assert [i.incident_id for i in await env.svc.escalate_overdue()] == [inc.incident_id]

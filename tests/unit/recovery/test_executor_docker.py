@@ -30,7 +30,7 @@ class PidDocker(FakeDocker):
         if c is None or not isinstance(answer, JSONResponse):
             return answer
         body = json.loads(bytes(answer.body))
-        body["State"] = {"Running": True, "Pid": 4000 + c.restarts, "StartedAt": f"t{c.restarts}"}
+        body["State"] = {"Running": True, "Paused": c.paused, "Pid": 4000 + c.restarts, "StartedAt": f"t{c.restarts}"}
         return JSONResponse(body)
 
 
@@ -66,6 +66,18 @@ async def test_each_container_restarts_in_turn_with_a_new_process_that_answers(d
     assert [r.before for r in done] == ["pid 4000 started t0"] * 2 and [r.after for r in done] == ["pid 4001 started t1"] * 2
     posts = [p for m, p in docker.requests if m == "POST"]
     assert posts == [f"/containers/{'b' * 64}/restart?t=10", f"/containers/{'g' * 64}/restart?t=10"]
+
+
+async def test_a_paused_container_is_unpaused_then_restarted(docker: PidDocker, short_dir: Path) -> None:
+    """A frozen container (`docker pause`, how compose-check hangs the SLA processor): the daemon refuses to restart
+    it (409) until it is unpaused, so the executor unpauses it first."""
+    docker.containers[0].paused = True
+    ex = DockerExecutor(engine=DockerEngine(socket=short_dir / "docker.sock", project="shop"), ready_timeout_s=5)
+    done = await ex.restart(target(docker, 0))
+    assert docker.containers[0].restarts == 1 and not docker.containers[0].paused
+    assert done.before == "pid 4000 started t0" and done.after == "pid 4001 started t1"
+    posts = [p for m, p in docker.requests if m == "POST"]
+    assert posts == [f"/containers/{'b' * 64}/unpause", f"/containers/{'b' * 64}/restart?t=10"]
 
 
 async def test_the_daemon_refusing_the_restart_is_an_error_with_its_message(docker: PidDocker,

@@ -80,6 +80,30 @@ async def test_budget_burn_takes_no_action(env) -> None:
     assert pub.published == [] and audit.records == {}
 
 
+async def test_a_hung_sla_processor_is_restarted_and_a_hung_recovery_is_left_to_the_page(env) -> None:
+    """`unresponsive` (the health service's watchdog): the policy restarts the SLA processor only (`services:
+    [sla]`); recovery cannot restart itself, so for it there is no action (the notifier pages at once)."""
+    svc, pub, _, audit, _ = env
+    rec = await svc.recover_from_trigger(fired("unresponsive", "sla/unresponsive/1", service="sla", instance="sla"))
+    assert rec is not None and rec.action == "restart_process" and rec.service == "sla"
+    [cmd] = pub.of_type(RestartProcess)
+    assert cmd.service == "sla" and cmd.instance == "sla"
+    pub.published.clear()
+    assert await svc.recover_from_trigger(fired("unresponsive", "recovery/unresponsive/1", service="recovery",
+                                                instance="recovery")) is None
+    assert pub.published == [] and [r.service for r in audit.records.values()] == ["sla"]
+    assert await svc.run(RunRequest(service="recovery"), actor="ops") == []
+
+
+def test_a_rule_kept_to_some_services() -> None:
+    policy = RecoveryPolicy.model_validate(
+        {"triggers": {"memory_high": {"action": "restart_process", "services": ["demo"]}}})
+    assert policy.rule("memory_high", "demo").action == "restart_process"
+    assert policy.rule("memory_high", "shop").action == "none"
+    assert policy.rule("memory_high").action == "restart_process"  # no service named: the rule as written
+    assert RecoveryPolicy().rule("memory_high", "shop").action == "restart_process"  # no `services`: every one
+
+
 async def test_clear_within_window_succeeds(env) -> None:
     svc, pub, _, audit, clock = env
     rec = await svc.recover_from_trigger(fired())
