@@ -1,5 +1,6 @@
-"""A hung SLA processor is restarted by recovery (the health service's watchdog fires `unresponsive` for it), a
-hung health service pages on call (the notifier watches it), and each incident ends when the process answers.
+"""A hung SLA processor is restarted by recovery (the health service's watchdog fires `unresponsive` for it); a
+hung recovery pages on call at once (nothing restarts it), and so does a hung health service (the notifier watches
+it); each incident ends when the process answers.
 
 The SLA processor makes every runbook trigger; paused (SIGSTOP: a hung process, which no restart policy sees), it
 makes none, so before the watchdog nothing acted however long it hung. Against the native stack (`make up`,
@@ -82,6 +83,38 @@ async def test_a_hung_sla_processor_is_restarted_by_recovery_and_its_incident_re
         assert not await _pages(http, iid), "recovery restarted it: level 1 was enough, no one was paged"
         assert doc["level"] == 1 and doc["resolved_by"] == "health", doc
         assert any(e["kind"] == "detected" and e["actor"] == "health" for e in doc["timeline"]), doc["timeline"]
+
+
+async def test_a_hung_recovery_service_pages_on_call_at_once(stack: Stack) -> None:
+    """Recovery cannot restart itself: its `unresponsive` incident escalates to level 2 as it opens
+    (`page_at_once: [recovery/unresponsive, ...]`), and resolves once it answers again."""
+    async with httpx.AsyncClient(base_url=stack.front, timeout=10) as http:
+        async def recovery_incidents() -> dict[str, dict[str, Any]]:
+            incidents = (await http.get("/api/incidents", params={"days": 1})).json()
+            return {i["incident_id"]: i for i in incidents if i["service"] == "recovery"
+                    and i["trigger"] == "unresponsive"}
+
+        async def new_incident() -> dict[str, Any] | None:
+            return next((i for iid, i in (await recovery_incidents()).items() if iid not in before), None)
+
+        before = await recovery_incidents()
+        async with paused(stack, "safeguard:recovery", ready_url=stack.healthz()["recovery"]):
+            t0 = time.monotonic()
+            inc = await _until(new_incident, timeout=PAGED_WITHIN_S)
+            print(f"recovery paused: incident {inc['incident_id']} after {time.monotonic() - t0:.0f} s: {inc['title']}")
+            assert inc["status"] == "open" and inc["level"] == 2 and inc["severity"] == "minor", inc
+            pages = await _until(lambda: _pages(http, inc["incident_id"]), timeout=15)
+            print("paged:", pages[0]["recipient"], pages[0]["message"][:160])
+            assert all("[L2 on-call developer]" in p["message"] for p in pages)
+        t1 = time.monotonic()
+
+        async def resolved() -> dict[str, Any] | None:
+            doc = (await http.get(f"/api/incidents/{inc['incident_id']}")).json()
+            return doc if doc["status"] == "resolved" else None
+
+        doc = await _until(resolved, timeout=RESOLVED_WITHIN_S)
+        print(f"recovery resumed: resolved after {time.monotonic() - t1:.0f} s by {doc['resolved_by']}")
+        assert doc["resolved_by"] == "health"
 
 
 async def _pages(http: httpx.AsyncClient, iid: str) -> list[dict[str, Any]]:
