@@ -17,11 +17,12 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 from aiokafka import AIOKafkaConsumer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin import NewTopic
 
 from bench.report import record
 from services.sla.app import create_app
 from services.sla.settings import SlaSettings
+from shared.kafka.admin import kafka_admin
 from shared import topics
 from shared.events import RequestsObserved, TriggerFired
 from shared.histogram import LatencySketch
@@ -40,12 +41,8 @@ def _sketch() -> tuple[float, dict[str, int]]:
 
 async def _topics(prefix: str) -> None:
     names = [topics.TELEMETRY_REQUESTS, topics.TELEMETRY_PAGELOADS, topics.HEALTH_CHECKS, topics.SLA_TRIGGERS, topics.SLA_BUDGETS]
-    admin = AIOKafkaAdminClient(**KafkaSettings().client_kwargs())
-    await admin.start()
-    try:
+    async with kafka_admin(KafkaSettings().client_kwargs()) as admin:
         await admin.create_topics([NewTopic(prefix + n, 3, 1) for n in names])
-    finally:
-        await admin.close()
 
 
 async def _bare(topic: str, n: int) -> float:

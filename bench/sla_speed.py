@@ -31,10 +31,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin import NewTopic
 
 from bench import _cpu_cap
 from bench.report import record
+from shared.kafka.admin import kafka_admin
 from shared import topics
 from shared.events import RequestsObserved
 from shared.histogram import LatencySketch
@@ -71,12 +72,8 @@ def _records() -> list[tuple[bytes, bytes, list[tuple[str, bytes]]]]:
 
 async def _fill(settings: KafkaSettings, prefixes: list[str]) -> None:
     names = [topics.TELEMETRY_REQUESTS, topics.TELEMETRY_PAGELOADS, topics.HEALTH_CHECKS, topics.FLAGS_CHANGES, *_OUTPUTS]
-    admin = AIOKafkaAdminClient(**settings.client_kwargs())
-    await admin.start()
-    try:
+    async with kafka_admin(settings.client_kwargs()) as admin:
         await admin.create_topics([NewTopic(p + n, PARTITIONS, 1) for p in prefixes for n in names])
-    finally:
-        await admin.close()
     records = _records()
     producer = AIOKafkaProducer(**settings.client_kwargs(), linger_ms=5, max_batch_size=256 * 1024, acks="all")
     await producer.start()

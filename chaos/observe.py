@@ -114,14 +114,10 @@ def _login(bootstrap: str) -> dict[str, Any]:
 
 
 async def _partitions(bootstrap: str, names: list[str]) -> dict[str, int]:
-    from aiokafka.admin import AIOKafkaAdminClient
+    from shared.kafka.admin import kafka_admin
 
-    admin = AIOKafkaAdminClient(**_login(bootstrap))
-    await admin.start()
-    try:
+    async with kafka_admin(_login(bootstrap)) as admin:
         described = await admin.describe_topics(names)
-    finally:
-        await admin.close()
     found = {d["topic"]: len(d["partitions"]) for d in described if d.get("partitions")}
     missing = [n for n in names if not found.get(n)]
     if missing:

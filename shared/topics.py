@@ -83,20 +83,11 @@ def all_topic_names() -> list[str]:
 
 async def create_topics(settings: KafkaSettings, *, timeout_s: float = 60.0) -> list[str]:
     """Create every topic and its DLQ when missing (as the admin principal). Returns the names it created."""
-    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-    from aiokafka.errors import KafkaConnectionError
+    from aiokafka.admin import NewTopic
 
-    admin = AIOKafkaAdminClient(**settings.client_kwargs(), request_timeout_ms=10000)
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while True:
-        try:
-            await admin.start()
-            break
-        except KafkaConnectionError:
-            if asyncio.get_running_loop().time() > deadline:
-                raise
-            await asyncio.sleep(0.5)
-    try:
+    from shared.kafka.admin import kafka_admin
+
+    async with kafka_admin(settings.client_kwargs(), start_within_s=timeout_s) as admin:
         existing = set(await admin.list_topics())
         wanted = [NewTopic(t.name, t.partitions, 1, topic_configs=t.config) for t in TOPICS]
         wanted += [NewTopic(dlq(t.name), 1, 1) for t in TOPICS]
@@ -104,8 +95,6 @@ async def create_topics(settings: KafkaSettings, *, timeout_s: float = 60.0) -> 
         if missing:
             await admin.create_topics(missing)
         return [t.name for t in missing]
-    finally:
-        await admin.close()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -217,19 +217,19 @@ async def compact_changelogs(client_kwargs: dict[str, Any], app_id: str) -> list
     """Set `CHANGELOG_CONFIG` on the changelogs that exist already (made by an older version, with the broker's
     defaults; Faust sets a topic's configs only when it creates it). Returns the topics set; a failure is logged,
     never raised (the worker counts without it, its restarts are only slower)."""
-    from aiokafka.admin import AIOKafkaAdminClient
     from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
+    from shared.kafka.admin import kafka_admin
+
     names = changelog_topics(app_id)
-    admin = AIOKafkaAdminClient(**client_kwargs, request_timeout_ms=10000)
     try:
-        await admin.start()
-        existing = set(await admin.list_topics()) & set(names)
-        if not existing:
-            return []
-        answers = await admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, t,
-                                                            {"cleanup.policy": "compact", **CHANGELOG_CONFIG})
-                                             for t in sorted(existing)])
+        async with kafka_admin(client_kwargs) as admin:
+            existing = set(await admin.list_topics()) & set(names)
+            if not existing:
+                return []
+            answers = await admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, t,
+                                                                {"cleanup.policy": "compact", **CHANGELOG_CONFIG})
+                                                 for t in sorted(existing)])
         refused = [f"{name}: {code} {message}" for answer in answers
                    for code, message, _type, name in answer.resources if code]
         if refused:
@@ -238,5 +238,3 @@ async def compact_changelogs(client_kwargs: dict[str, Any], app_id: str) -> list
     except Exception:  # noqa: BLE001 - slower restarts, not a reason to stop
         log.warning("could not set the compaction of the changelogs %s", names, exc_info=True)
         return []
-    finally:
-        await admin.close()

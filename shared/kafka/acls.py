@@ -101,12 +101,10 @@ def acls(*, prefix: str = "", sla_app_id: str = "safeguard-sla") -> list[Acl]:
 
 async def apply_acls(settings: KafkaSettings, entries: list[Acl]) -> int:
     """Create `entries` on the broker as the admin principal in `settings` (existing ones stay). Returns how many."""
-    from aiokafka.admin import AIOKafkaAdminClient
+    from shared.kafka.admin import kafka_admin
     from aiokafka.protocol.admin import CreateAclsRequest
 
-    admin = AIOKafkaAdminClient(**settings.client_kwargs(), request_timeout_ms=10000)
-    await admin.start()
-    try:
+    async with kafka_admin(settings.client_kwargs()) as admin:
         for acl in entries:
             request = CreateAclsRequest(acl.resource, acl.name, acl.pattern, f"User:{acl.principal}", "*",
                                         acl.operation, 3)  # 3: ALLOW
@@ -115,8 +113,6 @@ async def apply_acls(settings: KafkaSettings, entries: list[Acl]) -> int:
                 if code:
                     raise RuntimeError(f"CreateAcls {acl}: error {code} {message}")
         return len(entries)
-    finally:
-        await admin.close()
 
 
 def main(argv: list[str] | None = None) -> int:

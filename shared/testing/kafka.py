@@ -41,17 +41,13 @@ async def delete_topics(bootstrap_servers: str | KafkaSettings, match: Callable[
                         batch: int = 200) -> int:
     """Delete every topic whose name `match`es (a test run's, a bench's): a broker that serves many runs would
     otherwise gather their topics until its heap no longer holds their metadata. Returns how many."""
-    from aiokafka.admin import AIOKafkaAdminClient
+    from shared.kafka.admin import kafka_admin
 
-    admin = AIOKafkaAdminClient(**client_kwargs(bootstrap_servers), request_timeout_ms=30000)
-    await admin.start()
-    try:
+    async with kafka_admin(client_kwargs(bootstrap_servers), request_timeout_ms=30000) as admin:
         doomed = [t for t in await admin.list_topics() if match(t)]
         for i in range(0, len(doomed), batch):
             await admin.delete_topics(doomed[i:i + batch], timeout_ms=30000)
         return len(doomed)
-    finally:
-        await admin.close()
 
 
 async def expect_records(

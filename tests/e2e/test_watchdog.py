@@ -87,21 +87,36 @@ async def test_a_hung_sla_processor_is_restarted_by_recovery_and_its_incident_re
 
 async def test_a_hung_recovery_service_pages_on_call_at_once(stack: Stack) -> None:
     """Recovery cannot restart itself: its `unresponsive` incident escalates to level 2 as it opens
-    (`page_at_once: [recovery/unresponsive, ...]`), and resolves once it answers again."""
+    (`page_at_once: [recovery/unresponsive, ...]`), and the health service resolves it once it answers again."""
+    await _paged_at_once(stack, "recovery", paged_within_s=PAGED_WITHIN_S, resolved_within_s=RESOLVED_WITHIN_S,
+                         resolved_by="health")
+
+
+HEALTH_PAGED_WITHIN_S = 60 + 10 + 3 + 15  # 60 s of failed reads (every 10 s, 3 s timeout), then the next read
+
+
+async def test_a_hung_health_service_is_paged_by_the_notifier(stack: Stack) -> None:
+    """The watcher's watcher: the health service, paused, is seen by the notifier, which reads it every 10 s."""
+    await _paged_at_once(stack, "health", paged_within_s=HEALTH_PAGED_WITHIN_S, resolved_within_s=30,
+                         resolved_by="notifier")
+
+
+async def _paged_at_once(stack: Stack, service: str, *, paged_within_s: float, resolved_within_s: float,
+                         resolved_by: str) -> None:
+    """`service` paused: a new `unresponsive` incident at level 2 as it opens, on call paged; resumed: resolved."""
     async with httpx.AsyncClient(base_url=stack.front, timeout=10) as http:
-        async def recovery_incidents() -> dict[str, dict[str, Any]]:
-            incidents = (await http.get("/api/incidents", params={"days": 1})).json()
-            return {i["incident_id"]: i for i in incidents if i["service"] == "recovery"
-                    and i["trigger"] == "unresponsive"}
+        async def incidents() -> dict[str, dict[str, Any]]:
+            found = (await http.get("/api/incidents", params={"days": 1})).json()
+            return {i["incident_id"]: i for i in found if i["service"] == service and i["trigger"] == "unresponsive"}
 
         async def new_incident() -> dict[str, Any] | None:
-            return next((i for iid, i in (await recovery_incidents()).items() if iid not in before), None)
+            return next((i for iid, i in (await incidents()).items() if iid not in before), None)
 
-        before = await recovery_incidents()
-        async with paused(stack, "safeguard:recovery", ready_url=stack.healthz()["recovery"]):
+        before = await incidents()  # earlier runs' (resolved)
+        async with paused(stack, f"safeguard:{service}", ready_url=stack.healthz()[service]):
             t0 = time.monotonic()
-            inc = await _until(new_incident, timeout=PAGED_WITHIN_S)
-            print(f"recovery paused: incident {inc['incident_id']} after {time.monotonic() - t0:.0f} s: {inc['title']}")
+            inc = await _until(new_incident, timeout=paged_within_s)
+            print(f"{service} paused: incident {inc['incident_id']} after {time.monotonic() - t0:.0f} s:", inc["title"])
             assert inc["status"] == "open" and inc["level"] == 2 and inc["severity"] == "minor", inc
             pages = await _until(lambda: _pages(http, inc["incident_id"]), timeout=15)
             print("paged:", pages[0]["recipient"], pages[0]["message"][:160])
@@ -112,42 +127,10 @@ async def test_a_hung_recovery_service_pages_on_call_at_once(stack: Stack) -> No
             doc = (await http.get(f"/api/incidents/{inc['incident_id']}")).json()
             return doc if doc["status"] == "resolved" else None
 
-        doc = await _until(resolved, timeout=RESOLVED_WITHIN_S)
-        print(f"recovery resumed: resolved after {time.monotonic() - t1:.0f} s by {doc['resolved_by']}")
-        assert doc["resolved_by"] == "health"
+        doc = await _until(resolved, timeout=resolved_within_s)
+        print(f"{service} resumed: resolved after {time.monotonic() - t1:.0f} s by {doc['resolved_by']}")
+        assert doc["resolved_by"] == resolved_by
 
 
 async def _pages(http: httpx.AsyncClient, iid: str) -> list[dict[str, Any]]:
     return [d for d in (await http.get(f"/api/incidents/{iid}/deliveries")).json() if d["channel"] == "oncall_page"]
-
-
-HEALTH_PAGED_WITHIN_S = 60 + 10 + 3 + 15  # 60 s of failed reads (every 10 s, 3 s timeout), then the next read
-
-
-async def test_a_hung_health_service_is_paged_by_the_notifier(stack: Stack) -> None:
-    """The watcher's watcher: the health service, paused, is seen by the notifier, which reads it every 10 s."""
-    async with httpx.AsyncClient(base_url=stack.front, timeout=10) as http:
-        async def health_incidents() -> dict[str, dict[str, Any]]:
-            incidents = (await http.get("/api/incidents", params={"days": 1})).json()
-            return {i["incident_id"]: i for i in incidents if i["service"] == "health"
-                    and i["trigger"] == "unresponsive"}
-
-        async def new_incident() -> dict[str, Any] | None:
-            return next((i for iid, i in (await health_incidents()).items() if iid not in before), None)
-
-        before = await health_incidents()
-        async with paused(stack, "safeguard:health", ready_url=stack.healthz()["health"]):
-            t0 = time.monotonic()
-            inc = await _until(new_incident, timeout=HEALTH_PAGED_WITHIN_S)
-            print(f"health paused: incident {inc['incident_id']} after {time.monotonic() - t0:.0f} s: {inc['title']}")
-            assert inc["status"] == "open" and inc["level"] == 2, inc
-            assert await _until(lambda: _pages(http, inc["incident_id"]), timeout=15)
-        t1 = time.monotonic()
-
-        async def resolved() -> dict[str, Any] | None:
-            doc = (await http.get(f"/api/incidents/{inc['incident_id']}")).json()
-            return doc if doc["status"] == "resolved" else None
-
-        doc = await _until(resolved, timeout=30)
-        print(f"health resumed: resolved after {time.monotonic() - t1:.0f} s by {doc['resolved_by']}")
-        assert doc["resolved_by"] == "notifier"

@@ -8,11 +8,12 @@ from typing import Any
 
 import httpx
 import pytest
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin import NewTopic
 
 from services.health.app import create_app
 from services.health.config import parse_config
 from services.health.settings import HealthSettings
+from shared.kafka.admin import kafka_admin
 from shared.events import (
     CircuitBreakerStateChanged, FlagSnapshot, HealthCheckCompleted, IncidentOpened, PoolStats, ProcessStatsReported,
     TriggerFired,
@@ -24,13 +25,9 @@ from shared.topics import TOPICS
 
 
 async def create_prefixed_topics(settings: KafkaSettings) -> None:
-    admin = AIOKafkaAdminClient(**settings.client_kwargs())
-    await admin.start()
-    try:
+    async with kafka_admin(settings.client_kwargs()) as admin:
         await admin.create_topics([NewTopic(settings.topic_prefix + t.name, 1, 1, topic_configs=t.config)
                                    for t in TOPICS])
-    finally:
-        await admin.close()
 
 
 class TinyHttp:

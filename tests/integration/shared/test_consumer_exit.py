@@ -11,8 +11,9 @@ import time
 from pathlib import Path
 
 import httpx
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin import NewTopic
 
+from shared.kafka.admin import kafka_admin
 from shared.kafka import KafkaPublisher
 from shared.settings import KafkaSettings
 from shared.topics import SLA_TRIGGERS, dlq
@@ -23,12 +24,8 @@ ROOT = Path(__file__).resolve().parents[3]
 
 async def _poison_with_a_refusing_dlq(settings: KafkaSettings) -> None:
     topic = settings.topic_prefix + SLA_TRIGGERS
-    admin = AIOKafkaAdminClient(**settings.client_kwargs())
-    await admin.start()
-    try:
+    async with kafka_admin(settings.client_kwargs()) as admin:
         await admin.create_topics([NewTopic(dlq(topic), 1, 1, topic_configs={"max.message.bytes": "16"})])
-    finally:
-        await admin.close()
     async with KafkaPublisher.start(settings, source="/safeguard/tests") as pub:
         await pub.publish_raw(topic, key=b"svc", value=b"{not json", headers=[])
 

@@ -5,30 +5,23 @@ from __future__ import annotations
 
 import asyncio
 
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin import NewTopic
 
+from shared.kafka.admin import kafka_admin
 from shared.settings import KafkaSettings
 from shared.testing.kafka import delete_topics
 
 
 async def _names(settings: KafkaSettings) -> set[str]:
-    admin = AIOKafkaAdminClient(**settings.client_kwargs())
-    await admin.start()
-    try:
+    async with kafka_admin(settings.client_kwargs()) as admin:
         return set(await admin.list_topics())
-    finally:
-        await admin.close()
 
 
 async def test_the_matching_topics_are_deleted_and_no_other(kafka_settings: KafkaSettings, unique: str) -> None:
     ours = [f"{kafka_settings.topic_prefix}{n}" for n in ("a", "b", "c")]
     kept = f"keep-{unique}"
-    admin = AIOKafkaAdminClient(**kafka_settings.client_kwargs())
-    await admin.start()
-    try:
+    async with kafka_admin(kafka_settings.client_kwargs()) as admin:
         await admin.create_topics([NewTopic(t, 2, 1) for t in [*ours, kept]])
-    finally:
-        await admin.close()
     assert set(ours) | {kept} <= await _names(kafka_settings)
     assert await delete_topics(kafka_settings, lambda t: t.startswith(kafka_settings.topic_prefix), batch=2) == 3
     left = await _names(kafka_settings)

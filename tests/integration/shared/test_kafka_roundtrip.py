@@ -10,10 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiokafka.admin import AIOKafkaAdminClient
 from opentelemetry import trace
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from shared.kafka.admin import kafka_admin
 from shared.events import TriggerCleared, TriggerFired
 from shared.kafka import EventConsumer, KafkaPublisher, RedisDedupe
 from shared.kafka.codec import header
@@ -153,12 +153,8 @@ async def test_kill_9_loses_nothing_and_the_dedupe_drops_redeliveries(
         proc.wait()
     first_calls = log_file.read_text().split()
     assert len(first_calls) < total, "the first consumer must die mid-stream for this test to mean anything"
-    admin = AIOKafkaAdminClient(**kafka_settings.client_kwargs())
-    await admin.start()
-    try:
+    async with kafka_admin(kafka_settings.client_kwargs()) as admin:
         offsets = await admin.list_consumer_group_offsets(group)
-    finally:
-        await admin.close()
     committed = sum(max(meta.offset, 0) for meta in offsets.values())
 
     calls: list[str] = []

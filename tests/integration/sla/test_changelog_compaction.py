@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import asyncio
 
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin import NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from services.sla.tables import CHANGELOG_CONFIG, changelog_topics
+from shared.kafka.admin import kafka_admin
 from shared.settings import KafkaSettings
 from tests.integration.sla.test_sla_kafka import create_topics, running
 
@@ -20,9 +21,7 @@ from tests.integration.sla.test_sla_kafka import create_topics, running
 async def _configs(settings: KafkaSettings, topics: list[str]) -> dict[str, dict[str, str]]:
     """Each topic's configs, once the broker describes them all (a topic just made may answer none yet:
     CI, 2026-12-01)."""
-    admin = AIOKafkaAdminClient(**settings.client_kwargs(), request_timeout_ms=10000)
-    await admin.start()
-    try:
+    async with kafka_admin(settings.client_kwargs()) as admin:
         for _ in range(60):
             answers = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, t) for t in topics])
             out = {name: {e[0]: e[1] for e in entries} for answer in answers
@@ -30,8 +29,6 @@ async def _configs(settings: KafkaSettings, topics: list[str]) -> dict[str, dict
             if all("segment.ms" in out.get(t, {}) for t in topics):
                 return out
             await asyncio.sleep(0.25)
-    finally:
-        await admin.close()
     raise AssertionError(f"the broker did not describe {topics} within 15 s: {out}")
 
 
@@ -57,12 +54,8 @@ async def test_changelogs_made_before_are_set_at_start(kafka_settings: KafkaSett
     await create_topics(kafka_settings)
     app_id = f"sla-older-{unique}"
     topics = changelog_topics(app_id)
-    admin = AIOKafkaAdminClient(**kafka_settings.client_kwargs(), request_timeout_ms=10000)
-    await admin.start()
-    try:
+    async with kafka_admin(kafka_settings.client_kwargs()) as admin:
         await admin.create_topics([NewTopic(t, 3, 1, topic_configs={"cleanup.policy": "compact"}) for t in topics])
-    finally:
-        await admin.close()
     assert int((await _configs(kafka_settings, topics[:1]))[topics[0]]["segment.ms"]) > 60_000
     async with running(kafka_settings, app_id):
         pass

@@ -12,10 +12,11 @@ from typing import Any
 import httpx
 from opentelemetry import trace
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin import NewTopic
 
 from services.sla.app import SlaApp, create_app
 from services.sla.settings import SlaSettings
+from shared.kafka.admin import kafka_admin
 from shared import topics
 from shared.events import TriggerCleared, TriggerFired
 from shared.kafka import KafkaPublisher
@@ -31,12 +32,8 @@ async def create_topics(settings: KafkaSettings) -> None:
     names = [*INPUTS, topics.SLA_TRIGGERS, topics.SLA_BUDGETS]
     wanted = [NewTopic(settings.topic_prefix + n, 3, 1) for n in names]
     wanted += [NewTopic(topics.dlq(settings.topic_prefix + n), 1, 1) for n in INPUTS]
-    admin = AIOKafkaAdminClient(**settings.client_kwargs())
-    await admin.start()
-    try:
+    async with kafka_admin(settings.client_kwargs()) as admin:
         await admin.create_topics(wanted)
-    finally:
-        await admin.close()
 
 
 def recent(seconds_ago: int = 120) -> datetime:
