@@ -101,8 +101,9 @@ def acls(*, prefix: str = "", sla_app_id: str = "safeguard-sla") -> list[Acl]:
 
 async def apply_acls(settings: KafkaSettings, entries: list[Acl]) -> int:
     """Create `entries` on the broker as the admin principal in `settings` (existing ones stay). Returns how many."""
-    from shared.kafka.admin import kafka_admin
     from aiokafka.protocol.admin import CreateAclsRequest
+
+    from shared.kafka.admin import kafka_admin
 
     async with kafka_admin(settings.client_kwargs()) as admin:
         for acl in entries:
