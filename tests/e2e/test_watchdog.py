@@ -43,36 +43,24 @@ async def _until(what: Callable[[], Awaitable[Any]], *, timeout: float) -> Any:
 
 async def test_a_hung_sla_processor_is_restarted_by_recovery_and_its_incident_resolved(stack: Stack) -> None:
     async with httpx.AsyncClient(base_url=stack.front, timeout=10) as http:
-        async def watchdog_incidents() -> dict[str, dict[str, Any]]:
-            incidents = (await http.get("/api/incidents", params={"days": 1})).json()
-            return {i["incident_id"]: i for i in incidents if i["service"] == "sla" and i["trigger"] == "unresponsive"}
-
-        async def watchdog_incident() -> dict[str, Any] | None:
-            return next((i for iid, i in (await watchdog_incidents()).items() if iid not in before), None)
-
         async def restart_done() -> dict[str, Any] | None:
             actions = (await http.get("/api/recovery/actions", params={"service": "sla", "limit": 5})).json()
             return next((a for a in actions if a["episode_id"] == inc["episode_id"]
                          and a["action"] == "restart_process" and a["status"] != "started"), None)
 
-        before = await watchdog_incidents()  # earlier runs' (resolved)
+        before = await _unresponsive(http, "sla")  # earlier runs' (resolved)
         pid = await stack.pid("safeguard:sla")
         async with paused(stack, "safeguard:sla", ready_url=stack.healthz()["sla"]):
             t0 = time.monotonic()
-            inc = await _until(watchdog_incident, timeout=PAGED_WITHIN_S)
+            inc = await _until(lambda: _new_incident(http, "sla", before), timeout=PAGED_WITHIN_S)
             print(f"sla paused: incident {inc['incident_id']} after {time.monotonic() - t0:.0f} s: {inc['title']}")
             assert inc["status"] == "open" and inc["severity"] == "minor", inc
             step2 = (await http.get("/api/system/status")).json()
             active = step2["sla"]["active_triggers"]
             assert any(t["service"] == "sla" and t["trigger"] == "unresponsive" for t in active), active
             iid = inc["incident_id"]
-
-            async def resolved() -> dict[str, Any] | None:
-                doc = (await http.get(f"/api/incidents/{iid}")).json()
-                return doc if doc["status"] == "resolved" else None
-
             t1 = time.monotonic()
-            doc = await _until(resolved, timeout=RESTARTED_WITHIN_S + RESOLVED_WITHIN_S)
+            doc = await _until(lambda: _resolved(http, iid), timeout=RESTARTED_WITHIN_S + RESOLVED_WITHIN_S)
             print(f"sla restarted by recovery: incident resolved {time.monotonic() - t1:.0f} s after it opened, "
                   f"{time.monotonic() - t0:.0f} s after the pause")
             new_pid = await stack.pid("safeguard:sla")
@@ -105,32 +93,35 @@ async def _paged_at_once(stack: Stack, service: str, *, paged_within_s: float, r
                          resolved_by: str) -> None:
     """`service` paused: a new `unresponsive` incident at level 2 as it opens, on call paged; resumed: resolved."""
     async with httpx.AsyncClient(base_url=stack.front, timeout=10) as http:
-        async def incidents() -> dict[str, dict[str, Any]]:
-            found = (await http.get("/api/incidents", params={"days": 1})).json()
-            return {i["incident_id"]: i for i in found if i["service"] == service and i["trigger"] == "unresponsive"}
-
-        async def new_incident() -> dict[str, Any] | None:
-            return next((i for iid, i in (await incidents()).items() if iid not in before), None)
-
-        before = await incidents()  # earlier runs' (resolved)
+        before = await _unresponsive(http, service)  # earlier runs' (resolved)
         async with paused(stack, f"safeguard:{service}", ready_url=stack.healthz()[service]):
             t0 = time.monotonic()
-            inc = await _until(new_incident, timeout=paged_within_s)
+            inc = await _until(lambda: _new_incident(http, service, before), timeout=paged_within_s)
             print(f"{service} paused: incident {inc['incident_id']} after {time.monotonic() - t0:.0f} s:", inc["title"])
             assert inc["status"] == "open" and inc["level"] == 2 and inc["severity"] == "minor", inc
             pages = await _until(lambda: _pages(http, inc["incident_id"]), timeout=15)
             print("paged:", pages[0]["recipient"], pages[0]["message"][:160])
             assert all("[L2 on-call developer]" in p["message"] for p in pages)
         t1 = time.monotonic()
-
-        async def resolved() -> dict[str, Any] | None:
-            doc = (await http.get(f"/api/incidents/{inc['incident_id']}")).json()
-            return doc if doc["status"] == "resolved" else None
-
-        doc = await _until(resolved, timeout=resolved_within_s)
+        doc = await _until(lambda: _resolved(http, inc["incident_id"]), timeout=resolved_within_s)
         print(f"{service} resumed: resolved after {time.monotonic() - t1:.0f} s by {doc['resolved_by']}")
         assert doc["resolved_by"] == resolved_by
 
 
 async def _pages(http: httpx.AsyncClient, iid: str) -> list[dict[str, Any]]:
     return [d for d in (await http.get(f"/api/incidents/{iid}/deliveries")).json() if d["channel"] == "oncall_page"]
+
+
+async def _unresponsive(http: httpx.AsyncClient, service: str) -> dict[str, dict[str, Any]]:
+    """The `unresponsive` incidents of `service` of the last day, by id."""
+    found = (await http.get("/api/incidents", params={"days": 1})).json()
+    return {i["incident_id"]: i for i in found if i["service"] == service and i["trigger"] == "unresponsive"}
+
+
+async def _new_incident(http: httpx.AsyncClient, service: str, before: dict[str, Any]) -> dict[str, Any] | None:
+    return next((i for iid, i in (await _unresponsive(http, service)).items() if iid not in before), None)
+
+
+async def _resolved(http: httpx.AsyncClient, iid: str) -> dict[str, Any] | None:
+    doc: dict[str, Any] = (await http.get(f"/api/incidents/{iid}")).json()
+    return doc if doc["status"] == "resolved" else None
