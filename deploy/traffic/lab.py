@@ -236,11 +236,17 @@ class ClientLoop:
     def failures(self, since: float = 0.0, until: float = float("inf")) -> list[Sample]:
         return [s for s in self.samples if s.error and since <= s.sent <= until]
 
+    def answered(self, since: float = 0.0, until: float = float("inf")) -> list[Sample]:
+        """The answers to requests wholly inside [since, until]: sent at or after `since`, answered by `until`.
+        A request still in flight at `until` is left out: the client's send time is not when HAProxy picked a
+        server, so under load it may have been routed after a weight change made at `until`. By send time."""
+        return sorted((s for s in self.samples if s.colour and since <= s.sent and s.done <= until),
+                      key=lambda s: s.sent)
+
     def colours(self, since: float = 0.0, until: float = float("inf")) -> dict[str, int]:
         counts: dict[str, int] = {}
-        for s in self.samples:
-            if s.colour and since <= s.sent <= until:
-                counts[s.colour] = counts.get(s.colour, 0) + 1
+        for s in self.answered(since, until):
+            counts[str(s.colour)] = counts.get(str(s.colour), 0) + 1
         return counts
 
     async def wait_for(self, n: int) -> None:

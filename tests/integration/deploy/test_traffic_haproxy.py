@@ -54,25 +54,26 @@ async def test_switch_canary_and_rollback_lose_no_request(lab: Lab, traffic: Tra
         marks.append(time.perf_counter())
     assert loop.failures() == []
     assert set(loop.colours(until=marks[0])) == {"blue"}
-    assert _settled(loop, marks[1], marks[2]) == {"green"}, _late(loop, marks[1], "green")
+    assert _settled(loop, marks[1], marks[2]) == {"green"}, _late(loop, marks[1], "green", marks[2])
     assert set(loop.colours(since=marks[3] + GRACE, until=marks[4])) == {"blue", "green"}
     assert _settled(loop, marks[5]) == {"blue"}, _late(loop, marks[5], "blue")
     assert await traffic.weights() == {"blue": 100, "green": 0}
 
 
 def _settled(loop: ClientLoop, switched: float, until: float = float("inf")) -> set[str]:
-    """The colours answering requests sent after the switch, once it has settled: past GRACE and past the first
-    LAG requests. HAProxy's `set weight` "takes effect immediately, though certain LB algorithms require a
-    certain amount of requests to consider changes" (its management guide): roundrobin may still pick the old
-    server until its current round ends. Under load those few requests can come later than GRACE."""
-    after = sorted((x for x in loop.samples if x.colour and switched <= x.sent <= until), key=lambda x: x.sent)
-    return {str(x.colour) for i, x in enumerate(after) if i >= LAG and x.sent >= switched + GRACE}
+    """The colours answering requests sent after the switch (and answered before the next one), once it has
+    settled: past GRACE and past the first LAG requests. HAProxy's `set weight` "takes effect immediately, though
+    certain LB algorithms require a certain amount of requests to consider changes" (its management guide):
+    roundrobin may still pick the old server until its current round ends. Under load those few requests can come
+    later than GRACE."""
+    return {str(x.colour) for i, x in enumerate(loop.answered(switched, until))
+            if i >= LAG and x.sent >= switched + GRACE}
 
 
-def _late(loop: ClientLoop, switched: float, colour: str) -> str:
-    """The answers from the old colour after the switch: ms after it, when sent and when answered."""
+def _late(loop: ClientLoop, switched: float, colour: str, until: float = float("inf")) -> str:
+    """The answers from the old colour in the window: ms after the switch, when sent and when answered."""
     late = [f"sent +{(x.sent - switched) * 1000:.1f} ms, answered +{(x.done - switched) * 1000:.1f} ms: {x.colour}"
-            for x in loop.samples if x.colour and x.colour != colour and x.sent >= switched]
+            for x in loop.answered(switched, until) if x.colour != colour]
     return f"{len(late)} answer(s) not from {colour} after the switch: {late[:10]}"
 
 
