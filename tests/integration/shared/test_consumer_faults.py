@@ -54,6 +54,14 @@ async def wait_until(cond: Any, timeout: float = 30.0, what: str = "condition") 
         await asyncio.sleep(0.05)
 
 
+async def _marked_within(redis: aioredis.Redis, keys: list[str], timeout: float) -> int:
+    """How many of `keys` exist, once all do or `timeout` passed."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while (marked := int(await redis.exists(*keys))) < len(keys) and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.05)
+    return marked
+
+
 async def publish(settings: KafkaSettings, events: list[TriggerFired]) -> None:
     async with KafkaPublisher.start(settings, source="/safeguard/tests") as pub:
         await asyncio.gather(*(pub.publish(e) for e in events))
@@ -92,7 +100,8 @@ async def test_redis_failing_mid_stream_loses_nothing_and_the_consumer_goes_on(
             await asyncio.sleep(6)  # the store is left alone for dedupe_rest_s (5 s) after a failure
             await publish(kafka_settings, second)
             await wait_until(lambda: set(calls) >= {e.episode_id for e in first + second}, what="every record")
-            marked = await redis.exists(*(f"safeguard:dedupe:{unique}:{e.id}" for e in second))
+            # a record is marked after its handler returns: the last mark may still be on its way
+            marked = await _marked_within(redis, [f"safeguard:dedupe:{unique}:{e.id}" for e in second], 10.0)
     finally:
         await redis.aclose()
     assert sorted(set(calls)) == sorted(e.episode_id for e in first + second), "nothing lost"
