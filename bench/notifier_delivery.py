@@ -19,7 +19,6 @@ import uuid
 from datetime import UTC, datetime
 
 import asyncpg
-from aiokafka.admin import NewTopic
 from pydantic import SecretStr
 
 from bench.report import record
@@ -27,12 +26,11 @@ from services.notifier.app import create_app
 from services.notifier.channel_plugins import verify_notice
 from services.notifier.policy import NotifierPolicy, load_policy
 from services.notifier.settings import DEFAULT_POLICY, ChannelSecrets, NotifierSettings
-from shared.kafka.admin import kafka_admin
 from shared.auth import AuthSettings
 from shared.events import TriggerFired
 from shared.kafka import KafkaPublisher
 from shared.settings import KafkaSettings, PostgresSettings, RedisSettings
-from shared.topics import TOPICS
+from shared.topics import create_topics
 
 ROUNDS = 30
 SECRET = "whsec_bench"
@@ -83,8 +81,7 @@ def _policy(hook: str) -> NotifierPolicy:
 
 async def main() -> None:
     kafka = KafkaSettings(topic_prefix=f"bench{uuid.uuid4().hex[:8]}.")
-    async with kafka_admin(kafka.client_kwargs()) as admin:
-        await admin.create_topics([NewTopic(kafka.topic_prefix + t.name, 1, 1, topic_configs=t.config) for t in TOPICS])
+    await create_topics(kafka, partitions=1)
     dsn = os.environ.get("POSTGRES_DSN", "postgresql://127.0.0.1:5432/safeguard")
     rx = Receiver()
     server = await asyncio.start_server(rx.handle, "127.0.0.1", 0)

@@ -28,7 +28,6 @@ from pathlib import Path
 
 import asyncpg
 import httpx
-from aiokafka.admin import NewTopic
 from pydantic import SecretStr
 
 from bench.report import record, runbook_limit
@@ -46,13 +45,12 @@ from services.recovery.policy import ActionRule, RecoveryPolicy, Triggers
 from services.recovery.repository import MemoryAuditStore
 from services.recovery.service import RecoveryService
 from services.recovery.verify import EffectChecks, OfrepProbe
-from shared.kafka.admin import kafka_admin
 from shared.auth import AuthSettings
 from shared.events import Event, ProcessStatsReported, RecoveryActionVerified, TriggerFired
 from shared.kafka import KafkaPublisher
 from shared.settings import KafkaSettings, PostgresSettings, RedisSettings
 from shared.testing import InMemoryPublisher
-from shared.topics import TOPICS
+from shared.topics import create_topics
 
 ROUNDS = 10
 ROOT = Path(__file__).resolve().parents[1]
@@ -127,8 +125,7 @@ def supervisord(d: Path) -> tuple[subprocess.Popen[bytes], dict[str, int]]:
 async def main() -> None:
     kafka = KafkaSettings(topic_prefix=f"bench{uuid.uuid4().hex[:8]}.")
     dsn = os.environ.get("POSTGRES_DSN", "postgresql://127.0.0.1:5432/safeguard")
-    async with kafka_admin(kafka.client_kwargs()) as admin:
-        await admin.create_topics([NewTopic(kafka.topic_prefix + t.name, 1, 1, topic_configs=t.config) for t in TOPICS])
+    await create_topics(kafka, partitions=1)
     service, instance, tmp = "bench", "bench-blue", Path(tempfile.mkdtemp(prefix="rv", dir="/tmp"))
     proc, ports = supervisord(tmp)
     fl = FlagsSettings(db_schema=f"flags_bench{uuid.uuid4().hex[:6]}", cache_prefix=f"bench{uuid.uuid4().hex[:6]}:",

@@ -17,12 +17,10 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 from aiokafka import AIOKafkaConsumer
-from aiokafka.admin import NewTopic
 
 from bench.report import record
 from services.sla.app import create_app
 from services.sla.settings import SlaSettings
-from shared.kafka.admin import kafka_admin
 from shared import topics
 from shared.events import RequestsObserved, TriggerFired
 from shared.histogram import LatencySketch
@@ -41,8 +39,7 @@ def _sketch() -> tuple[float, dict[str, int]]:
 
 async def _topics(prefix: str) -> None:
     names = [topics.TELEMETRY_REQUESTS, topics.TELEMETRY_PAGELOADS, topics.HEALTH_CHECKS, topics.SLA_TRIGGERS, topics.SLA_BUDGETS]
-    async with kafka_admin(KafkaSettings().client_kwargs()) as admin:
-        await admin.create_topics([NewTopic(prefix + n, 3, 1) for n in names])
+    await topics.create_topics(KafkaSettings(topic_prefix=prefix), names=names)
 
 
 async def _bare(topic: str, n: int) -> float:

@@ -1,7 +1,7 @@
 """Every Kafka topic Safeguard uses, in one place.
 
 `python -m shared.topics create` creates them all idempotently (and the `.dlq` twin of
-each consumed topic); `python -m shared.topics list` prints them.
+each consumed topic) under the deployment's `KAFKA_TOPIC_PREFIX`; `python -m shared.topics list` prints them.
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 from shared.settings import KafkaSettings
@@ -16,7 +17,8 @@ from shared.settings import KafkaSettings
 __all__ = [
     "TELEMETRY_REQUESTS", "TELEMETRY_PAGELOADS", "HEALTH_CHECKS", "FLAGS_CHANGES", "FLAGS_STATE",
     "SLA_TRIGGERS", "SLA_BUDGETS", "RECOVERY_COMMANDS", "RECOVERY_ACTIONS", "INCIDENTS_EVENTS",
-    "NOTIFIER_DELIVERIES", "DEPLOY_EVENTS", "MAINTENANCE_WINDOWS", "TopicSpec", "TOPICS", "dlq", "create_topics",
+    "NOTIFIER_DELIVERIES", "DEPLOY_EVENTS", "MAINTENANCE_WINDOWS", "TopicSpec", "TOPICS", "dlq", "all_topic_names",
+    "create_topics",
 ]
 
 TELEMETRY_REQUESTS = "telemetry.requests"
@@ -77,20 +79,29 @@ TOPICS: tuple[TopicSpec, ...] = (
 )
 
 
-def all_topic_names() -> list[str]:
-    return [t.name for t in TOPICS] + [dlq(t.name) for t in TOPICS]
+def all_topic_names(prefix: str = "") -> list[str]:
+    """Every topic and its DLQ, under a deployment's topic prefix (`KafkaSettings.topic_prefix`)."""
+    return [prefix + t.name for t in TOPICS] + [dlq(prefix + t.name) for t in TOPICS]
 
 
-async def create_topics(settings: KafkaSettings, *, timeout_s: float = 60.0) -> list[str]:
-    """Create every topic and its DLQ when missing (as the admin principal). Returns the names it created."""
+async def create_topics(settings: KafkaSettings, *, timeout_s: float = 60.0, partitions: int | None = None,
+                        names: Collection[str] | None = None) -> list[str]:
+    """Create every topic and its DLQ when missing (as the admin principal), under `settings.topic_prefix`: where
+    the services read and write (a topic the broker auto-creates has neither the partitions nor the configs, e.g.
+    `flags.state` would not be compacted). Tests and benches may override each topic's `partitions` and make only
+    some topics (`names`, unprefixed). Returns the names it created."""
     from aiokafka.admin import NewTopic
 
     from shared.kafka.admin import kafka_admin
 
+    prefix = settings.topic_prefix
+    specs = [t for t in TOPICS if names is None or t.name in names]
+    if names is not None and len(specs) < len(set(names)):
+        raise ValueError(f"unknown topic(s): {sorted(set(names) - {t.name for t in TOPICS})}")
     async with kafka_admin(settings.client_kwargs(), start_within_s=timeout_s) as admin:
         existing = set(await admin.list_topics())
-        wanted = [NewTopic(t.name, t.partitions, 1, topic_configs=t.config) for t in TOPICS]
-        wanted += [NewTopic(dlq(t.name), 1, 1) for t in TOPICS]
+        wanted = [NewTopic(prefix + t.name, partitions or t.partitions, 1, topic_configs=t.config) for t in specs]
+        wanted += [NewTopic(dlq(prefix + t.name), 1, 1) for t in specs]
         missing = [t for t in wanted if t.name not in existing]
         if missing:
             await admin.create_topics(missing)
@@ -102,13 +113,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("command", choices=["create", "list"])
     parser.add_argument("--bootstrap-servers", default=None)
     args = parser.parse_args(argv)
+    settings = KafkaSettings(**({"bootstrap_servers": args.bootstrap_servers} if args.bootstrap_servers else {}))
+    names = all_topic_names(settings.topic_prefix)
     if args.command == "list":
-        for name in all_topic_names():
+        for name in names:
             print(name)
         return 0
-    settings = KafkaSettings(**({"bootstrap_servers": args.bootstrap_servers} if args.bootstrap_servers else {}))
     created = asyncio.run(create_topics(settings))
-    print(f"topics: {len(created)} created, {len(all_topic_names()) - len(created)} already there")
+    print(f"topics: {len(created)} created, {len(names) - len(created)} already there"
+          + (f" (prefix {settings.topic_prefix!r})" if settings.topic_prefix else ""))
     return 0
 
 

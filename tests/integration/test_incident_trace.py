@@ -16,7 +16,6 @@ from typing import Any
 
 import asyncpg
 import httpx
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from fastapi import FastAPI, HTTPException
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -34,7 +33,7 @@ from shared.auth import AuthSettings
 from shared.kafka import KafkaPublisher
 from shared.settings import KafkaSettings, PostgresSettings, RedisSettings
 from tests.integration.flags.conftest import ADMIN, ThreadServer, drop, flags_settings
-from tests.integration.sla.test_sla_kafka import create_topics, recent, running
+from tests.integration.sla.test_sla_kafka import recent, running
 
 TOKEN = "test-admin-token"  # the flags service's admin token in flags_settings
 
@@ -52,17 +51,6 @@ def protected_app(recorder: RequestRecorder) -> FastAPI:
         raise HTTPException(500, "gamification broke")
 
     return app
-
-
-async def more_topics(settings: KafkaSettings) -> None:
-    names = [topics.RECOVERY_ACTIONS, topics.RECOVERY_COMMANDS, topics.DEPLOY_EVENTS, topics.FLAGS_CHANGES,
-             topics.FLAGS_STATE, topics.INCIDENTS_EVENTS, topics.NOTIFIER_DELIVERIES]
-    admin = AIOKafkaAdminClient(**settings.client_kwargs())
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(settings.topic_prefix + n, 1, 1) for n in names])
-    finally:
-        await admin.close()
 
 
 @asynccontextmanager
@@ -126,7 +114,7 @@ def path_to_root(span: ReadableSpan, spans: dict[int, ReadableSpan]) -> list[str
 async def test_one_incident_is_one_trace(kafka_settings: KafkaSettings, unique: str, postgres_dsn: str,
                                          redis_url: str, span_exporter: InMemorySpanExporter) -> None:
     p = kafka_settings.topic_prefix
-    await asyncio.gather(create_topics(kafka_settings), more_topics(kafka_settings))
+    await topics.create_topics(kafka_settings)
     clock = [recent(30).timestamp()]
     recorder = RequestRecorder(service=f"demo{unique}", instance="blue", wall_clock=lambda: clock[0])
     app = protected_app(recorder)

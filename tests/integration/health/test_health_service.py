@@ -8,12 +8,10 @@ from typing import Any
 
 import httpx
 import pytest
-from aiokafka.admin import NewTopic
 
 from services.health.app import create_app
 from services.health.config import parse_config
 from services.health.settings import HealthSettings
-from shared.kafka.admin import kafka_admin
 from shared.events import (
     CircuitBreakerStateChanged, FlagSnapshot, HealthCheckCompleted, IncidentOpened, PoolStats, ProcessStatsReported,
     TriggerFired,
@@ -21,13 +19,7 @@ from shared.events import (
 from shared.kafka import KafkaPublisher
 from shared.settings import KafkaSettings, PostgresSettings, RedisSettings
 from shared.testing.kafka import expect_events
-from shared.topics import TOPICS
-
-
-async def create_prefixed_topics(settings: KafkaSettings) -> None:
-    async with kafka_admin(settings.client_kwargs()) as admin:
-        await admin.create_topics([NewTopic(settings.topic_prefix + t.name, 1, 1, topic_configs=t.config)
-                                   for t in TOPICS])
+from shared.topics import create_topics
 
 
 class TinyHttp:
@@ -85,7 +77,7 @@ async def apps() -> AsyncIterator[tuple[TinyHttp, TinyHttp]]:
 async def test_probes_publish_and_status_survives_a_stopped_service(
         kafka_settings: KafkaSettings, postgres_dsn: str, redis_url: str, apps: tuple[TinyHttp, TinyHttp]) -> None:
     shop, billing = apps
-    await create_prefixed_topics(kafka_settings)
+    await create_topics(kafka_settings, partitions=1)
     config = parse_config({"interval_seconds": 0.3, "down_after": 2, "up_after": 2, "targets": [
         {"name": "shop", "kind": "http", "url": f"http://127.0.0.1:{shop.port}/healthz", "json_field": "status",
          "json_equals": "pass"},

@@ -12,11 +12,9 @@ from typing import Any
 import httpx
 from opentelemetry import trace
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from aiokafka.admin import NewTopic
 
 from services.sla.app import SlaApp, create_app
 from services.sla.settings import SlaSettings
-from shared.kafka.admin import kafka_admin
 from shared import topics
 from shared.events import TriggerCleared, TriggerFired
 from shared.kafka import KafkaPublisher
@@ -29,11 +27,8 @@ INPUTS = (topics.TELEMETRY_REQUESTS, topics.TELEMETRY_PAGELOADS, topics.HEALTH_C
 
 
 async def create_topics(settings: KafkaSettings) -> None:
-    names = [*INPUTS, topics.SLA_TRIGGERS, topics.SLA_BUDGETS]
-    wanted = [NewTopic(settings.topic_prefix + n, 3, 1) for n in names]
-    wanted += [NewTopic(topics.dlq(settings.topic_prefix + n), 1, 1) for n in INPUTS]
-    async with kafka_admin(settings.client_kwargs()) as admin:
-        await admin.create_topics(wanted)
+    """The SLA processor's topics (its inputs, triggers, budgets) under the test's prefix, 3 partitions each."""
+    await topics.create_topics(settings, names=[*INPUTS, topics.SLA_TRIGGERS, topics.SLA_BUDGETS])
 
 
 def recent(seconds_ago: int = 120) -> datetime:

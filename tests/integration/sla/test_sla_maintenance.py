@@ -15,7 +15,6 @@ from datetime import datetime, timedelta
 import asyncpg
 import httpx
 import pytest
-from aiokafka.admin import NewTopic
 from pydantic import SecretStr
 
 from services.notifier.app import create_app as create_notifier
@@ -23,7 +22,6 @@ from services.notifier.settings import NotifierSettings
 from services.sla.app import SlaApp, create_app
 from services.sla.policy import SlaPolicy
 from services.sla.settings import SlaSettings
-from shared.kafka.admin import kafka_admin
 from shared import topics
 from shared.auth import AuthSettings
 from shared.events import BudgetReported, MaintenanceWindowScheduled
@@ -42,11 +40,8 @@ POLICY = SlaPolicy.model_validate({"budget": {"report_every": 1}, "triggers": {
 
 
 async def create_window_topic(settings: KafkaSettings) -> str:
-    name = settings.topic_prefix + topics.MAINTENANCE_WINDOWS
-    async with kafka_admin(settings.client_kwargs()) as admin:
-        await admin.create_topics([NewTopic(name, 3, 1, topic_configs={"cleanup.policy": "compact"}),
-                                   NewTopic(topics.dlq(name), 1, 1)])
-    return name
+    await topics.create_topics(settings, names=[topics.MAINTENANCE_WINDOWS])
+    return settings.topic_prefix + topics.MAINTENANCE_WINDOWS
 
 
 @pytest.fixture
