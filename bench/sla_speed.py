@@ -10,7 +10,8 @@ worker ran dry). In the same run:
    one worker, then two (what the machine itself lets two processes scale: 2 cores, Kafka beside).
 2. The SLA processor, one worker (prefix A) -> ratio to the no-op. Steps 1 and 2 alternate SLA_SPEED_PAIRS
    (3) times; the median pair's ratio is the figure, every pair's is printed.
-3. The SLA processor, two workers of one app (prefix B) -> ratio to 2.
+3. The SLA processor, two workers of one app (prefix B), right after each one-worker run of 2 -> ratio to
+   that run; the median of the SLA_SPEED_PAIRS rounds is the figure.
 Then the triggers and budget reports of 2 and 3 are read back and must be the same sets.
 4. Scale-out again with each worker capped at CAP cores (`bench/_cpu_cap.py`, needs root): uncapped, two
    workers share 2 cores with the broker and the load, and even Faust's no-op scales ~1.4x here; capped,
@@ -23,19 +24,19 @@ import asyncio
 import contextlib
 import json
 import os
+import signal
 import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.admin import NewTopic
 
 from bench import _cpu_cap
 from bench.report import record
-from shared.kafka.admin import kafka_admin
 from shared import topics
 from shared.events import RequestsObserved
 from shared.histogram import LatencySketch
@@ -72,8 +73,9 @@ def _records() -> list[tuple[bytes, bytes, list[tuple[str, bytes]]]]:
 
 async def _fill(settings: KafkaSettings, prefixes: list[str]) -> None:
     names = [topics.TELEMETRY_REQUESTS, topics.TELEMETRY_PAGELOADS, topics.HEALTH_CHECKS, topics.FLAGS_CHANGES, *_OUTPUTS]
-    async with kafka_admin(settings.client_kwargs()) as admin:
-        await admin.create_topics([NewTopic(p + n, PARTITIONS, 1) for p in prefixes for n in names])
+    for prefix in prefixes:
+        await topics.create_topics(settings.model_copy(update={"topic_prefix": prefix}), partitions=PARTITIONS,
+                                   names=names)
     records = _records()
     producer = AIOKafkaProducer(**settings.client_kwargs(), linger_ms=5, max_batch_size=256 * 1024, acks="all")
     await producer.start()
@@ -123,7 +125,15 @@ async def _run_in(stack: contextlib.ExitStack, kind: str, *, prefix: str, worker
     deadline = time.monotonic() + 180
     while sum(s[-1][1] for s in samples if s) < N_EVENTS:
         if time.monotonic() > deadline:
-            raise TimeoutError(f"{kind}: {sum(s[-1][1] for s in samples if s)} of {N_EVENTS} after 180 s")
+            for p in procs:  # each worker prints where its tasks wait (`_dump_tasks`) to its log
+                with contextlib.suppress(ProcessLookupError):
+                    p.send_signal(signal.SIGUSR1)
+            await asyncio.sleep(1.0)
+            now = time.time()
+            workers_at = "; ".join(f"worker {i}: {s[-1][1]} counted, the last {now - s[-1][0]:.0f} s ago" if s
+                                   else f"worker {i}: nothing counted" for i, s in enumerate(samples))
+            raise TimeoutError(f"{kind}: {sum(s[-1][1] for s in samples if s)} of {N_EVENTS} after 180 s "
+                               f"({workers_at}; logs {tempfile.gettempdir()}/{app_id}-*.log)")
         await asyncio.sleep(0.05)
     # a record read again after the rebalance counts twice (then dropped as a replay): the sum reaches N
     # before the last record is done, so wait until no worker counted anything for 2 s
@@ -221,32 +231,38 @@ async def _bench(settings: KafkaSettings, one: str, two: str) -> None:
     t, filled = time.perf_counter(), datetime.now(UTC)  # the input's event times end 30 s before this
     await _fill(settings, [one, two])
     print(f"{N_EVENTS} RequestsObserved, {SERVICES} services, {PARTITIONS} partitions (put on 2 topics in {time.perf_counter() - t:.1f} s)")
-    # each SLA run right after its no-op run: the machine is shared, neighbours in time compare best; PAIRS
-    # such pairs, the median ratio is the figure (one pair swings +-15 % with what else the machine runs)
-    pairs = []
+    # each SLA run right after its no-op run, and its two-worker run right after it: the machine is shared,
+    # neighbours in time compare best; PAIRS such rounds, the median ratio is each figure (one pair swings
+    # +-15 % with what else the machine runs)
+    rounds = []
     for _ in range(PAIRS):
         noop, noop_cpu = await _run("noop", prefix=one, workers=1)
         _line("Faust no-op agent (take 1000, raw)", noop, noop_cpu)
         single, single_cpu = await _run("sla", prefix=one, workers=1)
         _line("SLA processor, 1 worker", single, single_cpu,
               f"to no-op {single / noop:.2f} (target >= 0.5), per CPU s {single_cpu / noop_cpu:.2f}")
-        pairs.append((single / noop, noop, noop_cpu, single, single_cpu))
-    _, noop, noop_cpu, single, single_cpu = sorted(pairs)[len(pairs) // 2]
-    ratios = ", ".join(f"{p[0]:.2f}" for p in pairs)
+        double, double_cpu = await _run("sla", prefix=two, workers=2)
+        _line("SLA processor, 2 workers", double, double_cpu,
+              f"to 1 worker {double / single:.2f} (target >= 1.7), per CPU s {double_cpu / single_cpu:.2f}")
+        rounds.append((noop, noop_cpu, single, single_cpu, double))
+    noop, noop_cpu, single, single_cpu, _ = _median(rounds, lambda r: r[2] / r[0])
+    ratios = ", ".join(f"{r[2] / r[0]:.2f}" for r in rounds)
     record("SLA processor, 1 worker", single, "events/s", baseline="Faust no-op agent (take 1000), 1 worker",
-           baseline_value=noop, target=0.5, spread=(min(p[3] for p in pairs), max(p[3] for p in pairs)),
-           note=f"the median of {len(pairs)} no-op / SLA pairs run one after the other; their ratios {ratios}")
-    print(f"  SLA / no-op, median of {len(pairs)} pairs: {single / noop:.2f} (pairs {ratios})")
+           baseline_value=noop, target=0.5, spread=(min(r[2] for r in rounds), max(r[2] for r in rounds)),
+           note=f"the median of {len(rounds)} no-op / SLA pairs run one after the other; their ratios {ratios}")
+    print(f"  SLA / no-op, median of {len(rounds)} pairs: {single / noop:.2f} (pairs {ratios})")
     noop2, noop2_cpu = await _run("noop", prefix=two, workers=2)
     _line("Faust no-op agent, 2 workers", noop2, noop2_cpu,
           f"to 1 worker {noop2 / noop:.2f} (what this machine lets 2 processes scale), per CPU s {noop2_cpu / noop_cpu:.2f}")
-    double, double_cpu = await _run("sla", prefix=two, workers=2)
     record("Faust no-op agent, 2 workers", noop2, "events/s", baseline="Faust no-op agent, 1 worker",
            baseline_value=noop, note="what this machine lets 2 processes scale")
+    _, _, one_worker, _, double = _median(rounds, lambda r: r[4] / r[2])
+    scales = ", ".join(f"{r[4] / r[2]:.2f}" for r in rounds)
     record("SLA processor, 2 workers (uncapped: they share 2 cores with Kafka, see the no-op's ratio)", double,
-           "events/s", baseline="SLA processor, 1 worker", baseline_value=single, target=1.7)
-    _line("SLA processor, 2 workers", double, double_cpu,
-          f"to 1 worker {double / single:.2f} (target >= 1.7), per CPU s {double_cpu / single_cpu:.2f}; "
+           "events/s", baseline="SLA processor, 1 worker", baseline_value=one_worker, target=1.7,
+           spread=(min(r[4] for r in rounds), max(r[4] for r in rounds)),
+           note=f"the median of {len(rounds)} 1 / 2-worker pairs run one after the other; their ratios {scales}")
+    print(f"  SLA 2 workers / 1 worker, median of {len(rounds)} pairs: {double / one_worker:.2f} (pairs {scales}); "
           f"to 2 no-op workers {double / noop2:.2f}")
     a, b = await _outputs(settings, one, before=filled), await _outputs(settings, two, before=filled)
     for name in _OUTPUTS:
@@ -258,6 +274,13 @@ async def _bench(settings: KafkaSettings, one: str, two: str) -> None:
     assert a == b, "two workers published other triggers / budgets than one"
     assert a[topics.SLA_TRIGGERS], "no trigger fired: the comparison proves nothing"
     await _capped(one, two)
+
+
+def _median(rounds: list[tuple[float, float, float, float, float]],
+            ratio: Callable[[tuple[float, float, float, float, float]], float]
+            ) -> tuple[float, float, float, float, float]:
+    """The round whose `ratio` is the median (the middle one of an odd count)."""
+    return sorted(rounds, key=ratio)[len(rounds) // 2]
 
 
 async def _capped(one: str, two: str) -> None:
@@ -287,6 +310,7 @@ async def _capped(one: str, two: str) -> None:
 async def _worker(kind: str, prefix: str, app_id: str) -> None:
     settings = KafkaSettings(topic_prefix=prefix)
     app, count = _sla(settings, app_id) if kind == "sla" else _noop(settings, app_id)
+    asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, _dump_tasks)
     print("ready", flush=True)
     await asyncio.to_thread(sys.stdin.readline)
     await app.start()
@@ -299,6 +323,14 @@ async def _worker(kind: str, prefix: str, app_id: str) -> None:
             last = n
         await asyncio.wait([stop], timeout=0.02)
     await app.stop()
+
+
+def _dump_tasks() -> None:
+    """Every task's stack, to stderr (the worker's log): where a stalled worker waits."""
+    for task in asyncio.all_tasks():
+        print(f"--- {task.get_name()}: {task.get_coro()!r}", file=sys.stderr)
+        task.print_stack(limit=12, file=sys.stderr)
+    sys.stderr.flush()
 
 
 def _sla(settings: KafkaSettings, app_id: str) -> tuple[Any, Any]:
