@@ -13,7 +13,7 @@ from shared.events import Event
 from shared.kafka.codec import decode
 from shared.settings import KafkaSettings
 
-__all__ = ["expect_records", "expect_events", "wait_for_kafka", "client_kwargs", "delete_topics"]
+__all__ = ["expect_records", "expect_events", "wait_for_kafka", "client_kwargs", "delete_topics", "describe_topics"]
 
 
 def client_kwargs(bootstrap_servers: str | KafkaSettings) -> dict[str, Any]:
@@ -48,6 +48,33 @@ async def delete_topics(bootstrap_servers: str | KafkaSettings, match: Callable[
         for i in range(0, len(doomed), batch):
             await admin.delete_topics(doomed[i:i + batch], timeout_ms=30000)
         return len(doomed)
+
+
+async def describe_topics(settings: KafkaSettings, topics: list[str], *, within_s: float = 15.0
+                          ) -> tuple[dict[str, int], dict[str, dict[str, str]]]:
+    """Each topic's partition count and configs, once the broker describes them all: a topic just made may not be
+    described yet (CI, 2026-12-01: no configs for a fresh topic). AssertionError after `within_s`."""
+    from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+
+    from shared.kafka.admin import kafka_admin
+
+    partitions: dict[str, int] = {}
+    configs: dict[str, dict[str, str]] = {}
+    async with kafka_admin(settings.client_kwargs()) as admin:
+        deadline = asyncio.get_running_loop().time() + within_s
+        while True:
+            described = await admin.describe_topics(topics)
+            partitions = {t["topic"]: len(t["partitions"]) for t in described
+                          if not t["error_code"] and t["partitions"]}
+            answers = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, t) for t in topics])
+            configs = {name: {e[0]: e[1] for e in entries} for answer in answers
+                       for _code, _msg, _type, name, entries in answer.resources if entries}
+            if set(topics) <= partitions.keys() & configs.keys():
+                return partitions, configs
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError(f"the broker did not describe {topics} within {within_s:g} s: "
+                                     f"partitions {partitions}, configs of {sorted(configs)}")
+            await asyncio.sleep(0.25)
 
 
 async def expect_records(

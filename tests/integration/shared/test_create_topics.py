@@ -4,20 +4,9 @@
 
 from __future__ import annotations
 
-from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
-
-from shared.kafka.admin import kafka_admin
 from shared.settings import KafkaSettings
+from shared.testing.kafka import describe_topics
 from shared.topics import FLAGS_STATE, TELEMETRY_REQUESTS, TOPICS, all_topic_names, create_topics, dlq
-
-
-async def _describe(settings: KafkaSettings, names: list[str]) -> tuple[dict[str, int], dict[str, dict[str, str]]]:
-    async with kafka_admin(settings.client_kwargs()) as admin:
-        described = await admin.describe_topics(names)
-        partitions = {t["topic"]: len(t["partitions"]) for t in described}
-        found = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, n) for n in names])
-    configs = {r[3]: {c[0]: c[1] for c in r[4]} for response in found for r in response.resources}
-    return partitions, configs
 
 
 async def test_the_topics_are_made_under_the_prefix_with_their_configs(kafka_settings: KafkaSettings) -> None:
@@ -27,7 +16,7 @@ async def test_the_topics_are_made_under_the_prefix_with_their_configs(kafka_set
     assert sorted(created) == sorted(all_topic_names(prefix)) == sorted(
         [prefix + t.name for t in TOPICS] + [dlq(prefix + t.name) for t in TOPICS])
     state, requests = prefix + FLAGS_STATE, prefix + TELEMETRY_REQUESTS
-    partitions, configs = await _describe(kafka_settings, [state, requests, dlq(state)])
+    partitions, configs = await describe_topics(kafka_settings, [state, requests, dlq(state)])
     assert partitions == {state: 3, requests: 3, dlq(state): 1}
     assert configs[state]["cleanup.policy"] == "compact"
     assert configs[requests]["retention.ms"] == str(7 * 24 * 3600 * 1000)
@@ -37,6 +26,6 @@ async def test_the_topics_are_made_under_the_prefix_with_their_configs(kafka_set
 async def test_tests_and_benches_may_ask_for_fewer_partitions(kafka_settings: KafkaSettings) -> None:
     await create_topics(kafka_settings, partitions=1)
     state = kafka_settings.topic_prefix + FLAGS_STATE
-    partitions, configs = await _describe(kafka_settings, [state])
+    partitions, configs = await describe_topics(kafka_settings, [state])
     assert partitions == {state: 1} and configs[state]["cleanup.policy"] == "compact"
 

@@ -17,12 +17,22 @@ async def _names(settings: KafkaSettings) -> set[str]:
         return set(await admin.list_topics())
 
 
+async def _until_listed(settings: KafkaSettings, topics: set[str]) -> None:
+    """The broker lists topics it just made within moments, not at once (CI, containers: right after the create,
+    none of the four were listed)."""
+    for _ in range(50):
+        if topics <= await _names(settings):
+            return
+        await asyncio.sleep(0.2)
+    assert topics <= await _names(settings)
+
+
 async def test_the_matching_topics_are_deleted_and_no_other(kafka_settings: KafkaSettings, unique: str) -> None:
     ours = [f"{kafka_settings.topic_prefix}{n}" for n in ("a", "b", "c")]
     kept = f"keep-{unique}"
     async with kafka_admin(kafka_settings.client_kwargs()) as admin:
         await admin.create_topics([NewTopic(t, 2, 1) for t in [*ours, kept]])
-    assert set(ours) | {kept} <= await _names(kafka_settings)
+    await _until_listed(kafka_settings, {*ours, kept})
     assert await delete_topics(kafka_settings, lambda t: t.startswith(kafka_settings.topic_prefix), batch=2) == 3
     left = await _names(kafka_settings)
     for _ in range(50):  # the broker's metadata follows the controller's within moments

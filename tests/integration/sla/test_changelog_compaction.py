@@ -7,29 +7,18 @@ closes every minute and cleaned at 10 % dirty (`services/sla/tables.py: CHANGELO
 
 from __future__ import annotations
 
-import asyncio
-
 from aiokafka.admin import NewTopic
-from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from services.sla.tables import CHANGELOG_CONFIG, changelog_topics
 from shared.kafka.admin import kafka_admin
 from shared.settings import KafkaSettings
+from shared.testing.kafka import describe_topics
 from tests.integration.sla.test_sla_kafka import create_topics, running
 
 
 async def _configs(settings: KafkaSettings, topics: list[str]) -> dict[str, dict[str, str]]:
-    """Each topic's configs, once the broker describes them all (a topic just made may answer none yet:
-    CI, 2026-12-01)."""
-    async with kafka_admin(settings.client_kwargs()) as admin:
-        for _ in range(60):
-            answers = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, t) for t in topics])
-            out = {name: {e[0]: e[1] for e in entries} for answer in answers
-                   for _code, _msg, _type, name, entries in answer.resources}
-            if all("segment.ms" in out.get(t, {}) for t in topics):
-                return out
-            await asyncio.sleep(0.25)
-    raise AssertionError(f"the broker did not describe {topics} within 15 s: {out}")
+    """Each topic's configs, once the broker describes them all."""
+    return (await describe_topics(settings, topics))[1]
 
 
 def _assert_compacted_often(configs: dict[str, dict[str, str]], topics: list[str]) -> None:
