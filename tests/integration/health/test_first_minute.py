@@ -16,8 +16,8 @@ from services.health.settings import HealthSettings
 from shared.events import HealthCheckCompleted
 from shared.settings import KafkaSettings
 from shared.testing.kafka import expect_events
-from shared.topics import HEALTH_CHECKS
-from tests.integration.health.test_health_service import TinyHttp, client_for, create_prefixed_topics
+from shared.topics import HEALTH_CHECKS, create_topics
+from tests.integration.health.test_health_service import TinyHttp, client_for
 
 
 def config_for(**ports: int) -> Any:
@@ -56,7 +56,7 @@ async def watch(client: Any, *, until: str, timeout: float) -> tuple[float, list
 async def test_a_service_answering_after_the_health_service_starts_is_never_fail(
         kafka_settings: KafkaSettings, servers: tuple[TinyHttp, TinyHttp]) -> None:
     up, later = servers
-    await create_prefixed_topics(kafka_settings)
+    await create_topics(kafka_settings, partitions=1)
     app = create_app(HealthSettings(kafka=kafka_settings, status_feed=False),
                      config=config_for(up=up.port, later=later.port))
     async with app.router.lifespan_context(app), client_for(app) as client:
@@ -74,7 +74,7 @@ async def test_a_service_answering_after_the_health_service_starts_is_never_fail
 async def test_a_service_down_from_the_start_is_fail_after_down_after_fast_probes(
         kafka_settings: KafkaSettings, servers: tuple[TinyHttp, TinyHttp]) -> None:
     up, dead = servers
-    await create_prefixed_topics(kafka_settings)
+    await create_topics(kafka_settings, partitions=1)
     app = create_app(HealthSettings(kafka=kafka_settings, status_feed=False),
                      config=config_for(up=up.port, dead=dead.port))
     async with app.router.lifespan_context(app), client_for(app) as client:

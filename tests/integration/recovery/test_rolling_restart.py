@@ -10,7 +10,7 @@ from sdk.commands import CommandHandlers, CommandListener, RedisRestartGate
 from shared.events import RestartProcess
 from shared.kafka import KafkaPublisher
 from shared.settings import KafkaSettings
-from tests.integration.health.test_health_service import create_prefixed_topics
+from shared.topics import create_topics
 
 
 async def _until(cond: object, timeout: float = 20) -> None:
@@ -22,7 +22,7 @@ async def _until(cond: object, timeout: float = 20) -> None:
 
 async def test_instances_restart_one_after_another(kafka_settings: KafkaSettings, redis_client: object,
                                                    unique: str) -> None:
-    await create_prefixed_topics(kafka_settings)
+    await create_topics(kafka_settings, partitions=1)
     service, exited = f"shop-{unique}", []
     gate = RedisRestartGate(redis_client, service=service)
 

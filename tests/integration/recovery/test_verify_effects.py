@@ -28,7 +28,7 @@ from shared.events import Event, RecoveryActionVerified, TriggerFired
 from shared.kafka import KafkaPublisher
 from shared.settings import KafkaSettings
 from shared.testing import InMemoryPublisher
-from tests.integration.health.test_health_service import create_prefixed_topics
+from shared.topics import create_topics
 
 CONFIG = Path(__file__).resolve().parents[3] / "config" / "recovery.yaml"
 
@@ -56,7 +56,7 @@ class World:
 
 @pytest.fixture
 async def world(kafka_settings: KafkaSettings, postgres_dsn: str, unique: str) -> AsyncIterator[World]:
-    await create_prefixed_topics(kafka_settings)
+    await create_topics(kafka_settings, partitions=1)
     service, instance = f"shop-{unique}", f"shop-{unique}-blue"
     async with AsyncExitStack() as stack:
         kafka = await stack.enter_async_context(KafkaPublisher.start(kafka_settings, source="/tests"))

@@ -16,7 +16,7 @@ from shared.events import OpenCircuitBreaker, RequestsObserved, RestartConnectio
 from shared.kafka import KafkaPublisher
 from shared.settings import KafkaSettings
 from shared.testing.kafka import expect_events
-from tests.integration.health.test_health_service import create_prefixed_topics
+from shared.topics import create_topics
 
 
 async def test_requests_observed_on_kafka_match_requests_sent(kafka_settings: KafkaSettings, unique: str) -> None:
@@ -47,7 +47,7 @@ async def test_requests_observed_on_kafka_match_requests_sent(kafka_settings: Ka
 
 async def test_command_listener_restarts_the_pool_and_opens_the_breaker(
         kafka_settings: KafkaSettings, postgres_dsn: str, unique: str) -> None:
-    await create_prefixed_topics(kafka_settings)
+    await create_topics(kafka_settings, partitions=1)
     service = f"shop-{unique}"
     registry = BreakerRegistry(service=service, instance="blue")
     db = GuardedPool(dsn=postgres_dsn, breaker=registry.breaker("postgres", BreakerConfig.for_database()))
