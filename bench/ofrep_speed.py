@@ -36,7 +36,7 @@ from pathlib import Path
 import httpx
 
 from bench.flags import FLAGD, TOKEN, _free_port, _load, _spawn, _wait, flags_service
-from bench.report import record
+from bench.report import median_by, record
 
 SECONDS = float(os.environ.get("OFREP_SECONDS", "5"))
 CONNECTIONS = int(os.environ.get("OFREP_CONNECTIONS", "16"))
@@ -157,20 +157,16 @@ async def main() -> None:
                    baseline_value=plain[name].rps)
 
 
-def _median(values: list[float]) -> float:
-    return sorted(values)[len(values) // 2]
-
-
 def _record_pairs(name: str, pairs: list[tuple[Figures, Figures]], *, flagd: bool) -> Figures:
     """The pair with the median ratio is the figure (every pair's ratio in the note); p99: the median run."""
-    b, o = sorted(pairs, key=lambda bo: bo[1].rps / bo[0].rps)[len(pairs) // 2]
+    b, o = median_by(pairs, lambda bo: bo[1].rps / bo[0].rps)
     ratios = ", ".join(f"{y.rps / x.rps:.2f}" for x, y in pairs)
     rps, p99s = [y.rps for _, y in pairs], [y.p99_ms for _, y in pairs]
     record(f"OFREP {name}", o.rps, "req/s", baseline="bare ASGI, same uvicorn settings", baseline_value=b.rps,
            target=0.5, spread=(min(rps), max(rps)), note=f"non-2xx {sum(y.non_2xx for _, y in pairs)}; the median "
                                                           f"of {len(pairs)} bare / safeguard pairs, ratios {ratios}")
-    p99 = _median(p99s)
-    bare_p99 = _median([x.p99_ms for x, _ in pairs])
+    p99 = median_by(p99s, float)
+    bare_p99 = median_by([x.p99_ms for x, _ in pairs], float)
     record(f"OFREP {name}, p99", p99, "ms", baseline="bare ASGI, p99", baseline_value=bare_p99, lower_is_better=True,
            limit=10, spread=(min(p99s), max(p99s)), note=f"the median of {len(pairs)} runs")
     if flagd:

@@ -18,11 +18,14 @@ import os
 import platform
 import subprocess
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-__all__ = ["Row", "record", "runbook_limit", "begin", "finish", "write", "ROWS", "HERE"]
+__all__ = ["Row", "record", "runbook_limit", "begin", "finish", "write", "median_by", "ROWS", "HERE"]
+
+T = TypeVar("T")
 
 HERE = Path(__file__).resolve().parent
 HISTORY = 5  # values kept per row across runs: the run-to-run spread
@@ -67,6 +70,14 @@ def record(name: str, value: float, unit: str, *, baseline: str | None = None, b
               limit)
     ROWS.append(row)
     return row
+
+
+def median_by(items: Sequence[T], key: Callable[[T], float]) -> T:
+    """The item whose `key` is the median: the middle one of an odd count, the upper middle of an even one (a
+    run's figure is one measured run, never an average of two)."""
+    if not items:
+        raise ValueError("median of nothing")
+    return sorted(items, key=key)[len(items) // 2]
 
 
 def runbook_limit(name: str, seconds: float, *, limit_s: float, what: str) -> Row:

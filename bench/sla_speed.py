@@ -29,14 +29,13 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from bench import _cpu_cap
-from bench.report import record
+from bench.report import median_by, record
 from shared import topics
 from shared.events import RequestsObserved
 from shared.histogram import LatencySketch
@@ -245,7 +244,7 @@ async def _bench(settings: KafkaSettings, one: str, two: str) -> None:
         _line("SLA processor, 2 workers", double, double_cpu,
               f"to 1 worker {double / single:.2f} (target >= 1.7), per CPU s {double_cpu / single_cpu:.2f}")
         rounds.append((noop, noop_cpu, single, single_cpu, double))
-    noop, noop_cpu, single, single_cpu, _ = _median(rounds, lambda r: r[2] / r[0])
+    noop, noop_cpu, single, single_cpu, _ = median_by(rounds, lambda r: r[2] / r[0])
     ratios = ", ".join(f"{r[2] / r[0]:.2f}" for r in rounds)
     record("SLA processor, 1 worker", single, "events/s", baseline="Faust no-op agent (take 1000), 1 worker",
            baseline_value=noop, target=0.5, spread=(min(r[2] for r in rounds), max(r[2] for r in rounds)),
@@ -256,7 +255,7 @@ async def _bench(settings: KafkaSettings, one: str, two: str) -> None:
           f"to 1 worker {noop2 / noop:.2f} (what this machine lets 2 processes scale), per CPU s {noop2_cpu / noop_cpu:.2f}")
     record("Faust no-op agent, 2 workers", noop2, "events/s", baseline="Faust no-op agent, 1 worker",
            baseline_value=noop, note="what this machine lets 2 processes scale")
-    _, _, one_worker, _, double = _median(rounds, lambda r: r[4] / r[2])
+    _, _, one_worker, _, double = median_by(rounds, lambda r: r[4] / r[2])
     scales = ", ".join(f"{r[4] / r[2]:.2f}" for r in rounds)
     record("SLA processor, 2 workers (uncapped: they share 2 cores with Kafka, see the no-op's ratio)", double,
            "events/s", baseline="SLA processor, 1 worker", baseline_value=one_worker, target=1.7,
@@ -274,13 +273,6 @@ async def _bench(settings: KafkaSettings, one: str, two: str) -> None:
     assert a == b, "two workers published other triggers / budgets than one"
     assert a[topics.SLA_TRIGGERS], "no trigger fired: the comparison proves nothing"
     await _capped(one, two)
-
-
-def _median(rounds: list[tuple[float, float, float, float, float]],
-            ratio: Callable[[tuple[float, float, float, float, float]], float]
-            ) -> tuple[float, float, float, float, float]:
-    """The round whose `ratio` is the median (the middle one of an odd count)."""
-    return sorted(rounds, key=ratio)[len(rounds) // 2]
 
 
 async def _capped(one: str, two: str) -> None:

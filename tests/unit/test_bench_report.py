@@ -5,7 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from bench import report
+from bench.report import median_by
 
 
 def test_rows_ratio_and_verdicts() -> None:
@@ -37,3 +40,11 @@ def test_write_merges_benches_keeps_history_and_draws(tmp_path: Path) -> None:
     assert " cores (" in md and "load average" in md
     png = (tmp_path / "report.png").read_bytes()
     assert png.startswith(b"\x89PNG") and len(png) > 5000
+
+
+def test_median_by_picks_one_measured_item() -> None:
+    pairs = [(100.0, 60.0), (100.0, 40.0), (200.0, 100.0)]  # ratios 0.6, 0.4, 0.5
+    assert median_by(pairs, lambda p: p[1] / p[0]) == (200.0, 100.0)
+    assert median_by([3.0, 1.0, 2.0, 9.0], float) == 3.0  # the upper middle of an even count, never an average
+    with pytest.raises(ValueError):
+        median_by([], float)

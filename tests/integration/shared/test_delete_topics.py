@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 from aiokafka.admin import NewTopic
 
@@ -17,14 +18,17 @@ async def _names(settings: KafkaSettings) -> set[str]:
         return set(await admin.list_topics())
 
 
-async def _until_listed(settings: KafkaSettings, topics: set[str]) -> None:
-    """The broker lists topics it just made within moments, not at once (CI, containers: right after the create,
-    none of the four were listed)."""
+async def _until(settings: KafkaSettings, listed: Callable[[set[str]], bool]) -> set[str]:
+    """The broker's listing once `listed` holds of it, within 10 s (it lists a topic it just made, or stops
+    listing one it just deleted, within moments, not at once: in CI's containers, right after the create, none
+    of the four were listed)."""
+    names = await _names(settings)
     for _ in range(50):
-        if topics <= await _names(settings):
-            return
+        if listed(names):
+            break
         await asyncio.sleep(0.2)
-    assert topics <= await _names(settings)
+        names = await _names(settings)
+    return names
 
 
 async def test_the_matching_topics_are_deleted_and_no_other(kafka_settings: KafkaSettings, unique: str) -> None:
@@ -32,13 +36,8 @@ async def test_the_matching_topics_are_deleted_and_no_other(kafka_settings: Kafk
     kept = f"keep-{unique}"
     async with kafka_admin(kafka_settings.client_kwargs()) as admin:
         await admin.create_topics([NewTopic(t, 2, 1) for t in [*ours, kept]])
-    await _until_listed(kafka_settings, {*ours, kept})
+    assert {*ours, kept} <= await _until(kafka_settings, lambda names: {*ours, kept} <= names)
     assert await delete_topics(kafka_settings, lambda t: t.startswith(kafka_settings.topic_prefix), batch=2) == 3
-    left = await _names(kafka_settings)
-    for _ in range(50):  # the broker's metadata follows the controller's within moments
-        if not set(ours) & left:
-            break
-        await asyncio.sleep(0.2)
-        left = await _names(kafka_settings)
+    left = await _until(kafka_settings, lambda names: not set(ours) & names)
     assert not set(ours) & left and kept in left
     assert await delete_topics(kafka_settings, lambda t: t == kept) == 1
