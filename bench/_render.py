@@ -44,6 +44,8 @@ def _machine(m: dict[str, Any]) -> str:
     line = (f"{m['date']}, {m['seconds']} s, commit {m['commit'] or '?'}, Python {m['python']}, {m['cores']} cores "
             f"({m['cpu']}), load average {lb[0]:.2f} / {lb[1]:.2f} / {lb[2]:.2f} before, "
             f"{la[0]:.2f} / {la[1]:.2f} / {la[2]:.2f} after")
+    if m.get("python_loop_ms"):  # the machine's speed (bench.report.python_speed_ms); older sections lack it
+        line += f", a 1M-step Python loop {m['python_loop_ms']} ms"
     return line + (f". {m['note']}" if m.get("note") else "")
 
 

@@ -10,7 +10,11 @@ one run, each with FANOUT_STREAMS (1,000) subscribers and FANOUT_KILLS kills:
 2. flags :8001 alone (all subscribers on the instance the kill is sent to), and 1 subscriber (idle), the
    calls made with httpx and again as raw bytes on a kept-alive connection (`_RawCalls`: httpx's own ~2 ms
    before the bytes leave is not the system's);
-3. flags :8001 and :8011, half each: the kill is sent to :8001 and reaches :8011 over Redis pub/sub.
+3. flags :8001 and :8011, half each: the kill is sent to :8001 and reaches :8011 over Redis pub/sub;
+4. with no Python anywhere (when Go is installed): bench/go/fanout, a Go server with the same bytes as the plain
+   asyncio one, read by Go readers (1 process and FANOUT_READERS; the lower is kept): the machine's floor; and
+   flags :8001 read by the Go reader, so the readers' cost is not Python's. The binary is built once a run,
+   offline (stdlib only), into the temp dir (`.cache/` is not ignored by git).
 
 Beside each: the kill call's answer, the first subscriber, first -> last (the fan-out itself), and the CPU time
 per subscriber per event of the server(s) and of the readers (psutil, over the rounds; each round fans out the
@@ -28,13 +32,16 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import socket
 import statistics
 import sys
+import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from contextlib import asynccontextmanager
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
@@ -51,6 +58,8 @@ READERS = int(os.environ.get("FANOUT_READERS", "4"))
 FLAGS = os.environ.get("FANOUT_FLAGS_URL", "http://127.0.0.1:8001")
 FLAGS_2 = os.environ.get("FANOUT_FLAGS_2_URL", "http://127.0.0.1:8011")
 KEY = f"bench-fanout-{os.getpid()}"
+GO_SRC = Path(__file__).resolve().parent / "go" / "fanout"
+GO_BIN = Path(tempfile.gettempdir()) / "safeguard-bench" / "fanout"
 Send = Callable[[], Awaitable[None]]
 
 
@@ -74,11 +83,14 @@ class Readers:
         self.changed = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
 
-    async def open(self, port: int, n: int, *, procs: int) -> None:
+    async def open(self, port: int, n: int, *, procs: int, cmd: list[str] | None = None) -> None:
+        """`procs` reader processes for `n` streams on `port`; `cmd`: the reader's argv before PORT N KEY TAG
+        (the Python reader by default; `fanout read` is the Go one)."""
+        cmd = cmd or [sys.executable, "-m", "bench._sse_reader"]
         for i in range(procs):
             share = n // procs + (i < n % procs)
             p = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "bench._sse_reader", str(port), str(share), KEY, str(len(self.procs) + 1),
+                *cmd, str(port), str(share), KEY, str(len(self.procs) + 1),
                 stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
             assert p.stdout is not None
             line = await asyncio.wait_for(p.stdout.readline(), 60)
@@ -160,9 +172,11 @@ def _pct(values: list[float], q: int) -> float:
 
 
 @asynccontextmanager
-async def _bare(mode: str) -> AsyncIterator[tuple[int, Send]]:
+async def _bare(mode: str, cmd: list[str] | None = None) -> AsyncIterator[tuple[int, Send]]:
+    """A bare SSE server (`python -m bench._bare_sse MODE`, or `cmd` before PORT KEY: `fanout serve`)."""
     port = _free_port()
-    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "bench._bare_sse", mode, str(port), KEY)
+    proc = await asyncio.create_subprocess_exec(*(cmd or [sys.executable, "-m", "bench._bare_sse", mode]),
+                                                str(port), KEY)
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as c:
             for _ in range(100):
@@ -268,14 +282,18 @@ def _cpu(procs: list[psutil.Process]) -> float:
     return sum(sum(p.cpu_times()[:2]) for p in procs)
 
 
-async def _measure(targets: list[tuple[int, int]], prepare: Send, kill: Send, *, kills: int = KILLS) -> Kills:
+async def _measure(targets: list[tuple[int, int]], prepare: Send, kill: Send, *, kills: int = KILLS,
+                   reader: list[str] | None = None, procs: int | None = None) -> Kills:
     """Kill rounds with the subscribers of `targets` (port, streams); also the servers' CPU time per subscriber
-    per event (each round fans out two events, the enable and the kill; the calls themselves are included)."""
+    per event (each round fans out two events, the enable and the kill; the calls themselves are included).
+    `reader`: the reader's command (`Readers.open`), `procs` its processes per target (by default READERS for
+    STREAMS streams)."""
     readers = Readers()
     servers = [_server(port) for port, _ in targets]
     try:
         for port, n in targets:
-            await readers.open(port, n, procs=max(1, min(READERS * n // max(STREAMS, 1), n)))
+            share = procs or max(1, min(READERS * n // max(STREAMS, 1), n))
+            await readers.open(port, n, procs=min(share, n), cmd=reader)
         await asyncio.sleep(0.5)
         clients = [psutil.Process(p.pid) for p in readers.procs]
         cpu0, client0 = _cpu(servers), _cpu(clients)
@@ -288,33 +306,68 @@ async def _measure(targets: list[tuple[int, int]], prepare: Send, kill: Send, *,
         await readers.close()
 
 
+async def _go_fanout() -> tuple[Path | None, str]:
+    """bench/go/fanout built into GO_BIN (once a run, offline: stdlib only); (None, why) without Go."""
+    go = shutil.which("go") or ("/usr/local/go/bin/go" if os.path.exists("/usr/local/go/bin/go") else None)
+    if go is None:
+        return None, "no `go` on PATH nor /usr/local/go/bin/go"
+    GO_BIN.parent.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "GOFLAGS": "-mod=mod", "GOPROXY": "off", "GOTOOLCHAIN": "local"}
+    if "HOME" not in env and "GOCACHE" not in env:
+        env["GOCACHE"] = str(GO_BIN.parent / "go-build")
+    p = await asyncio.create_subprocess_exec(go, "build", "-o", str(GO_BIN), ".", cwd=GO_SRC, env=env,
+                                             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    out, _ = await p.communicate()
+    if p.returncode:
+        return None, f"`go build` in {GO_SRC} failed: {out.decode(errors='replace').strip()[:300]}"
+    return GO_BIN, ""
+
+
 def _line(name: str, k: Kills) -> str:
     spread = [b - a for a, b in zip(k.first, k.last, strict=True)]
     return (f"  {name:<44} p50 {_pct(k.last, 50):7.2f}  p99 {_pct(k.last, 99):7.2f}  | answer p50 "
             f"{_pct(k.answer, 50):6.2f}  first p50 {_pct(k.first, 50):6.2f}  first->last p50 {_pct(spread, 50):6.2f}"
-            f" p99 {_pct(spread, 99):6.2f}  CPU us/stream/event: server {k.cpu_us[0]:5.1f}, readers {k.reader_us[0]:4.1f}  missed {len(k.missed)}")
+            f" p99 {_pct(spread, 99):6.2f}  CPU us/stream/event: server {k.cpu_us[0]:5.1f}, "
+            f"readers {k.reader_us[0]:4.1f}  missed {len(k.missed)}")
 
 
 async def main() -> None:
     a, b = _port(FLAGS), _port(FLAGS_2)
     print(f"kill -> slowest SSE subscriber: {os.cpu_count()} cores, load {os.getloadavg()[0]:.2f}, loopback; "
-          f"{STREAMS:,} streams over {READERS} reader processes, {KILLS} kills each ({IDLE_KILLS} with 1 subscriber); ms from the call being sent")
+          f"{STREAMS:,} streams over {READERS} reader processes, {KILLS} kills each ({IDLE_KILLS} with 1 subscriber); "
+          "ms from the call being sent")
     res: dict[str, Kills] = {}
     for mode in ("direct", "asgi"):
         async with _bare(mode) as (port, send):
             res[mode] = await _measure([(port, STREAMS)], send, send)
+    go, go_skipped = await _go_fanout()
+    go_tried = sorted({1, READERS})  # Go reader processes: the lower p99 is the floor
+    if go is not None:
+        for n in go_tried:
+            async with _bare("go", [str(go), "serve"]) as (port, send):
+                res[f"go_{n}"] = await _measure([(port, STREAMS)], send, send, reader=[str(go), "read"], procs=n)
+    go_procs = min(go_tried, key=lambda n: _pct(res[f"go_{n}"].last, 99)) if go is not None else 1
     async with _flag() as (enable, kill):
         res["idle"] = await _measure([(a, 1)], enable, kill, kills=IDLE_KILLS)
         res["one"] = await _measure([(a, STREAMS)], enable, kill)
         res["two"] = await _measure([(a, STREAMS // 2), (b, STREAMS - STREAMS // 2)], enable, kill)
+        if go is not None:
+            res["one_go"] = await _measure([(a, STREAMS)], enable, kill, reader=[str(go), "read"], procs=go_procs)
     async with _flag(raw=True) as (enable, kill):
         res["idle_raw"] = await _measure([(a, 1)], enable, kill, kills=IDLE_KILLS)
     names = {"direct": "bare asyncio, bytes to each transport (floor)", "asgi": "bare ASGI on uvicorn",
              "idle": "flags :8001, 1 subscriber", "idle_raw": "flags :8001, 1 subscriber, raw client",
              "one": f"flags :8001, {STREAMS:,} subscribers",
              "two": f"flags :8001 + :8011, {STREAMS // 2:,} each"}
+    if go is not None:
+        names |= {f"go_{n}": f"Go server, {n} Go reader process{'es' if n > 1 else ''}" for n in go_tried}
+        names |= {"go": "Go server, Go readers (the machine's floor)",
+                  "one_go": f"flags :8001, {STREAMS:,} subscribers, Go readers"}
+        res["go"] = res[f"go_{go_procs}"]
     for k, name in names.items():
         print(_line(name, res[k]))
+    if go is None:
+        print(f"  Go rows skipped (the machine's floor, flags with Go readers): {go_skipped}")
     asgi99, floor99 = _pct(res["asgi"].last, 99), _pct(res["direct"].last, 99)
     for k in ("one", "two"):
         p99 = _pct(res[k].last, 99)
@@ -335,6 +388,24 @@ async def main() -> None:
     record("kill -> 1 subscriber, flags :8001 (p99), raw client (the request's bytes, as curl)",
            _pct(res["idle_raw"].last, 99), "ms", lower_is_better=True, limit=10.0,
            note=f"p50 {_pct(res['idle_raw'].last, 50):.2f} ms; {load}")
+    if go is None:
+        return
+    go99, og = _pct(res["go"].last, 99), res["one_go"]
+    cpu = {k: f"server {res[k].cpu_us[0]:.1f} us, readers {res[k].reader_us[0]:.1f} us" for k in ("go", "one_go")}
+    print(f"  the machine's floor: {go_procs} Go reader process(es) kept of {go_tried} (the lower p99); CPU per "
+          f"subscriber per event: {cpu['go']}; flags with Go readers: {cpu['one_go']}; "
+          f"p99 x{_pct(og.last, 99) / go99:.2f} of the Go floor, "
+          f"x{_pct(res['one'].last, 99) / go99:.2f} with Python readers")
+    record(f"kill -> slowest of {STREAMS:,} SSE subscribers, Go server, Go readers: the machine's floor (p99)", go99,
+           "ms", baseline="plain asyncio floor, Python readers", baseline_value=floor99, lower_is_better=True,
+           spread=(min(res["go"].last, default=0.0), max(res["go"].last, default=0.0)),
+           note=f"p50 {_pct(res['go'].last, 50):.1f} ms; {go_procs} Go reader process(es) (tried {go_tried}); CPU per "
+                f"subscriber per event: {cpu['go']}; {load}; no target: what any server meets here")
+    record(f"kill -> slowest of {STREAMS:,} SSE subscribers, one instance, Go readers (p99)", _pct(og.last, 99), "ms",
+           baseline="Go server, Go readers (the machine's floor)", baseline_value=go99, lower_is_better=True,
+           limit=10.0, spread=(min(og.last, default=0.0), max(og.last, default=0.0)),
+           note=f"p50 {_pct(og.last, 50):.1f} ms; {go_procs} Go reader process(es); CPU per subscriber per event: "
+                f"{cpu['one_go']}")
 
 if __name__ == "__main__":
     asyncio.run(main())

@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-__all__ = ["Row", "record", "runbook_limit", "begin", "finish", "write", "median_by", "ROWS", "HERE"]
+__all__ = ["Row", "record", "runbook_limit", "begin", "finish", "write", "median_by", "python_speed_ms", "ROWS", "HERE"]
 
 T = TypeVar("T")
 
@@ -103,11 +103,23 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def python_speed_ms(steps: int = 1_000_000) -> float:
+    """The machine's speed for Python: the best of 3 runs of a `steps`-step loop, in ms. Absolute figures (req/s,
+    p99) move with it from one machine to the next; ratios to a baseline run beside them hardly do."""
+    best = float("inf")
+    for _ in range(3):
+        t0, total = time.perf_counter(), 0
+        for i in range(steps):
+            total += i
+        best = min(best, time.perf_counter() - t0)
+    return round(best * 1000, 1)
+
+
 def begin(bench: str) -> None:
     """Start collecting the rows of `bench` (called by bench/__main__.py)."""
     ROWS.clear()
     _current.clear()
-    _current.update(bench=bench, started=time.time(), load_before=os.getloadavg())
+    _current.update(bench=bench, started=time.time(), load_before=os.getloadavg(), python_ms=python_speed_ms())
 
 
 def finish(bench: str, *, error: str | None = None) -> dict[str, Any]:
@@ -121,6 +133,7 @@ def finish(bench: str, *, error: str | None = None) -> dict[str, Any]:
             "date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(_current.get("started", time.time()))),
             "seconds": round(time.time() - _current.get("started", time.time()), 1),
             "cores": os.cpu_count(), "cpu": _cpu_model(), "python": platform.python_version(),
+            "python_loop_ms": _current.get("python_ms"),
             "load_before": [round(x, 2) for x in _current.get("load_before", os.getloadavg())],
             "load_after": [round(x, 2) for x in os.getloadavg()],
             "commit": commit + (" (with local changes)" if dirty else ""),

@@ -28,6 +28,7 @@ from services.flags.api import Svc, not_ready, ready
 from services.flags.exposure import ExposureRecorder
 from services.flags.service import FlagService
 from services.flags.snapshot import Snapshot, etag_for
+from services.flags.wire import send_whole
 from shared.flags.evaluator import Resolution
 from shared.auth import Authenticator
 
@@ -304,8 +305,8 @@ async def respond(send: Send, answer: Answer, *, bulk: bool, if_none_match: str 
     """Send an encoded answer (plain ASGI), `final`'s choice of 200 or 304, with `extra` headers."""
     status, raw, headers = final(answer, bulk=bulk, if_none_match=if_none_match)
     length = [(b"content-length", str(len(raw)).encode())] if status != 304 else []
-    await send({"type": "http.response.start", "status": status, "headers": [*headers, *length, *extra]})
-    await send({"type": "http.response.body", "body": raw})
+    await send_whole(send, {"type": "http.response.start", "status": status, "headers": [*headers, *length, *extra]},
+                     {"type": "http.response.body", "body": raw})
 
 
 def _matches(if_none_match: str | None, etag: bytes) -> bool:

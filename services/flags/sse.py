@@ -14,6 +14,7 @@ from starlette.types import Receive, Scope, Send
 
 from services.flags.service import FlagService
 from services.flags.snapshot import KEEPALIVE, KEEPALIVE_BYTES, Direct, end, sse_event
+from services.flags.wire import cycle, cycle_transport
 
 __all__ = ["Stream", "serve"]
 
@@ -77,17 +78,17 @@ async def serve(svc: FlagService, receive: Receive, send: Send, *, extra: Sequen
 
 
 def _chunked_transport(send: Send) -> asyncio.WriteTransport | None:
-    """The connection under uvicorn's response cycle, when `send` is the cycle's own (not wrapped) and the body it
-    began is chunked (no Content-Length: httptools always, h11 when the client speaks HTTP/1.1). Else None: another
-    server, an HTTP/1.0 body ended by closing, a wrapped `send`; the stream then goes through `send`."""
-    cycle = getattr(send, "__self__", None)
-    if cycle is None or not type(cycle).__module__.startswith("uvicorn.protocols.http.") or cycle.disconnected:
+    """The connection under uvicorn's response cycle (`wire.cycle_transport`) when the body it began is chunked
+    (no Content-Length: httptools always, h11 when the client speaks HTTP/1.1). Else None: another server, an
+    HTTP/1.0 body ended by closing, a wrapped `send`; the stream then goes through `send`."""
+    transport = cycle_transport(send)
+    if transport is None or not callable(getattr(transport, "get_write_buffer_size", None)):
         return None
-    conn = getattr(cycle, "conn", None)  # h11's Connection
-    chunked = (getattr(cycle, "chunked_encoding", None) is True
+    owner = cycle(send)
+    conn = getattr(owner, "conn", None)  # h11's Connection
+    chunked = (getattr(owner, "chunked_encoding", None) is True
                or (conn is not None and getattr(conn, "their_http_version", None) == b"1.1"))
-    transport = getattr(cycle, "transport", None)  # asyncio's or uvloop's (not an asyncio.WriteTransport subclass)
-    return transport if chunked and callable(getattr(transport, "get_write_buffer_size", None)) else None
+    return transport if chunked else None
 
 
 async def _disconnect(receive: Receive) -> None:

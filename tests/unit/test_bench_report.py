@@ -38,6 +38,7 @@ def test_write_merges_benches_keeps_history_and_draws(tmp_path: Path) -> None:
     md = (tmp_path / "report.md").read_text()
     assert "| rate | 120 | req/s | bare | 200 | 0.60 | >= 0.5x | pass | in run 90-130; last 2 runs 100-120 |" in md
     assert " cores (" in md and "load average" in md
+    assert data["b"]["machine"]["python_loop_ms"] > 0 and "a 1M-step Python loop " in md
     png = (tmp_path / "report.png").read_bytes()
     assert png.startswith(b"\x89PNG") and len(png) > 5000
 

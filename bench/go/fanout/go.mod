@@ -1,0 +1,3 @@
+module safeguard/bench/fanout
+
+go 1.26
