@@ -10,6 +10,7 @@ import sys
 from collections.abc import Callable, Mapping, MutableMapping
 from typing import Any, TypeVar
 
+import httpx
 import uvicorn
 from fastapi import APIRouter, Depends, FastAPI, Request
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -19,9 +20,22 @@ from shared.settings import HttpSettings
 from shared.startup import build_or_exit, exit_bad_config
 
 __all__ = ["serve", "healthz_router", "run_service", "expose", "state", "loop_options", "LOOP_SETTING",
-           "frozen_after_startup"]
+           "frozen_after_startup", "upstream_client", "KEEP_ALIVE_S", "UPSTREAM_KEEPALIVE_S"]
 
 S = TypeVar("S", bound=HttpSettings)
+
+KEEP_ALIVE_S = 5  # how long our servers keep an idle kept-alive connection open (uvicorn's timeout_keep_alive)
+UPSTREAM_KEEPALIVE_S = 2.0  # how long our clients of them keep one: well under KEEP_ALIVE_S
+
+
+def upstream_client(**kwargs: Any) -> httpx.AsyncClient:
+    """An httpx client for calls to our own services. It drops an idle kept-alive connection after
+    UPSTREAM_KEEPALIVE_S, well before the server closes it (KEEP_ALIVE_S). With httpx's default (5 s, the same as
+    uvicorn's), a request sent on a pooled connection just as the server closes it gets no answer ("Server
+    disconnected without sending a response"): the console's flags page answered 502 that way in CI (2026-12-02),
+    5.0 s after its previous call to flags. Pool sizes stay httpx's defaults."""
+    limits = httpx.Limits(max_connections=100, max_keepalive_connections=20, keepalive_expiry=UPSTREAM_KEEPALIVE_S)
+    return httpx.AsyncClient(limits=limits, **kwargs)
 
 
 def healthz_router(service: str) -> APIRouter:
@@ -73,7 +87,7 @@ def serve(app: FastAPI, *, host: str, port: int) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: sys.exit(0))
     uvicorn.run(frozen_after_startup(app), host=host, port=port, log_config=None, access_log=False,
-                timeout_graceful_shutdown=10, loop=loop, http=http)
+                timeout_graceful_shutdown=10, timeout_keep_alive=KEEP_ALIVE_S, loop=loop, http=http)
 
 
 class frozen_after_startup:  # noqa: N801 - used as a function: frozen_after_startup(app)

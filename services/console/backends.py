@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import httpx
 
 from services.console.settings import ConsoleSettings
+from shared.http import upstream_client
 
 __all__ = ["Backends"]
 
@@ -27,8 +28,8 @@ class Backends:
         timeout = httpx.Timeout(settings.upstream_timeout_s)
         async with AsyncExitStack() as stack:
             clients = {
-                name: await stack.enter_async_context(httpx.AsyncClient(base_url=getattr(settings, f"{name}_url"),
-                                                                        timeout=timeout))
+                name: await stack.enter_async_context(upstream_client(base_url=getattr(settings, f"{name}_url"),
+                                                                      timeout=timeout))
                 for name in ("flags", "health", "sla", "recovery", "notifier")
             }
             yield cls(**clients)

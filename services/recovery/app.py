@@ -6,7 +6,6 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import TypedDict, Unpack
 
-import httpx
 from fastapi import FastAPI
 
 from services.recovery import api, pause_api
@@ -21,7 +20,7 @@ from services.recovery.repository import MIGRATIONS, PgAuditStore
 from services.recovery.service import RecoveryService
 from services.recovery.settings import RecoverySettings
 from shared.auth import Authenticator
-from shared.http import expose, healthz_router
+from shared.http import expose, healthz_router, upstream_client
 from shared.kafka import Publisher
 from shared.kafka.consumer import start_service_consumer
 from shared.lifespan import open_migrated_pool, open_publisher
@@ -51,7 +50,7 @@ async def _stores(stack: AsyncExitStack, settings: RecoverySettings, adapters: A
 
 
 async def _flags(stack: AsyncExitStack, settings: RecoverySettings) -> FlagsClient:
-    http = await stack.enter_async_context(httpx.AsyncClient(timeout=5.0))
+    http = await stack.enter_async_context(upstream_client(timeout=5.0))
     return HttpFlagsClient(http, flags_url=settings.flags_url, token=settings.auth.admin_token)
 
 

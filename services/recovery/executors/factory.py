@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from contextlib import AsyncExitStack
 
-import httpx
 
 from services.recovery.executors.base import Executor
 from services.recovery.health_watch import HealthWatch
 from services.recovery.operator import Operator
 from services.recovery.settings import RecoverySettings
 from services.recovery.verify import EffectChecks, OfrepProbe
+from shared.http import upstream_client
 
 __all__ = ["make_executor", "open_operator"]
 
@@ -42,7 +42,7 @@ async def open_operator(stack: AsyncExitStack, settings: RecoverySettings, *, wa
     watch = None
     if settings.verify_effects and watch_kafka:
         watch = await stack.enter_async_context(HealthWatch().reading(settings.kafka))
-    http = await stack.enter_async_context(httpx.AsyncClient(timeout=5.0))
+    http = await stack.enter_async_context(upstream_client(timeout=5.0))
     verifier = EffectChecks(watch=watch, timeout_s=settings.verify_timeout_s, flags=OfrepProbe(
         http, flags_url=settings.flags_url, token=settings.auth.admin_token)) if settings.verify_effects else None
     operator = Operator(executor=make_executor(settings), targets=settings.targets, verifier=verifier, watch=watch,
