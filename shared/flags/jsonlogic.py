@@ -119,6 +119,8 @@ def resolve_refs(node: Any, evaluators: Mapping[str, Any], *, max_depth: int = M
     Raises LogicError on a cycle, or when the result would nest deeper than `max_depth` (each `$ref`
     counts as a level) or hold more than `max_nodes` values: 20 evaluators that each use the previous
     one twice would otherwise expand to a million nodes."""
+    if (_expanded_size(node, evaluators, max_depth=max_depth, cap=max_nodes) or 0) > max_nodes:
+        raise LogicError(f"the definition expands to more than {max_nodes} values ($evaluators used too often)")
     budget = [max_nodes]
 
     def walk(n: Any, depth: int, path: tuple[str, ...]) -> Any:
@@ -139,6 +141,31 @@ def resolve_refs(node: Any, evaluators: Mapping[str, Any], *, max_depth: int = M
         return {k: walk(v, depth + 1, path) for k, v in n.items()}
 
     return walk(node, 0, ())
+
+
+def _expanded_size(node: Any, evaluators: Mapping[str, Any], *, max_depth: int, cap: int) -> int | None:
+    """The values `resolve_refs` would build, counted with each evaluator measured once (the walk spent `cap` steps
+    before refusing a fan-out: over 1 s under load). None leaves it to the walk (a cycle, past `max_depth`)."""
+    memo: dict[str, int] = {}
+
+    def size(n: Any, depth: int, path: frozenset[str]) -> int | None:
+        ref = n.get("$ref") if isinstance(n, dict) and len(n) == 1 else None
+        ref = ref if isinstance(ref, str) and ref in evaluators else None
+        if depth > max_depth or ref in path:
+            return None
+        if ref is not None:
+            if ref not in memo and (inner := size(evaluators[ref], depth + 1, path | {ref})) is not None:
+                memo[ref] = inner
+            return 1 + memo[ref] if ref in memo else None
+        total = 1
+        for child in n.values() if isinstance(n, dict) else n if isinstance(n, list) else ():
+            part = size(child, depth + 1, path)
+            if part is None or total + part > cap:
+                return None if part is None else total + part
+            total += part
+        return total
+
+    return size(node, 0, frozenset())
 
 
 def check_size(logic: Any, *, max_depth: int = MAX_DEPTH, max_nodes: int = MAX_NODES) -> None:
