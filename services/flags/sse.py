@@ -14,7 +14,7 @@ from starlette.types import Receive, Scope, Send
 
 from services.flags.service import FlagService
 from services.flags.snapshot import KEEPALIVE, KEEPALIVE_BYTES, Direct, end, sse_event
-from services.flags.wire import cycle, cycle_transport
+from services.flags.wire import cycle
 
 __all__ = ["Stream", "serve"]
 
@@ -78,13 +78,13 @@ async def serve(svc: FlagService, receive: Receive, send: Send, *, extra: Sequen
 
 
 def _chunked_transport(send: Send) -> asyncio.WriteTransport | None:
-    """The connection under uvicorn's response cycle (`wire.cycle_transport`) when the body it began is chunked
+    """The connection under uvicorn's response cycle (`wire.cycle`) when the body it began is chunked
     (no Content-Length: httptools always, h11 when the client speaks HTTP/1.1). Else None: another server, an
     HTTP/1.0 body ended by closing, a wrapped `send`; the stream then goes through `send`."""
-    transport = cycle_transport(send)
+    owner = cycle(send)
+    transport = None if owner is None or owner.disconnected else owner.transport
     if transport is None or not callable(getattr(transport, "get_write_buffer_size", None)):
         return None
-    owner = cycle(send)
     conn = getattr(owner, "conn", None)  # h11's Connection
     chunked = (getattr(owner, "chunked_encoding", None) is True
                or (conn is not None and getattr(conn, "their_http_version", None) == b"1.1"))

@@ -3,7 +3,7 @@
 uvicorn hands an ASGI app its cycle's bound `send`. Where that `send` is not wrapped, the cycle and its
 transport are one attribute away, and two things on the hot paths use them:
 
-- `cycle_transport(send)`: the SSE `Direct` streams write each event to the connection themselves
+- `cycle(send)`: the SSE `Direct` streams write each event to the connection themselves
   (`services/flags/sse.py`).
 - `send_whole(send, start, body)`: an answer's head and body leave in one `write`, so one `send()` syscall
   instead of two. uvicorn writes the head when `http.response.start` is sent and the body with
@@ -18,12 +18,11 @@ Another server, or a wrapped `send`, gets None / no holding: the answer goes out
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from starlette.types import Message, Send
 
-__all__ = ["cycle", "cycle_transport", "send_whole"]
+__all__ = ["cycle", "send_whole"]
 
 
 def cycle(send: Send) -> Any | None:
@@ -32,12 +31,6 @@ def cycle(send: Send) -> Any | None:
     if owner is None or not type(owner).__module__.startswith("uvicorn.protocols.http."):
         return None
     return owner if callable(getattr(getattr(owner, "transport", None), "write", None)) else None
-
-
-def cycle_transport(send: Send) -> asyncio.WriteTransport | None:
-    """The connection under `send`'s cycle while the client is there (asyncio's or uvloop's transport), else None."""
-    owner = cycle(send)
-    return None if owner is None or owner.disconnected else owner.transport
 
 
 class _Held:

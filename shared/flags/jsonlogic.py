@@ -119,14 +119,15 @@ def resolve_refs(node: Any, evaluators: Mapping[str, Any], *, max_depth: int = M
     Raises LogicError on a cycle, or when the result would nest deeper than `max_depth` (each `$ref`
     counts as a level) or hold more than `max_nodes` values: 20 evaluators that each use the previous
     one twice would otherwise expand to a million nodes."""
+    too_many = f"the definition expands to more than {max_nodes} values ($evaluators used too often)"
     if (_expanded_size(node, evaluators, max_depth=max_depth, cap=max_nodes) or 0) > max_nodes:
-        raise LogicError(f"the definition expands to more than {max_nodes} values ($evaluators used too often)")
+        raise LogicError(too_many)
     budget = [max_nodes]
 
     def walk(n: Any, depth: int, path: tuple[str, ...]) -> Any:
         budget[0] -= 1
         if budget[0] < 0:
-            raise LogicError(f"the definition expands to more than {max_nodes} values ($evaluators used too often)")
+            raise LogicError(too_many)
         if depth > max_depth:
             raise LogicError(f"the definition nests deeper than {max_depth} levels (with $ref resolved)")
         if isinstance(n, list):
