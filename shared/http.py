@@ -24,14 +24,18 @@ __all__ = ["serve", "healthz_router", "run_service", "expose", "state", "loop_op
 
 S = TypeVar("S", bound=HttpSettings)
 
-KEEP_ALIVE_S = 5  # how long our servers keep an idle kept-alive connection open (uvicorn's timeout_keep_alive)
+# How long our servers keep an idle kept-alive connection open (uvicorn's timeout_keep_alive; its default is 5 s).
+# Longer than any of their clients keeps one: httpx's 5 s (the SDK, the CLI, the demo), HAProxy's 15 s on its client
+# side (`timeout http-keep-alive`, which bounds the connection HAProxy keeps to flags for that client). A client that
+# lets go first never sends a request on a connection the server is closing at that instant.
+KEEP_ALIVE_S = 20
 UPSTREAM_KEEPALIVE_S = 2.0  # how long our clients of them keep one: well under KEEP_ALIVE_S
 
 
 def upstream_client(**kwargs: Any) -> httpx.AsyncClient:
     """An httpx client for calls to our own services. It drops an idle kept-alive connection after
     UPSTREAM_KEEPALIVE_S, well before the server closes it (KEEP_ALIVE_S). With httpx's default (5 s, the same as
-    uvicorn's), a request sent on a pooled connection just as the server closes it gets no answer ("Server
+    uvicorn's default), a request sent on a pooled connection just as the server closes it gets no answer ("Server
     disconnected without sending a response"): the console's flags page answered 502 that way in CI (2026-12-02),
     5.0 s after its previous call to flags. Pool sizes stay httpx's defaults."""
     limits = httpx.Limits(max_connections=100, max_keepalive_connections=20, keepalive_expiry=UPSTREAM_KEEPALIVE_S)
