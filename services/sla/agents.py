@@ -12,8 +12,10 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import faust
@@ -33,13 +35,48 @@ from shared.kafka.codec import decode, encode
 from shared.kafka.dlq import dlq_headers, first_line
 from shared.telemetry import extract_context, inject_headers
 
-__all__ = ["FaustPublisher", "Counters", "Batches", "register_agents", "refuse", "decode_or_refuse", "SOURCE"]
+__all__ = ["FaustPublisher", "Counters", "Batches", "Progress", "register_agents", "refuse", "decode_or_refuse", "SOURCE"]
 
 SOURCE = "/safeguard/sla"
 log = logging.getLogger(__name__)
 _tracer = trace.get_tracer("safeguard.sla")
 
 Counters = dict[str, Counter[str]]
+
+
+class Progress:
+    """The batches in hand, and since when. An agent handles its batches one after another, and a batch ends only
+    once the broker has acked its writes: one held past `stall_after` (a changelog write the broker keeps refusing,
+    a broker that accepts connections and answers nothing) holds back every later record of its topic, so no
+    trigger is computed from them, while the process and its web server look fine. `stalled()` says so, and
+    /healthz answers 503 with it: the health service's watchdog then fires `unresponsive` and recovery restarts
+    the worker, as for a hung process."""
+
+    def __init__(self, *, stall_after: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.stall_after, self.clock = stall_after, clock
+        self._since: dict[int, tuple[float, str]] = {}  # batch -> (started, its topic)
+        self._count = 0
+
+    @contextmanager
+    def batch(self, topic: str) -> Iterator[None]:
+        self._count += 1
+        token = self._count
+        self._since[token] = (self.clock(), topic)
+        try:
+            yield
+        finally:
+            del self._since[token]
+
+    def stalled(self) -> str | None:
+        """Why the agents are stalled, or None."""
+        if not self._since:
+            return None
+        started, topic = min(self._since.values())
+        held = self.clock() - started
+        if held <= self.stall_after:
+            return None
+        return (f"an SLA agent has been on one batch of {topic} for {held:.0f} s (more than {self.stall_after:g} s): "
+                "the broker has not acked its writes, and the topic's later records wait behind it")
 
 
 class FaustPublisher:
@@ -88,13 +125,13 @@ _SOURCES = (  # agent name -> input topic
 def register_agents(
     app: faust.App, *, core: SlaCore, tables: Tables, publisher: Any, outbox: Outbox, topic_prefix: str,
     counters: Counters, batch_size: int = 1000, batch_within: float = 0.05, partitions: int = 3,
-    max_in_flight: int = 10_000,
+    max_in_flight: int = 10_000, progress: Progress | None = None,
 ) -> dict[str, Any]:
     """Define one agent per input topic (`_SOURCES`), each taking up to `batch_size` records or what came
     within `batch_within` seconds and handing them to one `Batches`. `publisher` has `publish(event)` and
-    `dead_letter(record, ...)`. Returns the agents by name."""
+    `dead_letter(record, ...)`; `progress` follows the batches in hand. Returns the agents by name."""
     batches = Batches(core=core, tables=tables, publisher=publisher, outbox=outbox, counters=counters,
-                      group=app.conf.id, max_in_flight=max_in_flight)
+                      group=app.conf.id, max_in_flight=max_in_flight, progress=progress)
 
     def consumer() -> Callable[[faust.StreamT[bytes]], AsyncIterator[None]]:
         async def consume(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
@@ -124,7 +161,7 @@ class Batches:
     """
 
     def __init__(self, *, core: SlaCore, tables: Tables, publisher: Any, outbox: Outbox, counters: Counters,
-                 group: str, max_in_flight: int) -> None:
+                 group: str, max_in_flight: int, progress: Progress | None = None) -> None:
         self.handlers: dict[type[Event], Callable[[Any], list[Event]]] = {
             RequestsObserved: core.observe_requests,
             PageLoadObserved: core.observe_page_load,
@@ -134,8 +171,13 @@ class Batches:
         self.tables, self.publisher, self.outbox, self.counters = tables, publisher, outbox, counters
         self.group, self.max_in_flight = group, max_in_flight
         self.in_flight: set[asyncio.Future[Any]] = set()
+        self.progress = progress or Progress(stall_after=float("inf"))
 
     async def handle_batch(self, records: Sequence[Any]) -> None:
+        with self.progress.batch(records[0].message.topic):
+            await self._handle_batch(records)
+
+    async def _handle_batch(self, records: Sequence[Any]) -> None:
         emitted: list[tuple[Any, list[Event]]] = []
         dead: list[tuple[Any, str]] = []
         try:

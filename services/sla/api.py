@@ -9,21 +9,23 @@ import faust
 from faust.web import Request, Response, View
 
 from services.sla import metrics, report
-from services.sla.agents import Counters
+from services.sla.agents import Counters, Progress
 from services.sla.series import MAX_HOURS, MemoryHistory, service_series
 from services.sla.service import SlaCore
 
 __all__ = ["register_views"]
 
 
-def register_views(app: faust.App, *, core: SlaCore, counters: Counters, memory_every: float = 5.0) -> None:
+def register_views(app: faust.App, *, core: SlaCore, counters: Counters, progress: Progress,
+                   memory_every: float = 5.0) -> None:
     """`memory_every`: how often memory reports are copied into the history the series view shows."""
     memory = _memory_history(app, core=core, every=memory_every)
 
     @app.page("/healthz")
     class Healthz(View):
         async def get(self, request: Request, **kwargs: Any) -> Response:
-            return self.json({"status": "pass", "service": "sla"})
+            body, status = _health(progress)
+            return self.json(body, status=status)
 
     @app.page("/api/sla")
     class Overview(View):
@@ -53,6 +55,14 @@ def register_views(app: faust.App, *, core: SlaCore, counters: Counters, memory_
     class Metrics(View):
         async def get(self, request: Request, **kwargs: Any) -> Response:
             return self.bytes(_metrics(core, counters).encode(), content_type=metrics.CONTENT_TYPE)
+
+
+def _health(progress: Progress) -> tuple[dict[str, str], int]:
+    """Pass, or fail (503) while an agent's batch waits on the broker past its limit: the watchdog restarts us."""
+    stalled = progress.stalled()
+    if stalled is None:
+        return {"status": "pass", "service": "sla"}, 200
+    return {"status": "fail", "service": "sla", "output": stalled}, 503
 
 
 def _hours(text: str) -> float:

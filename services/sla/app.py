@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 import faust
 from faust.web.drivers.aiohttp import Web as AiohttpWeb
 
-from services.sla.agents import Counters, FaustPublisher, register_agents
+from services.sla.agents import Counters, FaustPublisher, Progress, register_agents
 from services.sla.flagwatch import register_flag_watch
 from services.sla.maintenance import register_maintenance_watch
 from services.sla.api import register_views
@@ -39,6 +39,7 @@ class SlaApp:
     agents: dict[str, Any]
     counters: Counters
     republish: Callable[[], Awaitable[int]]
+    progress: Progress
 
 
 class _Web(AiohttpWeb):
@@ -80,9 +81,10 @@ def create_app(settings: SlaSettings, *, policy: SlaPolicy | None = None, publis
     publisher = publisher or FaustPublisher(app, topic_prefix=settings.kafka.topic_prefix, timeout_s=settings.publish_timeout,
                                            partitions=settings.partitions)
     outbox = Outbox(core=core, tables=tables, publisher=publisher, counters=counters, partitions=settings.partitions)
+    progress = Progress(stall_after=settings.stall_after)
     agents = register_agents(app, core=core, tables=tables, publisher=publisher, outbox=outbox, counters=counters,
                              topic_prefix=settings.kafka.topic_prefix, batch_size=settings.batch_size,
-                             batch_within=settings.batch_within, partitions=settings.partitions)
+                             batch_within=settings.batch_within, partitions=settings.partitions, progress=progress)
     _republish_on_a_timer(app, outbox, every=settings.republish_every, topic=settings.kafka.topic_prefix + topics.TELEMETRY_REQUESTS,
                           partitions=settings.partitions)
     register_ticks(app, core=core, tables=tables, outbox=outbox, publisher=publisher, counters=counters,
@@ -95,8 +97,9 @@ def create_app(settings: SlaSettings, *, policy: SlaPolicy | None = None, publis
         agents |= register_maintenance_watch(app, core=core, tables=tables, publisher=publisher,
                                              topic_prefix=settings.kafka.topic_prefix, partitions=settings.partitions,
                                              counters=counters)
-    register_views(app, core=core, counters=counters)
-    return SlaApp(app=app, core=core, tables=tables, agents=agents, counters=counters, republish=outbox.republish)
+    register_views(app, core=core, counters=counters, progress=progress)
+    return SlaApp(app=app, core=core, tables=tables, agents=agents, counters=counters, republish=outbox.republish,
+                  progress=progress)
 
 
 def _faust_app(settings: SlaSettings) -> _App:

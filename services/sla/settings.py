@@ -19,6 +19,7 @@ class SlaSettings(HttpSettings):
     batch_size: int = Field(default=1000, ge=1, description="Records per batch at most (one changelog write per changed key per batch).")
     batch_within: float = Field(default=0.25, gt=0, description="Seconds a batch waits for more records (adds at most this to detection).")
     publish_timeout: float = Field(default=10.0, gt=0, description="Seconds to wait for the broker's ack of a trigger, a report or a dead letter.")
+    stall_after: float = Field(default=30.0, gt=0, description="Seconds one batch may wait for the broker's acks before /healthz answers 503 (the health service's watchdog then restarts the worker); one health-check interval.")
     republish_every: float = Field(default=1.0, gt=0, description="Seconds between retries of trigger events not yet published.")
     tick_every: float = Field(default=1.0, gt=0, description="Seconds between evaluations on the clock (windows age out without new data).")
     tick_idle: float = Field(default=3.0, gt=0, description="Seconds without a service's records before the clock evaluates its triggers.")

@@ -43,11 +43,13 @@ def free_port() -> int:
 
 
 @asynccontextmanager
-async def running(settings: KafkaSettings, app_id: str, *, port: int | None = None, publisher: Any = None) -> AsyncIterator[SlaApp]:
+async def running(settings: KafkaSettings, app_id: str, *, port: int | None = None, publisher: Any = None,
+                  **sla_settings: Any) -> AsyncIterator[SlaApp]:
     """A started SLA worker with its partitions and recovered tables; `publisher.attach(sla, settings)` is
-    called before the start when `publisher` is given (to wrap the real one)."""
+    called before the start when `publisher` is given (to wrap the real one); `sla_settings` go to SlaSettings."""
     sla = create_app(SlaSettings(app_id=app_id, kafka=settings, policy_file=None, web_enabled=port is not None,
-                                 port=port or 8003, data_dir="/tmp/safeguard-sla-tests"), publisher=publisher)
+                                 port=port or 8003, data_dir="/tmp/safeguard-sla-tests", **sla_settings),
+                     publisher=publisher)
     if publisher is not None:
         publisher.attach(sla, settings)
     await sla.app.start()
