@@ -56,9 +56,10 @@ def node_stack() -> None:
 
 
 def _client() -> httpx.AsyncClient:
-    """Idle connections expire before HAProxy's `timeout http-keep-alive 5s` closes them: httpx's default
-    expiry is also 5 s, and a request sent on a connection HAProxy is closing fails with "Server disconnected"
-    (seen once in CI while the test waited for recovery between two bursts of traffic)."""
+    """Idle connections expire well before HAProxy closes them: with HAProxy's `timeout http-keep-alive` at 5 s,
+    httpx's default expiry (also 5 s) let a request go out on a connection HAProxy was closing ("Server
+    disconnected", seen once in CI while the test waited for recovery between two bursts of traffic). HAProxy
+    keeps them 15 s now (tests/integration/shared/test_front_door_reuse.py); the short expiry stays."""
     return httpx.AsyncClient(timeout=5, limits=httpx.Limits(keepalive_expiry=2.0))
 
 

@@ -1,4 +1,4 @@
-"""An http probe never reuses an idle connection: HAProxy (`timeout http-keep-alive 5s`) and most
+"""An http probe never reuses an idle connection: HAProxy (`timeout http-keep-alive 15s`) and most
 servers close idle keep-alive connections, and a probe sent on one that the server is closing fails
 with "Server disconnected without sending a response" (seen in compose as targets flapping to warn)."""
 
