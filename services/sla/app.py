@@ -92,11 +92,11 @@ def create_app(settings: SlaSettings, *, policy: SlaPolicy | None = None, publis
                    idle_after=settings.tick_idle, partitions=settings.partitions)
     if settings.rearm_on_flags:
         agents |= register_flag_watch(app, core=core, tables=tables, publisher=publisher, topic_prefix=settings.kafka.topic_prefix,
-                                      partitions=settings.partitions, counters=counters)
+                                      partitions=settings.partitions, counters=counters, progress=progress)
     if settings.maintenance_from_notifier:
         agents |= register_maintenance_watch(app, core=core, tables=tables, publisher=publisher,
                                              topic_prefix=settings.kafka.topic_prefix, partitions=settings.partitions,
-                                             counters=counters)
+                                             counters=counters, progress=progress)
     register_views(app, core=core, counters=counters, progress=progress)
     return SlaApp(app=app, core=core, tables=tables, agents=agents, counters=counters, republish=outbox.republish,
                   progress=progress)

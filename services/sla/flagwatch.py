@@ -21,7 +21,7 @@ from typing import Any
 
 import faust
 
-from services.sla.agents import decode_or_refuse
+from services.sla.agents import Progress, decode_or_refuse
 from services.sla.outbox import partition_of
 from services.sla.service import SlaCore
 from services.sla.tables import Tables
@@ -43,8 +43,9 @@ def _on(record: dict[str, Any] | None) -> bool:
 
 
 def register_flag_watch(app: faust.App, *, core: SlaCore, tables: Tables, publisher: Any, topic_prefix: str,
-                        partitions: int, counters: Any) -> dict[str, Any]:
-    """`publisher.dead_letter` takes a flag change that does not parse (to `<topic>.dlq`, with the reason)."""
+                        partitions: int, counters: Any, progress: Progress) -> dict[str, Any]:
+    """`publisher.dead_letter` takes a flag change that does not parse (to `<topic>.dlq`, with the reason);
+    `progress` follows each record in hand (each waits for the broker's acks: /healthz sees a stall)."""
     changes = app.topic(topic_prefix + topics.FLAGS_CHANGES, key_serializer="raw", value_serializer="raw",
                         partitions=partitions)
     fanout = app.topic(f"{app.conf.id}-flags-on", key_serializer="raw", value_serializer="raw", partitions=partitions,
@@ -53,22 +54,24 @@ def register_flag_watch(app: faust.App, *, core: SlaCore, tables: Tables, publis
     @app.agent(changes, name="sla.watch_flags")
     async def watch_flags(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
         async for record in stream.events():
-            event = await decode_or_refuse(record, keyed_by=None, publisher=publisher, counters=counters,
-                                           group=app.conf.id)
-            if isinstance(event, FlagChanged) and turned_on(event):
-                body = json.dumps({"flag": event.flag_key, "at": event.time.isoformat()}).encode()
-                for partition in range(partitions):  # acked before this record is: none is lost
-                    await (await fanout.send(key=event.flag_key.encode(), value=body, partition=partition))
-                counters["sla_flags_turned_on_total"][event.flag_key] += 1
+            with progress.batch(record.message.topic):
+                event = await decode_or_refuse(record, keyed_by=None, publisher=publisher, counters=counters,
+                                               group=app.conf.id)
+                if isinstance(event, FlagChanged) and turned_on(event):
+                    body = json.dumps({"flag": event.flag_key, "at": event.time.isoformat()}).encode()
+                    for partition in range(partitions):  # acked before this record is: none is lost
+                        await (await fanout.send(key=event.flag_key.encode(), value=body, partition=partition))
+                    counters["sla_flags_turned_on_total"][event.flag_key] += 1
             yield None
 
     @app.agent(fanout, name="sla.rearm")
     async def rearm(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
         async for record in stream.events():
-            data = json.loads(record.value)
-            _rearm(core, tables, partition=record.message.partition, flag=data["flag"],
-                   at=datetime.fromisoformat(data["at"]), partitions=partitions, counters=counters)
-            await tables.written()  # acked before this record is
+            with progress.batch(record.message.topic):
+                data = json.loads(record.value)
+                _rearm(core, tables, partition=record.message.partition, flag=data["flag"],
+                       at=datetime.fromisoformat(data["at"]), partitions=partitions, counters=counters)
+                await tables.written()  # acked before this record is
             yield None
 
     return {"watch_flags": watch_flags, "rearm": rearm}

@@ -20,7 +20,7 @@ from typing import Any
 
 import faust
 
-from services.sla.agents import decode_or_refuse
+from services.sla.agents import Progress, decode_or_refuse
 from services.sla.outbox import partition_of
 from services.sla.service import SlaCore
 from services.sla.tables import Tables
@@ -45,8 +45,9 @@ def spans(event: Event) -> list[tuple[str, dict[str, Any]]]:
 
 
 def register_maintenance_watch(app: faust.App, *, core: SlaCore, tables: Tables, publisher: Any, topic_prefix: str,
-                               partitions: int, counters: Any) -> dict[str, Any]:
-    """`publisher.dead_letter` takes a record that does not parse or whose key is not its window."""
+                               partitions: int, counters: Any, progress: Progress) -> dict[str, Any]:
+    """`publisher.dead_letter` takes a record that does not parse or whose key is not its window; `progress`
+    follows each record in hand (each waits for the broker's acks: /healthz sees a stall)."""
     windows = app.topic(topic_prefix + topics.MAINTENANCE_WINDOWS, key_serializer="raw", value_serializer="raw",
                         partitions=partitions)
     fanout = app.topic(f"{app.conf.id}-maintenance", key_serializer="raw", value_serializer="raw",
@@ -58,22 +59,22 @@ def register_maintenance_watch(app: faust.App, *, core: SlaCore, tables: Tables,
     @app.agent(windows, name="sla.watch_maintenance")
     async def watch_maintenance(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
         async for record in stream.events():
-            event = await decoded(record)
-            if event is None:
-                yield None
-                continue
-            for service, span in spans(event):  # each acked before this record is: none is lost
-                await (await fanout.send(key=service.encode(), value=json.dumps(span).encode(),
-                                         partition=partition_of(service, partitions=partitions)))
-            counters["sla_maintenance_windows_total"][type(event).__name__] += 1
+            with progress.batch(record.message.topic):
+                event = await decoded(record)
+                for service, span in spans(event) if event is not None else []:  # each acked before this record is
+                    await (await fanout.send(key=service.encode(), value=json.dumps(span).encode(),
+                                             partition=partition_of(service, partitions=partitions)))
+                if event is not None:
+                    counters["sla_maintenance_windows_total"][type(event).__name__] += 1
             yield None
 
     @app.agent(fanout, name="sla.plan_maintenance")
     async def plan_maintenance(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
         async for record in stream.events():
-            _plan(core, tables, service=record.message.key.decode(), span=json.loads(record.value),
-                  partition=record.message.partition)
-            await tables.written()  # acked before this record is
+            with progress.batch(record.message.topic):
+                _plan(core, tables, service=record.message.key.decode(), span=json.loads(record.value),
+                      partition=record.message.partition)
+                await tables.written()  # acked before this record is
             yield None
 
     return {"watch_maintenance": watch_maintenance, "plan_maintenance": plan_maintenance}

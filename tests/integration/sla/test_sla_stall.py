@@ -9,12 +9,15 @@ so the health service's watchdog (which restarts a hung SLA processor and opens 
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime, timedelta
 
 import httpx
 
+from shared.events import MaintenanceWindowScheduled
 from shared.kafka import KafkaPublisher
 from shared.settings import KafkaSettings
 from tests.integration.sla.test_sla_changelog import _changelog_limit
+from tests.integration.sla.test_sla_maintenance import create_window_topic
 from tests.integration.sla.test_sla_kafka import create_topics, free_port, recent, running, wait_for
 from tests.unit.sla.helpers import requests
 
@@ -60,3 +63,26 @@ async def test_healthz_fails_while_a_batch_waits_on_the_broker_and_passes_once_i
             await _changelog_limit(kafka_settings, changelog, None)
         await wait_for(lambda: sla.counters["sla_events_total"][topic] == 4, timeout=60)
         assert await _health(port) == (200, {"status": "pass", "service": "sla"})
+
+
+async def test_the_maintenance_agents_stall_is_seen_too(kafka_settings: KafkaSettings, unique: str) -> None:
+    """The agents beside the batches (flag changes, maintenance windows) also wait for the broker per record."""
+    await create_topics(kafka_settings)
+    await create_window_topic(kafka_settings)
+    app_id, port = f"sla-{unique}", free_port()
+    changelog = f"{app_id}-service_to_maintenance-changelog"
+    now = datetime.now().astimezone()
+    window = MaintenanceWindowScheduled(window_id=f"mw-{unique}", components=["shop"], starts_at=now,
+                                        ends_at=now + timedelta(hours=1), by="tests", title="stall")
+    async with running(kafka_settings, app_id, port=port, stall_after=STALL_AFTER) as sla, \
+            KafkaPublisher.start(kafka_settings, source="/safeguard/tests") as pub:
+        await _changelog_limit(kafka_settings, changelog, 64)
+        try:
+            await asyncio.sleep(1.0)
+            await pub.publish(window)
+            status, body = await _health_until(port, 503, timeout=STALL_AFTER + 20)
+            assert f"{app_id}-maintenance" in body["output"], body
+        finally:
+            await _changelog_limit(kafka_settings, changelog, None)
+        assert await _health_until(port, 200, timeout=60) == (200, {"status": "pass", "service": "sla"})
+        assert window.window_id in (sla.core.maintenance.get("shop") or {})
